@@ -1,0 +1,150 @@
+"""The one bus interface every service talks to.
+
+It has the semantics of Redis Streams consumer groups, so that a service
+behaves the same on the in-process bus and on Redis:
+
+- ``publish`` appends events to a topic (partitioned topics route by symbol);
+- a *group* gets every message of a topic once, shared among its consumers;
+- a delivered message stays *pending* until it is acknowledged; a pending
+  message idle for longer than ``claim_idle_ms`` is claimed by another consumer
+  of the group (a crashed consumer loses nothing);
+- ``commit`` acknowledges messages, publishes the events they caused and saves
+  consumer state in one atomic step, so a crash leaves either all or none of it;
+- a message that fails ``max_deliveries`` times moves to the dead-letter topic
+  with its error.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tradewind.events import DeadLetter, Event
+
+
+@dataclass(slots=True)
+class Message:
+    topic: str
+    id: str
+    event: Event
+    deliveries: int = 1
+    partition: int = 0
+
+
+@dataclass(slots=True)
+class GroupInfo:
+    lag: int
+    pending: int
+
+
+@dataclass(slots=True)
+class TopicInfo:
+    length: int
+    groups: dict[str, GroupInfo] = field(default_factory=dict)
+
+
+class BusError(RuntimeError):
+    """The bus could not complete an operation after its retries."""
+
+
+class Subscription(ABC):
+    """A consumer's view of one group over one or more topics."""
+
+    def __init__(self, topics: Sequence[str], group: str, consumer: str) -> None:
+        self.topics = tuple(topics)
+        self.group = group
+        self.consumer = consumer
+
+    @abstractmethod
+    async def fetch(self, max_count: int = 1024, timeout: float = 1.0) -> list[Message]:
+        """Up to ``max_count`` messages: reclaimed and new ones; [] after ``timeout``."""
+
+    @abstractmethod
+    async def commit(
+        self,
+        acks: Sequence[Message],
+        publish: Mapping[str, Sequence[Event]] | None = None,
+        state: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Atomically ack ``acks``, publish ``publish`` and store ``state``."""
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        await self.commit(messages)
+
+    @abstractmethod
+    async def fail(self, message: Message, error: str) -> bool:
+        """Record a failed attempt; dead-letter the message after too many.
+
+        Returns True when the message went to the dead-letter topic.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop consuming; unacked messages stay pending for the group."""
+
+    async def assign(self, partitions: Sequence[int]) -> None:
+        """Change which partitions of partitioned topics this consumer reads."""
+        return None
+
+
+class Bus(ABC):
+    """A topic bus with consumer groups; see the module docstring."""
+
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+    partitions: int = 1
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    @abstractmethod
+    async def publish(self, topic: str, events: Sequence[Event]) -> None:
+        """Append events; returns once they are durable on the bus."""
+
+    @abstractmethod
+    async def subscribe(
+        self,
+        topics: Sequence[str],
+        group: str,
+        consumer: str,
+        partitions: Sequence[int] | None = None,
+    ) -> Subscription:
+        """Join ``group`` as ``consumer``; the group starts at the oldest retained
+        message when it is new."""
+
+    @abstractmethod
+    async def get_state(self, key: str) -> bytes | None:
+        """State stored by ``Subscription.commit``."""
+
+    @abstractmethod
+    async def put_state(self, key: str, value: bytes) -> None:
+        """Store state outside a commit (leases, operator changes)."""
+
+    @abstractmethod
+    async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:
+        """The retained messages of a topic (all partitions), oldest first."""
+
+    @abstractmethod
+    async def info(self) -> dict[str, TopicInfo]:
+        """Length, and lag and pending per group, for every known topic."""
+
+    async def ping(self) -> bool:
+        return True
+
+    async def dead_letters(self, count: int = 1000) -> list[DeadLetter]:
+        return [
+            m.event for m in await self.read_all("dead_letter", count)
+            if isinstance(m.event, DeadLetter)
+        ]
+
+    async def idle(self) -> bool:
+        """True when every group has consumed and acknowledged everything."""
+        for topic in (await self.info()).values():
+            for g in topic.groups.values():
+                if g.lag or g.pending:
+                    return False
+        return True

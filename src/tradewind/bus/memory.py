@@ -1,0 +1,258 @@
+"""The in-process bus: Redis Streams semantics without a server.
+
+Each topic is a bounded log with a cursor per group. Publishing waits while the
+slowest group is ``capacity`` messages behind (backpressure instead of unbounded
+memory); entries every group has read are dropped, and pending ones are held by
+their group until acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tradewind import events as ev
+from tradewind.bus.base import Bus, GroupInfo, Message, Subscription, TopicInfo
+from tradewind.events import DeadLetter, Event
+from tradewind.topics import DEAD_LETTER
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: Message
+    consumer: str
+    since: float
+
+
+@dataclass(slots=True)
+class _Group:
+    cursor: int
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    wakers: set[asyncio.Event] = field(default_factory=set)
+
+
+class _Stream:
+    __slots__ = ("base", "entries", "groups", "name", "space")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.entries: deque[Event] = deque()
+        self.base = 0
+        self.groups: dict[str, _Group] = {}
+        self.space = asyncio.Event()
+        self.space.set()
+
+    @property
+    def next_seq(self) -> int:
+        return self.base + len(self.entries)
+
+    def backlog(self) -> int:
+        if not self.groups:
+            return 0
+        return self.next_seq - min(g.cursor for g in self.groups.values())
+
+    def trim(self, retain: int) -> None:
+        floor = min((g.cursor for g in self.groups.values()), default=self.next_seq - retain)
+        drop = min(floor - self.base, len(self.entries))
+        for _ in range(max(drop, 0)):
+            self.entries.popleft()
+        if drop > 0:
+            self.base += drop
+
+
+class MemoryBus(Bus):
+    def __init__(
+        self,
+        capacity: int = 65_536,
+        max_deliveries: int = 5,
+        claim_idle_ms: int = 30_000,
+        retain: int = 100_000,
+    ) -> None:
+        self.capacity = capacity
+        self.max_deliveries = max_deliveries
+        self.claim_idle_ms = claim_idle_ms
+        self.retain = retain
+        self._streams: dict[str, _Stream] = {}
+        self._state: dict[str, bytes] = {}
+
+    def _stream(self, topic: str) -> _Stream:
+        s = self._streams.get(topic)
+        if s is None:
+            s = self._streams[topic] = _Stream(topic)
+        return s
+
+    async def publish(self, topic: str, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        s = self._stream(topic)
+        while s.backlog() >= self.capacity:
+            s.space.clear()
+            await s.space.wait()
+        self._append(s, events)
+
+    def _append(self, s: _Stream, events: Sequence[Event]) -> None:
+        s.entries.extend(events)
+        if not s.groups and len(s.entries) > self.retain:
+            s.trim(self.retain)
+        for g in s.groups.values():
+            for w in g.wakers:
+                w.set()
+
+    async def subscribe(
+        self,
+        topics: Sequence[str],
+        group: str,
+        consumer: str,
+        partitions: Sequence[int] | None = None,
+    ) -> Subscription:
+        return MemorySubscription(self, topics, group, consumer)
+
+    async def get_state(self, key: str) -> bytes | None:
+        return self._state.get(key)
+
+    async def put_state(self, key: str, value: bytes) -> None:
+        self._state[key] = value
+
+    async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:
+        s = self._streams.get(topic)
+        if s is None:
+            return []
+        return [
+            Message(topic, str(s.base + i), e)
+            for i, e in enumerate(list(s.entries)[:count])
+        ]
+
+    async def info(self) -> dict[str, TopicInfo]:
+        return {
+            name: TopicInfo(
+                length=len(s.entries),
+                groups={
+                    gname: GroupInfo(lag=s.next_seq - g.cursor, pending=len(g.pending))
+                    for gname, g in s.groups.items()
+                },
+            )
+            for name, s in self._streams.items()
+        }
+
+
+class MemorySubscription(Subscription):
+    def __init__(
+        self, bus: MemoryBus, topics: Sequence[str], group: str, consumer: str
+    ) -> None:
+        super().__init__(topics, group, consumer)
+        self._bus = bus
+        self._wake = asyncio.Event()
+        self._groups: list[tuple[_Stream, _Group]] = []
+        for t in self.topics:
+            s = bus._stream(t)
+            g = s.groups.get(group)
+            if g is None:
+                g = s.groups[group] = _Group(cursor=s.base)
+            g.wakers.add(self._wake)
+            self._groups.append((s, g))
+        self._wake.set()
+        self._closed = False
+
+    async def fetch(self, max_count: int = 1024, timeout: float = 1.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._wake.clear()
+            out = self._take(max_count)
+            if out or self._closed:
+                return out
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return self._take(max_count)
+
+    def _take(self, max_count: int) -> list[Message]:
+        out: list[Message] = []
+        now = time.monotonic()
+        idle = self._bus.claim_idle_ms / 1000.0
+        for s, g in self._groups:
+            if g.pending:
+                for p in g.pending.values():
+                    if len(out) >= max_count:
+                        break
+                    if now - p.since >= idle:
+                        p.message.deliveries += 1
+                        p.consumer = self.consumer
+                        p.since = now
+                        out.append(p.message)
+            n = min(max_count - len(out), s.next_seq - g.cursor)
+            if n <= 0:
+                continue
+            start = g.cursor - s.base
+            topic = s.name
+            for i in range(n):
+                seq = g.cursor + i
+                m = Message(topic, str(seq), s.entries[start + i])
+                g.pending[seq] = _Pending(m, self.consumer, now)
+                out.append(m)
+            g.cursor += n
+            s.trim(self._bus.retain)
+            if s.backlog() < self._bus.capacity:
+                s.space.set()
+        return out
+
+    async def commit(
+        self,
+        acks: Sequence[Message],
+        publish: Mapping[str, Sequence[Event]] | None = None,
+        state: Mapping[str, bytes] | None = None,
+    ) -> None:
+        if publish:
+            for topic, events in publish.items():
+                s = self._bus._stream(topic)
+                while events and s.backlog() >= self._bus.capacity:
+                    s.space.clear()
+                    await s.space.wait()
+        # From here on nothing awaits: the commit is atomic for other tasks.
+        if publish:
+            for topic, events in publish.items():
+                if events:
+                    self._bus._append(self._bus._stream(topic), events)
+        if state:
+            self._bus._state.update(state)
+        self._ack(acks)
+
+    def _ack(self, acks: Sequence[Message]) -> None:
+        for m in acks:
+            for s, g in self._groups:
+                if s.name == m.topic:
+                    g.pending.pop(int(m.id), None)
+                    break
+
+    async def fail(self, message: Message, error: str) -> bool:
+        if message.deliveries >= self._bus.max_deliveries:
+            dead = DeadLetter(
+                id=f"{message.topic}:{self.group}:{message.id}",
+                ts_event=time.time_ns(),
+                topic=message.topic,
+                message_id=message.id,
+                group=self.group,
+                deliveries=message.deliveries,
+                error=error[:2000],
+                payload=ev.encode(message.event),
+            )
+            await self.commit([message], {DEAD_LETTER: [dead]})
+            return True
+        for s, g in self._groups:
+            if s.name == message.topic:
+                p = g.pending.get(int(message.id))
+                if p is not None:
+                    p.since = float("-inf")
+                    self._wake.set()
+        return False
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        for _s, g in self._groups:
+            g.wakers.discard(self._wake)

@@ -1,0 +1,217 @@
+"""Settings: environment (``TRADEWIND_…``, nested with ``__``), an optional YAML
+file (``TRADEWIND_CONFIG``), and secret files (``/run/secrets`` or any
+``TRADEWIND_…_FILE`` variable), validated once at start.
+
+An invalid value raises ``ConfigError`` naming the setting; the CLI turns it
+into one line on stderr and exit status 2. Secrets are ``SecretStr`` and never
+appear in reprs, logs or errors.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "TRADEWIND_"
+SECRETS_DIR = Path("/run/secrets")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; ``key`` names it as a user writes it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"invalid setting {key}: {message}")
+        self.key = key
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BusSettings(_Section):
+    kind: Literal["memory", "redis"] = "memory"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    prefix: str = Field("tw", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    partitions: int = Field(8, ge=1, le=1024)
+    market_maxlen: int = Field(1_000_000, ge=1000)
+    capacity: int = Field(65_536, ge=16)
+    max_deliveries: int = Field(5, ge=1, le=100)
+    claim_idle_ms: int = Field(30_000, ge=10)
+    batch_size: int = Field(1024, ge=1, le=100_000)
+    block_ms: int = Field(200, ge=1, le=60_000)
+
+
+class StoreSettings(_Section):
+    url: SecretStr = SecretStr("sqlite:///tradewind.db")
+    password: SecretStr | None = None
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+    flush_interval_ms: int = Field(50, ge=1, le=60_000)
+    retry_max_s: float = Field(30.0, gt=0)
+
+
+class FeedSettings(_Section):
+    source: Literal["replay", "live"] = "replay"
+    data: list[Path] = []
+    speed: float = Field(0.0, ge=0.0, description="0 = as fast as possible, 1 = real time")
+    exchanges: list[str] = ["binance"]
+    symbols: list[str] = ["BTCUSDT"]
+    stale_after_s: float = Field(30.0, gt=0)
+    ws_urls: dict[str, str] = {}
+    rest_urls: dict[str, str] = {}
+
+
+class StrategySettings(_Section):
+    name: str = "ema_cross"
+    params: dict[str, Any] = {}
+
+
+class RiskSettings(_Section):
+    max_position: Decimal = Field(Decimal("0.05"), gt=0)
+    max_order_notional: Decimal = Field(Decimal("5000"), gt=0)
+    max_orders_per_second: int = Field(5, ge=1)
+    max_orders_per_minute: int = Field(120, ge=1)
+    initial_state: Literal["active", "reducing", "halted"] = "active"
+
+
+class PaperSettings(_Section):
+    taker_fee_bps: Decimal = Field(Decimal("10"), ge=0)
+    maker_fee_bps: Decimal = Field(Decimal("2"), ge=0)
+    slippage_bps: Decimal = Field(Decimal("1"), ge=0)
+    seed: int = 7
+    quote_currency: str = "USDT"
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class ControlSettings(_Section):
+    token: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Every Tradewind setting; nested sections map to ``TRADEWIND_SECTION__KEY``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    service_name: str = "tradewind"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+    drain_timeout_s: float = Field(20.0, gt=0, le=600)
+    bus: BusSettings = BusSettings()
+    store: StoreSettings = StoreSettings()
+    feed: FeedSettings = FeedSettings()
+    strategy: StrategySettings = StrategySettings()
+    risk: RiskSettings = RiskSettings()
+    paper: PaperSettings = PaperSettings()
+    http: HttpSettings = HttpSettings()
+    control: ControlSettings = ControlSettings()
+
+    @field_validator("service_name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v):
+            raise ValueError("must be a non-empty name without spaces")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFilesSource(settings_cls),
+                _YamlSource(settings_cls))
+
+
+def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """The file named by ``TRADEWIND_CONFIG``; lower precedence than the environment."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"cannot read {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path} is not valid YAML: {exc}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path} must hold a mapping")
+        return data
+
+
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """``TRADEWIND_X__Y_FILE=/path`` and ``/run/secrets/tradewind_x__y`` supply
+    ``x.y`` from a file, so secrets never sit in the environment or the image."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, path in os.environ.items():
+            if name.startswith(ENV_PREFIX) and name.endswith("_FILE") and name != f"{ENV_PREFIX}CONFIG_FILE":
+                key = name[len(ENV_PREFIX):-len("_FILE")].lower()
+                try:
+                    value = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(name, f"cannot read secret file: {exc.strerror}") from None
+                _set_path(out, key.split("__"), value)
+        secrets_dir = Path(os.environ.get(f"{ENV_PREFIX}SECRETS_DIR", str(SECRETS_DIR)))
+        if secrets_dir.is_dir():
+            for f in sorted(secrets_dir.iterdir()):
+                if f.name.lower().startswith(ENV_PREFIX.lower()) and f.is_file():
+                    key = f.name[len(ENV_PREFIX):].lower()
+                    path_parts = key.split("__")
+                    node: Any = out
+                    for part in path_parts[:-1]:
+                        node = node.get(part, {}) if isinstance(node, dict) else {}
+                    if not (isinstance(node, dict) and path_parts[-1] in node):
+                        _set_path(out, path_parts, f.read_text().strip())
+        return out
+
+
+def _key_for(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return ENV_PREFIX + "__".join(p.upper() for p in parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate settings; raises ``ConfigError`` naming the bad key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        raise ConfigError(_key_for(err["loc"]), err["msg"]) from None

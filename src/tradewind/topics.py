@@ -1,0 +1,35 @@
+"""Topic names and symbol partitioning.
+
+All market events of a symbol (trades, quotes, book deltas) share one ordered
+topic, ``market``, partitioned by a stable hash of the symbol: a strategy that
+reads trades and quotes of one symbol must see them in exchange order, which
+separate streams per event type could not guarantee. ``market.trades``,
+``market.quotes`` and ``market.books`` name the event kinds inside it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Final
+
+MARKET: Final = "market"
+BARS: Final = "bars"
+SIGNALS: Final = "signals"
+DECISIONS: Final = "risk.decisions"
+ORDERS: Final = "orders"
+EXECUTIONS: Final = "executions"
+CONTROL: Final = "control"
+CONTROL_REPLIES: Final = "control.replies"
+DEAD_LETTER: Final = "dead_letter"
+
+ALL: Final = (MARKET, BARS, SIGNALS, DECISIONS, ORDERS, EXECUTIONS, CONTROL)
+PARTITIONED: Final = frozenset({MARKET})
+TRIMMABLE: Final = frozenset({MARKET})
+"""Topics whose old entries may be trimmed; order flow is kept until persisted."""
+
+
+def partition_of(symbol: str, partitions: int) -> int:
+    """Stable across processes and Python versions (unlike ``hash``)."""
+    if partitions <= 1:
+        return 0
+    return zlib.crc32(symbol.encode()) % partitions
