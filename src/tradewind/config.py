@@ -139,8 +139,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _SecretFilesSource(settings_cls),
-                _YamlSource(settings_cls))
+        return (
+            init_settings,
+            env_settings,
+            _SecretFilesSource(settings_cls),
+            _YamlSource(settings_cls),
+        )
 
 
 def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
@@ -162,7 +166,9 @@ class _YamlSource(PydanticBaseSettingsSource):
         try:
             data = yaml.safe_load(Path(path).read_text())
         except OSError as exc:
-            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(
+                f"{ENV_PREFIX}CONFIG", f"cannot read {path}: {exc.strerror}"
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path} is not valid YAML: {exc}") from None
         if data is None:
@@ -182,8 +188,12 @@ class _SecretFilesSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, path in os.environ.items():
-            if name.startswith(ENV_PREFIX) and name.endswith("_FILE") and name != f"{ENV_PREFIX}CONFIG_FILE":
-                key = name[len(ENV_PREFIX):-len("_FILE")].lower()
+            if (
+                name.startswith(ENV_PREFIX)
+                and name.endswith("_FILE")
+                and name != f"{ENV_PREFIX}CONFIG_FILE"
+            ):
+                key = name[len(ENV_PREFIX) : -len("_FILE")].lower()
                 try:
                     value = Path(path).read_text().strip()
                 except OSError as exc:
@@ -193,7 +203,7 @@ class _SecretFilesSource(PydanticBaseSettingsSource):
         if secrets_dir.is_dir():
             for f in sorted(secrets_dir.iterdir()):
                 if f.name.lower().startswith(ENV_PREFIX.lower()) and f.is_file():
-                    key = f.name[len(ENV_PREFIX):].lower()
+                    key = f.name[len(ENV_PREFIX) :].lower()
                     path_parts = key.split("__")
                     node: Any = out
                     for part in path_parts[:-1]:

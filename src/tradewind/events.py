@@ -81,7 +81,7 @@ class _Event(msgspec.Struct, frozen=True, array_like=True, tag_field="t", kw_onl
     ts_event: int
 
 
-class Trade(_Event, tag="trade"):
+class Trade(_Event, tag="trade", frozen=True):
     exchange: str
     symbol: str
     price: float
@@ -91,7 +91,7 @@ class Trade(_Event, tag="trade"):
     ts_recv: int
 
 
-class Quote(_Event, tag="quote"):
+class Quote(_Event, tag="quote", frozen=True):
     exchange: str
     symbol: str
     bid: float
@@ -102,7 +102,7 @@ class Quote(_Event, tag="quote"):
     update_id: int = 0
 
 
-class BookDelta(_Event, tag="book"):
+class BookDelta(_Event, tag="book", frozen=True):
     """A change to an L2 book; ``snapshot`` replaces the whole book.
 
     Levels are ``(price, qty)``; qty 0 deletes the level.
@@ -116,9 +116,10 @@ class BookDelta(_Event, tag="book"):
     first_update_id: int
     last_update_id: int
     ts_recv: int
+    prev_update_id: int | None = None
 
 
-class Bar(_Event, tag="bar"):
+class Bar(_Event, tag="bar", frozen=True):
     exchange: str
     symbol: str
     interval_s: float
@@ -132,7 +133,7 @@ class Bar(_Event, tag="bar"):
     ts_recv: int
 
 
-class Signal(_Event, tag="signal"):
+class Signal(_Event, tag="signal", frozen=True):
     """A strategy's wish to trade; it becomes an order only through risk.
 
     The reference prices are the market as the strategy saw it, so that risk and
@@ -155,7 +156,7 @@ class Signal(_Event, tag="signal"):
     ts_recv: int = 0
 
 
-class OrderRequest(_Event, tag="order"):
+class OrderRequest(_Event, tag="order", frozen=True):
     client_order_id: str
     signal_id: str
     strategy: str
@@ -173,7 +174,7 @@ class OrderRequest(_Event, tag="order"):
     ts_recv: int = 0
 
 
-class CancelRequest(_Event, tag="cancel"):
+class CancelRequest(_Event, tag="cancel", frozen=True):
     client_order_id: str
     exchange: str
     symbol: str
@@ -181,7 +182,7 @@ class CancelRequest(_Event, tag="cancel"):
     ts_recv: int = 0
 
 
-class RiskDecision(_Event, tag="decision"):
+class RiskDecision(_Event, tag="decision", frozen=True):
     signal_id: str
     client_order_id: str
     strategy: str
@@ -196,7 +197,7 @@ class RiskDecision(_Event, tag="decision"):
     ts_recv: int = 0
 
 
-class OrderUpdate(_Event, tag="order_update"):
+class OrderUpdate(_Event, tag="order_update", frozen=True):
     client_order_id: str
     exchange_order_id: str
     exchange: str
@@ -213,7 +214,7 @@ class OrderUpdate(_Event, tag="order_update"):
     ts_recv: int = 0
 
 
-class Fill(_Event, tag="fill"):
+class Fill(_Event, tag="fill", frozen=True):
     client_order_id: str
     exchange_order_id: str
     exchange: str
@@ -228,7 +229,7 @@ class Fill(_Event, tag="fill"):
     ts_recv: int = 0
 
 
-class Position(_Event, tag="position"):
+class Position(_Event, tag="position", frozen=True):
     exchange: str
     symbol: str
     qty: Decimal
@@ -239,7 +240,7 @@ class Position(_Event, tag="position"):
     unrealized_pnl: Decimal = Decimal(0)
 
 
-class Control(_Event, tag="control"):
+class Control(_Event, tag="control", frozen=True):
     """An operator command; ``signature`` is an HMAC of the command with the
     control token, so the token itself never travels on the bus."""
 
@@ -249,14 +250,14 @@ class Control(_Event, tag="control"):
     signature: str = ""
 
 
-class ControlReply(_Event, tag="control_reply"):
+class ControlReply(_Event, tag="control_reply", frozen=True):
     request_id: str
     ok: bool
     detail: str
     payload: dict[str, Any] = {}
 
 
-class DeadLetter(_Event, tag="dead_letter"):
+class DeadLetter(_Event, tag="dead_letter", frozen=True):
     topic: str
     message_id: str
     group: str
@@ -265,7 +266,7 @@ class DeadLetter(_Event, tag="dead_letter"):
     payload: bytes
 
 
-MarketEvent = Trade | Quote | BookDelta
+MarketEvent = Trade | Quote | BookDelta | Bar
 Event = (
     Trade
     | Quote
@@ -282,7 +283,7 @@ Event = (
     | ControlReply
     | DeadLetter
 )
-EVENT_TYPES: tuple[type[Any], ...] = Event.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type[Any], ...] = Event.__args__
 
 _msgpack_encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _msgpack_decoder: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)

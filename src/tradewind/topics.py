@@ -18,11 +18,12 @@ SIGNALS: Final = "signals"
 DECISIONS: Final = "risk.decisions"
 ORDERS: Final = "orders"
 EXECUTIONS: Final = "executions"
+POSITIONS: Final = "positions"
 CONTROL: Final = "control"
 CONTROL_REPLIES: Final = "control.replies"
 DEAD_LETTER: Final = "dead_letter"
 
-ALL: Final = (MARKET, BARS, SIGNALS, DECISIONS, ORDERS, EXECUTIONS, CONTROL)
+ALL: Final = (MARKET, BARS, SIGNALS, DECISIONS, ORDERS, EXECUTIONS, POSITIONS, CONTROL)
 PARTITIONED: Final = frozenset({MARKET})
 TRIMMABLE: Final = frozenset({MARKET})
 """Topics whose old entries may be trimmed; order flow is kept until persisted."""

@@ -137,7 +137,8 @@ class Bus(ABC):
 
     async def dead_letters(self, count: int = 1000) -> list[DeadLetter]:
         return [
-            m.event for m in await self.read_all("dead_letter", count)
+            m.event
+            for m in await self.read_all("dead_letter", count)
             if isinstance(m.event, DeadLetter)
         ]
 

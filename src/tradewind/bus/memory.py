@@ -120,10 +120,7 @@ class MemoryBus(Bus):
         s = self._streams.get(topic)
         if s is None:
             return []
-        return [
-            Message(topic, str(s.base + i), e)
-            for i, e in enumerate(list(s.entries)[:count])
-        ]
+        return [Message(topic, str(s.base + i), e) for i, e in enumerate(list(s.entries)[:count])]
 
     async def info(self) -> dict[str, TopicInfo]:
         return {
@@ -139,9 +136,7 @@ class MemoryBus(Bus):
 
 
 class MemorySubscription(Subscription):
-    def __init__(
-        self, bus: MemoryBus, topics: Sequence[str], group: str, consumer: str
-    ) -> None:
+    def __init__(self, bus: MemoryBus, topics: Sequence[str], group: str, consumer: str) -> None:
         super().__init__(topics, group, consumer)
         self._bus = bus
         self._wake = asyncio.Event()

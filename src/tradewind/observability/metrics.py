@@ -10,8 +10,23 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 
 # --- bus and event flow ---------------------------------------------------
@@ -19,15 +34,18 @@ EVENTS_PUBLISHED = Counter(
     "tradewind_events_published_total", "Events published to the bus.", ["service", "topic"]
 )
 EVENTS_CONSUMED = Counter(
-    "tradewind_events_consumed_total", "Events consumed and acknowledged.",
+    "tradewind_events_consumed_total",
+    "Events consumed and acknowledged.",
     ["service", "topic"],
 )
 EVENTS_FAILED = Counter(
-    "tradewind_events_failed_total", "Message processing attempts that raised.",
+    "tradewind_events_failed_total",
+    "Message processing attempts that raised.",
     ["service", "topic"],
 )
 DEAD_LETTERS = Counter(
-    "tradewind_dead_letters_total", "Messages moved to the dead-letter topic.",
+    "tradewind_dead_letters_total",
+    "Messages moved to the dead-letter topic.",
     ["service", "topic"],
 )
 DEAD_LETTER_SIZE = Gauge("tradewind_dead_letter_size", "Messages in the dead-letter topic.")
@@ -35,12 +53,15 @@ STREAM_LAG = Gauge(
     "tradewind_stream_lag", "Messages not yet delivered to a consumer group.", ["topic", "group"]
 )
 STREAM_PENDING = Gauge(
-    "tradewind_stream_pending", "Messages delivered but not yet acknowledged.",
+    "tradewind_stream_pending",
+    "Messages delivered but not yet acknowledged.",
     ["topic", "group"],
 )
 STREAM_LENGTH = Gauge("tradewind_stream_length", "Messages retained in a topic.", ["topic"])
 BATCH_SIZE = Histogram(
-    "tradewind_batch_size", "Messages per processed batch.", ["service"],
+    "tradewind_batch_size",
+    "Messages per processed batch.",
+    ["service"],
     buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384),
 )
 BUS_RECONNECTS = Counter(
@@ -52,15 +73,18 @@ HOP_LATENCY = Histogram(
     "tradewind_hop_latency_seconds",
     "Latency of one hop, from the tick's local receive time: "
     "tick_to_signal, signal_to_decision, decision_to_ack, fill_to_persisted.",
-    ["hop"], buckets=_LATENCY_BUCKETS,
+    ["hop"],
+    buckets=_LATENCY_BUCKETS,
 )
 TICK_TO_ORDER = Histogram(
     "tradewind_tick_to_order_seconds",
-    "From a market tick's local receive time to the exchange acknowledging the order "
-    "it caused.", buckets=_LATENCY_BUCKETS,
+    "From a market tick's local receive time to the exchange acknowledging the order it caused.",
+    buckets=_LATENCY_BUCKETS,
 )
 PROCESSING_SECONDS = Histogram(
-    "tradewind_processing_seconds", "Time to process one batch.", ["service"],
+    "tradewind_processing_seconds",
+    "Time to process one batch.",
+    ["service"],
     buckets=_LATENCY_BUCKETS,
 )
 
@@ -69,17 +93,17 @@ FEED_MESSAGES = Counter(
     "tradewind_feed_messages_total", "Exchange messages received.", ["exchange", "symbol", "kind"]
 )
 FEED_PARSE_ERRORS = Counter(
-    "tradewind_feed_parse_errors_total", "Malformed or invalid exchange messages skipped.",
+    "tradewind_feed_parse_errors_total",
+    "Malformed or invalid exchange messages skipped.",
     ["exchange", "reason"],
 )
 FEED_RECONNECTS = Counter(
     "tradewind_feed_reconnects_total", "WebSocket reconnects.", ["exchange", "reason"]
 )
-FEED_GAPS = Counter(
-    "tradewind_feed_gaps_total", "Sequence gaps detected.", ["exchange", "symbol"]
-)
+FEED_GAPS = Counter("tradewind_feed_gaps_total", "Sequence gaps detected.", ["exchange", "symbol"])
 BOOK_RESYNCS = Counter(
-    "tradewind_book_resyncs_total", "Order books resynchronised from a snapshot.",
+    "tradewind_book_resyncs_total",
+    "Order books resynchronised from a snapshot.",
     ["exchange", "symbol", "reason"],
 )
 BOOK_CHECKSUM_FAILURES = Counter(
@@ -100,48 +124,45 @@ FEED_CONNECTED = Gauge(
     "tradewind_feed_connected", "1 while a feed connection is open.", ["exchange", "connection"]
 )
 PUBLISH_LATENCY = Histogram(
-    "tradewind_feed_publish_latency_seconds", "From receiving a frame to publishing its events.",
-    ["exchange"], buckets=_LATENCY_BUCKETS,
+    "tradewind_feed_publish_latency_seconds",
+    "From receiving a frame to publishing its events.",
+    ["exchange"],
+    buckets=_LATENCY_BUCKETS,
 )
 
 # --- strategy --------------------------------------------------------------------
-SIGNALS = Counter(
-    "tradewind_signals_total", "Signals emitted.", ["strategy", "symbol", "side"]
-)
+SIGNALS = Counter("tradewind_signals_total", "Signals emitted.", ["strategy", "symbol", "side"])
 BARS = Counter("tradewind_bars_total", "Bars closed.", ["symbol"])
 
 # --- risk ---------------------------------------------------------------------------
 RISK_DECISIONS = Counter(
-    "tradewind_risk_decisions_total", "Risk verdicts by outcome and reason.",
+    "tradewind_risk_decisions_total",
+    "Risk verdicts by outcome and reason.",
     ["verdict", "reason"],
 )
-TRADING_STATE = Gauge(
-    "tradewind_trading_state", "1 for the current trading state.", ["state"]
-)
-EXPOSURE = Gauge(
-    "tradewind_exposure", "Exposure in the account currency.", ["kind"]
-)
+TRADING_STATE = Gauge("tradewind_trading_state", "1 for the current trading state.", ["state"])
+EXPOSURE = Gauge("tradewind_exposure", "Exposure in the account currency.", ["kind"])
 LIMIT_UTILISATION = Gauge(
-    "tradewind_limit_utilisation_ratio", "Share of a risk limit in use (1 = at the limit).",
+    "tradewind_limit_utilisation_ratio",
+    "Share of a risk limit in use (1 = at the limit).",
     ["limit"],
 )
-KILL_SWITCH = Counter(
-    "tradewind_kill_switch_total", "Kill switch activations.", ["trigger"]
-)
+KILL_SWITCH = Counter("tradewind_kill_switch_total", "Kill switch activations.", ["trigger"])
 
 # --- execution and portfolio --------------------------------------------------------
-ORDERS = Counter(
-    "tradewind_orders_total", "Order state transitions.", ["exchange", "status"]
-)
+ORDERS = Counter("tradewind_orders_total", "Order state transitions.", ["exchange", "status"])
 OPEN_ORDERS = Gauge("tradewind_open_orders", "Orders not yet in a terminal state.")
 ILLEGAL_TRANSITIONS = Counter(
-    "tradewind_order_illegal_transitions_total", "Order state transitions refused.",
+    "tradewind_order_illegal_transitions_total",
+    "Order state transitions refused.",
     ["from_status", "to_status"],
 )
 FILLS = Counter("tradewind_fills_total", "Fills.", ["exchange", "symbol", "liquidity"])
 FEES = Counter("tradewind_fees_total", "Fees paid in the quote currency.", ["exchange"])
 POSITION = Gauge("tradewind_position", "Position quantity.", ["exchange", "symbol"])
-REALIZED_PNL = Gauge("tradewind_realized_pnl", "Realized PnL, quote currency.", ["exchange", "symbol"])
+REALIZED_PNL = Gauge(
+    "tradewind_realized_pnl", "Realized PnL, quote currency.", ["exchange", "symbol"]
+)
 UNREALIZED_PNL = Gauge(
     "tradewind_unrealized_pnl", "Unrealized PnL at the last mark.", ["exchange", "symbol"]
 )
@@ -156,13 +177,15 @@ CIRCUIT_OPEN = Gauge(
 ROWS_WRITTEN = Counter("tradewind_rows_written_total", "Rows inserted.", ["table"])
 DB_ERRORS = Counter("tradewind_db_errors_total", "Database operations that failed.", ["kind"])
 DB_WRITE_SECONDS = Histogram(
-    "tradewind_db_write_seconds", "Time to write and commit one batch.",
+    "tradewind_db_write_seconds",
+    "Time to write and commit one batch.",
     buckets=_LATENCY_BUCKETS,
 )
 
 # --- process ---------------------------------------------------------------------------
 EVENT_LOOP_LAG = Histogram(
-    "tradewind_event_loop_lag_seconds", "How late the event loop runs a scheduled callback.",
+    "tradewind_event_loop_lag_seconds",
+    "How late the event loop runs a scheduled callback.",
     buckets=_LATENCY_BUCKETS,
 )
 SERVICE_UP = Gauge("tradewind_service_ready", "1 while the service is ready.", ["service"])

@@ -1,0 +1,1 @@
+"""Exchange adapters: market data parsers and feeds, replay, the paper exchange."""

@@ -1,0 +1,145 @@
+"""Replay of recorded exchange messages, paced by exchange time.
+
+The files hold one exchange message per line exactly as it was received (see
+``shared/data/market/SOURCES.md``). A bad line is counted by reason and
+skipped; it never stops a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+from tradewind.clock import ReplayClock
+from tradewind.events import MarketEvent
+from tradewind.exchanges.binance import BinanceParser
+from tradewind.exchanges.errors import ParseError
+from tradewind.observability import metrics
+
+BUNDLED_RECORDING = "binance_spot_btcusdt_combined_20240808.jsonl"
+
+
+class Parser(Protocol):
+    exchange: str
+
+    def parse(self, frame: bytes, ts_recv: int) -> list[MarketEvent]: ...
+
+
+PARSERS: dict[str, Callable[[], Parser]] = {"binance": BinanceParser}
+"""Recorded formats by name; the feed modules register theirs here."""
+
+_SIGNATURES: list[tuple[str, Callable[[bytes], bool]]] = [
+    ("binance", lambda line: b'"stream"' in line[:40] or b"lastUpdateId" in line[:40]),
+]
+
+
+def register_format(
+    name: str, factory: Callable[[], Parser], sniff: Callable[[bytes], bool]
+) -> None:
+    PARSERS[name] = factory
+    _SIGNATURES.append((name, sniff))
+
+
+def bundled_recording() -> Path:
+    """The real recording shipped in the package, so a first run needs nothing else."""
+    return Path(str(resources.files("tradewind") / "data" / BUNDLED_RECORDING))
+
+
+def detect_format(path: Path) -> str:
+    with path.open("rb") as fh:
+        for _, line in zip(range(200), fh, strict=False):
+            for name, sniff in reversed(_SIGNATURES):
+                if sniff(line):
+                    return name
+    raise ValueError(f"{path}: not a recording format Tradewind knows ({', '.join(PARSERS)})")
+
+
+@dataclass
+class ReplayStats:
+    lines: int = 0
+    events: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+class ReplaySource:
+    """Yields batches of parsed events from recordings.
+
+    ``speed`` 0 replays as fast as possible; 1 is real time, 10 ten times faster.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[Path],
+        speed: float = 0.0,
+        clock: ReplayClock | None = None,
+        fmt: str | None = None,
+        lines: Iterable[bytes] | None = None,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.speed = speed
+        self.clock = clock
+        self.fmt = fmt
+        self._lines = lines
+        self.stats = ReplayStats()
+
+    def _sources(self) -> Iterator[tuple[Parser, Iterable[bytes]]]:
+        if self._lines is not None:
+            yield PARSERS[self.fmt or "binance"](), self._lines
+            return
+        for path in self.paths:
+            parser = PARSERS[self.fmt or detect_format(path)]()
+            with path.open("rb") as fh:
+                yield parser, fh
+
+    async def batches(self, max_batch: int = 1024) -> AsyncIterator[list[MarketEvent]]:
+        stats = self.stats
+        first_ts = 0
+        wall0 = 0.0
+        batch: list[MarketEvent] = []
+        for parser, lines in self._sources():
+            exchange = parser.exchange
+            for raw in lines:
+                line = raw.strip()
+                if not line:
+                    continue
+                stats.lines += 1
+                try:
+                    events = parser.parse(line, time.time_ns())
+                except ParseError as exc:
+                    stats.errors[exc.reason] += 1
+                    metrics.FEED_PARSE_ERRORS.labels(exchange, exc.reason).inc()
+                    continue
+                if not events:
+                    continue
+                ts = events[-1].ts_event
+                if self.speed > 0 and ts:
+                    if not first_ts:
+                        first_ts, wall0 = ts, time.monotonic()
+                    delay = wall0 + (ts - first_ts) / 1e9 / self.speed - time.monotonic()
+                    if delay > 0.0005:
+                        if batch:
+                            yield self._emit(batch)
+                            batch = []
+                        await asyncio.sleep(delay)
+                batch.extend(events)
+                if len(batch) >= max_batch:
+                    yield self._emit(batch)
+                    batch = []
+        if batch:
+            yield self._emit(batch)
+
+    def _emit(self, batch: list[MarketEvent]) -> list[MarketEvent]:
+        self.stats.events += len(batch)
+        if self.clock is not None and batch:
+            self.clock.advance(max(e.ts_event for e in batch))
+        return batch

@@ -1,0 +1,120 @@
+"""Positions and PnL from fills, in exact decimals.
+
+Execution, risk and the backtest report all account with this one class so
+that they can never disagree about a position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tradewind.events import Fill, Position, Side
+
+_ZERO = Decimal(0)
+_AVG_Q = Decimal("1e-12")
+
+
+@dataclass(slots=True)
+class PositionState:
+    exchange: str
+    symbol: str
+    qty: Decimal = _ZERO
+    avg_price: Decimal = _ZERO
+    realized_pnl: Decimal = _ZERO
+    fees: Decimal = _ZERO
+    mark: Decimal | None = None
+
+    def apply(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> None:
+        signed = qty if side is Side.BUY else -qty
+        self.fees += fee
+        if self.qty == 0 or (self.qty > 0) == (signed > 0):
+            total = abs(self.qty) + qty
+            self.avg_price = ((abs(self.qty) * self.avg_price + qty * price) / total).quantize(
+                _AVG_Q
+            )
+            self.qty += signed
+            return
+        closed = min(qty, abs(self.qty))
+        direction = 1 if self.qty > 0 else -1
+        self.realized_pnl += closed * (price - self.avg_price) * direction
+        self.qty += signed
+        if self.qty == 0:
+            self.avg_price = _ZERO
+        elif (self.qty > 0) != (direction > 0):
+            self.avg_price = price
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        if self.mark is None or self.qty == 0:
+            return _ZERO
+        return (self.mark - self.avg_price) * self.qty
+
+    @property
+    def notional(self) -> Decimal:
+        px = self.mark if self.mark is not None else self.avg_price
+        return self.qty * px
+
+    def event(self, ts: int, event_id: str) -> Position:
+        return Position(
+            id=event_id,
+            ts_event=ts,
+            exchange=self.exchange,
+            symbol=self.symbol,
+            qty=self.qty,
+            avg_price=self.avg_price,
+            realized_pnl=self.realized_pnl,
+            fees=self.fees,
+            mark_price=self.mark,
+            unrealized_pnl=self.unrealized_pnl.quantize(_AVG_Q),
+        )
+
+
+class Portfolio:
+    def __init__(self) -> None:
+        self.positions: dict[tuple[str, str], PositionState] = {}
+        self.marks: dict[tuple[str, str], Decimal] = {}
+        self.fills = 0
+
+    def position(self, exchange: str, symbol: str) -> PositionState:
+        key = (exchange, symbol)
+        p = self.positions.get(key)
+        if p is None:
+            p = self.positions[key] = PositionState(exchange, symbol, mark=self.marks.get(key))
+        return p
+
+    def apply(self, fill: Fill) -> PositionState:
+        p = self.position(fill.exchange, fill.symbol)
+        p.apply(fill.side, fill.qty, fill.price, fill.fee)
+        self.fills += 1
+        return p
+
+    def mark(self, exchange: str, symbol: str, price: float | Decimal) -> None:
+        """Remember the price even without a position, so a position opened later
+        is valued at the latest mark whatever order the streams arrive in."""
+        key = (exchange, symbol)
+        m = price if isinstance(price, Decimal) else Decimal(repr(price))
+        self.marks[key] = m
+        p = self.positions.get(key)
+        if p is not None:
+            p.mark = m
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return sum((p.realized_pnl for p in self.positions.values()), _ZERO)
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return sum((p.unrealized_pnl for p in self.positions.values()), _ZERO)
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((p.fees for p in self.positions.values()), _ZERO)
+
+    @property
+    def gross_exposure(self) -> Decimal:
+        return sum((abs(p.notional) for p in self.positions.values()), _ZERO)
+
+    @property
+    def net_exposure(self) -> Decimal:
+        return sum((p.notional for p in self.positions.values()), _ZERO)

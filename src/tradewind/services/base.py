@@ -1,0 +1,167 @@
+"""What every service shares: its context, its consumer loops, start and stop.
+
+A consumer loop fetches a batch, hands it to the service's handler, and the
+handler commits (acks, publishes and saves state atomically). A handler that
+raises has the batch retried message by message, so one poison message is
+isolated, counted and, after ``max_deliveries``, dead-lettered, while the rest
+of the batch goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from abc import ABC
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import structlog
+
+from tradewind.bus import Bus, Message, Subscription
+from tradewind.clock import Clock
+from tradewind.config import Settings
+from tradewind.instruments import InstrumentRegistry
+from tradewind.observability import metrics
+from tradewind.storage import Store
+
+Handler = Callable[[Subscription, list[Message]], Awaitable[None]]
+log = structlog.get_logger("tradewind.service")
+
+
+@dataclass
+class ServiceContext:
+    bus: Bus
+    clock: Clock
+    settings: Settings
+    instruments: InstrumentRegistry
+    store: Store | None = None
+    consumer: str = "0"
+    durable_state: bool = False
+    """Save consumer state with every commit (on a bus that survives restarts)."""
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+class Service(ABC):
+    name: ClassVar[str] = "service"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.bus = ctx.bus
+        self.settings = ctx.settings
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: list[Subscription] = []
+        self._stopping = asyncio.Event()
+        self.started = False
+
+    async def start(self) -> None:
+        """Restore state and start the consumer loops."""
+        self.started = True
+
+    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{self.name}:{name}")
+        self._tasks.append(task)
+        return task
+
+    async def consume(
+        self,
+        topics: Sequence[str],
+        handler: Handler,
+        group: str | None = None,
+        batch: int | None = None,
+        partitions: Sequence[int] | None = None,
+    ) -> Subscription:
+        sub = await self.bus.subscribe(topics, group or self.name, self.ctx.consumer, partitions)
+        self._subs.append(sub)
+        self.spawn(
+            self._loop(sub, handler, batch or self.settings.bus.batch_size), "+".join(topics)
+        )
+        return sub
+
+    async def _loop(self, sub: Subscription, handler: Handler, batch: int) -> None:
+        timeout = self.settings.bus.block_ms / 1000.0
+        name = self.name
+        while not self._stopping.is_set():
+            msgs = await sub.fetch(batch, timeout)
+            if not msgs:
+                continue
+            t0 = time.perf_counter()
+            try:
+                await handler(sub, msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "batch failed; retrying one by one", service=name, size=len(msgs), exc_info=True
+                )
+                await self._isolate(sub, handler, msgs)
+            metrics.PROCESSING_SECONDS.labels(name).observe(time.perf_counter() - t0)
+            metrics.BATCH_SIZE.labels(name).observe(len(msgs))
+
+    async def _isolate(self, sub: Subscription, handler: Handler, msgs: list[Message]) -> None:
+        for m in msgs:
+            try:
+                await handler(sub, [m])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self.reject(sub, m, exc)
+
+    async def reject(self, sub: Subscription, m: Message, exc: BaseException) -> None:
+        """Count a failed message; the bus retries it, then dead-letters it."""
+        metrics.EVENTS_FAILED.labels(self.name, m.topic).inc()
+        dead = await sub.fail(m, f"{type(exc).__name__}: {exc}")
+        if dead:
+            metrics.DEAD_LETTERS.labels(self.name, m.topic).inc()
+        log.error(
+            "message failed",
+            service=self.name,
+            topic=m.topic,
+            id=m.id,
+            deliveries=m.deliveries,
+            dead_lettered=dead,
+            error=str(exc)[:500],
+        )
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Let every loop finish its current batch, then cancel what is left."""
+        self._stopping.set()
+        for sub in self._subs:
+            await sub.close()
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:
+            _done, pending = await asyncio.wait(
+                tasks, timeout=timeout or self.settings.drain_timeout_s
+            )
+            for t in pending:
+                t.cancel()
+            for t in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        for t in self._tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                log.error(
+                    "task ended with an error",
+                    service=self.name,
+                    task=t.get_name(),
+                    error=repr(t.exception()),
+                )
+        self._tasks.clear()
+
+    def failed(self) -> BaseException | None:
+        """The first exception that ended one of the service's tasks."""
+        for t in self._tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                return t.exception()
+        return None
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether the service should receive work; the reason when not."""
+        if not self.started:
+            return False, "not started"
+        err = self.failed()
+        if err is not None:
+            return False, f"task failed: {err!r}"
+        return True, "ok"

@@ -1,0 +1,155 @@
+"""The signal service: market events → strategies → signals (and bars).
+
+One strategy instance per symbol sees that symbol's events in exchange order.
+Bars close when exchange time passes their end, whatever event moves it, so a
+replay closes the same bars at the same points every time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from tradewind.bus import Message, Subscription
+from tradewind.events import Bar, BookDelta, Event, Fill, Quote, Signal, Trade
+from tradewind.observability import metrics
+from tradewind.services.base import Service, ServiceContext
+from tradewind.strategies import Strategy, StrategyContext, build_params, strategy_class
+from tradewind.strategies.bars import BarBuilder
+from tradewind.topics import BARS, EXECUTIONS, MARKET, SIGNALS
+
+
+class _Worker:
+    __slots__ = ("bars", "ctx", "strategy")
+
+    def __init__(self, strategy: Strategy, ctx: StrategyContext, bars: BarBuilder | None) -> None:
+        self.strategy = strategy
+        self.ctx = ctx
+        self.bars = bars
+
+
+class SignalService(Service):
+    name = "signal"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        s = ctx.settings.strategy
+        self.strategy_cls = strategy_class(s.name)
+        self.params = build_params(s.name, s.params)
+        self.workers: dict[tuple[str, str], _Worker] = {}
+        self.bars_out = 0
+        self.signals_out = 0
+
+    def _worker(self, exchange: str, symbol: str) -> _Worker:
+        key = (exchange, symbol)
+        w = self.workers.get(key)
+        if w is None:
+            sctx = StrategyContext(self.strategy_cls.name, exchange, symbol)
+            interval = self.params.bar_interval_s
+            bars = BarBuilder(exchange, symbol, interval) if interval > 0 else None
+            w = self.workers[key] = _Worker(self.strategy_cls(self.params, sctx), sctx, bars)
+        return w
+
+    async def start(self) -> None:
+        await super().start()
+        await self.consume([MARKET], self._on_market)
+        await self.consume([EXECUTIONS], self._on_executions, group=f"{self.name}.fills")
+
+    def state_key(self, exchange: str, symbol: str) -> str:
+        return f"signal:{self.strategy_cls.name}:{exchange}:{symbol}"
+
+    async def _restore(self, w: _Worker) -> None:
+        raw = await self.bus.get_state(self.state_key(w.ctx.exchange, w.ctx.symbol))
+        if raw is None:
+            return
+        data = json.loads(raw)
+        w.ctx.restore(data["ctx"])
+        w.strategy.load_state(data["strategy"])
+        if w.bars is not None and data.get("bars") is not None:
+            w.bars.restore(data["bars"])
+
+    def _snapshot(self, w: _Worker) -> bytes:
+        return json.dumps(
+            {
+                "ctx": w.ctx.state(),
+                "strategy": w.strategy.save_state(),
+                "bars": None if w.bars is None else w.bars.state(),
+            }
+        ).encode()
+
+    async def _on_market(self, sub: Subscription, msgs: list[Message]) -> None:
+        bars: list[Event] = []
+        signals: list[Signal] = []
+        touched: dict[tuple[str, str], _Worker] = {}
+        durable = self.ctx.durable_state
+        for m in msgs:
+            e = m.event
+            if not isinstance(e, (Trade, Quote, BookDelta, Bar)):
+                continue
+            key = (e.exchange, e.symbol)
+            w = self.workers.get(key)
+            if w is None:
+                w = self._worker(*key)
+                if durable:
+                    await self._restore(w)
+            touched[key] = w
+            self._dispatch(w, e, bars)
+            if w.ctx._out:
+                signals.extend(w.ctx.drain())
+        state = (
+            {self.state_key(*k): self._snapshot(w) for k, w in touched.items()} if durable else None
+        )
+        publish: dict[str, Sequence[Event]] = {BARS: bars, SIGNALS: signals}
+        await sub.commit(msgs, publish, state)
+        self._account(len(msgs), bars, signals)
+
+    def _dispatch(self, w: _Worker, e: Trade | Quote | BookDelta | Bar, bars: list[Event]) -> None:
+        ctx = w.ctx
+        strat = w.strategy
+        if e.ts_event > ctx.now_ns:
+            if w.bars is not None:
+                closed = w.bars.advance(e.ts_event)
+                if closed is not None:
+                    bars.append(closed)
+                    strat.on_bar(closed)
+            ctx.now_ns = e.ts_event
+        ctx.ts_recv = e.ts_recv
+        if type(e) is Trade:
+            ctx.last = e.price
+            if w.bars is not None:
+                closed = w.bars.add(e)
+                if closed is not None:
+                    bars.append(closed)
+                    strat.on_bar(closed)
+            strat.on_trade(e)
+        elif type(e) is Quote:
+            ctx.bid, ctx.ask = e.bid, e.ask
+            strat.on_quote(e)
+        elif type(e) is BookDelta:
+            strat.on_book(e)
+        elif type(e) is Bar and w.bars is None:
+            strat.on_bar(e)
+
+    def _account(self, n: int, bars: list[Event], signals: list[Signal]) -> None:
+        metrics.EVENTS_CONSUMED.labels(self.name, MARKET).inc(n)
+        if bars:
+            self.bars_out += len(bars)
+            metrics.EVENTS_PUBLISHED.labels(self.name, BARS).inc(len(bars))
+        if signals:
+            self.signals_out += len(signals)
+            metrics.EVENTS_PUBLISHED.labels(self.name, SIGNALS).inc(len(signals))
+            now = time.time_ns()
+            for s in signals:
+                metrics.HOP_LATENCY.labels("tick_to_signal").observe((now - s.ts_recv) / 1e9)
+                metrics.SIGNALS.labels(s.strategy, s.symbol, s.side.value).inc()
+
+    async def _on_executions(self, sub: Subscription, msgs: list[Message]) -> None:
+        strategy = self.strategy_cls.name
+        for m in msgs:
+            e = m.event
+            if type(e) is Fill and e.strategy == strategy:
+                w = self.workers.get((e.exchange, e.symbol))
+                if w is not None:
+                    w.strategy.on_fill(e)
+        await sub.commit(msgs)

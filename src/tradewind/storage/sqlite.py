@@ -1,0 +1,101 @@
+"""The embedded store: one SQLite file, written from one dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Table
+
+from tradewind.events import Event
+from tradewind.storage import migrate, schema
+from tradewind.storage.base import Store
+from tradewind.storage.rows import Row, group_rows
+
+sqlite3.register_adapter(Decimal, str)
+T = TypeVar("T")
+
+
+def _insert_sql(table: Table) -> str:
+    cols = [c.name for c in table.columns]
+    return (
+        f"INSERT OR IGNORE INTO {table.name} ({', '.join(cols)}) "
+        f"VALUES ({', '.join('?' * len(cols))})"
+    )
+
+
+_INSERTS = {t: _insert_sql(t) for t in schema.metadata.tables.values()}
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        if not url.startswith("sqlite:///"):
+            raise ValueError(f"not a SQLite URL: {url.split(':', 1)[0]}:…")
+        return cls(url[len("sqlite:///") :])
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(f"sqlite:///{self.path}")
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        self._conn = conn
+
+    async def start(self) -> None:
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._pool.shutdown(wait=True)
+
+    def _write(self, grouped: dict[Table, list[Row]]) -> dict[str, int]:
+        conn = self._conn
+        assert conn is not None, "store not started"
+        out: dict[str, int] = {}
+        conn.execute("BEGIN")
+        try:
+            for table, rows in grouped.items():
+                before = conn.total_changes
+                conn.executemany(_INSERTS[table], rows)
+                out[table.name] = conn.total_changes - before
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return out
+
+    async def write(self, events: Sequence[Event]) -> dict[str, int]:
+        grouped = group_rows(events)
+        if not grouped:
+            return {}
+        return await self._run(self._write, grouped)
+
+    def _fetch(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        assert self._conn is not None, "store not started"
+        return list(self._conn.execute(sql, args).fetchall())
+
+    async def fetch(self, sql: str, *args: object) -> list[tuple[object, ...]]:
+        return await self._run(self._fetch, sql, args)
+
+    async def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for name in schema.metadata.tables:
+            rows = await self.fetch(f"SELECT count(*) FROM {name}")
+            out[name] = int(rows[0][0])  # type: ignore[call-overload]
+        return out

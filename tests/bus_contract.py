@@ -1,0 +1,223 @@
+"""The contract every ``Bus`` implementation passes.
+
+Subclass ``BusContract`` and provide a ``make_bus`` fixture: an async factory
+taking ``claim_idle_ms`` and ``max_deliveries`` and returning a started bus.
+The same tests then hold the in-process bus and the Redis bus to the same
+semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from tradewind.bus import Bus, Message
+from tradewind.events import DeadLetter, Fill, Liquidity, Side, Trade, decode
+from tradewind.topics import DEAD_LETTER, MARKET, partition_of
+
+MakeBus = Callable[..., Awaitable[Bus]]
+
+
+def trade(i: int, symbol: str = "BTCUSDT") -> Trade:
+    return Trade(
+        id=f"t{symbol}{i}",
+        ts_event=1_000 + i,
+        exchange="binance",
+        symbol=symbol,
+        price=100.0 + i,
+        qty=1.0,
+        side=Side.BUY,
+        trade_id=str(i),
+        ts_recv=0,
+    )
+
+
+def fill(i: int) -> Fill:
+    return Fill(
+        id=f"f{i}",
+        ts_event=i,
+        client_order_id=f"c{i}",
+        exchange_order_id="x",
+        exchange="binance",
+        symbol="BTCUSDT",
+        side=Side.SELL,
+        price=Decimal("61837.63"),
+        qty=Decimal("0.00100"),
+        fee=Decimal("0.0618"),
+        fee_currency="USDT",
+        liquidity=Liquidity.TAKER,
+    )
+
+
+async def drain(sub: Any, want: int, timeout: float = 5.0, ack: bool = True) -> list[Message]:
+    out: list[Message] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(out) < want and asyncio.get_running_loop().time() < deadline:
+        got = await sub.fetch(want - len(out), 0.1)
+        if got and ack:
+            await sub.ack(got)
+        out.extend(got)
+    return out
+
+
+class BusContract:
+    async def test_group_gets_everything_in_order(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        sub = await bus.subscribe(["t.order"], "g", "c1")
+        await bus.publish("t.order", [trade(i) for i in range(500)])
+        got = await drain(sub, 500)
+        assert [m.event.id for m in got] == [trade(i).id for i in range(500)]
+        assert all(m.topic == "t.order" for m in got)
+
+    async def test_every_group_gets_every_message(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        a = await bus.subscribe(["t.fan"], "a", "c")
+        b = await bus.subscribe(["t.fan"], "b", "c")
+        await bus.publish("t.fan", [trade(i) for i in range(50)])
+        assert len(await drain(a, 50)) == 50
+        assert len(await drain(b, 50)) == 50
+
+    async def test_consumers_of_a_group_share_the_work(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        c1 = await bus.subscribe(["t.share"], "g", "c1")
+        c2 = await bus.subscribe(["t.share"], "g", "c2")
+        await bus.publish("t.share", [trade(i) for i in range(200)])
+        first = await c1.fetch(60, 1.0)
+        await c1.ack(first)
+        rest = await drain(c2, 200 - len(first))
+        ids = [m.event.id for m in first + rest]
+        assert len(ids) == 200
+        assert len(set(ids)) == 200
+
+    async def test_decimal_money_round_trips_exactly(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        sub = await bus.subscribe(["t.money"], "g", "c")
+        await bus.publish("t.money", [fill(1)])
+        (m,) = await drain(sub, 1)
+        assert m.event == fill(1)
+        assert m.event.price == Decimal("61837.63")  # type: ignore[union-attr]
+
+    async def test_unacked_messages_of_a_dead_consumer_are_reclaimed(
+        self, make_bus: MakeBus
+    ) -> None:
+        bus = await make_bus(claim_idle_ms=200)
+        dead = await bus.subscribe(["t.claim"], "g", "dead")
+        await bus.publish("t.claim", [trade(i) for i in range(10)])
+        taken = await dead.fetch(10, 1.0)
+        assert len(taken) == 10
+        # the consumer "crashes": it never acks and never fetches again
+        alive = await bus.subscribe(["t.claim"], "g", "alive")
+        early = await alive.fetch(10, 0.05)
+        assert early == []
+        await asyncio.sleep(0.3)
+        got = await drain(alive, 10)
+        assert sorted(m.event.id for m in got) == sorted(m.event.id for m in taken)
+        assert all(m.deliveries >= 2 for m in got)
+        assert await bus.idle()
+
+    async def test_commit_acks_publishes_and_saves_state_together(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        src = await bus.subscribe(["t.in"], "g", "c")
+        out = await bus.subscribe(["t.out"], "g2", "c")
+        await bus.publish("t.in", [trade(1), trade(2)])
+        msgs = await src.fetch(10, 1.0)
+        assert not await bus.idle()
+        await src.commit(msgs, {"t.out": [trade(3)]}, {"k1": b"state-1"})
+        assert await bus.get_state("k1") == b"state-1"
+        got = await drain(out, 1)
+        assert got[0].event == trade(3)
+        assert await bus.idle()
+
+    async def test_poison_message_goes_to_dead_letter_after_max_deliveries(
+        self, make_bus: MakeBus
+    ) -> None:
+        bus = await make_bus(max_deliveries=3, claim_idle_ms=50)
+        sub = await bus.subscribe(["t.poison"], "g", "c")
+        await bus.publish("t.poison", [trade(1), trade(2)])
+        deliveries = 0
+        ok: list[Message] = []
+        for _ in range(50):
+            msgs = await sub.fetch(10, 0.2)
+            for m in msgs:
+                if m.event.id == trade(1).id:
+                    deliveries += 1
+                    if await sub.fail(m, "ValueError: bad price"):
+                        break
+                else:
+                    ok.append(m)
+                    await sub.ack([m])
+            dead = await bus.dead_letters()
+            if dead:
+                break
+            await asyncio.sleep(0.06)
+        assert deliveries == 3
+        assert [m.event.id for m in ok] == [trade(2).id]
+        (dl,) = await bus.dead_letters()
+        assert isinstance(dl, DeadLetter)
+        assert dl.topic == "t.poison"
+        assert dl.group == "g"
+        assert dl.deliveries == 3
+        assert "bad price" in dl.error
+        assert decode(dl.payload) == trade(1)
+        assert await sub.fetch(10, 0.2) == []
+        assert DEAD_LETTER in await bus.info()
+
+    async def test_state_round_trip(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        assert await bus.get_state("nope") is None
+        await bus.put_state("lease", b"x")
+        assert await bus.get_state("lease") == b"x"
+
+    async def test_new_group_starts_at_oldest_retained(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        await bus.publish("t.late", [trade(i) for i in range(5)])
+        sub = await bus.subscribe(["t.late"], "late", "c")
+        got = await drain(sub, 5)
+        assert [m.event.id for m in got] == [trade(i).id for i in range(5)]
+
+    async def test_fetch_waits_for_new_messages(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        sub = await bus.subscribe(["t.wait"], "g", "c")
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await bus.publish("t.wait", [trade(1)])
+
+        task = asyncio.create_task(later())
+        got = await sub.fetch(10, 2.0)
+        await task
+        assert [m.event.id for m in got] == [trade(1).id]
+
+    async def test_market_keeps_per_symbol_order_and_partitions(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT"]
+        events = [trade(i, symbols[i % len(symbols)]) for i in range(250)]
+        parts = bus.partitions
+        owned = [0] if parts > 1 else None
+        sub = await bus.subscribe([MARKET], "g", "c", partitions=owned)
+        await bus.publish(MARKET, events)
+        want = [e for e in events if owned is None or partition_of(e.symbol, parts) == 0]
+        got = await drain(sub, len(want))
+        assert len(got) == len(want)
+        for sym in symbols:
+            seq = [m.event.id for m in got if m.event.symbol == sym]  # type: ignore[union-attr]
+            assert seq == [e.id for e in want if e.symbol == sym]
+        if owned is not None:
+            assert await sub.fetch(10, 0.2) == []
+
+    async def test_read_all_and_info(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        sub = await bus.subscribe(["t.info"], "g", "c")
+        await bus.publish("t.info", [trade(i) for i in range(3)])
+        assert [m.event.id for m in await bus.read_all("t.info")] == [trade(i).id for i in range(3)]
+        info = await bus.info()
+        assert info["t.info"].groups["g"].lag == 3
+        got = await sub.fetch(3, 1.0)
+        info = await bus.info()
+        assert info["t.info"].groups["g"].pending == 3
+        await sub.ack(got)
+        info = await bus.info()
+        assert info["t.info"].groups["g"].pending == 0
+        assert info["t.info"].groups["g"].lag == 0

@@ -1,0 +1,227 @@
+"""Shared test fixtures: settings, data paths, and real Redis/PostgreSQL servers.
+
+Servers come from ``TRADEWIND_TEST_REDIS_URL`` / ``TRADEWIND_TEST_POSTGRES_URL``;
+without them a throwaway server is started from local binaries; without those
+the test is skipped with the reason, unless ``TRADEWIND_REQUIRE_SERVICES=1``
+(set by CI), which turns every such skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradewind.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKET_DATA = Path(
+    os.environ.get("TRADEWIND_MARKET_DATA", ROOT.parent / "shared" / "data" / "market")
+)
+REQUIRE = os.environ.get("TRADEWIND_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip, or fail when CI requires every external dependency."""
+    if REQUIRE:
+        pytest.fail(f"required by TRADEWIND_REQUIRE_SERVICES=1: {reason}")
+    pytest.skip(reason)
+
+
+def market_file(name: str) -> Path:
+    path = MARKET_DATA / name
+    if not path.exists():
+        skip_or_fail(f"recorded market data not found: {path}")
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    """Settings for a test: embedded defaults, a fresh SQLite file, overrides merged."""
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {"store": {"url": f"sqlite:///{tmp_path / 'tw.db'}"}}
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return load_settings(**base)
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A Redis URL: the configured server, or a throwaway one."""
+    url = os.environ.get("TRADEWIND_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        skip_or_fail("no Redis: set TRADEWIND_TEST_REDIS_URL or install redis-server")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                d,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            if not _wait_port(port):
+                skip_or_fail("throwaway redis-server did not start")
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    return redis_server
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses, so tests can share one Redis."""
+    return f"twtest-{uuid.uuid4().hex[:10]}"
+
+
+def _pg_binaries() -> Path | None:
+    for candidate in [
+        shutil.which("initdb"),
+        *sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+    ]:
+        if candidate:
+            return Path(candidate).parent
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL URL of a server we may create databases on."""
+    url = os.environ.get("TRADEWIND_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    bindir = _pg_binaries()
+    if bindir is None:
+        skip_or_fail("no PostgreSQL: set TRADEWIND_TEST_POSTGRES_URL or install postgresql")
+    assert bindir is not None
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        data = Path(d) / "data"
+        user = "postgres"
+        env = dict(os.environ)
+        run_as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(d, "postgres") if _has_user("postgres") else None
+            run_as = ["runuser", "-u", "postgres", "--"] if _has_user("postgres") else []
+            if not run_as:
+                skip_or_fail("cannot run a throwaway PostgreSQL as root without a postgres user")
+        subprocess.run(
+            [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        proc = subprocess.Popen(
+            [
+                *run_as,
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                d,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            if not _wait_port(port, 30):
+                skip_or_fail("throwaway PostgreSQL did not start")
+            yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"twtest_{uuid.uuid4().hex[:12]}"
+    base = postgres_server
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(base, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    head, _, _ = base.rpartition("/")
+    try:
+        yield f"{head}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
