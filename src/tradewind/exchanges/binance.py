@@ -153,8 +153,10 @@ class BinanceParser:
         self.default_symbol = default_symbol
 
     def parse(self, frame: bytes | str, ts_recv: int) -> list[MarketEvent]:
+        if frame[:1] not in (b"{", "{"):
+            raise ParseError("malformed_json", "a Binance frame is a JSON object")
         try:
-            if frame[:1] in (b"{", "{") and (
+            if (
                 b'"stream"' in frame[:12] if isinstance(frame, bytes) else '"stream"' in frame[:12]
             ):
                 msg = _combined.decode(frame)

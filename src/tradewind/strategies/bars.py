@@ -9,6 +9,7 @@ class BarBuilder:
     __slots__ = (
         "_bucket",
         "_close",
+        "_closed_through",
         "_high",
         "_low",
         "_n",
@@ -29,6 +30,7 @@ class BarBuilder:
         self.interval_s = interval_s
         self.interval_ns = int(interval_s * 1e9)
         self._bucket = -1
+        self._closed_through = -1
         self._open = self._high = self._low = self._close = self._vol = 0.0
         self._n = 0
         self._recv = 0
@@ -40,7 +42,9 @@ class BarBuilder:
         return None
 
     def add(self, t: Trade) -> Bar | None:
-        bucket = t.ts_event // self.interval_ns
+        """A trade stamped inside an already closed bar (trade time lags the
+        event time that closed it) goes into the next bar, never reopens one."""
+        bucket = max(t.ts_event // self.interval_ns, self._closed_through + 1)
         closed = None
         if self._n and bucket > self._bucket:
             closed = self._close_bar()
@@ -77,10 +81,12 @@ class BarBuilder:
             ts_recv=self._recv,
         )
         self._n = 0
+        self._closed_through = self._bucket
         return bar
 
     def state(self) -> list[float | int]:
         return [
+            self._closed_through,
             self._bucket,
             self._open,
             self._high,
@@ -92,7 +98,8 @@ class BarBuilder:
         ]
 
     def restore(self, s: list[float | int]) -> None:
-        b, o, h, lo, c, v, n, r = s
+        ct, b, o, h, lo, c, v, n, r = s
+        self._closed_through = int(ct)
         self._bucket, self._n, self._recv = int(b), int(n), int(r)
         self._open, self._high, self._low, self._close, self._vol = (
             float(o),
