@@ -16,8 +16,11 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from collections.abc import Mapping
+
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -141,7 +144,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (
             init_settings,
-            env_settings,
+            _EnvWithoutFiles(settings_cls),
             _SecretFilesSource(settings_cls),
             _YamlSource(settings_cls),
         )
@@ -151,6 +154,16 @@ def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         target = target.setdefault(part, {})
     target[path[-1]] = value
+
+
+class _EnvWithoutFiles(EnvSettingsSource):
+    """The environment, less ``…_FILE`` pointers (read by ``_SecretFilesSource``)
+    and ``TRADEWIND_CONFIG``/``TRADEWIND_SECRETS_DIR`` (which name other sources)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        skip = (f"{ENV_PREFIX}config".lower(), f"{ENV_PREFIX}secrets_dir".lower())
+        return {k: v for k, v in super()._load_env_vars().items()
+                if not k.lower().endswith("_file") and k.lower() not in skip}
 
 
 class _YamlSource(PydanticBaseSettingsSource):
