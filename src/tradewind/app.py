@@ -15,9 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from tradewind.bus import MemoryBus
-from tradewind.clock import ReplayClock, WallClock
+from tradewind.clock import Clock, ReplayClock, WallClock
 from tradewind.config import Settings
-from tradewind.exchanges.replay import ReplayStats, bundled_recording
+from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
 from tradewind.instruments import InstrumentRegistry
 from tradewind.services import (
     DbWriterService,
@@ -28,7 +28,7 @@ from tradewind.services import (
     SignalService,
     WsService,
 )
-from tradewind.storage import create_store
+from tradewind.storage import Store, create_store
 
 Progress = Callable[[int, int], None]
 
@@ -100,16 +100,32 @@ def count_lines(settings: Settings) -> int:
 
 
 class Pipeline:
-    """The five services wired to one bus, store and clock."""
+    """The five services wired to one bus, store and clock.
 
-    def __init__(self, settings: Settings, bus: MemoryBus | None = None) -> None:
+    ``store=False`` leaves out the store and db_writer (a backtest that needs no
+    rows); ``source`` replaces the replay the ws service would build from the
+    settings (a backtest reading formats that need per-file options); ``clock``
+    is the clock every service reads (give ``source`` the same one).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: MemoryBus | None = None,
+        *,
+        store: bool = True,
+        source: ReplaySource | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         b = settings.bus
         self.bus = bus or MemoryBus(
             capacity=b.capacity, max_deliveries=b.max_deliveries, claim_idle_ms=b.claim_idle_ms
         )
-        self.clock = ReplayClock() if settings.feed.source == "replay" else WallClock()
-        self.store = create_store(settings)
+        self.clock: Clock = clock or (
+            ReplayClock() if settings.feed.source == "replay" else WallClock()
+        )
+        self.store: Store | None = create_store(settings) if store else None
         ctx = ServiceContext(
             bus=self.bus,
             clock=self.clock,
@@ -117,21 +133,23 @@ class Pipeline:
             instruments=InstrumentRegistry.load(),
             store=self.store,
         )
-        self.db_writer = DbWriterService(ctx)
+        self.db_writer = DbWriterService(ctx) if store else None
         self.execution = ExecutionService(ctx)
         self.risk = RiskService(ctx)
         self.signal = SignalService(ctx)
-        self.ws = WsService(ctx)
+        self.ws = WsService(ctx, source)
         self.services: list[Service] = [
             self.ws,
             self.signal,
             self.risk,
             self.execution,
-            self.db_writer,
         ]
+        if self.db_writer is not None:
+            self.services.append(self.db_writer)
 
     async def start(self) -> None:
-        await self.store.start()
+        if self.store is not None:
+            await self.store.start()
         for s in reversed(self.services):
             await s.start()
 
@@ -160,7 +178,8 @@ class Pipeline:
     async def stop(self) -> None:
         for s in self.services:
             await s.stop()
-        await self.store.close()
+        if self.store is not None:
+            await self.store.close()
 
     async def summary(self, duration_s: float) -> RunSummary:
         pf = self.risk.engine.portfolio
@@ -188,7 +207,7 @@ class Pipeline:
             positions=positions,
             latency_p50_ms=None if p50 is None else p50 * 1000,
             latency_p99_ms=None if p99 is None else p99 * 1000,
-            rows=dict(self.db_writer.rows),
+            rows={} if self.db_writer is None else dict(self.db_writer.rows),
             duration_s=duration_s,
         )
 
