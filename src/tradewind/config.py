@@ -84,6 +84,20 @@ class RiskSettings(_Section):
     max_orders_per_second: int = Field(5, ge=1)
     max_orders_per_minute: int = Field(120, ge=1)
     initial_state: Literal["active", "reducing", "halted"] = "active"
+    account_currency: str = Field("USDT", min_length=1)
+    currency_aliases: list[str] = ["USD", "USDC"]
+    max_gross_exposure: Decimal = Field(Decimal("25000"), gt=0)
+    max_net_exposure: Decimal = Field(Decimal("25000"), gt=0)
+    max_open_orders: int = Field(20, ge=1)
+    fat_finger_pct: Decimal = Field(Decimal("5"), gt=0, le=100)
+    stale_after_s: float = Field(30.0, gt=0)
+    max_daily_loss: Decimal = Field(Decimal("500"), gt=0)
+    max_drawdown: Decimal = Field(Decimal("1000"), gt=0)
+    loss_breach_state: Literal["reducing", "halted"] = "halted"
+    flatten_on_breach: bool = False
+    stopout_loss: Decimal = Field(Decimal("100"), gt=0)
+    loss_streak: int = Field(3, ge=1)
+    cooldown_s: float = Field(300.0, ge=0)
 
 
 class PaperSettings(_Section):
@@ -101,6 +115,8 @@ class HttpSettings(_Section):
 
 class ControlSettings(_Section):
     token: SecretStr | None = None
+    max_age_s: float = Field(30.0, gt=0, le=3600)
+    reply_timeout_s: float = Field(10.0, gt=0, le=600)
 
 
 class Settings(BaseSettings):

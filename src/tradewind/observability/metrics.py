@@ -148,6 +148,11 @@ LIMIT_UTILISATION = Gauge(
     ["limit"],
 )
 KILL_SWITCH = Counter("tradewind_kill_switch_total", "Kill switch activations.", ["trigger"])
+CONTROL_COMMANDS = Counter(
+    "tradewind_control_commands_total",
+    "Operator commands received by risk, by command and result (ok or why rejected).",
+    ["command", "result"],
+)
 
 # --- execution and portfolio --------------------------------------------------------
 ORDERS = Counter("tradewind_orders_total", "Order state transitions.", ["exchange", "status"])
