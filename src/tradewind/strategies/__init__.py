@@ -8,8 +8,12 @@ from pydantic import ValidationError
 
 from tradewind.strategies.base import Strategy, StrategyContext, StrategyParams
 from tradewind.strategies.ema_cross import EmaCross
+from tradewind.strategies.imbalance import BookImbalance
+from tradewind.strategies.zscore import ZScoreReversion
 
 STRATEGIES: dict[str, type[Strategy]] = {EmaCross.name: EmaCross}
+STRATEGIES[ZScoreReversion.name] = ZScoreReversion
+STRATEGIES[BookImbalance.name] = BookImbalance
 
 
 def strategy_class(name: str) -> type[Strategy]:
