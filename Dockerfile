@@ -7,13 +7,12 @@
 # works with a read-only root filesystem. No secrets are baked in: they come
 # from files (/run/secrets, TRADEWIND_*_FILE) at run time.
 #
-# The base image is pinned by tag; pin it by digest as well in your registry
-# mirror (PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:...) and rebuild
-# when the base image or requirements.lock changes (see docs/deploy.md).
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# The base image is pinned by tag in both stages (edit both together); add
+# `@sha256:...` from your registry mirror to pin it by digest, and rebuild when
+# the base image or requirements.lock changes (see docs/deploy.md).
 
 # --- build: a virtualenv with the locked, hash-checked dependencies --------------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -31,7 +30,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index --no-build-iso
  && /opt/venv/bin/pip uninstall --yes setuptools wheel pip
 
 # --- runtime -----------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11.14-slim-bookworm AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
