@@ -102,7 +102,7 @@ async def test_malformed_lines_are_counted_and_skipped(make_settings: Any, tmp_p
     assert s.events_in == 400
     assert s.parse_errors == {
         "malformed_json": 2,
-        "unknown_message": 1,
+        "unknown_stream": 1,
         "invalid_price": 2,
         "invalid_qty": 1,
     }

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from tradewind.events import DeadLetter, Event
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Message:
+    """A delivered event; hashed by identity so buses can track it cheaply."""
+
     topic: str
     id: str
     event: Event
