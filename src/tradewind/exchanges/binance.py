@@ -1,26 +1,30 @@
 """Binance spot and USD-M market data messages → Tradewind events.
 
-Frames are decoded in two typed passes (wrapper, then payload by stream kind)
-with msgspec, so a malformed or unknown frame costs one failed decode and
-raises ``ParseError`` with a reason; it never raises anything else.
+Combined-stream frames (``{"stream":…,"data":…}``) are decoded in one typed
+pass: the stream name sits at a fixed offset, so it picks the decoder before
+anything is parsed. Anything else (raw streams, REST bodies, acks) takes a
+two-pass path. A malformed or unknown frame raises ``ParseError`` with a
+reason and never anything else; a well-formed message that carries no event
+(an ack, a kline still open) is counted in ``ignored`` by a named reason.
 """
 
 from __future__ import annotations
 
-import math
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
 from tradewind.events import Bar, BookDelta, MarketEvent, Quote, Side, Trade
+from tradewind.exchanges.book import BookUpdate, levels, price, quantity
 from tradewind.exchanges.errors import ParseError
 
 EXCHANGE = "binance"
+USDM = "binance-usdm"
 _MS = 1_000_000
 
-
-class _Combined(msgspec.Struct):
-    stream: str
-    data: msgspec.Raw
+__all__ = ["EXCHANGE", "USDM", "BinanceParser", "BinanceUsdmParser", "price", "quantity"]
 
 
 class _Trade(msgspec.Struct):
@@ -93,13 +97,64 @@ class _KlineMsg(msgspec.Struct):
     k: _Kline
 
 
+class _RestTrade(msgspec.Struct):
+    """``GET /api/v3/trades`` and ``/fapi/v1/trades`` rows (used to backfill)."""
+
+    id: int
+    price: str
+    qty: str
+    time: int
+    isBuyerMaker: bool
+
+
+class _Combined(msgspec.Struct):
+    stream: str
+    data: msgspec.Raw
+
+
+class _CTrade(msgspec.Struct):
+    data: _Trade
+
+
+class _CAgg(msgspec.Struct):
+    data: _AggTrade
+
+
+class _CTicker(msgspec.Struct):
+    data: _BookTicker
+
+
+class _CDepth(msgspec.Struct):
+    data: _Depth
+
+
+class _CKline(msgspec.Struct):
+    data: _KlineMsg
+
+
+class _Kind(msgspec.Struct):
+    e: str = ""
+    result: Any = msgspec.UNSET
+    id: Any = msgspec.UNSET
+    code: int | None = None
+    msg: str = ""
+    lastUpdateId: int | None = None
+
+
 _combined = msgspec.json.Decoder(_Combined)
+_c_trade = msgspec.json.Decoder(_CTrade)
+_c_agg = msgspec.json.Decoder(_CAgg)
+_c_ticker = msgspec.json.Decoder(_CTicker)
+_c_depth = msgspec.json.Decoder(_CDepth)
+_c_kline = msgspec.json.Decoder(_CKline)
 _trade = msgspec.json.Decoder(_Trade)
 _agg = msgspec.json.Decoder(_AggTrade)
 _ticker = msgspec.json.Decoder(_BookTicker)
 _depth = msgspec.json.Decoder(_Depth)
 _snapshot = msgspec.json.Decoder(_Snapshot)
 _kline = msgspec.json.Decoder(_KlineMsg)
+_kind = msgspec.json.Decoder(_Kind)
+_rest_trades = msgspec.json.Decoder(list[_RestTrade])
 
 _INTERVALS = {
     "1s": 1,
@@ -115,31 +170,12 @@ _INTERVALS = {
     "8h": 28800,
     "12h": 43200,
     "1d": 86400,
+    "3d": 259200,
+    "1w": 604800,
 }
 
-
-def price(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ParseError("invalid_price", text[:40]) from None
-    if not (v > 0.0 and math.isfinite(v)):
-        raise ParseError("invalid_price", text[:40])
-    return v
-
-
-def quantity(text: str, *, allow_zero: bool = True) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ParseError("invalid_qty", text[:40]) from None
-    if not math.isfinite(v) or v < 0.0 or (v == 0.0 and not allow_zero):
-        raise ParseError("invalid_qty", text[:40])
-    return v
-
-
-def _levels(raw: list[tuple[str, str]]) -> list[tuple[float, float]]:
-    return [(price(p), quantity(q)) for p, q in raw]
+_PREFIX = b'{"stream":"'
+Decoded = MarketEvent | BookUpdate
 
 
 class BinanceParser:
@@ -147,49 +183,140 @@ class BinanceParser:
     ``bookTicker`` frames (they carry none) and the symbol of a REST depth
     snapshot (the body does not name it)."""
 
-    def __init__(self, exchange: str = EXCHANGE, default_symbol: str | None = None) -> None:
-        self.exchange = exchange
+    exchange: str = EXCHANGE
+
+    def __init__(self, exchange: str | None = None, default_symbol: str | None = None) -> None:
+        if exchange is not None:
+            self.exchange = exchange
         self.last_ts_ms = 0
         self.default_symbol = default_symbol
+        self.ignored: Counter[str] = Counter()
+        self._by_kind: dict[str, Callable[[bytes, int], list[Decoded]]] = {
+            "trade": self._f_trade,
+            "aggTrade": self._f_agg,
+            "bookTicker": self._f_ticker,
+        }
 
     def parse(self, frame: bytes | str, ts_recv: int) -> list[MarketEvent]:
-        if frame[:1] not in (b"{", "{"):
+        out = self.decode(frame, ts_recv)
+        return [e.to_event() if type(e) is BookUpdate else e for e in out]  # type: ignore[misc]
+
+    def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
+        """Events, with book messages left as ``BookUpdate`` for the sync rules."""
+        if isinstance(frame, str):
+            frame = frame.encode()
+        if frame[:1] != b"{":
             raise ParseError("malformed_json", "a Binance frame is a JSON object")
         try:
-            if (
-                b'"stream"' in frame[:12] if isinstance(frame, bytes) else '"stream"' in frame[:12]
-            ):
+            if frame.startswith(_PREFIX):
+                end = frame.find(b'"', 11)
+                kind = frame[11:end].rpartition(b"@")[2].decode()
+                fast = self._by_kind.get(kind)
+                if fast is not None:
+                    return fast(frame, ts_recv)
+                if kind.startswith(("depth", "kline")) or kind.endswith("ms"):
+                    return self._combined_slow(kind, frame, ts_recv)
                 msg = _combined.decode(frame)
-                return self._dispatch(msg.stream, msg.data, ts_recv)
-            return self._dispatch("", frame, ts_recv)
+                return self._dispatch(msg.stream.rpartition("@")[2], msg.data, ts_recv)
+            return self._raw(frame, ts_recv)
         except msgspec.ValidationError as exc:
             raise ParseError("invalid_message", str(exc)[:200]) from None
         except msgspec.DecodeError as exc:
             raise ParseError("malformed_json", str(exc)[:200]) from None
 
-    def _dispatch(
-        self, stream: str, data: bytes | str | msgspec.Raw, ts_recv: int
-    ) -> list[MarketEvent]:
-        kind = stream.rpartition("@")[2] if stream else ""
+    def _f_trade(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        return [self._trade(_c_trade.decode(frame).data, ts_recv)]
+
+    def _f_agg(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        return [self._agg(_c_agg.decode(frame).data, ts_recv)]
+
+    def _f_ticker(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        return [self._quote(_c_ticker.decode(frame).data, ts_recv)]
+
+    def _combined_slow(self, kind: str, frame: bytes, ts_recv: int) -> list[Decoded]:
+        if kind.startswith("kline"):
+            return self._bar(_c_kline.decode(frame).data, ts_recv)
+        return [self._depth(_c_depth.decode(frame).data, ts_recv)]
+
+    def _dispatch(self, kind: str, data: msgspec.Raw, ts_recv: int) -> list[Decoded]:
         if kind == "trade":
             return [self._trade(_trade.decode(data), ts_recv)]
         if kind == "bookTicker":
             return [self._quote(_ticker.decode(data), ts_recv)]
-        if kind.startswith("depth") or kind.endswith("ms"):
-            return [self._depth(_depth.decode(data), ts_recv)]
         if kind == "aggTrade":
             return [self._agg(_agg.decode(data), ts_recv)]
         if kind.startswith("kline"):
-            bar = self._bar(_kline.decode(data), ts_recv)
-            return [bar] if bar is not None else []
-        if not stream:
-            raw = bytes(data) if isinstance(data, msgspec.Raw) else data
-            head = raw[:40]
-            if (b"lastUpdateId" in head) if isinstance(head, bytes) else ("lastUpdateId" in head):
-                return [self._snap(_snapshot.decode(raw), ts_recv)]
-            if (b'"result"' in head) if isinstance(head, bytes) else ('"result"' in head):
-                return []  # subscription acknowledgement
-        raise ParseError("unknown_message", stream or str(data[:40]))
+            return self._bar(_kline.decode(data), ts_recv)
+        if kind.startswith("depth") or kind.endswith("ms"):
+            return [self._depth(_depth.decode(data), ts_recv)]
+        raise ParseError("unknown_stream", kind[:40])
+
+    def _raw(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        """A raw-stream payload (``/ws``), a REST body, an ack or an error."""
+        k = _kind.decode(frame)
+        if k.e:
+            kind = {"depthUpdate": "depth", "24hrTicker": "ticker"}.get(k.e, k.e)
+            if kind == "ticker":
+                raise ParseError("unknown_stream", k.e)
+            return self._dispatch(kind, msgspec.Raw(frame), ts_recv)
+        if k.lastUpdateId is not None:
+            if not self.default_symbol:
+                self.ignored["depth_snapshot_without_symbol"] += 1
+                return []
+            return [self.snapshot(frame, self.default_symbol, ts_recv)]
+        if k.result is not msgspec.UNSET and k.id is not msgspec.UNSET:
+            self.ignored["subscription_ack"] += 1
+            return []
+        if k.code is not None:
+            raise ParseError("exchange_error", f"{k.code} {k.msg}"[:200])
+        if b'"u":' in frame and b'"b":' in frame:
+            return [self._quote(_ticker.decode(frame), ts_recv)]
+        raise ParseError("unknown_message", frame[:40].decode(errors="replace"))
+
+    def snapshot(self, body: bytes, symbol: str, ts_recv: int) -> BookUpdate:
+        """A REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``) of ``symbol``."""
+        try:
+            m = _snapshot.decode(body)
+        except msgspec.ValidationError as exc:
+            raise ParseError("invalid_message", str(exc)[:200]) from None
+        except msgspec.DecodeError as exc:
+            raise ParseError("malformed_json", str(exc)[:200]) from None
+        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
+        return BookUpdate(
+            id=f"{self.exchange}:{symbol}:s{m.lastUpdateId}",
+            exchange=self.exchange,
+            symbol=symbol,
+            bids=levels(m.bids),
+            asks=levels(m.asks),
+            snapshot=True,
+            first_id=m.lastUpdateId,
+            last_id=m.lastUpdateId,
+            ts_event=ts,
+            ts_recv=ts_recv,
+        )
+
+    def rest_trades(self, body: bytes, symbol: str, ts_recv: int) -> list[Trade]:
+        """Recent trades from REST, in the same shape (and ids) as stream trades."""
+        try:
+            rows = _rest_trades.decode(body)
+        except msgspec.ValidationError as exc:
+            raise ParseError("invalid_message", str(exc)[:200]) from None
+        except msgspec.DecodeError as exc:
+            raise ParseError("malformed_json", str(exc)[:200]) from None
+        return [
+            Trade(
+                id=f"{self.exchange}:{symbol}:t{r.id}",
+                ts_event=r.time * _MS,
+                exchange=self.exchange,
+                symbol=symbol,
+                price=price(r.price),
+                qty=quantity(r.qty, allow_zero=False),
+                side=Side.SELL if r.isBuyerMaker else Side.BUY,
+                trade_id=str(r.id),
+                ts_recv=ts_recv,
+            )
+            for r in rows
+        ]
 
     def _ts(self, ms: int) -> int:
         if ms > self.last_ts_ms:
@@ -197,7 +324,9 @@ class BinanceParser:
         return ms * _MS
 
     def _trade(self, m: _Trade, ts_recv: int) -> Trade:
-        self._ts(m.E or m.T)
+        ms = m.E or m.T
+        if ms > self.last_ts_ms:
+            self.last_ts_ms = ms
         return Trade(
             id=f"{self.exchange}:{m.s}:t{m.t}",
             ts_event=m.T * _MS,
@@ -226,71 +355,65 @@ class BinanceParser:
 
     def _quote(self, m: _BookTicker, ts_recv: int) -> Quote:
         ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
-        bid, ask = price(m.b), price(m.a)
         return Quote(
             id=f"{self.exchange}:{m.s}:q{m.u}",
             ts_event=ts,
             exchange=self.exchange,
             symbol=m.s,
-            bid=bid,
+            bid=price(m.b),
             bid_qty=quantity(m.B),
-            ask=ask,
+            ask=price(m.a),
             ask_qty=quantity(m.A),
             update_id=m.u,
             ts_recv=ts_recv,
         )
 
-    def _depth(self, m: _Depth, ts_recv: int) -> BookDelta:
+    def _depth(self, m: _Depth, ts_recv: int) -> BookUpdate:
         self.default_symbol = m.s
-        return BookDelta(
+        return BookUpdate(
             id=f"{self.exchange}:{m.s}:d{m.u}",
-            ts_event=self._ts(m.T or m.E),
             exchange=self.exchange,
             symbol=m.s,
-            bids=_levels(m.b),
-            asks=_levels(m.a),
+            bids=levels(m.b),
+            asks=levels(m.a),
             snapshot=False,
-            first_update_id=m.U,
-            last_update_id=m.u,
-            prev_update_id=m.pu,
+            first_id=m.U,
+            last_id=m.u,
+            prev_id=m.pu,
+            ts_event=self._ts(m.T or m.E),
             ts_recv=ts_recv,
         )
 
-    def _snap(self, m: _Snapshot, ts_recv: int) -> BookDelta:
-        if not self.default_symbol:
-            raise ParseError("missing_symbol", "depth snapshot before any depth stream")
-        s = self.default_symbol
-        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
-        return BookDelta(
-            id=f"{self.exchange}:{s}:s{m.lastUpdateId}",
-            ts_event=ts,
-            exchange=self.exchange,
-            symbol=s,
-            bids=_levels(m.bids),
-            asks=_levels(m.asks),
-            snapshot=True,
-            first_update_id=m.lastUpdateId,
-            last_update_id=m.lastUpdateId,
-            ts_recv=ts_recv,
-        )
-
-    def _bar(self, m: _KlineMsg, ts_recv: int) -> Bar | None:
+    def _bar(self, m: _KlineMsg, ts_recv: int) -> list[Decoded]:
         self._ts(m.E)
         k = m.k
         if not k.x:
-            return None
-        return Bar(
-            id=f"{self.exchange}:{k.s}:k{k.i}:{k.t}",
-            ts_event=(k.T + 1) * _MS,
-            exchange=self.exchange,
-            symbol=k.s,
-            interval_s=float(_INTERVALS.get(k.i, (k.T + 1 - k.t) // 1000)),
-            ts_open=k.t * _MS,
-            open=price(k.o),
-            high=price(k.h),
-            low=price(k.l),
-            close=price(k.c),
-            volume=quantity(k.v),
-            trades=k.n,
-            ts_recv=ts_recv,
-        )
+            self.ignored["kline_open"] += 1
+            return []
+        return [
+            Bar(
+                id=f"{self.exchange}:{k.s}:k{k.i}:{k.t}",
+                ts_event=(k.T + 1) * _MS,
+                exchange=self.exchange,
+                symbol=k.s,
+                interval_s=float(_INTERVALS.get(k.i, (k.T + 1 - k.t) // 1000)),
+                ts_open=k.t * _MS,
+                open=price(k.o),
+                high=price(k.h),
+                low=price(k.l),
+                close=price(k.c),
+                volume=quantity(k.v),
+                trades=k.n,
+                ts_recv=ts_recv,
+            )
+        ]
+
+
+class BinanceUsdmParser(BinanceParser):
+    """USD-M futures (fstream): the same messages plus ``pu``, ``T`` and ``X``."""
+
+    exchange = USDM
+
+
+def book_event(u: BookUpdate) -> BookDelta:
+    return u.to_event()
