@@ -143,3 +143,7 @@ class ReplaySource:
         if self.clock is not None and batch:
             self.clock.advance(max(e.ts_event for e in batch))
         return batch
+
+
+# The other exchanges register their formats on import.
+from tradewind.exchanges import formats as _formats  # noqa: E402, F401
