@@ -340,7 +340,7 @@ class BinanceSync(BookSync):
         last = self.last_id
         if self.futures:
             if self._fresh:
-                return upd.first_id <= last <= upd.last_id
+                return upd.first_id <= last <= upd.last_id or upd.prev_id == last
             return upd.prev_id == last if upd.prev_id is not None else upd.first_id == last + 1
         return upd.first_id <= last + 1 <= upd.last_id
 
