@@ -1,9 +1,17 @@
 """The risk service: the only path from a signal to an order.
 
 Every signal gets a ``RiskDecision``; approved ones also become an
-``OrderRequest``. Risk also owns the account: it applies every fill and
-publishes the resulting ``Position``. Both, with the engine's state, are committed in one step, so
-a restart never forgets an approval it already published.
+``OrderRequest``. Risk also owns the account: it applies every fill, publishes
+the resulting ``Position``, watches the loss limits, and executes the
+operator's kill switch (``control`` topic, replies on ``control.replies``).
+Decisions, orders, cancels, positions, state-change records and the engine's
+snapshot are committed in one step with the acks, so a restart never forgets
+an approval it already published.
+
+On start the engine comes from the bus snapshot when there is one, else it is
+rebuilt from the store (distributed mode), so a lost snapshot costs nothing.
+Operator commands are verified against wall-clock time (they are real-time
+even during a replay); everything else runs on event time.
 """
 
 from __future__ import annotations
@@ -12,24 +20,44 @@ import json
 import time
 from collections.abc import Sequence
 
+import structlog
+
+from tradewind import control
 from tradewind.bus import Message, Subscription
 from tradewind.events import (
+    BookDelta,
+    CancelRequest,
+    Control,
+    ControlReply,
     Event,
     Fill,
     OrderRequest,
     OrderUpdate,
     Position,
+    Quote,
     RiskDecision,
     Signal,
     Trade,
     TradingState,
 )
 from tradewind.observability import metrics
-from tradewind.risk.engine import RiskEngine
+from tradewind.risk import commands
+from tradewind.risk.engine import APPLIED, RiskEngine
+from tradewind.risk.rebuild import rebuild
 from tradewind.services.base import Service, ServiceContext
-from tradewind.topics import DECISIONS, EXECUTIONS, MARKET, ORDERS, POSITIONS, SIGNALS
+from tradewind.topics import (
+    CONTROL,
+    CONTROL_REPLIES,
+    DECISIONS,
+    EXECUTIONS,
+    MARKET,
+    ORDERS,
+    POSITIONS,
+    SIGNALS,
+)
 
 STATE_KEY = "risk:engine"
+log = structlog.get_logger("tradewind.risk")
 
 
 class RiskService(Service):
@@ -37,28 +65,58 @@ class RiskService(Service):
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        self.engine = RiskEngine(ctx.settings.risk, ctx.instruments)
+        secret = ctx.settings.control.token
+        self._token = None if secret is None else secret.get_secret_value()
+        self.engine = RiskEngine(ctx.settings.risk, ctx.instruments, self._signer())
+        self.verifier = control.ControlVerifier(self._token, ctx.settings.control.max_age_s)
         self.approved = 0
         self.rejected = 0
+        self.rebuilt_events = 0
+
+    def _signer(self) -> control.Signer | None:
+        token = self._token
+        if token is None:
+            return None
+
+        def sign(id_: str, args: dict[str, str], ts: int) -> str:
+            return control.signature(token, id_, APPLIED, args, ts)
+
+        return sign
+
+    def verify_record(self, id_: str, args: dict[str, str], ts: int, sig: str) -> bool:
+        return self._token is not None and control.check(self._token, id_, APPLIED, args, ts, sig)
 
     async def start(self) -> None:
         if self.ctx.durable_state:
             raw = await self.bus.get_state(STATE_KEY)
             if raw is not None:
                 self.engine.restore(json.loads(raw))
+            elif self.ctx.store is not None:
+                verify = self.verify_record if self._token is not None else None
+                self.rebuilt_events = await rebuild(self.engine, self.ctx.store, verify)
+                log.info("risk state rebuilt from the store", events=self.rebuilt_events)
         self._publish_state()
         await super().start()
-        await self.consume([SIGNALS, EXECUTIONS, MARKET], self._on_batch)
+        await self.consume([SIGNALS, EXECUTIONS, MARKET, CONTROL], self._on_batch)
 
     async def _on_batch(self, sub: Subscription, msgs: list[Message]) -> None:
         engine = self.engine
         decisions: list[RiskDecision] = []
-        orders: list[OrderRequest] = []
+        orders: list[Event] = []
         positions: list[Position] = []
+        records: list[Event] = []
+        replies: list[ControlReply] = []
+        results: list[tuple[str, str]] = []
+        for m in msgs:
+            e = m.event
+            if isinstance(e, (Trade, Quote, BookDelta)):
+                engine.marks.seen((e.exchange, e.symbol), e.ts_event)
         for m in msgs:
             e = m.event
             if isinstance(e, Trade):
-                engine.on_mark(e.exchange, e.symbol, e.price)
+                engine.on_market(e.exchange, e.symbol, e.ts_event, e.price)
+            elif isinstance(e, (Quote, BookDelta)):
+                engine.on_market(e.exchange, e.symbol, e.ts_event, None)
             elif isinstance(e, Signal):
                 decision, order = engine.evaluate(e)
                 decisions.append(decision)
@@ -69,6 +127,18 @@ class RiskService(Service):
                 positions.append(pos.event(e.ts_event, f"pos:{e.id}"))
             elif isinstance(e, OrderUpdate):
                 engine.on_order_update(e)
+            elif isinstance(e, Control) and e.command != APPLIED:
+                reply, result = commands.handle(engine, self.verifier, e, time.time_ns())
+                replies.append(reply)
+                label = e.command if e.command in control.COMMANDS else "unknown"
+                results.append((label, result))
+            for out in engine.drain():
+                if isinstance(out, (CancelRequest, OrderRequest)):
+                    orders.append(out)
+                elif isinstance(out, RiskDecision):
+                    decisions.append(out)
+                else:
+                    records.append(out)
         state = (
             {STATE_KEY: json.dumps(engine.snapshot()).encode()} if self.ctx.durable_state else None
         )
@@ -76,37 +146,54 @@ class RiskService(Service):
             DECISIONS: decisions,
             ORDERS: orders,
             POSITIONS: positions,
+            CONTROL: records,
+            CONTROL_REPLIES: replies,
         }
         await sub.commit(msgs, publish, state)
-        if decisions:
-            self._account(decisions)
-        if positions:
-            self._account_positions()
+        self._account(decisions, orders, positions, results)
 
-    def _account(self, decisions: list[RiskDecision]) -> None:
+    def _account(
+        self,
+        decisions: list[RiskDecision],
+        orders: list[Event],
+        positions: list[Position],
+        results: list[tuple[str, str]],
+    ) -> None:
         now = time.time_ns()
         approved = 0
         for d in decisions:
             approved += d.approved
             metrics.RISK_DECISIONS.labels("approved" if d.approved else "rejected", d.reason).inc()
-            metrics.HOP_LATENCY.labels("signal_to_decision").observe((now - d.ts_recv) / 1e9)
+            if d.ts_recv:
+                metrics.HOP_LATENCY.labels("signal_to_decision").observe((now - d.ts_recv) / 1e9)
         self.approved += approved
         self.rejected += len(decisions) - approved
         metrics.EVENTS_PUBLISHED.labels(self.name, DECISIONS).inc(len(decisions))
-        metrics.EVENTS_PUBLISHED.labels(self.name, ORDERS).inc(approved)
-        self._publish_state()
-
-    def _account_positions(self) -> None:
-        for p in self.engine.portfolio.positions.values():
-            metrics.POSITION.labels(p.exchange, p.symbol).set(float(p.qty))
-            metrics.REALIZED_PNL.labels(p.exchange, p.symbol).set(float(p.realized_pnl))
-            metrics.UNREALIZED_PNL.labels(p.exchange, p.symbol).set(float(p.unrealized_pnl))
-        metrics.EVENTS_PUBLISHED.labels(self.name, POSITIONS).inc()
-        self._publish_state()
+        metrics.EVENTS_PUBLISHED.labels(self.name, ORDERS).inc(len(orders))
+        trips = self.engine.trips
+        for trigger in trips:
+            metrics.KILL_SWITCH.labels(trigger).inc()
+            log.warning("kill switch", trigger=trigger, state=self.engine.state.value)
+        for command, result in results:
+            metrics.CONTROL_COMMANDS.labels(command, result).inc()
+            if result != "ok":
+                log.warning("control command refused", command=command, result=result)
+        if positions:
+            for p in self.engine.portfolio.positions.values():
+                metrics.POSITION.labels(p.exchange, p.symbol).set(float(p.qty))
+                metrics.REALIZED_PNL.labels(p.exchange, p.symbol).set(float(p.realized_pnl))
+                metrics.UNREALIZED_PNL.labels(p.exchange, p.symbol).set(float(p.unrealized_pnl))
+            metrics.EVENTS_PUBLISHED.labels(self.name, POSITIONS).inc(len(positions))
+        if decisions or positions or results or trips:
+            self._publish_state()
+        trips.clear()
 
     def _publish_state(self) -> None:
+        engine = self.engine
         for st in TradingState:
-            metrics.TRADING_STATE.labels(st.value).set(1 if self.engine.state is st else 0)
-        pf = self.engine.portfolio
+            metrics.TRADING_STATE.labels(st.value).set(1 if engine.state is st else 0)
+        pf = engine.portfolio
         metrics.EXPOSURE.labels("gross").set(float(pf.gross_exposure))
         metrics.EXPOSURE.labels("net").set(float(pf.net_exposure))
+        for name, (used, limit) in engine.utilisation().items():
+            metrics.LIMIT_UTILISATION.labels(name).set(float(used / limit) if limit else 0.0)

@@ -1,0 +1,1 @@
+"""Pre-trade risk: limits, trading state, loss limits and the kill switch."""
