@@ -19,6 +19,7 @@ data.binance.vision files, microseconds; both become nanoseconds.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from tradewind.clock import ReplayClock
 from tradewind.events import Bar, MarketEvent, Side, Trade
-from tradewind.exchanges.binance import price, quantity
 from tradewind.exchanges.errors import ParseError
 from tradewind.exchanges.replay import (
     PARSERS,
@@ -103,6 +103,27 @@ def _int(value: bytes, reason: str) -> int:
         return int(value)
     except ValueError:
         raise ParseError(reason, value[:40].decode(errors="replace")) from None
+
+
+def price(text: str) -> float:
+    """A finite, positive price; anything else is a counted parse error."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise ParseError("invalid_price", text[:40]) from None
+    if not (v > 0.0 and math.isfinite(v)):
+        raise ParseError("invalid_price", text[:40])
+    return v
+
+
+def quantity(text: str, *, allow_zero: bool = True) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ParseError("invalid_qty", text[:40]) from None
+    if not math.isfinite(v) or v < 0.0 or (v == 0.0 and not allow_zero):
+        raise ParseError("invalid_qty", text[:40])
+    return v
 
 
 def _text(value: bytes) -> str:
