@@ -106,6 +106,40 @@ class PaperSettings(_Section):
     slippage_bps: Decimal = Field(Decimal("1"), ge=0)
     seed: int = 7
     quote_currency: str = "USDT"
+    latency_ms: float = Field(5.0, ge=0, le=60_000, description="decision to arrival, fixed part")
+    latency_jitter_ms: float = Field(2.0, ge=0, le=60_000, description="plus uniform [0, this)")
+    history_s: float = Field(600.0, gt=0, description="event time of market history kept")
+    history_max_events: int = Field(200_000, ge=1000)
+    checkpoint_every: int = Field(512, ge=16, le=100_000)
+
+
+class ExecutionSettings(_Section):
+    """Where orders go. ``paper`` simulates; ``binance`` and ``ccxt`` trade for real
+    (API keys only from secret files: ``TRADEWIND_EXECUTION__API_KEY_FILE``)."""
+
+    venue: Literal["paper", "binance", "ccxt"] = "paper"
+    exchange: str = "binance"
+    ccxt_id: str = "binance"
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    rest_url: str = "https://api.binance.com"
+    ws_url: str = "wss://stream.binance.com:9443"
+    testnet: bool = False
+    testnet_rest_url: str = "https://testnet.binance.vision"
+    testnet_ws_url: str = "wss://testnet.binance.vision"
+    recv_window_ms: int = Field(5000, ge=1, le=60_000)
+    request_timeout_s: float = Field(5.0, gt=0, le=120)
+    connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    max_retry_after_s: float = Field(120.0, gt=0)
+    breaker_errors: int = Field(5, ge=1, le=1000)
+    breaker_cooldown_s: float = Field(30.0, gt=0)
+    settle_attempts: int = Field(20, ge=1, le=10_000)
+    settle_interval_s: float = Field(0.5, gt=0)
+    listen_key_keepalive_s: float = Field(1800.0, gt=0)
+    reconcile_interval_s: float = Field(30.0, gt=0)
+    wall_grace_ms: float = Field(
+        50.0, ge=0, description="paper: land orders this late on a quiet market"
+    )
 
 
 class HttpSettings(_Section):
@@ -139,6 +173,7 @@ class Settings(BaseSettings):
     strategy: StrategySettings = StrategySettings()
     risk: RiskSettings = RiskSettings()
     paper: PaperSettings = PaperSettings()
+    execution: ExecutionSettings = ExecutionSettings()
     http: HttpSettings = HttpSettings()
     control: ControlSettings = ControlSettings()
 

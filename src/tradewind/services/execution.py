@@ -1,22 +1,48 @@
-"""The execution service: approved orders → the exchange → order updates and fills.
+"""The execution service: approved orders → a venue → order updates and fills.
 
-The paper exchange stamps its events with the order's decision time, so a
-replay produces the same executions however fast the services run.
+Two kinds of venue:
 
-An order whose client order id was already handled is never sent again; the
-ids of handled orders are committed together with the events they produced.
+- ``paper`` (the default) simulates in event time (``exchanges.paper``). It
+  reads ``orders`` in the shared ``execution`` group and the whole ``market``
+  topic in a group of its own per replica, and commits the events each batch
+  causes together with the acks, so a crash leaves all or nothing.
+- a live venue (``binance``, ``ccxt``) goes through ``execution.router``: the
+  intent is recorded durably before it is sent, a lost answer is settled by
+  looking the order up, start-up reconciles with the venue, and a circuit
+  breaker stops sending after repeated errors.
+
+Only order updates and fills are published; risk owns positions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
+
+import structlog
 
 from tradewind.bus import Message, Subscription
-from tradewind.events import Event, Fill, OrderRequest, OrderStatus, OrderUpdate
+from tradewind.clock import ReplayClock
+from tradewind.events import (
+    BookDelta,
+    CancelRequest,
+    Event,
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Quote,
+    Trade,
+)
 from tradewind.exchanges.paper import PaperExchange
+from tradewind.execution.router import LiveRouter
+from tradewind.execution.venues import make_venue
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
-from tradewind.topics import EXECUTIONS, ORDERS
+from tradewind.topics import EXECUTIONS, MARKET, ORDERS
+
+log = structlog.get_logger("tradewind.execution")
 
 
 class ExecutionService(Service):
@@ -24,33 +50,111 @@ class ExecutionService(Service):
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        self.exchange = PaperExchange(ctx.settings.paper, ctx.instruments)
-        self.handled: set[str] = set()
+        ex = ctx.settings.execution
+        self.paper: PaperExchange | None = None
+        self.router: LiveRouter | None = None
+        if ex.venue == "paper":
+            self.paper = PaperExchange(ctx.settings.paper, ctx.instruments)
+        else:
+            venue = ctx.extras.get("venue") or make_venue(ex, ctx.instruments)
+            self.router = LiveRouter(
+                venue,  # type: ignore[arg-type]
+                ctx.bus,
+                ex,
+                owner=f"{self.name}:{ctx.consumer}",
+                publish=self._publish,
+            )
+        self._lock = asyncio.Lock()
         self.latencies: list[float] = []
         self.orders = 0
         self.fills = 0
 
     async def start(self) -> None:
         await super().start()
-        await self.consume([ORDERS], self._on_orders)
+        if self.paper is not None:
+            await self.consume([ORDERS], self._on_orders_paper)
+            group = f"{self.name}.market.{self.ctx.consumer}"
+            await self.consume([MARKET], self._on_market, group=group)
+            if not isinstance(self.ctx.clock, ReplayClock):
+                self.spawn(self._tick(), "paper-clock")
+            return
+        assert self.router is not None
+        await self.router.start()
+        await self.consume([ORDERS], self._on_orders_live)
+        self.spawn(self.router.run_stream(self._stopping), "user-stream")
+        self.spawn(self.router.run_reconcile(self._stopping), "reconcile")
 
-    async def _on_orders(self, sub: Subscription, msgs: list[Message]) -> None:
-        out: list[Event] = []
-        for m in msgs:
-            o = m.event
-            if not isinstance(o, OrderRequest) or o.client_order_id in self.handled:
-                continue
-            self.handled.add(o.client_order_id)
-            self.orders += 1
-            out.extend(self.exchange.submit(o, o.ts_event))
-        await sub.commit(msgs, {EXECUTIONS: out})
+    async def stop(self, timeout: float | None = None) -> None:
+        await super().stop(timeout)
+        if self.router is not None:
+            await self.router.close()
+
+    def ready(self) -> tuple[bool, str]:
+        ok, why = super().ready()
+        if ok and self.router is not None:
+            return self.router.ready()
+        return ok, why
+
+    # --- paper -------------------------------------------------------------------
+    async def _on_orders_paper(self, sub: Subscription, msgs: list[Message]) -> None:
+        assert self.paper is not None
+        async with self._lock:
+            out: list[Event] = []
+            for m in msgs:
+                e = m.event
+                if isinstance(e, OrderRequest):
+                    if e.client_order_id not in self.paper.orders:
+                        self.orders += 1
+                    out.extend(self.paper.submit(e))
+                elif isinstance(e, CancelRequest):
+                    out.extend(self.paper.cancel(e))
+            await sub.commit(msgs, {EXECUTIONS: out})
         self._account(out)
 
-    def _account(self, out: list[Event]) -> None:
+    async def _on_market(self, sub: Subscription, msgs: list[Message]) -> None:
+        assert self.paper is not None
+        async with self._lock:
+            out: list[Event] = []
+            for m in msgs:
+                e = m.event
+                if isinstance(e, (Trade, Quote, BookDelta)):
+                    out.extend(self.paper.on_market(e))
+            await sub.commit(msgs, {EXECUTIONS: out} if out else None)
+        metrics.EVENTS_CONSUMED.labels(self.name, MARKET).inc(len(msgs))
+        self._account(out)
+
+    async def _tick(self) -> None:
+        """On a wall clock, land orders whose arrival passed on a quiet market."""
+        assert self.paper is not None
+        grace = int(self.settings.execution.wall_grace_ms * 1_000_000)
+        while not self._stopping.is_set():
+            await asyncio.sleep(0.02)
+            async with self._lock:
+                out = self.paper.advance(self.ctx.clock.now_ns() - grace)
+                if out:
+                    await self.bus.publish(EXECUTIONS, out)
+            self._account(out)
+
+    # --- live --------------------------------------------------------------------
+    async def _on_orders_live(self, sub: Subscription, msgs: list[Message]) -> None:
+        assert self.router is not None
+        for m in msgs:
+            if isinstance(m.event, OrderRequest):
+                self.orders += 1
+            self._account(await self.router.handle(sub, m))
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        if events:
+            await self.bus.publish(EXECUTIONS, events)
+            self._account(events)
+
+    # --- accounting --------------------------------------------------------------
+    def _account(self, out: Sequence[Event]) -> None:
+        if not out:
+            return
         now = time.time_ns()
         for e in out:
             if type(e) is OrderUpdate:
-                metrics.ORDERS.labels(e.exchange, e.status.value).inc()
                 if e.status is OrderStatus.ACCEPTED:
                     lat = (now - e.ts_recv) / 1e9
                     self.latencies.append(lat)
@@ -60,5 +164,8 @@ class ExecutionService(Service):
                 self.fills += 1
                 metrics.FILLS.labels(e.exchange, e.symbol, e.liquidity.value).inc()
                 metrics.FEES.labels(e.exchange).inc(float(e.fee))
-        if out:
-            metrics.EVENTS_PUBLISHED.labels(self.name, EXECUTIONS).inc(len(out))
+        metrics.EVENTS_PUBLISHED.labels(self.name, EXECUTIONS).inc(len(out))
+        if self.paper is not None:
+            metrics.OPEN_ORDERS.set(self.paper.open_count())
+        elif self.router is not None:
+            metrics.OPEN_ORDERS.set(len(self.router.outbox.open))

@@ -1,0 +1,184 @@
+"""The market as the paper exchange sees it, per symbol, with a bounded history.
+
+``MarketState`` folds trades, quotes and L2 deltas into the current book.
+``MarketHistory`` keeps the recent events of one symbol in stream order, with
+copies of the state every ``checkpoint_every`` events, so that an order that
+reaches the paper exchange *after* the market stream has moved past its
+arrival time can still be matched against the market as of that time, and
+against every event after it, exactly as if it had come on time. This is what
+makes paper fills independent of how the order path and the market path
+happen to interleave in a run.
+
+The bound: events older than ``history_s`` of event time (and beyond
+``max_events``) are dropped, whole checkpoint intervals at a time. An order
+whose insertion point lies before the retained history is matched from the
+oldest retained state instead, and counted (``late beyond history``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tradewind.events import BookDelta, MarketEvent, Quote, Side, Trade
+
+Level = tuple[Decimal, Decimal]
+
+
+def dec(x: float) -> Decimal:
+    """A float from market data as the exact decimal it was written as."""
+    return Decimal(repr(x))
+
+
+@dataclass(slots=True)
+class MarketState:
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    book_id: int = 0
+    synced: bool = False
+    quote: Quote | None = None
+    last: float | None = None
+
+    def copy(self) -> MarketState:
+        return MarketState(
+            dict(self.bids), dict(self.asks), self.book_id, self.synced, self.quote, self.last
+        )
+
+    def apply(self, e: MarketEvent) -> None:
+        if type(e) is Trade:
+            self.last = e.price
+        elif type(e) is Quote:
+            self.quote = e
+        elif type(e) is BookDelta:
+            if e.snapshot:
+                self.bids = {p: q for p, q in e.bids if q > 0}
+                self.asks = {p: q for p, q in e.asks if q > 0}
+                self.book_id = e.last_update_id
+                self.synced = True
+            elif self.synced and e.last_update_id > self.book_id:
+                for side, levels in ((self.bids, e.bids), (self.asks, e.asks)):
+                    for p, q in levels:
+                        if q > 0:
+                            side[p] = q
+                        else:
+                            side.pop(p, None)
+                self.book_id = e.last_update_id
+
+    def levels(self, side: Side) -> list[Level] | None:
+        """Resting liquidity on ``side`` (asks for SELL), best first.
+
+        The L2 book overlaid with the latest quote (the quote stream is real
+        time, depth diffs come every 100 ms): levels better than the quote are
+        stale and dropped. None when neither a book nor a quote is known.
+        """
+        q = self.quote
+        if not self.synced:
+            if q is None:
+                return None
+            return (
+                [(dec(q.ask), dec(q.ask_qty))]
+                if side is Side.SELL
+                else [(dec(q.bid), dec(q.bid_qty))]
+            )
+        if side is Side.SELL:
+            items = sorted(self.asks.items())
+            if q is not None:
+                items = [(q.ask, q.ask_qty)] + [(p, v) for p, v in items if p > q.ask]
+        else:
+            items = sorted(self.bids.items(), reverse=True)
+            if q is not None:
+                items = [(q.bid, q.bid_qty)] + [(p, v) for p, v in items if p < q.bid]
+        return [(dec(p), dec(v)) for p, v in items if v > 0]
+
+    def level_qty(self, side: Side, price: Decimal) -> Decimal:
+        """Visible quantity resting at ``price`` on ``side`` (BUY = bids)."""
+        q = self.quote
+        p = float(price)
+        if q is not None:
+            best, qty = (q.bid, q.bid_qty) if side is Side.BUY else (q.ask, q.ask_qty)
+            if best == p:
+                return dec(qty)
+            if (side is Side.BUY and p > best) or (side is Side.SELL and p < best):
+                return Decimal(0)
+        book = self.bids if side is Side.BUY else self.asks
+        v = book.get(p)
+        return Decimal(0) if v is None else dec(v)
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    pos: int
+    state: MarketState
+
+
+class MarketHistory:
+    """The live state of one symbol plus its recent past (see the module doc)."""
+
+    def __init__(
+        self, history_ns: int, max_events: int = 200_000, checkpoint_every: int = 512
+    ) -> None:
+        self.state = MarketState()
+        self.history_ns = history_ns
+        self.max_events = max_events
+        self.every = checkpoint_every
+        self.events: deque[MarketEvent] = deque()
+        self.start = 0
+        self.checkpoints: deque[_Checkpoint] = deque([_Checkpoint(0, MarketState())])
+        self.watermark = -1
+        self.evicted_max_ts = -1
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.events)
+
+    def apply(self, e: MarketEvent) -> None:
+        self.state.apply(e)
+        self.events.append(e)
+        if e.ts_event > self.watermark:
+            self.watermark = e.ts_event
+        if self.end % self.every == 0:
+            self.checkpoints.append(_Checkpoint(self.end, self.state.copy()))
+            self._evict()
+
+    def _evict(self) -> None:
+        horizon = self.watermark - self.history_ns
+        while len(self.checkpoints) > 1:
+            nxt = self.checkpoints[1]
+            last_dropped = self.events[nxt.pos - self.start - 1]
+            too_many = self.end - nxt.pos >= self.max_events
+            if not too_many and last_dropped.ts_event > horizon:
+                break
+            for _ in range(nxt.pos - self.start):
+                ev = self.events.popleft()
+                if ev.ts_event > self.evicted_max_ts:
+                    self.evicted_max_ts = ev.ts_event
+            self.start = nxt.pos
+            self.checkpoints.popleft()
+
+    def insertion_point(self, ts: int) -> tuple[int, bool]:
+        """Stream position just before the first event later than ``ts``, and
+        whether it lies inside the retained history."""
+        exact = self.evicted_max_ts <= ts
+        for i, e in enumerate(self.events):
+            if e.ts_event > ts:
+                return self.start + i, exact
+        return self.end, exact
+
+    def state_at(self, pos: int) -> MarketState:
+        """The market after every event before stream position ``pos``."""
+        pos = max(pos, self.start)
+        cp = self.checkpoints[0]
+        for c in self.checkpoints:
+            if c.pos <= pos:
+                cp = c
+            else:
+                break
+        st = cp.state.copy()
+        for i in range(cp.pos, pos):
+            st.apply(self.events[i - self.start])
+        return st
+
+    def since(self, pos: int) -> list[MarketEvent]:
+        pos = max(pos, self.start)
+        return [self.events[i - self.start] for i in range(pos, self.end)]
