@@ -213,8 +213,9 @@ class RiskEngine:
         else:
             short_w -= qty
         worst = max(abs(long_w), abs(short_w))
-        if worst > s.max_position:
-            return Reason.MAX_POSITION, f"worst-case position {worst} > {s.max_position}"
+        cap = self.max_position(key)
+        if worst > cap:
+            return Reason.MAX_POSITION, f"worst-case position {worst} > {cap}"
         exp = self.worst_exposure((key, sig.side, qty, price))
         if exp is None:
             return Reason.NO_CONVERSION_RATE, "a position cannot be valued in the account currency"
@@ -226,6 +227,10 @@ class RiskEngine:
         if len(self.orders) >= s.max_open_orders:
             return Reason.MAX_OPEN_ORDERS, f"{len(self.orders)} open orders"
         return None
+
+    def max_position(self, key: Key) -> Decimal:
+        s = self.settings
+        return s.max_position_by_symbol.get(f"{key[0]}:{key[1]}", s.max_position)
 
     def reduces(self, key: Key, side: Side, qty: Decimal) -> bool:
         """True when the order, with every open order on its side, can only bring
@@ -512,7 +517,11 @@ class RiskEngine:
         s = self.settings
         keys = set(self.portfolio.positions) | self.orders.symbols()
         pos = max(
-            (max(abs(a), abs(b)) for a, b in (self.worst_position(k) for k in keys)),
+            (
+                max(abs(a), abs(b)) / self.max_position(k) * s.max_position
+                for k in keys
+                for a, b in (self.worst_position(k),)
+            ),
             default=_ZERO,
         )
         exp = self.worst_exposure() or (_ZERO, _ZERO)
