@@ -63,6 +63,7 @@ def plot_png(result: BacktestResult) -> bytes | None:
         ax1.plot(times, result.sample_equity, color="#0969da", linewidth=1.2)
         ax1.axhline(float(result.curve.capital), color="#8c959f", linewidth=0.8, linestyle="--")
         ax1.set_ylabel("equity")
+        ax1.ticklabel_format(axis="y", style="plain", useOffset=False)
         ax1.set_title(f"{result.strategy} — equity (marked to market) and drawdown")
         ax1.grid(alpha=0.3)
         ax2.fill_between(times, dd, 0.0, color="#cf222e", alpha=0.4, step="post")
