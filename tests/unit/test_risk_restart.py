@@ -36,7 +36,6 @@ async def _settle(p: Pipeline) -> None:
 
 async def test_rebuild_and_snapshot_equal_the_live_state(make_settings: Any) -> None:
     settings = make_settings(
-        strategy={"name": "ema_cross", "params": {"fast": 2, "slow": 3, "bar_interval_s": 1}},
         control={"token": TOKEN},
         risk={"max_position": "0.05"},
     )
@@ -52,8 +51,9 @@ async def test_rebuild_and_snapshot_equal_the_live_state(make_settings: Any) -> 
         assert reply.ok, reply.detail
         await _settle(p)
         assert live.state is TradingState.HALTED and live.flattening and live.flatten_seq >= 1
-        assert not live.open_orders
-        assert all(pos.qty == 0 for pos in live.portfolio.positions.values())
+        # The replay is over, so the closing order waits for market data that
+        # never comes: it stays open, which the rebuild must see too.
+        assert [o.reduce_only for o in live.open_orders.values()] == [True]
 
         assert p.store is not None
         rebuilt = RiskEngine(settings.risk, p.risk.ctx.instruments)
