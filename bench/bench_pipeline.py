@@ -33,20 +33,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ticks import TapeSource, TickTape, recorded_trades  # noqa: E402
-
-from tradewind.app import Pipeline, percentile  # noqa: E402
-from tradewind.cli.common import run_async  # noqa: E402
-from tradewind.clock import ReplayClock  # noqa: E402
-from tradewind.config import load_settings  # noqa: E402
-from tradewind.events import Trade  # noqa: E402
+from _ticks import TapeSource, TickTape, recorded_trades
+from tradewind.app import Pipeline, percentile
+from tradewind.cli.common import run_async
+from tradewind.clock import ReplayClock
+from tradewind.config import load_settings
+from tradewind.events import Trade
 
 TARGET_TPS = 150_000
 TARGET_RATIO = 0.35
 
 
 async def run_pipeline(
-    tape: TickTape, db: Path, rate: float = 0.0, batch: int = 1024
+    tape: TickTape, db: Path, rate: float = 0.0, batch: int = 1024, store: bool = True
 ) -> tuple[float, list[float], dict[str, int]]:
     """(seconds from the first tick to all services idle, latencies s, counts)"""
     settings = load_settings(
@@ -58,7 +57,7 @@ async def run_pipeline(
     )
     clock = ReplayClock()
     source = TapeSource(tape, clock, rate=rate, batch=batch)
-    p = Pipeline(settings, source=source, clock=clock)
+    p = Pipeline(settings, source=source, clock=clock, store=store)
     await p.start()
     try:
         # Polling is cheap on the replay flag; ``idle()`` builds the bus's
