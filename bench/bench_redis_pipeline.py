@@ -1,0 +1,367 @@
+"""The five services as processes over Redis Streams, every tick persisted to
+PostgreSQL: sustained ticks/s and tick-to-order p50/p99 at 1k ticks/s, against
+a bare 4-process XREADGROUP→XADD relay of the same encoded events (the
+machine's ceiling for moving them through Redis), in the same run.
+
+Tradewind runs as deployed: ``tradewind service NAME`` per process with
+``TRADEWIND_BUS__KIND=redis`` and a PostgreSQL store; ws replays a tape of the
+real recorded Binance trades (shifted copies). Sustained throughput is the
+rate at which ``trades`` rows land in PostgreSQL between the first and the
+last; tick-to-order comes from execution's ``tradewind_tick_to_order_seconds``
+histogram on ``/metrics`` (quantiles interpolated within buckets). Needs
+``tradewind service`` (issue 4); without it only the baseline runs.
+
+    python bench/bench_redis_pipeline.py [--ticks 100000] [--latency-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import msgspec
+import redis
+
+from _ticks import TickTape, recorded_trades
+from bench_pipeline import machine
+from tradewind import events as ev
+from tradewind.events import Trade
+
+TARGET_TPS = 30_000
+TARGET_P99_S = 0.002
+STAGES = 4
+END = b"END"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_PG = "postgresql://postgres:test@127.0.0.1:5432/postgres"
+SERVICES = ("db_writer", "execution", "risk", "signal", "ws")
+
+
+def tape_events(n: int) -> list[Trade]:
+    tape = TickTape(n, recorded_trades())
+    out: list[Trade] = []
+    for tb in tape.template_batches(4096):
+        out.extend(tape.stamp(tb))
+    return out
+
+
+# --- baseline: bare relay ----------------------------------------------------------
+
+
+def _relay(url: str, src: str, dst: str, group: str) -> None:
+    r = redis.Redis.from_url(url)
+    while True:
+        resp = r.xreadgroup(group, "c", {src: ">"}, count=1024, block=100)
+        if not resp:
+            continue
+        entries = resp[0][1]
+        pipe = r.pipeline(transaction=False)
+        done = False
+        for _id, fields in entries:
+            data = fields[b"d"]
+            pipe.xadd(dst, {b"d": data})
+            done = done or data == END
+        pipe.xack(src, group, *[i for i, _ in entries])
+        pipe.execute()
+        if done:
+            return
+
+
+def relay_baseline(url: str, payloads: list[bytes]) -> float:
+    prefix = f"twbench-relay-{uuid.uuid4().hex[:8]}"
+    streams = [f"{prefix}:s{i}" for i in range(STAGES + 1)]
+    r = redis.Redis.from_url(url)
+    for s in streams[:-1]:
+        r.xgroup_create(s, "g", id="0", mkstream=True)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_relay, args=(url, streams[i], streams[i + 1], "g"))
+        for i in range(STAGES)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let the relays reach their first XREADGROUP
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, len(payloads), 1024):
+            pipe = r.pipeline(transaction=False)
+            for d in payloads[i : i + 1024]:
+                pipe.xadd(streams[0], {b"d": d})
+            pipe.execute()
+        r.xadd(streams[0], {b"d": END})
+        last = "0"
+        while True:
+            resp = r.xread({streams[-1]: last}, count=4096, block=1000)
+            if not resp:
+                continue
+            entries = resp[0][1]
+            last = entries[-1][0]
+            if entries[-1][1][b"d"] == END:
+                break
+        elapsed = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+        r.delete(*streams)
+    return elapsed
+
+
+# --- Tradewind: five service processes ---------------------------------------------
+
+
+def service_available() -> bool:
+    exe = shutil.which("tradewind") or str(Path(sys.executable).with_name("tradewind"))
+    try:
+        res = subprocess.run([exe, "service", "--help"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0
+
+
+def write_tape(path: Path, evs: list[Trade], spacing_ns: int | None = None) -> None:
+    """Binance combined-stream trade frames; ``spacing_ns`` re-times them evenly
+    (at speed 1 that is a fixed tick rate)."""
+    t0 = evs[0].ts_event
+    with path.open("wb") as fh:
+        for i, e in enumerate(evs):
+            ts_ms = (t0 + i * spacing_ns if spacing_ns else e.ts_event) // 1_000_000
+            frame = {
+                "stream": f"{e.symbol.lower()}@trade",
+                "data": {
+                    "e": "trade",
+                    "E": ts_ms,
+                    "s": e.symbol,
+                    "t": int(e.trade_id),
+                    "p": repr(e.price),
+                    "q": repr(e.qty),
+                    "T": ts_ms,
+                    "m": e.side is not None and e.side.value == "sell",
+                    "M": True,
+                },
+            }
+            fh.write(msgspec.json.encode(frame) + b"\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_count(url: str) -> int:
+    import asyncpg
+
+    async def q() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM trades"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(q())
+
+
+def _pg_admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    async def q() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(q())
+
+
+def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> list[float | None]:
+    """Quantiles of a Prometheus histogram, linear within the bucket."""
+    buckets: list[tuple[float, float]] = []
+    for m in re.finditer(rf'^{name}_bucket\{{[^}}]*le="([^"]+)"[^}}]*\}} (\S+)$', text, re.M):
+        le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+        buckets.append((le, float(m.group(2))))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    out: list[float | None] = []
+    for q in qs:
+        if total <= 0:
+            out.append(None)
+            continue
+        rank = q * total
+        prev_le, prev_c = 0.0, 0.0
+        val: float | None = None
+        for le, c in buckets:
+            if c >= rank:
+                if le == float("inf"):
+                    val = prev_le
+                else:
+                    val = prev_le + (le - prev_le) * ((rank - prev_c) / max(c - prev_c, 1e-12))
+                break
+            prev_le, prev_c = le, c
+        out.append(val)
+    return out
+
+
+class Services:
+    """The five ``tradewind service`` processes on one prefix and database."""
+
+    def __init__(self, redis_url: str, pg_url: str, tape: Path, speed: float) -> None:
+        self.prefix = f"twbench-{uuid.uuid4().hex[:8]}"
+        self.ports = {n: _free_port() for n in SERVICES}
+        self.env = {
+            **os.environ,
+            "TRADEWIND_BUS__KIND": "redis",
+            "TRADEWIND_BUS__REDIS_URL": redis_url,
+            "TRADEWIND_BUS__PREFIX": self.prefix,
+            "TRADEWIND_STORE__URL": pg_url,
+            "TRADEWIND_FEED__SOURCE": "replay",
+            "TRADEWIND_FEED__DATA": json.dumps([str(tape)]),
+            "TRADEWIND_FEED__SPEED": str(speed),
+            "TRADEWIND_LOG_LEVEL": "warning",
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.redis_url = redis_url
+
+    def start(self) -> None:
+        exe = shutil.which("tradewind") or str(Path(sys.executable).with_name("tradewind"))
+        for name in SERVICES:
+            env = {
+                **self.env,
+                "TRADEWIND_SERVICE_NAME": name,
+                "TRADEWIND_HTTP__PORT": str(self.ports[name]),
+            }
+            self.procs.append(
+                subprocess.Popen([exe, "service", name], env=env, stdout=subprocess.DEVNULL)
+            )
+            if name != "ws":
+                self.wait_ready(name)
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.ports[name]}/readyz"
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"service {name} not ready after {timeout}s")
+
+    def metrics(self, name: str) -> str:
+        url = f"http://127.0.0.1:{self.ports[name]}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        r = redis.Redis.from_url(self.redis_url)
+        keys = list(r.scan_iter(f"{self.prefix}*", count=1000))
+        for i in range(0, len(keys), 500):
+            r.delete(*keys[i : i + 500])
+
+
+def run_services(
+    redis_url: str, pg_url: str, tape: Path, n: int, speed: float, timeout: float
+) -> tuple[float, list[float | None]]:
+    """(sustained ticks/s, [p50, p99] tick-to-order seconds)"""
+    name = f"twbench_{uuid.uuid4().hex[:10]}"
+    head = pg_url.rpartition("/")[0]
+    db = f"{head}/{name}"
+    _pg_admin(pg_url, f'CREATE DATABASE "{name}"')
+    from tradewind.storage import migrate
+
+    migrate.upgrade(db)
+    svc = Services(redis_url, db, tape, speed)
+    try:
+        svc.start()
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + timeout
+        count = 0
+        while time.monotonic() < deadline:
+            count = _pg_count(db)
+            now = time.perf_counter()
+            if count and first is None:
+                first = (now, count)
+            if count >= n:
+                break
+            time.sleep(0.05)
+        if first is None or count < n:
+            raise RuntimeError(f"only {count} of {n} ticks persisted within {timeout}s")
+        tps = (count - first[1]) / max(time.perf_counter() - first[0], 1e-9)
+        quantiles = histogram_quantiles(
+            svc.metrics("execution"), "tradewind_tick_to_order_seconds", (0.5, 0.99)
+        )
+    finally:
+        svc.stop()
+        _pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return tps, quantiles
+
+
+def ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 1000:.3f} ms"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--ticks", type=int, default=100_000)
+    ap.add_argument("--latency-seconds", type=float, default=10.0, help="length of the 1k/s run")
+    ap.add_argument("--redis", default=DEFAULT_REDIS)
+    ap.add_argument("--postgres", default=DEFAULT_PG)
+    ap.add_argument("--timeout", type=float, default=300.0)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    evs = tape_events(args.ticks)
+    payloads = [ev.encode(e) for e in evs]
+    t_relay = relay_baseline(args.redis, payloads)
+    relay_tps = args.ticks / t_relay
+    print(f"ticks: {args.ticks:,} recorded BTCUSDT trades (shifted copies), msgpack-encoded")
+    print(f"baseline ({STAGES}-process XREADGROUP->XADD relay): {relay_tps:,.0f} ticks/s")
+    if not service_available():
+        print("tradewind services: SKIPPED - `tradewind service NAME` is not there yet (issue 4)")
+        return 0
+    with tempfile.TemporaryDirectory() as d:
+        fast = Path(d) / "tape.jsonl"
+        write_tape(fast, evs)
+        tps, _ = run_services(args.redis, args.postgres, fast, args.ticks, 0.0, args.timeout)
+        n_lat = int(1000 * args.latency_seconds)
+        paced = Path(d) / "paced.jsonl"
+        write_tape(paced, evs[:n_lat], spacing_ns=1_000_000)
+        _, (p50, p99) = run_services(
+            args.redis, args.postgres, paced, n_lat, 1.0, args.latency_seconds + args.timeout
+        )
+    print(f"tradewind (5 processes, every tick in PostgreSQL): {tps:,.0f} ticks/s sustained")
+    print(f"ratio tradewind/relay: {tps / relay_tps:.1%}")
+    print(f"target {TARGET_TPS:,} ticks/s: {'met' if tps >= TARGET_TPS else 'NOT met'}")
+    print(f"tick-to-order at 1k ticks/s: p50 {ms(p50)} p99 {ms(p99)} (histogram buckets)")
+    ok = p99 is not None and p99 <= TARGET_P99_S
+    print(f"target p99 <= {TARGET_P99_S * 1000:.0f} ms: {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
