@@ -137,7 +137,8 @@ class Pipeline:
         self.execution = ExecutionService(ctx)
         self.risk = RiskService(ctx)
         self.signal = SignalService(ctx)
-        self.ws = WsService(ctx, source)
+        lockstep = settings.feed.source == "replay" and settings.feed.speed == 0
+        self.ws = WsService(ctx, source, settle=self.bus.wait_idle if lockstep else None)
         self.services: list[Service] = [
             self.ws,
             self.signal,

@@ -79,6 +79,27 @@ class MemoryBus(Bus):
         self.retain = retain
         self._streams: dict[str, _Stream] = {}
         self._state: dict[str, bytes] = {}
+        self._outstanding = 0
+        """Messages some group has not yet acknowledged (undelivered or pending)."""
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    async def wait_idle(self) -> None:
+        """Until every group has consumed and acknowledged everything.
+
+        A replay that waits for this between batches makes the whole run a
+        function of its input: fills reach risk before the next market batch,
+        however the services happen to be scheduled.
+        """
+        while self._outstanding:
+            await self._quiet.wait()
+
+    def _settle(self, delta: int) -> None:
+        self._outstanding += delta
+        if self._outstanding:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
 
     def _stream(self, topic: str) -> _Stream:
         s = self._streams.get(topic)
@@ -99,6 +120,8 @@ class MemoryBus(Bus):
         topic = s.name
         seq = s.next_seq
         s.entries.extend([Message(topic, str(i), e) for i, e in enumerate(events, seq)])
+        if s.groups:
+            self._settle(len(events) * len(s.groups))
         if not s.groups and len(s.entries) > self.retain:
             s.trim(self.retain)
         for g in s.groups.values():
@@ -148,6 +171,7 @@ class MemorySubscription(Subscription):
             g = s.groups.get(group)
             if g is None:
                 g = s.groups[group] = _Group(cursor=s.base)
+                bus._settle(len(s.entries))
             g.wakers.add(self._wake)
             self._groups.append((s, g))
         self._by_topic = {s.name: g for s, g in self._groups}
@@ -235,16 +259,21 @@ class MemorySubscription(Subscription):
         self._ack(acks)
 
     def _ack(self, acks: Sequence[Message]) -> None:
+        done = 0
         if len(self._groups) == 1:
-            pop = self._groups[0][1].pending.pop
+            pending = self._groups[0][1].pending
+            before = len(pending)
             for m in acks:
-                pop(m, None)
-            return
-        by_topic = self._by_topic
-        for m in acks:
-            g = by_topic.get(m.topic)
-            if g is not None:
-                g.pending.pop(m, None)
+                pending.pop(m, None)
+            done = before - len(pending)
+        else:
+            by_topic = self._by_topic
+            for m in acks:
+                g = by_topic.get(m.topic)
+                if g is not None and g.pending.pop(m, None) is not None:
+                    done += 1
+        if done:
+            self._bus._settle(-done)
 
     async def fail(self, message: Message, error: str) -> bool:
         if message.deliveries >= self._bus.max_deliveries:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent, Trade
@@ -22,8 +22,16 @@ from tradewind.topics import MARKET
 class WsService(Service):
     name = "ws"
 
-    def __init__(self, ctx: ServiceContext, source: ReplaySource | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        source: ReplaySource | None = None,
+        settle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``settle``, when given, is awaited after each published batch: the
+        embedded replay passes the bus's ``wait_idle`` to run in lockstep."""
         super().__init__(ctx)
+        self.settle = settle
         feed = ctx.settings.feed
         if source is None and feed.source == "replay":
             clock = ctx.clock if isinstance(ctx.clock, ReplayClock) else None
@@ -54,6 +62,8 @@ class WsService(Service):
                 if self._stopping.is_set():
                     break
                 await self.bus.publish(MARKET, batch)
+                if self.settle is not None:
+                    await self.settle()
                 self.events_in += len(batch)
                 published.inc(len(batch))
                 now = time.time()
