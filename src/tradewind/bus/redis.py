@@ -1,0 +1,702 @@
+"""The Redis Streams bus.
+
+Layout: a topic is the stream ``{prefix}:{topic}``; the partitioned ``market``
+topic is ``{prefix}:market:{p}`` for ``p`` in ``range(partitions)``. Each entry
+holds one field, ``e``, the event's msgpack. Consumer groups are created from
+id 0 (with MKSTREAM), so a new group starts at the oldest retained entry.
+Consumer state lives at ``{prefix}:state:{key}``; every stream key is listed in
+the set ``{prefix}:streams`` so ``info()`` needs no SCAN.
+
+Why it is shaped like this:
+
+- Python time, not Redis time, bounds throughput, so every operation is one
+  round trip per *batch*: XREADGROUP over all streams of a subscription with
+  COUNT and BLOCK, and publishes and commits as one pipelined MULTI/EXEC.
+- ``commit`` (XACKs + XADDs + state SETs) is one MULTI/EXEC, so a crash leaves
+  all or nothing. A connection lost during EXEC leaves the outcome unknown;
+  each transaction therefore also writes a short-lived token key, and a retry
+  first asks whether the token exists, so a transaction is applied exactly once
+  even across reconnects. MULTI/EXEC needs every key on one node: run a single
+  Redis (or a replicated primary), not Redis Cluster.
+- A subscription may be *fenced* by lease keys: the commit WATCHes them and
+  only executes while they still hold this process's tokens, so a replica that
+  lost its lease (paused, partitioned) can never commit over its successor.
+- Delivery counts come from the PEL (XPENDING): a message read again from a
+  consumer's own history or claimed from a dead consumer (XAUTOCLAIM, after
+  ``claim_idle_ms``) carries its true count, and ``fail`` dead-letters it after
+  ``max_deliveries``.
+- Only market streams are trimmed (approximate MAXLEN on XADD); order flow is
+  never trimmed by the bus.
+- A lost connection is retried with backoff; a fetch that failed re-reads the
+  consumer's own pending entries first, so a reply lost in flight is not
+  stranded until the idle claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.client import Pipeline
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from tradewind import events as ev
+from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
+from tradewind.events import DeadLetter, Event
+from tradewind.observability import metrics
+from tradewind.topics import DEAD_LETTER, PARTITIONED, TRIMMABLE, partition_of
+
+if TYPE_CHECKING:
+    from tradewind.config import Settings
+
+log = structlog.get_logger("tradewind.bus.redis")
+T = TypeVar("T")
+
+FIELD = b"e"
+_MAX_BLOCK_MS = 5_000
+_PUBLISH_CHUNK = 10_000
+_TRANSIENT: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+class FencedError(BusError):
+    """A fenced commit found a lease held by someone else; nothing was applied."""
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class RedisBus(Bus):
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "tw",
+        partitions: int = 8,
+        market_maxlen: int = 1_000_000,
+        max_deliveries: int = 5,
+        claim_idle_ms: int = 30_000,
+        name: str = "tradewind",
+        retry_max_s: float = 30.0,
+        op_timeout_s: float = 10.0,
+        max_connections: int = 64,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.partitions = partitions
+        self.market_maxlen = market_maxlen
+        self.max_deliveries = max_deliveries
+        self.claim_idle_ms = claim_idle_ms
+        self.name = name
+        self.retry_max_s = retry_max_s
+        self.op_timeout_s = op_timeout_s
+        self.max_connections = max_connections
+        self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
+        self._client: aioredis.Redis | None = None
+        self._known: set[str] = set()
+        self._reconnects = metrics.BUS_RECONNECTS.labels(name)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisBus:
+        b = settings.bus
+        return cls(
+            b.redis_url.get_secret_value(),
+            prefix=b.prefix,
+            partitions=b.partitions,
+            market_maxlen=b.market_maxlen,
+            max_deliveries=b.max_deliveries,
+            claim_idle_ms=b.claim_idle_ms,
+            name=settings.service_name,
+        )
+
+    # --- connection ----------------------------------------------------------
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise BusError("redis bus not started")
+        return self._client
+
+    async def start(self) -> None:
+        if self._client is None:
+            # redis-py's own retries would resend non-idempotent XADDs; ours do not.
+            self._client = aioredis.Redis.from_url(
+                self.url,
+                socket_timeout=self.op_timeout_s,
+                socket_connect_timeout=min(5.0, self.op_timeout_s),
+                retry=Retry(NoBackoff(), 0),
+                max_connections=self.max_connections,
+                client_name=self.name,
+                health_check_interval=30,
+            )
+        await self.retry(self._check_partitions, "start")
+
+    async def _check_partitions(self) -> None:
+        """Producers and consumers must hash symbols alike, or per-symbol order breaks."""
+        key = self.k("meta", "partitions")
+        await self.redis.set(key, str(self.partitions), nx=True)
+        stored = await self.redis.get(key)
+        if stored is not None and int(stored) != self.partitions:
+            raise BusError(
+                f"TRADEWIND_BUS__PARTITIONS is {self.partitions} but prefix {self.prefix!r} "
+                f"was created with {int(stored)} partitions"
+            )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), self.op_timeout_s))
+        except _TRANSIENT:
+            return False
+        except BusError:
+            return False
+
+    async def retry(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run ``op`` until it succeeds; only for operations safe to repeat."""
+        delay = 0.05
+        deadline = time.monotonic() + self.retry_max_s
+        while True:
+            try:
+                return await op()
+            except _TRANSIENT as exc:
+                self._reconnects.inc()
+                if time.monotonic() + delay > deadline:
+                    raise BusError(f"redis {what} failed: {type(exc).__name__}: {exc}") from None
+                log.warning("redis unavailable; retrying", op=what, error=str(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # --- keys ------------------------------------------------------------------
+
+    def k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def stream(self, topic: str, partition: int = 0) -> str:
+        if topic in PARTITIONED:
+            return self.k(topic, str(partition))
+        return self.k(topic)
+
+    def streams_of(self, topic: str) -> list[tuple[str, int]]:
+        if topic in PARTITIONED:
+            return [(self.stream(topic, p), p) for p in range(self.partitions)]
+        return [(self.k(topic), 0)]
+
+    def state_key(self, key: str) -> str:
+        return self.k("state", key)
+
+    # --- transactions ------------------------------------------------------------
+
+    def add_events(self, pipe: Pipeline, topic: str, events: Iterable[Event]) -> set[str]:
+        """Queue XADDs routed by partition; returns the stream keys written."""
+        keys: set[str] = set()
+        partitioned = topic in PARTITIONED
+        trim = topic in TRIMMABLE
+        parts = self.partitions
+        maxlen = self.market_maxlen
+        encode = ev.encode
+        plain = self.k(topic)
+        for e in events:
+            key = (
+                self.stream(topic, partition_of(e.symbol, parts))  # type: ignore[union-attr]
+                if partitioned
+                else plain
+            )
+            if trim:
+                pipe.execute_command("XADD", key, "MAXLEN", "~", maxlen, "*", FIELD, encode(e))
+            else:
+                pipe.execute_command("XADD", key, "*", FIELD, encode(e))
+            keys.add(key)
+        return keys
+
+    def _register(self, pipe: Pipeline, keys: Iterable[str]) -> None:
+        new = [k for k in keys if k not in self._known]
+        if new:
+            pipe.sadd(self.k("streams"), *new)
+
+    async def transact(
+        self,
+        fill: Callable[[Pipeline], set[str]],
+        fence: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Apply ``fill``'s commands atomically, exactly once, even across reconnects."""
+        token = self.k("tx", uuid.uuid4().hex)
+        uncertain = False
+        delay = 0.05
+        deadline = time.monotonic() + self.retry_max_s
+        while True:
+            try:
+                if uncertain and await self.redis.exists(token):
+                    return
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    if fence:
+                        keys = list(fence)
+                        await pipe.watch(*keys)
+                        held = await pipe.mget(keys)
+                        if any(h != fence[k] for k, h in zip(keys, held, strict=True)):
+                            raise FencedError("a lease fencing this commit is held elsewhere")
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                    written = fill(pipe)
+                    self._register(pipe, written)
+                    pipe.set(token, b"1", px=self._tx_ttl_ms)
+                    await pipe.execute()
+                self._known.update(written)
+                return
+            except WatchError:
+                # The lease key was touched (usually our own renewal): check again.
+                await asyncio.sleep(0)
+            except _TRANSIENT as exc:
+                uncertain = True
+                self._reconnects.inc()
+                if time.monotonic() + delay > deadline:
+                    raise BusError(f"redis commit failed: {type(exc).__name__}: {exc}") from None
+                log.warning("redis commit interrupted; retrying", error=str(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # --- Bus API -----------------------------------------------------------------
+
+    async def publish(self, topic: str, events: Sequence[Event]) -> None:
+        for i in range(0, len(events), _PUBLISH_CHUNK):
+            chunk = events[i : i + _PUBLISH_CHUNK]
+            await self.transact(lambda pipe, c=chunk: self.add_events(pipe, topic, c))  # type: ignore[misc]
+
+    async def subscribe(
+        self,
+        topics: Sequence[str],
+        group: str,
+        consumer: str,
+        partitions: Sequence[int] | None = None,
+    ) -> RedisSubscription:
+        sub = RedisSubscription(self, topics, group, consumer, partitions)
+        await self.retry(sub.setup, "subscribe")
+        return sub
+
+    async def get_state(self, key: str) -> bytes | None:
+        value: Any = await self.retry(lambda: self.redis.get(self.state_key(key)), "get_state")
+        return None if value is None else bytes(value)
+
+    async def put_state(self, key: str, value: bytes) -> None:
+        await self.retry(lambda: self.redis.set(self.state_key(key), value), "put_state")
+
+    async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:
+        out: list[tuple[tuple[int, int], Message]] = []
+        for key, p in self.streams_of(topic):
+            entries: Any = await self.retry(
+                lambda key=key: self.redis.xrange(key, count=count),  # type: ignore[misc]
+                "read_all",
+            )
+            for sid, fields in entries:
+                sid_s = _s(sid)
+                try:
+                    event = ev.decode(fields[FIELD])
+                except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                out.append((_id_key(sid_s), Message(topic, sid_s, event, 1, p)))
+        out.sort(key=lambda x: x[0])
+        return [m for _, m in out[:count]]
+
+    async def info(self) -> dict[str, TopicInfo]:
+        return await self.retry(self._info, "info")
+
+    async def _info(self) -> dict[str, TopicInfo]:
+        keys = sorted(_s(k) for k in await self.redis.smembers(self.k("streams")))
+        if not keys:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.xlen(key)
+                pipe.xinfo_groups(key)
+            replies = await pipe.execute(raise_on_error=False)
+        out: dict[str, TopicInfo] = {}
+        for i, key in enumerate(keys):
+            length, groups = replies[2 * i], replies[2 * i + 1]
+            if isinstance(groups, Exception) or isinstance(length, Exception):
+                continue
+            topic = self._topic_of(key)
+            ti = out.setdefault(topic, TopicInfo(length=0))
+            ti.length += int(length)
+            for g in groups:
+                name = _s(g["name"])
+                lag = g.get("lag")
+                if lag is None:
+                    last = _s(g["last-delivered-id"])
+                    behind: Any = await self.redis.xrange(key, min=f"({last}", count=10_000)
+                    lag = len(behind)
+                gi = ti.groups.setdefault(name, GroupInfo(lag=0, pending=0))
+                gi.lag += int(lag)
+                gi.pending += int(g["pending"])
+        return out
+
+    def _topic_of(self, key: str) -> str:
+        rest = key[len(self.prefix) + 1 :]
+        head, _, tail = rest.rpartition(":")
+        if head in PARTITIONED and tail.isdigit():
+            return head
+        return rest
+
+    async def take_over(self, keys: Iterable[str], group: str, consumer: str) -> int:
+        """Claim every pending entry of ``group`` on ``keys`` for ``consumer``.
+
+        Only for a consumer that holds the lease on those streams: the previous
+        holder can no longer commit (its commits are fenced), so its unacked
+        entries must be processed next, before anything newer, to keep order.
+        """
+        claimed = 0
+        for key in keys:
+            start = "-"
+            while True:
+                rows: Any = await self.retry(
+                    lambda key=key, start=start: self.redis.xpending_range(  # type: ignore[misc]
+                        key, group, start, "+", 1000
+                    ),
+                    "take_over",
+                )
+                ids = [_s(r["message_id"]) for r in rows if _s(r["consumer"]) != consumer]
+                if ids:
+                    # JUSTID: ownership moves without counting a delivery.
+                    await self.retry(
+                        lambda key=key, ids=ids: self.redis.xclaim(  # type: ignore[misc]
+                            key, group, consumer, 0, ids, justid=True
+                        ),
+                        "take_over",
+                    )
+                    claimed += len(ids)
+                if len(rows) < 1000:
+                    break
+                start = "(" + _s(rows[-1]["message_id"])
+        return claimed
+
+
+class RedisSubscription(Subscription):
+    def __init__(
+        self,
+        bus: RedisBus,
+        topics: Sequence[str],
+        group: str,
+        consumer: str,
+        partitions: Sequence[int] | None,
+    ) -> None:
+        super().__init__(topics, group, consumer)
+        self._bus = bus
+        self._all: list[tuple[str, str, int]] = [
+            (key, t, p) for t in self.topics for key, p in bus.streams_of(t)
+        ]
+        self._where: dict[str, tuple[str, int]] = {key: (t, p) for key, t, p in self._all}
+        self._active = self._select(partitions)
+        self._history: dict[str, str] = dict.fromkeys(self._active, "0")
+        self._claim_cursor: dict[str, str] = {}
+        self._next_claim = 0.0
+        self._claim_every = min(max(bus.claim_idle_ms / 2000.0, 0.01), 5.0)
+        self._fence: dict[str, bytes] = {}
+        self._errors = 0
+        self._closed = False
+
+    def _select(self, partitions: Sequence[int] | None) -> list[str]:
+        owned = None if partitions is None else set(partitions)
+        return [
+            key for key, t, p in self._all if t not in PARTITIONED or owned is None or p in owned
+        ]
+
+    async def setup(self) -> None:
+        async with self._bus.redis.pipeline(transaction=False) as pipe:
+            for key, _t, _p in self._all:
+                pipe.xgroup_create(key, self.group, "0", mkstream=True)
+            pipe.sadd(self._bus.k("streams"), *self._where)
+            replies = await pipe.execute(raise_on_error=False)
+        for r in replies:
+            if isinstance(r, ResponseError) and "BUSYGROUP" not in str(r):
+                raise r
+            if isinstance(r, _TRANSIENT):
+                raise r
+        self._bus._known.update(self._where)
+
+    def set_fence(self, fence: Mapping[str, bytes]) -> None:
+        """Commit only while every key in ``fence`` holds its value (lease tokens)."""
+        self._fence = dict(fence)
+
+    @property
+    def active_streams(self) -> list[str]:
+        return list(self._active)
+
+    # --- fetch ---------------------------------------------------------------------
+
+    async def fetch(self, max_count: int = 1024, timeout: float = 1.0) -> list[Message]:
+        if self._closed or not self._active:
+            if not self._closed:
+                await asyncio.sleep(timeout)
+            return []
+        try:
+            if self._history:
+                got = await self._read_history(max_count)
+                if got:
+                    self._errors = 0
+                    return got
+            if time.monotonic() >= self._next_claim:
+                self._next_claim = time.monotonic() + self._claim_every
+                got = await self._claim(max_count)
+                if got:
+                    self._errors = 0
+                    return got
+            got = await self._read_new(max_count, timeout)
+            self._errors = 0
+            return got
+        except _TRANSIENT as exc:
+            # A reply lost in flight leaves entries in our PEL: read them first.
+            self._history = dict.fromkeys(self._active, "0")
+            self._errors += 1
+            self._bus._reconnects.inc()
+            delay = min(0.05 * 2 ** min(self._errors, 6), 2.0)
+            log.warning("redis fetch failed; retrying", group=self.group, error=str(exc))
+            await asyncio.sleep(delay)
+            return []
+
+    def _per_stream(self, max_count: int, n: int) -> int:
+        return max(1, max_count // max(n, 1))
+
+    async def _read_new(self, max_count: int, timeout: float) -> list[Message]:
+        active = self._active
+        block = min(int(timeout * 1000), _MAX_BLOCK_MS)
+        reply: Any = await self._bus.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            dict.fromkeys(active, ">"),
+            count=self._per_stream(max_count, len(active)),
+            block=block if block > 0 else None,
+        )
+        if not reply:
+            return []
+        return await self._messages(reply, fresh=True)
+
+    async def _read_history(self, max_count: int) -> list[Message]:
+        keys = [k for k in self._history if k in self._where]
+        reply: Any = await self._bus.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            {k: self._history[k] for k in keys},
+            count=self._per_stream(max_count, len(keys)),
+        )
+        seen: set[str] = set()
+        for key, entries in reply or []:
+            key_s = _s(key)
+            if entries:
+                seen.add(key_s)
+                self._history[key_s] = _s(entries[-1][0])
+        for k in keys:
+            if k not in seen:
+                del self._history[k]
+        if not reply:
+            return []
+        return await self._messages(reply, fresh=False)
+
+    async def _claim(self, max_count: int) -> list[Message]:
+        bus = self._bus
+        active = self._active
+        per = self._per_stream(max_count, len(active))
+        async with bus.redis.pipeline(transaction=False) as pipe:
+            for key in active:
+                pipe.xautoclaim(
+                    key,
+                    self.group,
+                    self.consumer,
+                    bus.claim_idle_ms,
+                    self._claim_cursor.get(key, "0-0"),
+                    count=per,
+                )
+            replies: Any = await pipe.execute()
+        grouped: list[tuple[bytes | str, list[Any]]] = []
+        for key, (cursor, entries, *_deleted) in zip(active, replies, strict=True):
+            self._claim_cursor[key] = _s(cursor)
+            if entries:
+                grouped.append((key, entries))
+        if not grouped:
+            return []
+        return await self._messages(grouped, fresh=False)
+
+    async def _messages(
+        self, reply: Iterable[tuple[bytes | str, list[Any]] | list[Any]], fresh: bool
+    ) -> list[Message]:
+        out: list[Message] = []
+        gone: list[tuple[str, str]] = []
+        bad: list[tuple[str, int, str, bytes]] = []
+        decode = ev.decode
+        where = self._where
+        ranges: list[tuple[str, str, str, int]] = []
+        for key_b, entries in reply:
+            key = _s(key_b)
+            topic, part = where[key]
+            first = len(out)
+            for sid_b, fields in entries:
+                sid = _s(sid_b)
+                if not fields:
+                    gone.append((key, sid))
+                    continue
+                payload = fields.get(FIELD)
+                try:
+                    event = decode(payload)
+                except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+                    bad.append((topic, part, sid, payload if isinstance(payload, bytes) else b""))
+                    continue
+                out.append(Message(topic, sid, event, 1, part))
+            if not fresh and len(out) > first:
+                ranges.append((key, out[first].id, out[-1].id, len(out) - first))
+        if ranges:
+            await self._delivery_counts(out, ranges)
+        if gone:
+            await self._drop_trimmed(gone)
+        for topic, part, sid, raw in bad:
+            metrics.DEAD_LETTERS.labels(self._bus.name, topic).inc()
+            await self._dead_letter(topic, part, sid, 1, raw, "undecodable payload")
+        return out
+
+    async def _delivery_counts(
+        self, out: list[Message], ranges: list[tuple[str, str, str, int]]
+    ) -> None:
+        async with self._bus.redis.pipeline(transaction=False) as pipe:
+            for key, lo, hi, n in ranges:
+                pipe.xpending_range(key, self.group, lo, hi, n, self.consumer)
+            replies = await pipe.execute()
+        counts: dict[str, int] = {}
+        for rows in replies:
+            for row in rows:
+                counts[_s(row["message_id"])] = int(row["times_delivered"])
+        for m in out:
+            if m.id in counts:
+                m.deliveries = counts[m.id]
+
+    async def _drop_trimmed(self, gone: list[tuple[str, str]]) -> None:
+        """Entries trimmed while pending cannot be processed; ack them so they stop
+        coming back (only market streams are ever trimmed)."""
+        log.error("pending entries were trimmed before processing", group=self.group, n=len(gone))
+        async with self._bus.redis.pipeline(transaction=False) as pipe:
+            for key, sid in gone:
+                pipe.xack(key, self.group, sid)
+            await pipe.execute()
+
+    # --- commit --------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        acks: Sequence[Message],
+        publish: Mapping[str, Sequence[Event]] | None = None,
+        state: Mapping[str, bytes] | None = None,
+    ) -> None:
+        if not acks and not state and not (publish and any(publish.values())):
+            return
+        bus = self._bus
+        group = self.group
+
+        def fill(pipe: Pipeline) -> set[str]:
+            written: set[str] = set()
+            if publish:
+                for topic, events in publish.items():
+                    if events:
+                        written |= bus.add_events(pipe, topic, events)
+            if state:
+                for k, v in state.items():
+                    pipe.set(bus.state_key(k), v)
+            if acks:
+                by_key: dict[str, list[str]] = {}
+                for m in acks:
+                    by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
+                for key, ids in by_key.items():
+                    pipe.xack(key, group, *ids)
+            return written
+
+        await bus.transact(fill, self._fence or None)
+
+    async def fail(self, message: Message, error: str) -> bool:
+        if message.deliveries >= self._bus.max_deliveries:
+            await self._dead_letter(
+                message.topic,
+                message.partition,
+                message.id,
+                message.deliveries,
+                ev.encode(message.event),
+                error,
+            )
+            return True
+        key = self._bus.stream(message.topic, message.partition)
+        # Mark it idle long enough to be claimed again at once; JUSTID keeps the count.
+        await self._bus.retry(
+            lambda: self._bus.redis.xclaim(
+                key,
+                self.group,
+                self.consumer,
+                0,
+                [message.id],
+                idle=self._bus.claim_idle_ms,
+                justid=True,
+            ),
+            "fail",
+        )
+        self._claim_cursor.pop(key, None)
+        self._next_claim = 0.0
+        return False
+
+    async def _dead_letter(
+        self, topic: str, partition: int, sid: str, deliveries: int, payload: bytes, error: str
+    ) -> None:
+        dead = DeadLetter(
+            id=f"{topic}:{self.group}:{sid}",
+            ts_event=time.time_ns(),
+            topic=topic,
+            message_id=sid,
+            group=self.group,
+            deliveries=deliveries,
+            error=error[:2000],
+            payload=payload,
+        )
+        bus = self._bus
+        key = bus.stream(topic, partition)
+
+        def fill(pipe: Pipeline) -> set[str]:
+            written = bus.add_events(pipe, DEAD_LETTER, [dead])
+            pipe.xack(key, self.group, sid)
+            return written
+
+        await bus.transact(fill)
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def assign(self, partitions: Sequence[int]) -> None:
+        """Read only ``partitions`` of partitioned topics from now on.
+
+        Newly gained streams first have their pending entries taken over and read
+        from the start of this consumer's history, so they are processed in
+        order before anything newer.
+        """
+        new = self._select(partitions)
+        gained = [k for k in new if k not in self._active]
+        if gained:
+            await self._bus.take_over(gained, self.group, self.consumer)
+            for k in gained:
+                self._history[k] = "0"
+        for k in list(self._history):
+            if k not in new:
+                del self._history[k]
+        self._active = new

@@ -1,0 +1,188 @@
+"""The shared bus contract on Redis Streams, plus what only Redis can get wrong:
+round trips per batch, reconnects, trimming, fencing and partition takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.bus_contract import BusContract, drain, fill, trade
+from tradewind.bus import Bus
+from tradewind.bus.redis import FencedError, RedisBus
+from tradewind.topics import EXECUTIONS, MARKET, ORDERS, partition_of
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def make_bus(redis_url: str, redis_prefix: str) -> AsyncIterator[Any]:
+    buses: list[RedisBus] = []
+
+    async def make(**kw: Any) -> Bus:
+        kw.setdefault("partitions", 4)
+        bus = RedisBus(redis_url, prefix=f"{redis_prefix}{len(buses)}", name=redis_prefix, **kw)
+        await bus.start()
+        buses.append(bus)
+        return bus
+
+    yield make
+    admin = aioredis.Redis.from_url(redis_url)
+    for b in buses:
+        await b.close()
+        keys = [k async for k in admin.scan_iter(match=f"{b.prefix}:*", count=1000)]
+        if keys:
+            await admin.delete(*keys)
+    await admin.aclose()
+
+
+async def kill_clients(redis_url: str, name: str) -> int:
+    """CLIENT KILL every connection of one bus (by its client name), no one else's."""
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        clients = await admin.client_list()
+        killed = 0
+        for c in clients:
+            if c.get("name") == name:
+                killed += await admin.client_kill_filter(_id=c["id"])
+        return killed
+    finally:
+        await admin.aclose()
+
+
+class TestRedisBus(BusContract):
+    async def test_a_batch_costs_one_round_trip(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        calls = 0
+        real = bus.redis.connection_pool.get_connection
+
+        async def counting(*a: Any, **kw: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await real(*a, **kw)
+
+        bus.redis.connection_pool.get_connection = counting  # type: ignore[method-assign]
+        await bus.publish(ORDERS, [trade(i) for i in range(2000)])
+        assert calls == 1
+        calls = 0
+        got = await sub.fetch(2000, 1.0)
+        while len(got) < 2000:
+            got += await sub.fetch(2000, 1.0)
+        fetch_calls = calls
+        calls = 0
+        await sub.commit(got, {EXECUTIONS: [fill(i) for i in range(500)]}, {"k": b"v"})
+        assert calls == 1
+        assert fetch_calls <= 3  # history read, idle claim, new entries
+        assert await bus.idle()
+
+    async def test_reconnects_after_client_kill_without_losing_acked_data(
+        self, make_bus: Any, redis_url: str, redis_prefix: str
+    ) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(300)])
+        first = await drain(sub, 100)
+        assert await kill_clients(redis_url, redis_prefix) >= 1
+        # the publisher's connection is gone too: this publish must reconnect
+        await bus.publish(ORDERS, [trade(i) for i in range(300, 400)])
+        await kill_clients(redis_url, redis_prefix)
+        rest = await drain(sub, 300, timeout=10.0)
+        ids = [m.event.id for m in first + rest]
+        assert sorted(ids) == sorted(trade(i).id for i in range(400))
+        assert len(ids) == len(set(ids))
+        assert await bus.idle()
+
+    async def test_only_market_streams_are_trimmed(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus(partitions=1, market_maxlen=1000)
+        for _ in range(5):
+            await bus.publish(MARKET, [trade(i) for i in range(1000)])
+            await bus.publish(ORDERS, [trade(i) for i in range(1000)])
+        info = await bus.info()
+        assert info[MARKET].length < 5000
+        assert info[MARKET].length >= 1000
+        assert await bus.redis.xlen(bus.stream(ORDERS)) == 5000
+
+    async def test_undecodable_entry_goes_to_dead_letter(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.redis.xadd(bus.stream(ORDERS), {b"e": b"\xc1not msgpack"})
+        await bus.publish(ORDERS, [trade(1)])
+        got = await drain(sub, 1)
+        assert [m.event.id for m in got] == [trade(1).id]
+        (dl,) = await bus.dead_letters()
+        assert dl.topic == ORDERS
+        assert dl.payload == b"\xc1not msgpack"
+        info = await bus.info()
+        assert info[ORDERS].groups["g"].pending == 0
+
+    async def test_fenced_commit_applies_nothing(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.publish(ORDERS, [trade(1)])
+        got = await sub.fetch(10, 1.0)
+        lease = bus.k("lease", "x")
+        await bus.redis.set(lease, b"mine")
+        sub.set_fence({lease: b"mine"})
+        await bus.redis.set(lease, b"someone-else")
+        with pytest.raises(FencedError):
+            await sub.commit(got, {EXECUTIONS: [fill(1)]}, {"k": b"v"})
+        assert await bus.get_state("k") is None
+        assert await bus.read_all(EXECUTIONS) == []
+        assert (await bus.info())[ORDERS].groups["g"].pending == 1
+        await bus.redis.set(lease, b"mine")
+        await sub.commit(got, {EXECUTIONS: [fill(1)]}, {"k": b"v"})
+        assert await bus.get_state("k") == b"v"
+
+    async def test_assign_takes_over_pending_entries_in_order(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus(partitions=2)
+        p = partition_of("BTCUSDT", 2)
+        old = await bus.subscribe([MARKET], "sig", "old", partitions=[p])
+        await bus.publish(MARKET, [trade(i) for i in range(10)])
+        taken = await old.fetch(4, 1.0)
+        assert [m.event.id for m in taken] == [trade(i).id for i in range(4)]
+        new = await bus.subscribe([MARKET], "sig", "new", partitions=[])
+        await new.assign([p])
+        got = await drain(new, 10)
+        assert [m.event.id for m in got] == [trade(i).id for i in range(10)]
+        assert all(m.deliveries == 2 for m in got[:4])
+        assert await bus.idle()
+
+    async def test_restarted_consumer_rereads_its_own_pending_first(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(5)])
+        assert len(await sub.fetch(3, 1.0)) == 3
+        again = await bus.subscribe([ORDERS], "g", "c")
+        got = await drain(again, 5)
+        assert [m.event.id for m in got] == [trade(i).id for i in range(5)]
+        assert [m.deliveries for m in got] == [2, 2, 2, 1, 1]
+
+    async def test_throughput(self, make_bus: Any) -> None:
+        """Publish, fetch and commit 50k messages in batches; bounded in time."""
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        events = [trade(i) for i in range(1000)]
+        n = 50
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await bus.publish(ORDERS, events)
+        t_pub = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        done = 0
+        deadline = time.monotonic() + 30
+        while done < n * 1000 and time.monotonic() < deadline:
+            got = await sub.fetch(1000, 1.0)
+            await sub.commit(got)
+            done += len(got)
+        t_con = time.perf_counter() - t0
+        assert done == n * 1000
+        print(
+            f"\nredis bus: publish {n * 1000 / t_pub:,.0f} msg/s, "
+            f"fetch+commit {n * 1000 / t_con:,.0f} msg/s"
+        )
+        await asyncio.sleep(0)
