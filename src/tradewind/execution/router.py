@@ -329,13 +329,7 @@ class LiveRouter:
         """Apply venue reports until stopped; reconcile after every (re)connect."""
         while not stop.is_set():
             try:
-                async for vo in self.venue.reports():
-                    if stop.is_set():
-                        return
-                    if vo is None:
-                        await self.reconcile()
-                    else:
-                        await self.on_report(vo)
+                await self._stream_once(stop)
             except asyncio.CancelledError:
                 raise
             except (VenueError, OSError) as exc:
@@ -343,6 +337,28 @@ class LiveRouter:
                 log.warning("user data stream failed; reconnecting", error=str(exc)[:200])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _stream_once(self, stop: asyncio.Event) -> None:
+        reports = aiter(self.venue.reports())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                nxt = asyncio.ensure_future(anext(reports))
+                await asyncio.wait({nxt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    nxt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await nxt
+                    return
+                vo = nxt.result()
+                if vo is None:
+                    await self.reconcile()
+                else:
+                    await self.on_report(vo)
+        except StopAsyncIteration:
+            return
+        finally:
+            stopped.cancel()
 
     async def run_reconcile(self, stop: asyncio.Event) -> None:
         """Settle pending orders often, reconcile everything now and then."""

@@ -152,6 +152,7 @@ class FakeBinanceOrders:
         self._http: asyncio.Server | None = None
         self._ws: Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.router = Router()
         self.routes(self.router)
         self.http_port = 0
@@ -182,8 +183,8 @@ class FakeBinanceOrders:
     async def stop(self) -> None:
         if self._http is not None:
             self._http.close()
-        for t in list(self._conns):
-            t.cancel()
+        for w in list(self._writers):
+            w.transport.abort()
         for t in list(self._conns):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -216,6 +217,7 @@ class FakeBinanceOrders:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 got = await read_request(reader)
@@ -232,6 +234,7 @@ class FakeBinanceOrders:
             pass
         finally:
             self._conns.discard(task)
+            self._writers.discard(writer)
             writer.transport.abort()
 
     # --- checks ---------------------------------------------------------------------------
