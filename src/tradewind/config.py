@@ -71,6 +71,14 @@ class FeedSettings(_Section):
     stale_after_s: float = Field(30.0, gt=0)
     ws_urls: dict[str, str] = {}
     rest_urls: dict[str, str] = {}
+    symbols_by_exchange: dict[str, list[str]] = {}
+    symbols_per_connection: int = Field(50, ge=1, le=1024)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    max_connection_age_s: float = Field(86_100.0, gt=0, description="Binance closes at 24 h")
+    ping_interval_s: float = Field(20.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="connect, pong and REST timeout")
+    rest_requests_per_s: float = Field(2.0, gt=0, description="snapshot/backfill rate per exchange")
 
 
 class StrategySettings(_Section):

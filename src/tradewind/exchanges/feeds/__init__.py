@@ -1,0 +1,103 @@
+"""Live exchange market data: ``run_feeds`` runs every configured exchange's
+connections and yields batches of normalized events (see ``base``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from tradewind.config import ConfigError, Settings
+from tradewind.events import MarketEvent
+from tradewind.exchanges.feeds.base import Factory, Out, VenueFeed, log
+from tradewind.exchanges.feeds.binance import BinanceFeed, BinanceUsdmFeed
+from tradewind.exchanges.feeds.bybit import BybitFeed, BybitLinearFeed
+from tradewind.exchanges.feeds.coinbase import CoinbaseFeed
+from tradewind.exchanges.feeds.kraken import KrakenFeed
+from tradewind.observability import metrics
+
+FEEDS: dict[str, Factory] = {
+    f.exchange: f
+    for f in (BinanceFeed, BinanceUsdmFeed, CoinbaseFeed, KrakenFeed, BybitFeed, BybitLinearFeed)
+}
+OUT_QUEUE = 4096
+MAX_BATCH = 4096
+
+__all__ = ["FEEDS", "Feeds", "run_feeds"]
+
+
+class Feeds:
+    """Every configured venue and its connection tasks, owned and cancelled together."""
+
+    def __init__(self, settings: Settings, out: Out | None = None) -> None:
+        feed = settings.feed
+        unknown = [e for e in feed.exchanges if e not in FEEDS]
+        if unknown:
+            raise ConfigError(
+                "TRADEWIND_FEED__EXCHANGES",
+                f"unknown exchange {unknown[0]!r}; known: {', '.join(FEEDS)}",
+            )
+        self.out: Out = out or asyncio.Queue(maxsize=OUT_QUEUE)
+        self.venues: dict[str, VenueFeed] = {
+            name: FEEDS[name](settings, self.out, feed.symbols_by_exchange.get(name, feed.symbols))
+            for name in feed.exchanges
+        }
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, stopping: asyncio.Event) -> None:
+        for venue in self.venues.values():
+            for conn in venue.connections:
+                self.tasks.append(asyncio.create_task(conn.run(stopping), name=f"feed:{conn.name}"))
+
+    def failed(self) -> BaseException | None:
+        for t in self.tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                return t.exception()
+        return None
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for venue in self.venues.values():
+            await venue.stop()
+
+
+async def run_feeds(
+    settings: Settings, stopping: asyncio.Event
+) -> AsyncIterator[Sequence[MarketEvent]]:
+    """Batches of events from every live feed until ``stopping`` is set."""
+    feeds = Feeds(settings)
+    feeds.start(stopping)
+    latency = {name: metrics.PUBLISH_LATENCY.labels(name) for name in feeds.venues}
+    out = feeds.out
+    try:
+        while not stopping.is_set():
+            err = feeds.failed()
+            if err is not None:
+                raise err
+            try:
+                first = await asyncio.wait_for(out.get(), 0.25)
+            except TimeoutError:
+                continue
+            batch = list(first)
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.extend(out.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            now = time.time_ns()
+            seen: set[str] = set()
+            for e in batch:
+                if e.exchange not in seen and e.ts_recv:
+                    seen.add(e.exchange)
+                    child = latency.get(e.exchange)
+                    if child is not None:
+                        child.observe(max(0, now - e.ts_recv) / 1e9)
+            yield batch
+    finally:
+        log.info("feeds stopping")
+        await feeds.stop()

@@ -1,0 +1,138 @@
+"""Live Binance spot and USD-M: combined streams, REST depth snapshots, and
+trade backfill from REST recent trades.
+
+Trade ids are contiguous per symbol on Binance, so a jump in them, or a new
+connection, is followed by a (rate-limited) backfill of the missed trades from
+``/trades``; dedup drops those that did arrive. Books resync from a fresh REST
+snapshot while the diffs that arrive meanwhile are buffered.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tradewind.events import MarketEvent, Trade
+from tradewind.exchanges.binance import BinanceParser, BinanceUsdmParser
+from tradewind.exchanges.book import BinanceSync, BookSync
+from tradewind.exchanges.errors import ParseError
+from tradewind.exchanges.feeds import rest
+from tradewind.exchanges.feeds.base import Connection, Parser, VenueFeed, invalidate_all, log
+from tradewind.observability import metrics
+
+SNAPSHOT_LIMIT = 1000
+BACKFILL_LIMIT = 1000
+
+
+class BinanceFeed(VenueFeed):
+    exchange = "binance"
+    default_ws_url = "wss://stream.binance.com:9443"
+    default_rest_url = "https://api.binance.com"
+    rest_prefix: ClassVar[str] = "/api/v3"
+    streams: ClassVar[tuple[str, ...]] = ("trade", "bookTicker", "depth@100ms")
+    max_symbols_per_connection = 1024 // 3
+    futures: ClassVar[bool] = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.last_trade: dict[str, int] = {}
+        self.first_trade: dict[str, int] = {}
+        self.backfills = 0
+        self.backfilled = 0
+
+    def parser(self) -> Parser:
+        return BinanceUsdmParser() if self.futures else BinanceParser()
+
+    def new_book(self, symbol: str) -> BookSync:
+        return BinanceSync(self.exchange, symbol, futures=self.futures)
+
+    def url(self, conn: Connection) -> str:
+        names = "/".join(f"{s.lower()}@{k}" for s in conn.symbols for k in self.streams)
+        return f"{self.ws_base}/stream?streams={names}"
+
+    async def on_open(self, conn: Connection) -> None:
+        invalidate_all(self, conn.symbols, "reconnect")
+        for s in conn.symbols:
+            conn.request_resync(s, "reconnect")
+            if s in self.last_trade:
+                self.spawn(self.backfill(s), f"backfill:{s}")
+
+    def on_trade(self, conn: Connection, trade: Trade) -> None:
+        tid = int(trade.trade_id)
+        last = self.last_trade.get(trade.symbol)
+        if last is None:
+            self.first_trade[trade.symbol] = tid
+        elif tid > last + 1:
+            self.spawn(self.backfill(trade.symbol), f"backfill:{trade.symbol}")
+        if last is None or tid > last:
+            self.last_trade[trade.symbol] = tid
+
+    async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
+        parser = self.parser()
+        assert isinstance(parser, BinanceParser)
+        timeout = self.settings.feed.timeout_s
+        for attempt in range(20):
+            url = f"{self.rest_base}{self.rest_prefix}/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+            try:
+                body = await rest.get(url, self.limiter, timeout)
+                snap = parser.snapshot(body, symbol, 0)
+            except (rest.RestError, ParseError) as exc:
+                log.warning(
+                    "depth snapshot failed",
+                    exchange=self.exchange,
+                    symbol=symbol,
+                    error=str(exc)[:200],
+                    attempt=attempt,
+                )
+                continue
+            res = self.book(symbol).on_update(snap)
+            if res.events:
+                await self.out.put(list[MarketEvent](res.events))
+            if res.resync != "stale_snapshot":
+                conn.resynced(symbol)
+                if res.resync is not None:
+                    conn.request_resync(symbol, res.resync)
+                return
+        conn.resynced(symbol)
+
+    async def backfill(self, symbol: str) -> None:
+        """Trades missed while disconnected or skipped by the stream, from REST."""
+        parser = self.parser()
+        assert isinstance(parser, BinanceParser)
+        url = f"{self.rest_base}{self.rest_prefix}/trades?symbol={symbol}&limit={BACKFILL_LIMIT}"
+        try:
+            body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
+            trades = parser.rest_trades(body, symbol, 0)
+        except (rest.RestError, ParseError) as exc:
+            log.warning(
+                "trade backfill failed", exchange=self.exchange, symbol=symbol, error=str(exc)[:200]
+            )
+            return
+        self.backfills += 1
+        first = self.first_trade.get(symbol, 0)
+        known = self.last_trade.get(symbol, 0)
+        ids = [int(t.trade_id) for t in trades]
+        if ids and known and min(ids) > known + 1:
+            metrics.FEED_GAPS.labels(self.exchange, symbol).inc()
+            log.error(
+                "trades lost beyond the backfill window",
+                exchange=self.exchange,
+                symbol=symbol,
+                from_id=known + 1,
+                to_id=min(ids) - 1,
+            )
+        fresh = self.fresh_trades([t for t in trades if int(t.trade_id) > first])
+        if fresh:
+            self.backfilled += len(fresh)
+            top = max(int(t.trade_id) for t in fresh)
+            if top > self.last_trade.get(symbol, 0):
+                self.last_trade[symbol] = top
+            await self.out.put(list[MarketEvent](fresh))
+
+
+class BinanceUsdmFeed(BinanceFeed):
+    exchange = "binance-usdm"
+    default_ws_url = "wss://fstream.binance.com"
+    default_rest_url = "https://fapi.binance.com"
+    rest_prefix = "/fapi/v1"
+    max_symbols_per_connection = 200 // 3
+    futures = True

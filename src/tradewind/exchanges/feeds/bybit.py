@@ -1,0 +1,148 @@
+"""Live Bybit v5 public spot and linear: ``orderbook.200`` (``u`` contiguity,
+snapshot resets), ``publicTrade``, ``tickers``; an application ping every
+interval, as Bybit requires. After a reconnect, trades missed meanwhile come
+from ``/v5/market/recent-trade``; dedup drops those already published."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import ClassVar
+
+import msgspec
+
+from tradewind.events import BookDelta, MarketEvent, Side, Trade
+from tradewind.exchanges.book import BookSync, BybitSync, price, quantity
+from tradewind.exchanges.bybit import BybitLinearParser, BybitParser
+from tradewind.exchanges.errors import ParseError
+from tradewind.exchanges.feeds import rest
+from tradewind.exchanges.feeds.base import Connection, Parser, VenueFeed, invalidate_all, log
+
+ARGS_PER_REQUEST = 10
+
+
+class _Row(msgspec.Struct):
+    execId: str
+    symbol: str
+    price: str
+    size: str
+    side: str
+    time: str
+
+
+class _Result(msgspec.Struct):
+    rows: list[_Row] = msgspec.field(name="list")
+
+
+class _Recent(msgspec.Struct):
+    retCode: int
+    retMsg: str = ""
+    result: _Result | None = None
+
+
+_recent = msgspec.json.Decoder(_Recent)
+
+
+class BybitFeed(VenueFeed):
+    exchange = "bybit"
+    default_ws_url = "wss://stream.bybit.com/v5/public/spot"
+    default_rest_url = "https://api.bybit.com"
+    category: ClassVar[str] = "spot"
+    backfill_limit: ClassVar[int] = 60
+    max_symbols_per_connection = 100
+    app_ping = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.last_trade_ms: dict[str, int] = {}
+        self.backfilled = 0
+
+    def parser(self) -> Parser:
+        return BybitParser() if self.category == "spot" else BybitLinearParser()
+
+    def new_book(self, symbol: str) -> BookSync:
+        return BybitSync(self.exchange, symbol)
+
+    def ping_message(self) -> str:
+        return '{"op":"ping"}'
+
+    async def _op(self, conn: Connection, op: str, args: list[str]) -> None:
+        for i in range(0, len(args), ARGS_PER_REQUEST):
+            await conn.send(json.dumps({"op": op, "args": args[i : i + ARGS_PER_REQUEST]}))
+
+    async def on_open(self, conn: Connection) -> None:
+        invalidate_all(self, conn.symbols, "reconnect")
+        now = time.monotonic()
+        topics = []
+        for s in conn.symbols:
+            conn.resync_pending[s] = now
+            topics += [f"orderbook.200.{s}", f"publicTrade.{s}", f"tickers.{s}"]
+        await self._op(conn, "subscribe", topics)
+        for s in conn.symbols:
+            if s in self.last_trade_ms:
+                self.spawn(self.backfill(s), f"backfill:{s}")
+
+    async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
+        await self._op(conn, "unsubscribe", [f"orderbook.200.{symbol}"])
+        await self._op(conn, "subscribe", [f"orderbook.200.{symbol}"])
+
+    def on_trade(self, conn: Connection, trade: Trade) -> None:
+        ms = trade.ts_event // 1_000_000
+        if ms > self.last_trade_ms.get(trade.symbol, 0):
+            self.last_trade_ms[trade.symbol] = ms
+
+    def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
+        out = super().handle(conn, frame, ts_recv)
+        for e in out:
+            if type(e) is BookDelta and e.snapshot:
+                conn.resynced(e.symbol)
+        return out
+
+    async def backfill(self, symbol: str) -> None:
+        url = (
+            f"{self.rest_base}/v5/market/recent-trade?category={self.category}"
+            f"&symbol={symbol}&limit={self.backfill_limit}"
+        )
+        try:
+            body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
+            msg = _recent.decode(body)
+            if msg.retCode != 0 or msg.result is None:
+                raise ParseError("exchange_error", f"{msg.retCode} {msg.retMsg}")
+            since = self.last_trade_ms.get(symbol, 0)
+            trades = [
+                Trade(
+                    id=f"{self.exchange}:{symbol}:t{r.execId}",
+                    ts_event=int(r.time) * 1_000_000,
+                    exchange=self.exchange,
+                    symbol=symbol,
+                    price=price(r.price),
+                    qty=quantity(r.size, allow_zero=False),
+                    side=Side.BUY if r.side == "Buy" else Side.SELL,
+                    trade_id=r.execId,
+                    ts_recv=time.time_ns(),
+                )
+                for r in reversed(msg.result.rows)
+                if int(r.time) >= since
+            ]
+        except (
+            rest.RestError,
+            ParseError,
+            msgspec.ValidationError,
+            msgspec.DecodeError,
+            ValueError,
+        ) as exc:
+            log.warning(
+                "trade backfill failed", exchange=self.exchange, symbol=symbol, error=str(exc)[:200]
+            )
+            return
+        fresh = self.fresh_trades(trades)
+        if fresh:
+            self.backfilled += len(fresh)
+            await self.out.put(list[MarketEvent](fresh))
+
+
+class BybitLinearFeed(BybitFeed):
+    exchange = "bybit-linear"
+    default_ws_url = "wss://stream.bybit.com/v5/public/linear"
+    category = "linear"
+    backfill_limit = 1000
