@@ -63,6 +63,14 @@ _snapshot = msgspec.json.Decoder(_Snapshot)
 _request = msgspec.json.Decoder(_Request)
 
 
+def canonical(stream: str) -> str:
+    """Diff depth at any speed (``@depth``, ``@depth@100ms``, ``@depth@0ms``) is one stream."""
+    sym, _, kind = stream.lower().partition("@")
+    if kind == "depth" or kind.startswith("depth@"):
+        return f"{sym}@depth"
+    return f"{sym}@{kind}"
+
+
 class TextBook:
     """Price text by float price, so snapshots print exactly like the exchange."""
 
@@ -184,9 +192,30 @@ class BinanceVenue(Venue):
     def broadcast_stream(self, stream: str, line: bytes, payload: bytes) -> None:
         if self.stalled:
             return
+        key = canonical(stream)
         for c in list(self.clients):
-            if stream in c.subs:
-                c.send(line if c.state.get("combined") else payload)
+            names: dict[str, str] = c.state.setdefault("names", {})
+            name = names.get(key)
+            if name is None:
+                continue
+            if not c.state.get("combined"):
+                c.send(payload)
+            elif name == stream:
+                c.send(line)
+            else:
+                c.send(b'{"stream":"' + name.encode() + b'","data":' + payload + b"}")
+
+    def _subscribe(self, client: Client, streams: list[str]) -> None:
+        client.subs.update(streams)
+        names: dict[str, str] = client.state.setdefault("names", {})
+        for s in streams:
+            names[canonical(s)] = s
+
+    def _unsubscribe(self, client: Client, streams: list[str]) -> None:
+        client.subs.difference_update(streams)
+        names: dict[str, str] = client.state.setdefault("names", {})
+        for s in streams:
+            names.pop(canonical(s), None)
 
     # --- protocol ---------------------------------------------------------
     async def on_connect(self, client: Client, path: str, query: dict[str, str]) -> None:
@@ -203,7 +232,7 @@ class BinanceVenue(Venue):
             await client.ws.close(1008, "too many streams")
             return
         if streams:
-            client.subs.update(streams)
+            self._subscribe(client, streams)
             self.subscribed()
 
     async def on_message(self, client: Client, msg: str | bytes) -> None:
@@ -214,11 +243,11 @@ class BinanceVenue(Venue):
             return
         method = req.method.upper()
         if method == "SUBSCRIBE":
-            client.subs.update(req.params)
+            self._subscribe(client, req.params)
             client.send(msgspec.json.encode({"result": None, "id": req.id}))
             self.subscribed()
         elif method == "UNSUBSCRIBE":
-            client.subs.difference_update(req.params)
+            self._unsubscribe(client, req.params)
             client.send(msgspec.json.encode({"result": None, "id": req.id}))
         elif method == "LIST_SUBSCRIPTIONS":
             client.send(msgspec.json.encode({"result": sorted(client.subs), "id": req.id}))

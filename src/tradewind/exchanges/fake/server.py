@@ -89,6 +89,7 @@ class FakeExchange:
         self._ws: Server | None = None
         self._ws_port = 0
         self._conns: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         files = _files(data)
         from tradewind.exchanges.replay import detect_format
 
@@ -137,11 +138,11 @@ class FakeExchange:
             await venue.stop()
         if self._front is not None:
             self._front.close()
-        for t in list(self._conns):
-            t.cancel()
-        for t in list(self._conns):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        for w in list(self._writers):
+            if w.transport is not None:
+                w.transport.abort()
+        if self._conns:
+            await asyncio.wait(list(self._conns), timeout=5)
         if self._ws is not None:
             self._ws.close()
             await self._ws.wait_closed()
@@ -255,12 +256,14 @@ class FakeExchange:
         task = asyncio.current_task()
         assert task is not None
         self._conns.add(task)
+        self._writers.add(writer)
         try:
             await self._serve_client(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
             self._conns.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

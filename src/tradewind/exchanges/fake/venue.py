@@ -29,7 +29,7 @@ GARBAGE = (b"\x00\x01garbage\xff", b"{not json", b'{"stream":"x@trade","data":{"
 _conn_ids = itertools.count(1)
 
 
-@dataclass
+@dataclass(eq=False)
 class Client:
     """One WebSocket connection: what it subscribed to and its send queue."""
 

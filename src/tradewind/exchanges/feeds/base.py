@@ -137,10 +137,10 @@ class VenueFeed:
             metrics.FEED_PARSE_ERRORS.labels(self.exchange, exc.reason).inc()
             log.warning("bad frame skipped", exchange=self.exchange, reason=exc.reason)
             return []
+        self.before_items(conn, items)
         if not items:
             self.count("", "ignored")
             return []
-        self.before_items(conn, items)
         out: list[MarketEvent] = []
         now = time.time()
         for item in items:

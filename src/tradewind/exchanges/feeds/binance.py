@@ -9,6 +9,7 @@ snapshot while the diffs that arrive meanwhile are buffered.
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 from tradewind.events import MarketEvent, Trade
@@ -83,6 +84,7 @@ class BinanceFeed(VenueFeed):
                     error=str(exc)[:200],
                     attempt=attempt,
                 )
+                await asyncio.sleep(min(self.settings.feed.reconnect_max_s, 0.25 * 2**attempt))
                 continue
             res = self.book(symbol).on_update(snap)
             if res.events:
