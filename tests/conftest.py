@@ -225,3 +225,13 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield f"{head}/{name}"
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A CLI test configures structlog with the stream it was given (CliRunner's,
+    closed afterwards); later tests must not log into that closed stream."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
