@@ -60,6 +60,7 @@ class VenueFeed:
         self.books: dict[str, BookSync] = {}
         self.dedup: dict[str, TradeDedup] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.resync_tasks: dict[str, asyncio.Task[None]] = {}
         self.parse_errors = 0
         self.garbage: dict[str, int] = {}
         self._children: dict[tuple[str, str], Any] = {}
@@ -102,10 +103,11 @@ class VenueFeed:
             sync = self.books[symbol] = self.new_book(symbol)
         return sync
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=f"feed:{self.exchange}:{name}")
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -205,14 +207,23 @@ class Connection:
         if self.ws is not None:
             await self.ws.send(message)
 
-    def request_resync(self, symbol: str, reason: str) -> None:
-        """At most one resync per symbol in flight; a stuck one is retried."""
+    def request_resync(self, symbol: str, reason: str, restart: bool = False) -> None:
+        """At most one resync per symbol in flight; a stuck one is retried, and
+        ``restart`` (a new connection) replaces one still running."""
         now = time.monotonic()
         started = self.resync_pending.get(symbol)
-        if started is not None and now - started < self.venue.settings.feed.timeout_s * 2:
-            return
+        running = self.venue.resync_tasks.get(symbol)
+        if not restart and started is not None:
+            if now - started < self.venue.settings.feed.timeout_s * 2:
+                return
+        if running is not None and not running.done():
+            if not restart:
+                return
+            running.cancel()
         self.resync_pending[symbol] = now
-        self.venue.spawn(self._resync(symbol, reason), f"resync:{symbol}")
+        self.venue.resync_tasks[symbol] = self.venue.spawn(
+            self._resync(symbol, reason), f"resync:{symbol}"
+        )
 
     async def _resync(self, symbol: str, reason: str) -> None:
         try:

@@ -53,7 +53,7 @@ class BinanceFeed(VenueFeed):
     async def on_open(self, conn: Connection) -> None:
         invalidate_all(self, conn.symbols, "reconnect")
         for s in conn.symbols:
-            conn.request_resync(s, "reconnect")
+            conn.request_resync(s, "reconnect", restart=True)
             if s in self.last_trade:
                 self.spawn(self.backfill(s), f"backfill:{s}")
 
@@ -84,6 +84,8 @@ class BinanceFeed(VenueFeed):
                     error=str(exc)[:200],
                     attempt=attempt,
                 )
+                if isinstance(exc, rest.RestError) and exc.status == 400:
+                    break
                 await asyncio.sleep(min(self.settings.feed.reconnect_max_s, 0.25 * 2**attempt))
                 continue
             res = self.book(symbol).on_update(snap)

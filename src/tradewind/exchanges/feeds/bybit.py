@@ -55,6 +55,7 @@ class BybitFeed(VenueFeed):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.last_trade_ms: dict[str, int] = {}
+        self.exchange_ms = 0
         self.backfilled = 0
 
     def parser(self) -> Parser:
@@ -78,9 +79,10 @@ class BybitFeed(VenueFeed):
             conn.resync_pending[s] = now
             topics += [f"orderbook.200.{s}", f"publicTrade.{s}", f"tickers.{s}"]
         await self._op(conn, "subscribe", topics)
-        for s in conn.symbols:
-            if s in self.last_trade_ms:
-                self.spawn(self.backfill(s), f"backfill:{s}")
+        if self.exchange_ms:
+            for s in conn.symbols:
+                since = self.last_trade_ms.get(s, self.exchange_ms)
+                self.spawn(self.backfill(s, since), f"backfill:{s}")
 
     async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
         await self._op(conn, "unsubscribe", [f"orderbook.200.{symbol}"])
@@ -96,9 +98,14 @@ class BybitFeed(VenueFeed):
         for e in out:
             if type(e) is BookDelta and e.snapshot:
                 conn.resynced(e.symbol)
+        if out:
+            ms = max(e.ts_event for e in out) // 1_000_000
+            if ms > self.exchange_ms:
+                self.exchange_ms = ms
         return out
 
-    async def backfill(self, symbol: str) -> None:
+    async def backfill(self, symbol: str, since: int) -> None:
+        """Recent trades from REST at or after ``since`` (exchange ms) that dedup has not seen."""
         url = (
             f"{self.rest_base}/v5/market/recent-trade?category={self.category}"
             f"&symbol={symbol}&limit={self.backfill_limit}"
@@ -108,7 +115,6 @@ class BybitFeed(VenueFeed):
             msg = _recent.decode(body)
             if msg.retCode != 0 or msg.result is None:
                 raise ParseError("exchange_error", f"{msg.retCode} {msg.retMsg}")
-            since = self.last_trade_ms.get(symbol, 0)
             trades = [
                 Trade(
                     id=f"{self.exchange}:{symbol}:t{r.execId}",
