@@ -284,6 +284,19 @@ class RedisBus(Bus):
             chunk = events[i : i + _PUBLISH_CHUNK]
             await self.transact(lambda pipe, c=chunk: self.add_events(pipe, topic, c))  # type: ignore[misc]
 
+    async def publish_with_state(
+        self, topic: str, events: Sequence[Event], state: Mapping[str, bytes]
+    ) -> None:
+        """Publish and store state in one transaction (a producer's progress)."""
+
+        def fill(pipe: Pipeline) -> set[str]:
+            written = self.add_events(pipe, topic, events)
+            for k, v in state.items():
+                pipe.set(self.state_key(k), v)
+            return written
+
+        await self.transact(fill)
+
     async def subscribe(
         self,
         topics: Sequence[str],
@@ -412,6 +425,7 @@ class RedisSubscription(Subscription):
         self._next_claim = 0.0
         self._claim_every = min(max(bus.claim_idle_ms / 2000.0, 0.01), 5.0)
         self._fence: dict[str, bytes] = {}
+        self._partition_fence: dict[int, tuple[str, bytes]] | None = None
         self._errors = 0
         self._closed = False
 
@@ -437,6 +451,11 @@ class RedisSubscription(Subscription):
     def set_fence(self, fence: Mapping[str, bytes]) -> None:
         """Commit only while every key in ``fence`` holds its value (lease tokens)."""
         self._fence = dict(fence)
+
+    def set_partition_fence(self, tokens: Mapping[int, tuple[str, bytes]] | None) -> None:
+        """Commit acks of a partitioned topic only while this consumer holds the
+        lease of each partition involved (``partition -> (lease key, token)``)."""
+        self._partition_fence = None if tokens is None else dict(tokens)
 
     @property
     def active_streams(self) -> list[str]:
@@ -626,7 +645,24 @@ class RedisSubscription(Subscription):
                     pipe.xack(key, group, *ids)
             return written
 
-        await bus.transact(fill, self._fence or None)
+        try:
+            await bus.transact(fill, self._fence_for(acks))
+        except BusError:
+            # Nothing was applied: the acks are still ours to redeliver, in order.
+            self._history = dict.fromkeys(self._active, "0")
+            raise
+
+    def _fence_for(self, acks: Sequence[Message]) -> dict[str, bytes] | None:
+        tokens = self._partition_fence
+        if tokens is None:
+            return self._fence or None
+        fence = dict(self._fence)
+        for p in {m.partition for m in acks if m.topic in PARTITIONED}:
+            held = tokens.get(p)
+            if held is None:
+                raise FencedError(f"partition {p} is not assigned to {self.consumer}")
+            fence[held[0]] = held[1]
+        return fence or None
 
     async def fail(self, message: Message, error: str) -> bool:
         if message.deliveries >= self._bus.max_deliveries:

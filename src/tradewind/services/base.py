@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import structlog
 
-from tradewind.bus import Bus, Message, Subscription
+from tradewind.bus import Bus, BusError, Message, Subscription
 from tradewind.clock import Clock
 from tradewind.config import Settings
 from tradewind.instruments import InstrumentRegistry
@@ -92,6 +92,12 @@ class Service(ABC):
                 await handler(sub, msgs)
             except asyncio.CancelledError:
                 raise
+            except BusError as exc:
+                # Not the messages' fault (bus down, lease lost): nothing was
+                # committed, they stay pending and come back; count no failure.
+                log.warning("commit failed; batch left pending", service=name, error=str(exc))
+                await asyncio.sleep(0.05)
+                continue
             except Exception:
                 log.warning(
                     "batch failed; retrying one by one", service=name, size=len(msgs), exc_info=True
@@ -106,6 +112,9 @@ class Service(ABC):
                 await handler(sub, [m])
             except asyncio.CancelledError:
                 raise
+            except BusError as exc:
+                log.warning("commit failed; batch left pending", service=self.name, error=str(exc))
+                return
             except Exception as exc:
                 await self.reject(sub, m, exc)
 

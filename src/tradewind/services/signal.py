@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tradewind.bus import Message, Subscription
 from tradewind.events import Bar, BookDelta, Event, Fill, Quote, Signal, Trade
@@ -17,7 +17,7 @@ from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
 from tradewind.strategies import Strategy, StrategyContext, build_params, strategy_class
 from tradewind.strategies.bars import BarBuilder
-from tradewind.topics import BARS, EXECUTIONS, MARKET, SIGNALS
+from tradewind.topics import BARS, EXECUTIONS, MARKET, SIGNALS, partition_of
 
 
 class _Worker:
@@ -32,8 +32,13 @@ class _Worker:
 class SignalService(Service):
     name = "signal"
 
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, partitioned: bool = False) -> None:
+        """``partitioned``: start owning no market partition and wait for
+        ``set_partitions`` (replicas split the partitions through leases)."""
         super().__init__(ctx)
+        self.partitioned = partitioned
+        self.owned: frozenset[int] | None = None
+        self._market: Subscription | None = None
         s = ctx.settings.strategy
         self.strategy_cls = strategy_class(s.name)
         self.params = build_params(s.name, s.params)
@@ -53,8 +58,37 @@ class SignalService(Service):
 
     async def start(self) -> None:
         await super().start()
-        await self.consume([MARKET], self._on_market)
+        self._market = await self.consume(
+            [MARKET], self._on_market, partitions=[] if self.partitioned else None
+        )
         await self.consume([EXECUTIONS], self._on_executions, group=f"{self.name}.fills")
+
+    async def set_partitions(
+        self, owned: frozenset[int], tokens: Mapping[int, tuple[str, bytes]]
+    ) -> None:
+        """Read only ``owned`` partitions, committing under their leases.
+
+        Workers of partitions given up are dropped: their state lives on in the
+        bus, committed with the last acked batch, and whoever owns the partition
+        next restores it from there.
+        """
+        sub = self._market
+        if sub is None:
+            return
+        fence = getattr(sub, "set_partition_fence", None)
+        if fence is not None:
+            fence(tokens)
+        parts = self.bus.partitions
+        for key in [k for k in self.workers if partition_of(k[1], parts) not in owned]:
+            del self.workers[key]
+        await sub.assign(sorted(owned))
+        self.owned = owned
+
+    def ready(self) -> tuple[bool, str]:
+        ok, why = super().ready()
+        if ok and self.partitioned and self.owned is None:
+            return False, "waiting for partition leases"
+        return ok, why
 
     def state_key(self, exchange: str, symbol: str) -> str:
         return f"signal:{self.strategy_cls.name}:{exchange}:{symbol}"
@@ -83,6 +117,25 @@ class SignalService(Service):
         signals: list[Signal] = []
         touched: dict[tuple[str, str], _Worker] = {}
         durable = self.ctx.durable_state
+        try:
+            await self._process(sub, msgs, bars, signals, touched)
+        except BaseException:
+            if durable:
+                # Their in-memory state ran ahead of what was committed: reload.
+                for key in touched:
+                    self.workers.pop(key, None)
+            raise
+        self._account(len(msgs), bars, signals)
+
+    async def _process(
+        self,
+        sub: Subscription,
+        msgs: list[Message],
+        bars: list[Event],
+        signals: list[Signal],
+        touched: dict[tuple[str, str], _Worker],
+    ) -> None:
+        durable = self.ctx.durable_state
         for m in msgs:
             e = m.event
             if not isinstance(e, (Trade, Quote, BookDelta, Bar)):
@@ -102,7 +155,6 @@ class SignalService(Service):
         )
         publish: dict[str, Sequence[Event]] = {BARS: bars, SIGNALS: signals}
         await sub.commit(msgs, publish, state)
-        self._account(len(msgs), bars, signals)
 
     def _dispatch(self, w: _Worker, e: Trade | Quote | BookDelta | Bar, bars: list[Event]) -> None:
         ctx = w.ctx

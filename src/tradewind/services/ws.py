@@ -8,9 +8,12 @@ batches and keeps the last trade price per symbol as the run's mark.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
@@ -55,13 +58,57 @@ class WsService(Service):
 
             self.spawn(self._pump(run_feeds(self.settings, self._stopping)), "live")
 
+    @property
+    def replay_key(self) -> str | None:
+        """State key of the replay's progress, when it must survive a restart.
+
+        On a durable bus a restarted replay skips what it already published
+        (the count is committed with each batch) instead of publishing it again.
+        """
+        if self.source is None or not self.ctx.durable_state:
+            return None
+        names = ",".join(p.name for p in self.source.paths)
+        return "ws:replay:" + hashlib.blake2b(names.encode(), digest_size=8).hexdigest()
+
+    async def _resume_from(self) -> int:
+        key = self.replay_key
+        raw = None if key is None else await self.bus.get_state(key)
+        return 0 if raw is None else int(json.loads(raw)["events"])
+
+    async def _publish(self, batch: Sequence[MarketEvent], done: bool = False) -> None:
+        key = self.replay_key
+        if key is None:
+            await self.bus.publish(MARKET, batch)
+            return
+        state = {key: json.dumps({"events": self.events_in + len(batch), "done": done}).encode()}
+        if isinstance(self.bus, RedisBus):
+            await self.bus.publish_with_state(MARKET, batch, state)
+        else:
+            await self.bus.publish(MARKET, batch)
+            await self.bus.put_state(key, state[key])
+
     async def _pump(self, batches: AsyncIterator[Sequence[MarketEvent]]) -> None:
         published = metrics.EVENTS_PUBLISHED.labels(self.name, MARKET)
+        skip = await self._resume_from()
+        speed = self.source.speed if self.source is not None else 0.0
+        if skip and self.source is not None:
+            self.source.speed = 0.0  # catch up unpaced to where the last run stopped
+        finished = False
         try:
-            async for batch in batches:
+            async for full in batches:
                 if self._stopping.is_set():
                     break
-                await self.bus.publish(MARKET, batch)
+                batch = full
+                if skip:
+                    n = min(skip, len(batch))
+                    skip -= n
+                    self.events_in += n
+                    batch = batch[n:]
+                    if not skip and self.source is not None:
+                        self.source.speed = speed
+                    if not batch:
+                        continue
+                await self._publish(batch)
                 if self.settle is not None:
                     await self.settle()
                 self.events_in += len(batch)
@@ -71,6 +118,9 @@ class WsService(Service):
                     if type(e) is Trade:
                         self.last_price[(e.exchange, e.symbol)] = e.price
                     self.last_event_at[(e.exchange, e.symbol)] = now
+            finished = not self._stopping.is_set()
+            if finished and self.replay_key is not None:
+                await self._publish([], done=True)
         finally:
             self.done.set()
             for (ex, sym), at in self.last_event_at.items():
