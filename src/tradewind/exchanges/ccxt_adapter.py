@@ -200,4 +200,3 @@ class CcxtVenue(Venue):
         while True:
             yield None
             await asyncio.sleep(self.s.reconcile_interval_s)
-
