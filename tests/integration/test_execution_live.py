@@ -268,3 +268,40 @@ async def test_signature_and_api_key_are_checked(make_settings: Any) -> None:
         assert fake.orders == {}
     finally:
         await fake.stop()
+
+
+async def test_mounted_on_the_fake_exchange_one_port(make_settings: Any) -> None:
+    """The order endpoints and the user stream also work mounted into the fake
+    exchange (REST and WebSocket on its single port)."""
+    from tradewind.exchanges.binance_trade import BinanceSpotVenue
+    from tradewind.exchanges.fake.server import FakeExchange
+
+    fx = FakeExchange(exchanges=["binance"], autostart=False)
+    fake = FakeBinanceOrders()
+    fake.mount(fx)
+    await fx.start()
+    try:
+        url = f"127.0.0.1:{fx.port}"
+        ex = make_settings(
+            execution={
+                "venue": "binance",
+                "api_key": fake.api_key,
+                "api_secret": fake.api_secret,
+                "rest_url": f"http://{url}",
+                "ws_url": f"ws://{url}",
+            }
+        ).execution
+        venue = BinanceSpotVenue(ex, InstrumentRegistry.load())
+        reports = venue.reports()
+        assert await anext(reports) is None
+        o = orders(1, "mounted")[0]
+        placed = await venue.place(o)
+        report = await asyncio.wait_for(anext(reports), 5)
+        assert report is not None and report.client_order_id == o.client_order_id
+        assert placed.status is report.status is S.ACCEPTED
+        found = await venue.query("BTCUSDT", o.client_order_id)
+        assert found is not None and found.exchange_order_id == placed.exchange_order_id
+        await reports.aclose()
+        await venue.close()
+    finally:
+        await fx.stop()
