@@ -342,7 +342,9 @@ class RiskEngine:
         mark = self.marks.trade(key, ts, price)
         if mark is not None:
             self.portfolio.mark(exchange, symbol, mark)
-            self._check_loss()
+            # Equity moves with marks only while something is open.
+            if any(p.qty for p in self.portfolio.positions.values()):
+                self._check_loss()
 
     def on_mark(self, exchange: str, symbol: str, price: float) -> None:
         self.portfolio.mark(exchange, symbol, price)

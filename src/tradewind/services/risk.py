@@ -25,6 +25,7 @@ import structlog
 from tradewind import control
 from tradewind.bus import Message, Subscription
 from tradewind.events import (
+    Bar,
     BookDelta,
     CancelRequest,
     Control,
@@ -109,7 +110,7 @@ class RiskService(Service):
         results: list[tuple[str, str]] = []
         for m in msgs:
             e = m.event
-            if isinstance(e, (Trade, Quote, BookDelta)):
+            if isinstance(e, (Trade, Quote, BookDelta, Bar)):
                 engine.marks.seen((e.exchange, e.symbol), e.ts_event)
         for m in msgs:
             e = m.event
@@ -117,6 +118,8 @@ class RiskService(Service):
                 engine.on_market(e.exchange, e.symbol, e.ts_event, e.price)
             elif isinstance(e, (Quote, BookDelta)):
                 engine.on_market(e.exchange, e.symbol, e.ts_event, None)
+            elif isinstance(e, Bar):
+                engine.on_market(e.exchange, e.symbol, e.ts_event, e.close)
             elif isinstance(e, Signal):
                 decision, order = engine.evaluate(e)
                 decisions.append(decision)
