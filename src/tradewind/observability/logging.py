@@ -11,6 +11,12 @@ import structlog
 from tradewind.config import Settings
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    """Bound to the stderr of the moment, not of configuration time, so a
+    redirected or replaced stream (tests, daemons) never leaves a closed one."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(settings: Settings, console: bool = False) -> None:
     level = getattr(logging, settings.log_level.upper())
     if console:
@@ -30,6 +36,6 @@ def configure_logging(settings: Settings, console: bool = False) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
