@@ -11,6 +11,7 @@ at or above 0.5.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -77,10 +78,8 @@ def main() -> None:
             parser = factory()
             parse = parser.parse  # type: ignore[attr-defined]
             for line in lines:
-                try:
+                with contextlib.suppress(ValueError):
                     parse(line, 0)
-                except ValueError:
-                    pass
             return len(lines)
 
         print(f"{path.name:50} {fmt:13} {len(lines):6} {_rate(run, args.seconds):12,.0f}")

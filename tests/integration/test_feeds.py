@@ -165,7 +165,8 @@ async def test_run_feeds_entry_point_and_books(make_settings: Any) -> None:
 
         task = asyncio.create_task(consume())
         deadline = time.monotonic() + 10
-        while not fake.venues["binance"].clients and time.monotonic() < deadline:
+        while not fake.venues["binance"].clients:
+            assert time.monotonic() < deadline, "feed never connected"
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         fake.start_replay("binance")

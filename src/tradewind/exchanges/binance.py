@@ -219,7 +219,7 @@ class BinanceParser:
 
     def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
         """Events, with book messages left as ``BookUpdate`` for the sync rules."""
-        if type(frame) is str:
+        if isinstance(frame, str):
             frame = frame.encode()
         if not frame.startswith(b"{"):
             raise ParseError("malformed_json", "a Binance frame is a JSON object")

@@ -170,7 +170,8 @@ class BinanceVenue(Venue):
         if p.e == "depthUpdate":
             book = self.books.get(p.s)
             if book is not None and p.u > book.last_id:
-                assert isinstance(p.b, list) and isinstance(p.a, list)
+                assert isinstance(p.b, list)
+                assert isinstance(p.a, list)
                 book.apply(p.b, p.a)
                 book.last_id = p.u
             if self.take_skip(p.s):

@@ -15,7 +15,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,10 +34,10 @@ log = structlog.get_logger("tradewind.feeds")
 Out = asyncio.Queue[list[MarketEvent]]
 
 
-class Parser:
+class Parser(Protocol):
     exchange: str
 
-    def decode(self, frame: bytes, ts_recv: int) -> list[MarketEvent | BookUpdate]: ...
+    def decode(self, frame: bytes | str, ts_recv: int) -> list[MarketEvent | BookUpdate]: ...
 
 
 class VenueFeed:
@@ -213,9 +213,9 @@ class Connection:
         now = time.monotonic()
         started = self.resync_pending.get(symbol)
         running = self.venue.resync_tasks.get(symbol)
-        if not restart and started is not None:
-            if now - started < self.venue.settings.feed.timeout_s * 2:
-                return
+        window = self.venue.settings.feed.timeout_s * 2
+        if not restart and started is not None and now - started < window:
+            return
         if running is not None and not running.done():
             if not restart:
                 return
