@@ -114,6 +114,8 @@ class RedisBus(Bus):
         self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
         self._client: aioredis.Redis | None = None
         self._known: set[str] = set()
+        self.fence: dict[str, bytes] = {}
+        """Lease keys every new subscription's commits are fenced on."""
         self._reconnects = metrics.BUS_RECONNECTS.labels(name)
 
     @classmethod
@@ -306,6 +308,8 @@ class RedisBus(Bus):
     ) -> RedisSubscription:
         sub = RedisSubscription(self, topics, group, consumer, partitions)
         await self.retry(sub.setup, "subscribe")
+        if self.fence:
+            sub.set_fence(self.fence)
         return sub
 
     async def get_state(self, key: str) -> bytes | None:
@@ -382,12 +386,17 @@ class RedisBus(Bus):
         for key in keys:
             start = "-"
             while True:
-                rows: Any = await self.retry(
-                    lambda key=key, start=start: self.redis.xpending_range(  # type: ignore[misc]
-                        key, group, start, "+", 1000
-                    ),
-                    "take_over",
-                )
+                try:
+                    rows: Any = await self.retry(
+                        lambda key=key, start=start: self.redis.xpending_range(  # type: ignore[misc]
+                            key, group, start, "+", 1000
+                        ),
+                        "take_over",
+                    )
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc):
+                        break  # the group does not exist yet: nothing is pending
+                    raise
                 ids = [_s(r["message_id"]) for r in rows if _s(r["consumer"]) != consumer]
                 if ids:
                     # JUSTID: ownership moves without counting a delivery.

@@ -50,6 +50,9 @@ _TRANSIENT: tuple[type[Exception], ...] = (
 )
 
 
+_MIGRATE_LOCK = 0x7477_6D69_6772  # "twmigr"
+
+
 def url_with_password(url: str, password: str) -> str:
     """``url`` with ``password`` set, so the password can live in a secret file
     while the URL (without it) sits in plain configuration."""
@@ -110,9 +113,22 @@ class PostgresStore(Store):
         return cls(url, retry_max_s=s.retry_max_s)
 
     async def start(self) -> None:
-        # Alembic is synchronous (it runs its own loop for asyncpg): keep it off ours.
-        await self._retry(lambda: asyncio.to_thread(migrate.upgrade, self.url), "migrate")
+        await self._retry(self._migrate, "migrate")
         self._pool = await self._retry(self._create_pool, "connect")
+
+    async def _migrate(self) -> None:
+        """Replicas starting together must not both create the tables: the first
+        migrates under an advisory lock, the others then find nothing to do.
+        Alembic is synchronous (with its own loop for asyncpg): it runs in a thread."""
+        conn = await asyncpg.connect(self.url, timeout=10.0)
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
+            try:
+                await asyncio.to_thread(migrate.upgrade, self.url)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
+        finally:
+            await conn.close(timeout=5.0)
 
     async def _create_pool(self) -> asyncpg.Pool:
         pool: asyncpg.Pool = await asyncpg.create_pool(
