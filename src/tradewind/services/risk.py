@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -112,15 +113,28 @@ class RiskService(Service):
             e = m.event
             if isinstance(e, (Trade, Quote, BookDelta, Bar)):
                 engine.marks.seen((e.exchange, e.symbol), e.ts_event)
+        # Consecutive market events are folded per symbol into their newest
+        # time and last price: every decision still sees current marks, and
+        # the account is revalued once per run of ticks instead of per tick.
+        latest: dict[tuple[str, str], list[Any]] = {}
         for m in msgs:
             e = m.event
-            if isinstance(e, Trade):
-                engine.on_market(e.exchange, e.symbol, e.ts_event, e.price)
-            elif isinstance(e, (Quote, BookDelta)):
-                engine.on_market(e.exchange, e.symbol, e.ts_event, None)
-            elif isinstance(e, Bar):
-                engine.on_market(e.exchange, e.symbol, e.ts_event, e.close)
-            elif isinstance(e, Signal):
+            t = type(e)
+            if t is Trade or t is Quote or t is BookDelta or t is Bar:
+                key = (e.exchange, e.symbol)  # type: ignore[union-attr]
+                px = e.price if t is Trade else e.close if t is Bar else None  # type: ignore[union-attr]
+                cur = latest.get(key)
+                if cur is None:
+                    latest[key] = [e.ts_event, e.ts_event if px is not None else 0, px]
+                else:
+                    if e.ts_event > cur[0]:
+                        cur[0] = e.ts_event
+                    if px is not None and e.ts_event >= cur[1]:
+                        cur[1], cur[2] = e.ts_event, px
+                continue
+            if latest:
+                self._apply_marks(latest)
+            if isinstance(e, Signal):
                 decision, order = engine.evaluate(e)
                 decisions.append(decision)
                 if order is not None:
@@ -135,13 +149,10 @@ class RiskService(Service):
                 replies.append(reply)
                 label = e.command if e.command in control.COMMANDS else "unknown"
                 results.append((label, result))
-            for out in engine.drain():
-                if isinstance(out, (CancelRequest, OrderRequest)):
-                    orders.append(out)
-                elif isinstance(out, RiskDecision):
-                    decisions.append(out)
-                else:
-                    records.append(out)
+            self._drain(orders, decisions, records)
+        if latest:
+            self._apply_marks(latest)
+            self._drain(orders, decisions, records)
         state = (
             {STATE_KEY: json.dumps(engine.snapshot()).encode()} if self.ctx.durable_state else None
         )
@@ -154,6 +165,26 @@ class RiskService(Service):
         }
         await sub.commit(msgs, publish, state)
         self._account(decisions, orders, positions, results)
+
+    def _apply_marks(self, latest: dict[tuple[str, str], list[Any]]) -> None:
+        engine = self.engine
+        for (exchange, symbol), (ts, trade_ts, px) in latest.items():
+            if px is not None:
+                engine.on_market(exchange, symbol, trade_ts, px)
+            if px is None or ts != trade_ts:
+                engine.on_market(exchange, symbol, ts, None)
+        latest.clear()
+
+    def _drain(
+        self, orders: list[Event], decisions: list[RiskDecision], records: list[Event]
+    ) -> None:
+        for out in self.engine.drain():
+            if isinstance(out, (CancelRequest, OrderRequest)):
+                orders.append(out)
+            elif isinstance(out, RiskDecision):
+                decisions.append(out)
+            else:
+                records.append(out)
 
     def _account(
         self,
