@@ -112,7 +112,7 @@ class _Combined(msgspec.Struct):
     data: msgspec.Raw
 
 
-class _FastTrade(msgspec.Struct):
+class _FastTrade(msgspec.Struct, gc=False):
     """``p``/``q`` are converted to float by the decoder itself (lax mode)."""
 
     s: str
@@ -124,7 +124,7 @@ class _FastTrade(msgspec.Struct):
     E: int = 0
 
 
-class _CTrade(msgspec.Struct):
+class _CTrade(msgspec.Struct, gc=False):
     data: _FastTrade
 
 
@@ -205,6 +205,8 @@ class BinanceParser:
         self.last_ts_ms = 0
         self.default_symbol = default_symbol
         self.ignored: Counter[str] = Counter()
+        self._trade_prefix: dict[str, str] = {}
+        self._streams: dict[bytes, Callable[[bytes, int], list[Decoded]]] = {}
         self._by_kind: dict[str, Callable[[bytes, int], list[Decoded]]] = {
             "trade": self._f_trade,
             "aggTrade": self._f_agg,
@@ -213,36 +215,50 @@ class BinanceParser:
 
     def parse(self, frame: bytes | str, ts_recv: int) -> list[MarketEvent]:
         out = self.decode(frame, ts_recv)
-        if type(out[0] if out else None) is BookUpdate:
+        if out and type(out[0]) is BookUpdate:
             return [e.to_event() if type(e) is BookUpdate else e for e in out]  # type: ignore[misc]
         return out  # type: ignore[return-value]
 
     def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
-        """Events, with book messages left as ``BookUpdate`` for the sync rules."""
-        if isinstance(frame, str):
-            frame = frame.encode()
-        if not frame.startswith(b"{"):
-            raise ParseError("malformed_json", "a Binance frame is a JSON object")
+        """Events, with book messages left as ``BookUpdate`` for the sync rules.
+
+        A combined frame's stream name maps straight to its decoder once seen
+        (a bounded cache, one entry per stream).
+        """
+        if type(frame) is not bytes:
+            frame = frame.encode() if isinstance(frame, str) else bytes(frame)
         try:
             if frame.startswith(_PREFIX):
-                end = frame.find(b'"', 11)
-                if frame.endswith(b"@trade", 0, end):
-                    return self._f_trade(frame, ts_recv)
-                if frame.endswith(b"@bookTicker", 0, end):
-                    return self._f_ticker(frame, ts_recv)
-                kind = frame[11:end].rpartition(b"@")[2].decode()
-                fast = self._by_kind.get(kind)
-                if fast is not None:
-                    return fast(frame, ts_recv)
-                if kind.startswith(("depth", "kline")) or kind.endswith("ms"):
-                    return self._combined_slow(kind, frame, ts_recv)
-                msg = _combined.decode(frame)
-                return self._dispatch(msg.stream.rpartition("@")[2], msg.data, ts_recv)
+                handler = self._streams.get(frame[11 : frame.find(b'"', 11)])
+                if handler is not None:
+                    return handler(frame, ts_recv)
+                return self._combined_first(frame, ts_recv)
+            if not frame.startswith(b"{"):
+                raise ParseError("malformed_json", "a Binance frame is a JSON object")
             return self._raw(frame, ts_recv)
         except msgspec.ValidationError as exc:
             raise ParseError("invalid_message", str(exc)[:200]) from None
         except msgspec.DecodeError as exc:
             raise ParseError("malformed_json", str(exc)[:200]) from None
+
+    def _combined_first(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        end = frame.find(b'"', 11)
+        kind = frame[11:end].rpartition(b"@")[2].decode()
+        handler = self._by_kind.get(kind)
+        if handler is None and (kind.startswith(("depth", "kline")) or kind.endswith("ms")):
+            handler = self._f_kline if kind.startswith("kline") else self._f_depth
+        if handler is None:
+            msg = _combined.decode(frame)
+            return self._dispatch(msg.stream.rpartition("@")[2], msg.data, ts_recv)
+        if end > 0 and len(self._streams) < 4096:
+            self._streams[frame[11:end]] = handler
+        return handler(frame, ts_recv)
+
+    def _f_depth(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        return [self._depth(_c_depth.decode(frame).data, ts_recv)]
+
+    def _f_kline(self, frame: bytes, ts_recv: int) -> list[Decoded]:
+        return self._bar(_c_kline.decode(frame).data, ts_recv)
 
     def _f_trade(self, frame: bytes, ts_recv: int) -> list[Decoded]:
         """The hot path, inlined: one typed decode, two range checks, one event."""
@@ -256,9 +272,12 @@ class BinanceParser:
         if ms > self.last_ts_ms:
             self.last_ts_ms = ms
         tid = str(m.t)
+        prefix = self._trade_prefix.get(m.s)
+        if prefix is None:
+            prefix = self._trade_prefix[m.s] = f"{self.exchange}:{m.s}:t"
         return [
             Trade(
-                id=f"{self.exchange}:{m.s}:t{tid}",
+                id=prefix + tid,
                 ts_event=m.T * _MS,
                 exchange=self.exchange,
                 symbol=m.s,
@@ -275,11 +294,6 @@ class BinanceParser:
 
     def _f_ticker(self, frame: bytes, ts_recv: int) -> list[Decoded]:
         return [self._quote(_c_ticker.decode(frame).data, ts_recv)]
-
-    def _combined_slow(self, kind: str, frame: bytes, ts_recv: int) -> list[Decoded]:
-        if kind.startswith("kline"):
-            return self._bar(_c_kline.decode(frame).data, ts_recv)
-        return [self._depth(_c_depth.decode(frame).data, ts_recv)]
 
     def _dispatch(self, kind: str, data: msgspec.Raw, ts_recv: int) -> list[Decoded]:
         if kind == "trade":
