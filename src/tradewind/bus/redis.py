@@ -368,6 +368,21 @@ class RedisBus(Bus):
                 gi.pending += int(g["pending"])
         return out
 
+    async def wait_idle(self, timeout: float = 60.0, poll: float = 0.005) -> None:
+        """Until every group has consumed and acked everything, or ``timeout``.
+
+        A replay producer that waits for this between batches runs the services
+        in lockstep, as the embedded replay does, so a distributed replay is a
+        function of its input however the processes are scheduled or restarted.
+        Bounded, because a group whose consumer is gone for good never drains.
+        """
+        deadline = time.monotonic() + timeout
+        while not await self.idle():
+            if time.monotonic() > deadline:
+                log.warning("bus did not settle; going on", timeout_s=timeout)
+                return
+            await asyncio.sleep(poll)
+
     def _topic_of(self, key: str) -> str:
         rest = key[len(self.prefix) + 1 :]
         head, _, tail = rest.rpartition(":")

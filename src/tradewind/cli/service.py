@@ -149,7 +149,9 @@ class _Process:
         else:
             service: Service
             if self.name == "ws":
-                service = WsService(ctx)
+                feed = self.settings.feed
+                lockstep = feed.source == "replay" and feed.speed == 0
+                service = WsService(ctx, settle=self.bus.wait_idle if lockstep else None)
             elif self.name == "execution":
                 service = ExecutionService(ctx)
             else:
