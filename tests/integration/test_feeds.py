@@ -270,6 +270,7 @@ async def test_coinbase_sequence_gap_resyncs_books(make_settings: Any) -> None:
     assert all(b.synced for b in venue.books.values())
     assert sum(b.resyncs for b in venue.books.values()) >= 1
     assert len(run.trade_ids) == len(set(run.trade_ids))
+    assert set(run.trade_ids) == _recorded_trade_ids(COINBASE)
 
 
 async def test_bybit_reconnect_resyncs_and_backfills(make_settings: Any) -> None:

@@ -19,6 +19,8 @@ import msgspec
 from tradewind.exchanges.coinbase import _Rfc3339
 from tradewind.exchanges.fake.venue import Client, Entry, Venue, offsets, read_lines
 
+SNAPSHOT_TRADES = 100
+"""Recent trades per product in a ``market_trades`` snapshot, as recorded."""
 CHANNELS = {
     "level2": "l2_data",
     "market_trades": "market_trades",
@@ -66,7 +68,9 @@ class CoinbaseVenue(Venue):
             if ch == "market_trades" and any(e.get("type") == "snapshot" for e in m["events"]):
                 for e in m["events"]:
                     for t in reversed(e.get("trades", [])):
-                        self.trades.setdefault(t["product_id"], deque(maxlen=50)).append(t)
+                        self.trades.setdefault(
+                            t["product_id"], deque(maxlen=SNAPSHOT_TRADES)
+                        ).append(t)
                 continue
             if ch == "ticker" and any(e.get("type") == "snapshot" for e in m["events"]):
                 for e in m["events"]:
@@ -90,7 +94,7 @@ class CoinbaseVenue(Venue):
                         side[u["price_level"]] = u["new_quantity"]
             elif ch == "market_trades":
                 for t in e.get("trades", []):
-                    self.trades.setdefault(t["product_id"], deque(maxlen=50)).append(t)
+                    self.trades.setdefault(t["product_id"], deque(maxlen=SNAPSHOT_TRADES)).append(t)
             elif ch == "ticker":
                 for t in e.get("tickers", []):
                     self.tickers[t["product_id"]] = t
