@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 from decimal import Decimal as D
 from typing import Any
 
@@ -301,6 +302,7 @@ async def test_mounted_on_the_fake_exchange_one_port(make_settings: Any) -> None
         assert placed.status is report.status is S.ACCEPTED
         found = await venue.query("BTCUSDT", o.client_order_id)
         assert found is not None and found.exchange_order_id == placed.exchange_order_id
+        assert isinstance(reports, AsyncGenerator)
         await reports.aclose()
         await venue.close()
     finally:

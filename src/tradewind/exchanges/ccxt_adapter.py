@@ -1,13 +1,28 @@
 """A generic live venue over ccxt (the optional ``ccxt`` extra), for exchanges
 without a first-party adapter.
 
-ccxt is imported when the adapter is built, never by a paper run. Orders
-carry the deterministic client order id (``clientOrderId``) and are looked up
-by it, so the router's settle-by-lookup works wherever the exchange supports
-client ids. ccxt's errors are sorted like Binance's answers: rate limits back
-off, network errors leave the outcome unknown, exchange errors reject. Without
-a push stream in plain ccxt, ``reports`` asks the router to reconcile every
-``reconcile_interval_s`` (ccxt's own rate limiter paces the calls).
+ccxt is imported when the adapter is built, never by a paper run; without the
+extra the adapter refuses to start with a ``ConfigError`` naming the fix.
+Orders carry the deterministic client order id (``clientOrderId``) and are
+looked up and cancelled by it, so the router's settle-by-lookup works wherever
+the exchange supports client ids.
+
+What keeps an order from being sent twice here:
+
+- ccxt's own retry of failed requests (``maxRetriesOnFailure``) is forced to 0,
+  also per call: a retried POST after a lost answer is exactly a double send;
+- the signed request carries ``recvWindow`` = ``execution.recv_window_ms``
+  (where the exchange has one), which bounds how long an order with an unknown
+  outcome can still appear, and so the router's settle window.
+
+ccxt's errors are sorted like Binance's answers: rate limits back off (for the
+exchange's ``Retry-After`` when it sends one), network errors, 5xx and
+unreadable answers leave the outcome unknown, other exchange errors reject.
+Amounts come from ccxt as floats parsed from the exchange's decimal strings;
+``repr`` of such a float is that string again, and quantities are then
+rounded to the instrument's lot so ccxt's float arithmetic cannot leak in.
+Without a push stream in plain ccxt, ``reports`` asks the router to reconcile
+every ``reconcile_interval_s`` (ccxt's rate limiter paces the calls).
 """
 
 from __future__ import annotations
@@ -16,7 +31,7 @@ import asyncio
 import importlib
 import time
 from collections.abc import AsyncIterator
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from tradewind.config import ConfigError, ExecutionSettings
@@ -40,21 +55,27 @@ STATUS = {
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+NO_RETRY = {"maxRetriesOnFailure": 0}
 
 
 def _dec(v: Any) -> Decimal:
-    return Decimal(0) if v is None else Decimal(str(v))
+    return Decimal(0) if v is None else Decimal(repr(v) if isinstance(v, float) else str(v))
+
+
+def load_ccxt() -> Any:
+    """``ccxt.async_support``, or a clear error when the extra is not installed."""
+    try:
+        return importlib.import_module("ccxt.async_support")
+    except ImportError:
+        raise ConfigError(
+            "TRADEWIND_EXECUTION__VENUE",
+            "venue 'ccxt' needs the ccxt extra: pip install 'tradewind[ccxt]'",
+        ) from None
 
 
 class CcxtVenue(Venue):
     def __init__(self, settings: ExecutionSettings, instruments: InstrumentRegistry) -> None:
-        try:
-            self.ccxt: Any = importlib.import_module("ccxt.async_support")
-        except ImportError:
-            raise ConfigError(
-                "TRADEWIND_EXECUTION__VENUE",
-                "venue ccxt needs the extra: pip install tradewind[ccxt]",
-            ) from None
+        self.ccxt: Any = load_ccxt()
         cls = getattr(self.ccxt, settings.ccxt_id, None)
         if cls is None:
             raise ConfigError("TRADEWIND_EXECUTION__CCXT_ID", f"ccxt has no {settings.ccxt_id!r}")
@@ -64,6 +85,11 @@ class CcxtVenue(Venue):
         config: dict[str, Any] = {
             "enableRateLimit": True,
             "timeout": int(settings.request_timeout_s * 1000),
+            "options": {
+                **NO_RETRY,
+                "recvWindow": settings.recv_window_ms,
+                "warnOnFetchOpenOrdersWithoutSymbol": False,
+            },
         }
         if settings.api_key is not None and settings.api_secret is not None:
             config["apiKey"] = settings.api_key.get_secret_value()
@@ -81,6 +107,7 @@ class CcxtVenue(Venue):
         await self.client.close()
 
     def market(self, symbol: str) -> str:
+        """Tradewind's symbol (``BTCUSDT``) → ccxt's (``BTC/USDT``)."""
         m = self._symbols.get(symbol)
         if m is None:
             inst = self.instruments.get(self.exchange, symbol)
@@ -88,22 +115,49 @@ class CcxtVenue(Venue):
             self._symbols[symbol] = m
         return m
 
-    async def _call(self, fn: str, *args: Any, **kw: Any) -> Any:
+    def _symbol_of(self, d: dict[str, Any], fallback: str) -> str:
+        unified = str(d.get("symbol") or "")
+        for sym, m in self._symbols.items():
+            if m == unified:
+                return sym
+        info = d.get("info")
+        raw = info.get("symbol") if isinstance(info, dict) else None
+        return str(raw or fallback or unified.replace("/", ""))
+
+    def _qty(self, symbol: str, v: Any) -> Decimal:
+        q = _dec(v)
+        if (self.exchange, symbol) in self.instruments:
+            lot = self.instruments.get(self.exchange, symbol).lot_size
+            q = (q / lot).quantize(Decimal(1), ROUND_HALF_EVEN) * lot
+        return q
+
+    def _retry_after(self) -> float:
+        headers = getattr(self.client, "last_response_headers", None) or {}
+        for k, v in dict(headers).items():
+            if str(k).lower() == "retry-after":
+                try:
+                    return max(float(v), 0.0)
+                except ValueError:
+                    break
+        return 1.0
+
+    async def _call(self, fn: str, *args: Any) -> Any:
         c = self.ccxt
+        limit = self.s.request_timeout_s + self.s.connect_timeout_s + 1.0
         try:
-            return await getattr(self.client, fn)(*args, **kw)
+            return await asyncio.wait_for(getattr(self.client, fn)(*args), limit)
         except (c.RateLimitExceeded, c.DDoSProtection) as exc:
-            raise VenueBusy(f"{fn}: {type(exc).__name__}", 1.0) from None
+            raise VenueBusy(f"{fn}: {type(exc).__name__}", self._retry_after()) from None
         except c.OrderNotFound:
             raise
-        except (c.RequestTimeout, c.NetworkError, c.ExchangeNotAvailable) as exc:
+        except (c.OperationFailed, c.BadResponse, c.NullResponse, TimeoutError, OSError) as exc:
             raise VenueUnknown(f"{fn}: {type(exc).__name__}") from None
         except c.BaseError as exc:
             raise VenueRejected(f"{fn}: {type(exc).__name__}: {str(exc)[:150]}") from None
 
     def _order(self, symbol: str, d: dict[str, Any], coid: str) -> VenueOrder:
         status = STATUS.get(str(d.get("status")), OrderStatus.ACCEPTED)
-        filled = _dec(d.get("filled"))
+        filled = self._qty(symbol, d.get("filled"))
         if status is OrderStatus.ACCEPTED and filled > 0:
             status = OrderStatus.PARTIALLY_FILLED
         ts = d.get("lastUpdateTimestamp") or d.get("timestamp")
@@ -113,23 +167,32 @@ class CcxtVenue(Venue):
             symbol=symbol,
             side=Side.BUY if d.get("side") == "buy" else Side.SELL,
             status=status,
-            quantity=_dec(d.get("amount")),
+            quantity=self._qty(symbol, d.get("amount")),
             filled_qty=filled,
             ts=int(ts) * _MS if ts else time.time_ns(),
         )
 
+    async def _is_contract(self, market: str) -> bool:
+        await self._call("load_markets")
+        info = self.client.markets.get(market) or {}
+        return bool(info.get("contract"))
+
     async def place(self, o: OrderRequest) -> VenueOrder:
-        params: dict[str, Any] = {"clientOrderId": o.client_order_id}
+        """One ``create_order``; ccxt must not retry it (see the module doc)."""
+        market = self.market(o.symbol)
+        params: dict[str, Any] = {**NO_RETRY, "clientOrderId": o.client_order_id}
         if o.time_in_force is TimeInForce.POST_ONLY:
             params["postOnly"] = True
         elif o.order_type is OrderType.LIMIT:
             params["timeInForce"] = o.time_in_force.value.upper()
-        if o.reduce_only:
+        if o.reduce_only and await self._is_contract(market):
             params["reduceOnly"] = True
+        if o.order_type is OrderType.LIMIT and o.price is None:
+            raise VenueRejected("limit order without a price")
         price = None if o.price is None else float(o.price)
         d = await self._call(
             "create_order",
-            self.market(o.symbol),
+            market,
             o.order_type.value,
             o.side.value,
             float(o.quantity),
@@ -159,12 +222,12 @@ class CcxtVenue(Venue):
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         m = None if symbol is None else self.market(symbol)
         rows = await self._call("fetch_open_orders", m)
-        by_market = {v: k for k, v in self._symbols.items()}
-        return [
-            self._order(by_market.get(str(d.get("symbol")), symbol or ""), d, "")
-            for d in rows
-            if d.get("clientOrderId")
-        ]
+        out = []
+        for d in rows:
+            if d.get("clientOrderId"):
+                sym = self._symbol_of(d, symbol or "")
+                out.append(self._order(sym, d, ""))
+        return out
 
     async def fills(self, symbol: str, order: VenueOrder) -> list[VenueFill]:
         rows = await self._call(
@@ -180,7 +243,7 @@ class CcxtVenue(Venue):
                     trade_id=str(t["id"]),
                     client_order_id=order.client_order_id,
                     price=_dec(t.get("price")),
-                    qty=_dec(t.get("amount")),
+                    qty=self._qty(symbol, t.get("amount")),
                     fee=_dec(fee.get("cost")),
                     fee_currency=str(fee.get("currency") or ""),
                     liquidity=Liquidity.MAKER

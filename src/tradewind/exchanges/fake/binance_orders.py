@@ -1,12 +1,15 @@
 """Binance spot order endpoints and the user data stream, for the fake exchange.
 
 The REST side (``POST/GET/DELETE /api/v3/order``, ``GET /api/v3/openOrders``,
-``/api/v3/myTrades``, ``/api/v3/account``, ``POST/PUT /api/v3/userDataStream``)
-checks the API key header, the HMAC-SHA256 signature and ``recvWindow`` as
-Binance does; the user data stream (``/ws/<listenKey>``) sends
-``executionReport`` events. Matching is deliberately simple: one price per
-symbol (``set_price``); market orders fill at once in two trades, crossing
-limit orders fill at the price, others rest until ``set_price`` crosses them.
+``/api/v3/myTrades``, ``/api/v3/account``, ``POST/PUT /api/v3/userDataStream``,
+and the public ``GET /api/v3/exchangeInfo`` that ccxt loads its markets from)
+checks the API key header, the HMAC-SHA256 signature (over the query string
+followed by the form body, the signature in either, as Binance defines
+``totalParams``) and ``recvWindow`` as Binance does; the user data stream
+(``/ws/<listenKey>``) sends ``executionReport`` events. Matching is
+deliberately simple: one price per symbol (``set_price``); market orders fill
+at once in two trades, crossing limit orders fill at the price, others rest
+until ``set_price`` crosses them.
 
 Faults, drawn from a seeded generator per endpoint: ``drop`` (process the
 order, then close the connection without an answer), ``error_before`` /
@@ -125,6 +128,14 @@ def _err(code: int, msg: str, status: int = 400) -> Response:
     return Response.json({"code": code, "msg": msg}, status)
 
 
+def _unsign(raw: str) -> tuple[str, str]:
+    """``raw`` without its ``signature`` parameter, and the signature ("" if none)."""
+    if raw.startswith("signature="):
+        return "", raw[len("signature=") :]
+    payload, sep, sig = raw.rpartition("&signature=")
+    return (payload, sig) if sep else (raw, "")
+
+
 @dataclass
 class FakeBinanceOrders:
     api_key: str = "test-key"
@@ -142,6 +153,13 @@ class FakeBinanceOrders:
         default_factory=lambda: {"USDT": Decimal(1_000_000), "BTC": Decimal(100)}
     )
     injected: Counter[str] = field(default_factory=Counter)
+    markets: dict[str, tuple[str, str, str, str]] = field(
+        default_factory=lambda: {
+            "BTCUSDT": ("BTC", "USDT", "0.01", "0.00001"),
+            "ETHUSDT": ("ETH", "USDT", "0.01", "0.0001"),
+        }
+    )
+    """Symbol → (base, quote, tick size, lot size) for ``exchangeInfo``."""
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -168,6 +186,7 @@ class FakeBinanceOrders:
         router.add("GET", "/api/v3/account", self._account)
         router.add("POST", "/api/v3/userDataStream", self._new_key)
         router.add("PUT", "/api/v3/userDataStream", self._keepalive)
+        router.add("GET", "/api/v3/exchangeInfo", self._exchange_info)
 
     def mount(self, exchange: Any) -> None:
         """Plug into ``tradewind.exchanges.fake.server.FakeExchange``."""
@@ -253,11 +272,12 @@ class FakeBinanceOrders:
         params = req.form()
         if not signed:
             return params, None
-        raw = urlsplit(req.target).query
-        payload, sep, sig = raw.rpartition("&signature=")
-        if not sep:
+        query, q_sig = _unsign(urlsplit(req.target).query)
+        body, b_sig = _unsign(req.body.decode(errors="replace"))
+        sig = q_sig or b_sig
+        if not sig:
             return params, _err(-1102, "Mandatory parameter 'signature' was not sent.")
-        payload += req.body.decode()
+        payload = query + body
         want = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(want, sig):
             return params, _err(-1022, "Signature for this request is not valid.")
@@ -456,6 +476,36 @@ class FakeBinanceOrders:
         if params.get("listenKey") not in self._keys:
             return _err(-1125, "This listenKey does not exist.")
         return Response.json({})
+
+    async def _exchange_info(self, req: Request) -> Response:
+        symbols = [
+            {
+                "symbol": sym,
+                "status": "TRADING",
+                "baseAsset": base,
+                "baseAssetPrecision": 8,
+                "quoteAsset": quote,
+                "quotePrecision": 8,
+                "quoteAssetPrecision": 8,
+                "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                "isSpotTradingAllowed": True,
+                "isMarginTradingAllowed": False,
+                "filters": [
+                    {
+                        "filterType": "PRICE_FILTER",
+                        "minPrice": tick,
+                        "maxPrice": "1000000.00",
+                        "tickSize": tick,
+                    },
+                    {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000", "stepSize": lot},
+                ],
+                "permissions": ["SPOT"],
+            }
+            for sym, (base, quote, tick, lot) in sorted(self.markets.items())
+        ]
+        return Response.json(
+            {"timezone": "UTC", "serverTime": _now_ms(), "rateLimits": [], "symbols": symbols}
+        )
 
     # --- matching ----------------------------------------------------------------------------
     def _next_order_id(self) -> int:
