@@ -287,3 +287,59 @@ async def test_bybit_reconnect_resyncs_and_backfills(make_settings: Any) -> None
     assert run.kinds()["snapshot"] == 4 * 3
     assert len(run.trade_ids) == len(set(run.trade_ids))
     assert set(run.trade_ids) == _recorded_trade_ids(BYBIT)
+
+
+async def test_symbols_sharded_and_a_drop_resyncs_only_its_shard(make_settings: Any) -> None:
+    symbols = ["XMRBTC", "FTMUSDT", "SXPBTC", "BADGERBTC"]
+    files = ["binance_spot_4sym_ws_20210814.jsonl", "binance_spot_rest_depth_20210814.jsonl"]
+    victim: list[str] = []
+
+    async def drop_one(fake: FakeExchange, feeds: Feeds) -> None:
+        await asyncio.sleep(1.0)
+        clients = sorted(fake.venues["binance"].clients, key=lambda c: c.id)
+        victim.extend(sorted(s.split("@")[0].upper() for s in clients[0].subs))
+        clients[0].abort()
+
+    run = await live(
+        make_settings,
+        files,
+        "binance",
+        symbols,
+        speed=10,
+        during=drop_one,
+        symbols_per_connection=2,
+    )
+    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    assert [c.symbols for c in venue.connections] == [symbols[:2], symbols[2:]]
+    assert sorted(c.connects for c in venue.connections) == [1, 2]
+    assert all(b.synced and b.gaps == 0 for b in venue.books.values())
+    resynced = sorted(s for s, b in venue.books.items() if b.resyncs)
+    assert resynced == sorted(set(victim))
+    assert {e.symbol for e in run.events if isinstance(e, BookDelta) and e.snapshot} == set(symbols)
+
+
+async def test_planned_reconnect_before_connection_lifetime(make_settings: Any) -> None:
+    run = await live(
+        make_settings, [SPOT], "binance", ["BTCUSDT"], speed=20, max_connection_age_s=0.8
+    )
+    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    conn = venue.connections[0]
+    assert conn.reconnect_reasons.get("lifetime", 0) >= 2
+    assert venue.books["BTCUSDT"].synced
+    assert len(run.trade_ids) == len(set(run.trade_ids))
+    assert set(run.trade_ids) == _recorded_trade_ids(SPOT)
+
+
+async def test_usdm_book_and_trades_survive_a_drop(make_settings: Any) -> None:
+    usdm = "binance_usdm_btcusdt_combined_20240808.jsonl"
+
+    async def drop(fake: FakeExchange, feeds: Feeds) -> None:
+        await asyncio.sleep(1.0)
+        fake.drop("binance-usdm")
+
+    run = await live(make_settings, [usdm], "binance-usdm", ["BTCUSDT"], speed=3, during=drop)
+    sync = run.feeds.venues["binance-usdm"].books["BTCUSDT"]  # type: ignore[union-attr]
+    assert sync.synced and sync.gaps == 0 and sync.applied > 50
+    assert run.kinds()["snapshot"] == 2
+    assert set(run.trade_ids) == _recorded_trade_ids(usdm)
+    assert len(run.trade_ids) == len(set(run.trade_ids))

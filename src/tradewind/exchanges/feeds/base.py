@@ -275,6 +275,8 @@ class Connection:
                     reason = await self._receive(ws, stopping)
                     if self.messages:
                         attempt = 0
+                    if reason == "stale" and ws.transport is not None:
+                        ws.transport.abort()
             except ConnectionClosed as exc:
                 reason = "ping_timeout" if "keepalive ping timeout" in str(exc) else "closed"
                 log.warning(

@@ -37,6 +37,7 @@ class BinanceFeed(VenueFeed):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.last_trade: dict[str, int] = {}
         self.first_trade: dict[str, int] = {}
+        self.exchange_ms = 0
         self.backfills = 0
         self.backfilled = 0
 
@@ -52,18 +53,27 @@ class BinanceFeed(VenueFeed):
 
     async def on_open(self, conn: Connection) -> None:
         invalidate_all(self, conn.symbols, "reconnect")
+        since = self.exchange_ms
         for s in conn.symbols:
             conn.request_resync(s, "reconnect", restart=True)
-            if s in self.last_trade:
-                self.spawn(self.backfill(s), f"backfill:{s}")
+            if since:
+                self.spawn(self.backfill(s, since), f"backfill:{s}")
+
+    def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
+        out = super().handle(conn, frame, ts_recv)
+        if out:
+            ms = out[-1].ts_event // 1_000_000
+            if ms > self.exchange_ms:
+                self.exchange_ms = ms
+        return out
 
     def on_trade(self, conn: Connection, trade: Trade) -> None:
         tid = int(trade.trade_id)
         last = self.last_trade.get(trade.symbol)
         if last is None:
-            self.first_trade[trade.symbol] = tid
+            self.first_trade.setdefault(trade.symbol, tid)
         elif tid > last + 1:
-            self.spawn(self.backfill(trade.symbol), f"backfill:{trade.symbol}")
+            self.spawn(self.backfill(trade.symbol, self.exchange_ms), f"backfill:{trade.symbol}")
         if last is None or tid > last:
             self.last_trade[trade.symbol] = tid
 
@@ -98,8 +108,10 @@ class BinanceFeed(VenueFeed):
                 return
         conn.resynced(symbol)
 
-    async def backfill(self, symbol: str) -> None:
-        """Trades missed while disconnected or skipped by the stream, from REST."""
+    async def backfill(self, symbol: str, since_ms: int) -> None:
+        """Trades missed while disconnected or skipped by the stream, from REST:
+        those after the first trade seen, or (no trade seen yet) those at or
+        after ``since_ms``, the exchange time when the connection was lost."""
         parser = self.parser()
         assert isinstance(parser, BinanceParser)
         url = f"{self.rest_base}{self.rest_prefix}/trades?symbol={symbol}&limit={BACKFILL_LIMIT}"
@@ -124,7 +136,13 @@ class BinanceFeed(VenueFeed):
                 from_id=known + 1,
                 to_id=min(ids) - 1,
             )
-        fresh = self.fresh_trades([t for t in trades if int(t.trade_id) > first])
+        if symbol in self.first_trade:
+            missed = [t for t in trades if int(t.trade_id) > first]
+        else:
+            missed = [t for t in trades if t.ts_event >= since_ms * 1_000_000]
+            if missed:
+                self.first_trade[symbol] = int(missed[0].trade_id) - 1
+        fresh = self.fresh_trades(missed)
         if fresh:
             self.backfilled += len(fresh)
             top = max(int(t.trade_id) for t in fresh)

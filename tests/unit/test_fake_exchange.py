@@ -1,0 +1,120 @@
+"""The fake exchange's HTTP side, control API and protocol edges."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import market_file
+from tradewind.exchanges.fake import FakeExchange
+from tradewind.exchanges.fake.http import Request, Response
+from tradewind.exchanges.feeds.rest import RateLimiter
+
+SPOT = "binance_spot_btcusdt_combined_20240808.jsonl"
+
+
+def _http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    return await asyncio.to_thread(_http, method, url, body)
+
+
+async def test_routes_registry_snapshot_and_control() -> None:
+    fake = FakeExchange([market_file(SPOT)], speed=0, exchanges=["binance"], autostart=False)
+
+    async def order(req: Request) -> Response:
+        return Response.json({"echo": req.form(), "method": req.method}, 201)
+
+    fake.router.add("POST", "/api/v3/order", order)
+    async with fake:
+        base = fake.rest_urls()["binance"]
+        status, body = await call("POST", f"{base}/api/v3/order?symbol=BTCUSDT")
+        assert status == 201
+        assert body == {"echo": {"symbol": "BTCUSDT"}, "method": "POST"}
+        assert (await call("GET", f"{base}/api/v3/order"))[0] == 405
+        assert (await call("GET", f"{base}/nope"))[0] == 404
+
+        status, snap = await call("GET", f"{base}/api/v3/depth?symbol=BTCUSDT&limit=5")
+        assert status == 200
+        assert snap["lastUpdateId"] == 50093239218
+        assert len(snap["bids"]) == 5 and snap["bids"][0][0] == "61837.63000000"
+        assert (await call("GET", f"{base}/api/v3/depth?symbol=NOPE"))[0] == 400
+
+        status, res = await call("POST", f"{base}/_fake/control", {"action": "start"})
+        assert status == 200 and res["ok"]
+        await fake.wait_done("binance", timeout=20)
+        status, snap = await call("GET", f"{base}/api/v3/depth?symbol=BTCUSDT&limit=5")
+        assert snap["lastUpdateId"] > 50093239218
+        status, trades = await call("GET", f"{base}/api/v3/trades?symbol=BTCUSDT&limit=3")
+        assert [t["id"] for t in trades] == [3735684375, 3735684376, 3735684377]
+        assert (await call("POST", f"{base}/_fake/control", {"action": "explode"}))[0] == 400
+        status, st = await call("GET", f"{base}/_fake/status")
+        assert st["binance"]["done"] is True
+
+
+async def test_binance_subscribe_ack_and_raw_stream() -> None:
+    fake = FakeExchange([market_file(SPOT)], speed=0, exchanges=["binance"], autostart=False)
+    async with fake, connect(fake.ws_urls()["binance"] + "/ws", close_timeout=0.2) as ws:
+        await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 7}))
+        assert json.loads(await ws.recv()) == {"result": None, "id": 7}
+        fake.start_replay("binance")
+        first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert first["e"] == "trade" and first["t"] == 3735683259
+        await ws.send("{bad")
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        while "code" not in reply:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["code"] == 2
+
+
+@pytest.mark.parametrize(
+    ("exchange", "request_", "expect"),
+    [
+        (
+            "kraken",
+            {"method": "subscribe", "params": {"channel": "book", "symbol": ["X/Y"], "depth": 7}},
+            "invalid depth",
+        ),
+        ("kraken", {"method": "ping", "req_id": 3}, "pong"),
+        ("bybit-linear", {"op": "ping"}, "pong"),
+        ("coinbase", {"type": "subscribe", "channel": "nope", "product_ids": []}, "unsupported"),
+    ],
+)
+async def test_protocol_edges(exchange: str, request_: dict[str, Any], expect: str) -> None:
+    files = {
+        "kraken": "kraken_spot_ws_v1_20210417.jsonl",
+        "bybit-linear": "bybit_v5_linear_ws_20260809.jsonl",
+        "coinbase": "coinbase_advanced_ws_20260809.jsonl",
+    }
+    fake = FakeExchange(
+        [market_file(files[exchange])], speed=0, exchanges=[exchange], autostart=False
+    )
+    async with fake, connect(fake.ws_urls()[exchange]) as ws:
+        await ws.send(json.dumps(request_))
+        texts: list[str] = []
+        while not any(expect in t for t in texts):
+            assert len(texts) < 3, texts
+            texts.append(str(await asyncio.wait_for(ws.recv(), 5)))
+
+
+async def test_rate_limiter_spaces_requests() -> None:
+    limiter = RateLimiter(rate=20.0, burst=2)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for _ in range(6):
+        await limiter.acquire()
+    assert loop.time() - t0 >= 4 / 20.0 * 0.9
