@@ -343,3 +343,68 @@ async def test_usdm_book_and_trades_survive_a_drop(make_settings: Any) -> None:
     assert run.kinds()["snapshot"] == 2
     assert set(run.trade_ids) == _recorded_trade_ids(usdm)
     assert len(run.trade_ids) == len(set(run.trade_ids))
+
+
+async def test_missing_pongs_reconnect(make_settings: Any) -> None:
+    async def blackhole(fake: FakeExchange, feeds: Feeds) -> None:
+        await asyncio.sleep(0.5)
+        fake.blackhole(1.5)
+
+    run = await live(
+        make_settings,
+        [SPOT],
+        "binance",
+        ["BTCUSDT"],
+        speed=20,
+        during=blackhole,
+        ping_interval_s=0.2,
+        timeout_s=0.4,
+        stale_after_s=30.0,
+    )
+    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    assert venue.connections[0].reconnect_reasons.get("ping_timeout", 0) >= 1
+    assert venue.books["BTCUSDT"].synced
+    assert set(run.trade_ids) == _recorded_trade_ids(SPOT)
+
+
+async def test_ws_service_publishes_the_live_feed(make_settings: Any) -> None:
+    from tradewind.bus import MemoryBus
+    from tradewind.clock import WallClock
+    from tradewind.instruments import InstrumentRegistry
+    from tradewind.services import ServiceContext, WsService
+    from tradewind.topics import MARKET
+
+    fake = FakeExchange([market_file(SPOT)], speed=0, exchanges=["binance"], autostart=False)
+    async with fake:
+        settings = make_settings(
+            feed={
+                "source": "live",
+                "exchanges": ["binance"],
+                "symbols": ["BTCUSDT"],
+                "ws_urls": fake.ws_urls(),
+                "rest_urls": fake.rest_urls(),
+            }
+        )
+        bus = MemoryBus()
+        sub = await bus.subscribe([MARKET], "test", "0")
+        ctx = ServiceContext(
+            bus=bus, clock=WallClock(), settings=settings, instruments=InstrumentRegistry.load()
+        )
+        service = WsService(ctx)
+        await service.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not fake.venues["binance"].clients:
+                assert time.monotonic() < deadline, "feed never connected"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            fake.start_replay("binance")
+            trades: set[str] = set()
+            while len(trades) < 1119 and time.monotonic() < deadline + 20:
+                msgs = await sub.fetch(1024, 0.5)
+                trades |= {m.event.id for m in msgs if isinstance(m.event, Trade)}
+                await sub.commit(msgs)
+        finally:
+            await service.stop(timeout=5)
+    assert trades == _recorded_trade_ids(SPOT)
+    assert service.last_price[("binance", "BTCUSDT")] > 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class FakeExchange:
         self._ws_port = 0
         self._conns: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self.blackholed_until = 0.0
         files = _files(data)
         from tradewind.exchanges.replay import detect_format
 
@@ -180,10 +182,13 @@ class FakeExchange:
 
     def stall(self, seconds: float, exchange: str | None = None) -> None:
         """Stop sending data (pings are still answered) for ``seconds``."""
-        import time
-
         for v in self._targets(exchange):
             v.stalled_until = time.monotonic() + seconds
+
+    def blackhole(self, seconds: float) -> None:
+        """Forward no byte either way for ``seconds`` on every WebSocket, pongs
+        included: the client's keepalive must notice."""
+        self.blackholed_until = time.monotonic() + seconds
 
     def skip(self, count: int = 1, exchange: str | None = None, symbol: str | None = None) -> None:
         """Withhold the next ``count`` book messages: a sequence gap downstream."""
@@ -224,6 +229,8 @@ class FakeExchange:
                 result = self.drop(cmd.exchange)
             elif cmd.action == "stall":
                 self.stall(cmd.seconds, cmd.exchange)
+            elif cmd.action == "blackhole":
+                self.blackhole(cmd.seconds)
             elif cmd.action == "skip":
                 self.skip(cmd.count, cmd.exchange, cmd.symbol)
             elif cmd.action == "corrupt_checksum":
@@ -308,6 +315,9 @@ class FakeExchange:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    hold = self.blackholed_until - time.monotonic()
+                    if hold > 0:
+                        await asyncio.sleep(hold)
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
