@@ -59,6 +59,7 @@ from tradewind.topics import (
 )
 
 STATE_KEY = "risk:engine"
+_ACCOUNT_EVENTS = frozenset({Signal, Fill, OrderUpdate, Control})
 log = structlog.get_logger("tradewind.risk")
 
 
@@ -97,11 +98,34 @@ class RiskService(Service):
                 verify = self.verify_record if self._token is not None else None
                 self.rebuilt_events = await rebuild(self.engine, self.ctx.store, verify)
                 log.info("risk state rebuilt from the store", events=self.rebuilt_events)
+        self._committed = self.engine.snapshot() if self.ctx.durable_state else None
         self._publish_state()
         await super().start()
         await self.consume([SIGNALS, EXECUTIONS, MARKET, CONTROL], self._on_batch)
 
     async def _on_batch(self, sub: Subscription, msgs: list[Message]) -> None:
+        """Process and commit a batch; on any failure the engine goes back to the
+        last committed state, so a retried message is decided afresh rather than
+        refused as a duplicate of a decision that was never published."""
+        if self.ctx.durable_state:
+            rollback = self._committed
+        elif any(type(m.event) in _ACCOUNT_EVENTS for m in msgs):
+            rollback = self.engine.snapshot()
+        else:
+            rollback = None  # marks alone re-apply to the same state
+        try:
+            await self._process(sub, msgs)
+        except BaseException:
+            if rollback is not None:
+                self._reload(rollback)
+            raise
+
+    def _reload(self, snapshot: dict[str, Any]) -> None:
+        engine = RiskEngine(self.settings.risk, self.ctx.instruments, self._signer())
+        engine.restore(snapshot)
+        self.engine = engine
+
+    async def _process(self, sub: Subscription, msgs: list[Message]) -> None:
         engine = self.engine
         decisions: list[RiskDecision] = []
         orders: list[Event] = []
@@ -153,9 +177,8 @@ class RiskService(Service):
         if latest:
             self._apply_marks(latest)
             self._drain(orders, decisions, records)
-        state = (
-            {STATE_KEY: json.dumps(engine.snapshot()).encode()} if self.ctx.durable_state else None
-        )
+        snapshot = engine.snapshot() if self.ctx.durable_state else None
+        state = None if snapshot is None else {STATE_KEY: json.dumps(snapshot).encode()}
         publish: dict[str, Sequence[Event]] = {
             DECISIONS: decisions,
             ORDERS: orders,
@@ -164,6 +187,8 @@ class RiskService(Service):
             CONTROL_REPLIES: replies,
         }
         await sub.commit(msgs, publish, state)
+        if snapshot is not None:
+            self._committed = snapshot
         self._account(decisions, orders, positions, results)
 
     def _apply_marks(self, latest: dict[tuple[str, str], list[Any]]) -> None:
