@@ -144,6 +144,32 @@ class _CKline(msgspec.Struct):
     data: _KlineMsg
 
 
+class _UTrade(_FastTrade, tag_field="e", tag="trade", gc=False):
+    pass
+
+
+class _UAgg(_AggTrade, tag_field="e", tag="aggTrade"):
+    pass
+
+
+class _UDepth(_Depth, tag_field="e", tag="depthUpdate"):
+    pass
+
+
+class _UKline(_KlineMsg, tag_field="e", tag="kline"):
+    pass
+
+
+class _UTicker(_BookTicker, tag_field="e", tag="bookTicker"):
+    """USD-M ``bookTicker`` names its event type; spot's does not."""
+
+
+class _CAny(msgspec.Struct, gc=False):
+    """A combined frame of any stream with an event type, in one typed decode."""
+
+    data: _UTrade | _UAgg | _UDepth | _UKline | _UTicker
+
+
 class _Kind(msgspec.Struct):
     e: str = ""
     result: Any = msgspec.UNSET
@@ -155,6 +181,7 @@ class _Kind(msgspec.Struct):
 
 _combined = msgspec.json.Decoder(_Combined)
 _c_trade = msgspec.json.Decoder(_CTrade, strict=False)
+_c_any = msgspec.json.Decoder(_CAny, strict=False)
 _c_agg = msgspec.json.Decoder(_CAgg)
 _c_ticker = msgspec.json.Decoder(_CTicker)
 _c_depth = msgspec.json.Decoder(_CDepth)
@@ -206,7 +233,6 @@ class BinanceParser:
         self.default_symbol = default_symbol
         self.ignored: Counter[str] = Counter()
         self._trade_prefix: dict[str, str] = {}
-        self._streams: dict[bytes, Callable[[bytes, int], list[Decoded]]] = {}
         self._by_kind: dict[str, Callable[[bytes, int], list[Decoded]]] = {
             "trade": self._f_trade,
             "aggTrade": self._f_agg,
@@ -222,16 +248,25 @@ class BinanceParser:
     def decode(self, frame: bytes | str, ts_recv: int) -> list[Decoded]:
         """Events, with book messages left as ``BookUpdate`` for the sync rules.
 
-        A combined frame's stream name maps straight to its decoder once seen
-        (a bounded cache, one entry per stream).
+        A combined frame takes one typed decode into a union tagged by the
+        payload's event type (spot ``bookTicker`` has none and is recognised by
+        its stream name); anything else, or anything invalid, goes the generic
+        way, which names the reason.
         """
         if type(frame) is not bytes:
             frame = frame.encode() if isinstance(frame, str) else bytes(frame)
         try:
+            if b"@bookTicker" not in frame[:64]:
+                m = _c_any.decode(frame).data
+                if isinstance(m, _UTrade):
+                    return self._fast_trade(m, ts_recv)
+                return self._typed(m, ts_recv)
             if frame.startswith(_PREFIX):
-                handler = self._streams.get(frame[11 : frame.find(b'"', 11)])
-                if handler is not None:
-                    return handler(frame, ts_recv)
+                return self._f_ticker(frame, ts_recv)
+        except (msgspec.ValidationError, msgspec.DecodeError, ParseError):
+            pass  # not a combined frame, or a bad one: the path below names the reason
+        try:
+            if frame.startswith(_PREFIX):
                 return self._combined_first(frame, ts_recv)
             if not frame.startswith(b"{"):
                 raise ParseError("malformed_json", "a Binance frame is a JSON object")
@@ -250,9 +285,17 @@ class BinanceParser:
         if handler is None:
             msg = _combined.decode(frame)
             return self._dispatch(msg.stream.rpartition("@")[2], msg.data, ts_recv)
-        if end > 0 and len(self._streams) < 4096:
-            self._streams[frame[11:end]] = handler
         return handler(frame, ts_recv)
+
+    def _typed(self, m: _UAgg | _UDepth | _UKline | _UTicker, ts_recv: int) -> list[Decoded]:
+        if type(m) is _UDepth:
+            return [self._depth(m, ts_recv)]
+        if type(m) is _UTicker:
+            return [self._quote(m, ts_recv)]
+        if type(m) is _UAgg:
+            return [self._agg(m, ts_recv)]
+        assert type(m) is _UKline
+        return self._bar(m, ts_recv)
 
     def _f_depth(self, frame: bytes, ts_recv: int) -> list[Decoded]:
         return [self._depth(_c_depth.decode(frame).data, ts_recv)]
@@ -261,8 +304,10 @@ class BinanceParser:
         return self._bar(_c_kline.decode(frame).data, ts_recv)
 
     def _f_trade(self, frame: bytes, ts_recv: int) -> list[Decoded]:
-        """The hot path, inlined: one typed decode, two range checks, one event."""
-        m = _c_trade.decode(frame).data
+        return self._fast_trade(_c_trade.decode(frame).data, ts_recv)
+
+    def _fast_trade(self, m: _FastTrade, ts_recv: int) -> list[Decoded]:
+        """The hot path, inlined: two range checks, one event."""
         p, q = m.p, m.q
         if not 0.0 < p < _INF:
             raise ParseError("invalid_price", repr(p))
