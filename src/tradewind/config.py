@@ -78,7 +78,7 @@ class FeedSettings(_Section):
     max_connection_age_s: float = Field(86_100.0, gt=0, description="Binance closes at 24 h")
     ping_interval_s: float = Field(20.0, gt=0)
     timeout_s: float = Field(10.0, gt=0, description="connect, pong and REST timeout")
-    rest_requests_per_s: float = Field(2.0, gt=0, description="snapshot/backfill rate per exchange")
+    rest_requests_per_s: float = Field(1.0, gt=0, description="snapshot/backfill rate per exchange")
 
 
 class StrategySettings(_Section):

@@ -72,7 +72,7 @@ class _Replay:
                         self.published += self.sync.on_update(snap).events
                     if reference is not None:
                         reference_res = reference.on_update(item)
-                        assert reference_res.resync is None
+                        assert reference_res.resync in (None, "awaiting_snapshot")
                     q = self.quotes.get(self.sync.last_id)
                     if self.sync.synced and q is not None:
                         self._check(q)

@@ -327,7 +327,7 @@ class BinanceSync(BookSync):
             if len(self.buffer) >= self.max_buffer:
                 self.buffer.popleft()
             self.buffer.append(upd)
-            return _EMPTY
+            return SyncResult(resync="awaiting_snapshot")
         return self._apply([upd])
 
     def _stale(self, upd: BookUpdate) -> bool:

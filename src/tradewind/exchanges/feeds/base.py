@@ -129,16 +129,26 @@ class VenueFeed:
             )
         child.inc()
 
+    def _rejected(self, reason: str) -> None:
+        self.parse_errors += 1
+        self.garbage[reason] = self.garbage.get(reason, 0) + 1
+        metrics.FEED_PARSE_ERRORS.labels(self.exchange, reason).inc()
+
     def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
-        """One frame → the events to publish; never raises on bad input."""
+        """One frame → the events to publish; never raises on bad input, and a
+        bug in handling one frame costs that frame, not the connection."""
         try:
-            items = conn.parser.decode(frame, ts_recv)
+            return self._handle(conn, frame, ts_recv)
         except ParseError as exc:
-            self.parse_errors += 1
-            self.garbage[exc.reason] = self.garbage.get(exc.reason, 0) + 1
-            metrics.FEED_PARSE_ERRORS.labels(self.exchange, exc.reason).inc()
+            self._rejected(exc.reason)
             log.warning("bad frame skipped", exchange=self.exchange, reason=exc.reason)
-            return []
+        except Exception:
+            self._rejected("handler_error")
+            log.exception("frame handling failed", exchange=self.exchange, frame=frame[:200])
+        return []
+
+    def _handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
+        items = conn.parser.decode(frame, ts_recv)
         self.before_items(conn, items)
         if not items:
             self.count("", "ignored")

@@ -96,7 +96,10 @@ class BinanceFeed(VenueFeed):
                 )
                 if isinstance(exc, rest.RestError) and exc.status == 400:
                     break
-                await asyncio.sleep(min(self.settings.feed.reconnect_max_s, 0.25 * 2**attempt))
+                delay = min(self.settings.feed.reconnect_max_s, 0.25 * 2**attempt)
+                if isinstance(exc, rest.RestError) and exc.rate_limited:
+                    delay = max(delay, exc.retry_after or 60.0)
+                await asyncio.sleep(delay)
                 continue
             res = self.book(symbol).on_update(snap)
             if res.events:

@@ -16,9 +16,15 @@ MAX_BODY = 32 * 1024 * 1024
 
 
 class RestError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def rate_limited(self) -> bool:
+        """Binance answers 429, then 418 (banned) to a client that goes on."""
+        return self.status in (418, 429)
 
 
 class RateLimiter:
@@ -49,7 +55,12 @@ def _get(url: str, timeout: float) -> bytes:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             body: bytes = resp.read(MAX_BODY + 1)
     except urllib.error.HTTPError as exc:
-        raise RestError(exc.code, exc.read(500).decode(errors="replace")) from None
+        retry = exc.headers.get("Retry-After") if exc.headers is not None else None
+        raise RestError(
+            exc.code,
+            exc.read(500).decode(errors="replace"),
+            float(retry) if retry and retry.isdigit() else None,
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         raise RestError(0, str(exc)) from None
     if len(body) > MAX_BODY:
