@@ -173,3 +173,16 @@ def test_kraken_v2_messages() -> None:
     assert trade[0].id == "kraken:BTC/USD:t4665906"
     assert trade[0].ts_event == 1695628177708706000
     assert dict(parser.ignored) == {"heartbeat": 1, "subscription_ack": 1}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_replay_detects_and_replays_every_file(name: str) -> None:
+    """What ``tradewind run --data FILE`` does first: detect, parse, batch."""
+    from tradewind.exchanges.replay import ReplaySource
+
+    src = ReplaySource([market_file(name)])
+    events = 0
+    async for batch in src.batches(512):
+        events += len(batch)
+    assert src.stats.error_count == 0
+    assert events == sum(EXPECTED[name][1].values())
