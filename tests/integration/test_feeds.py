@@ -408,3 +408,20 @@ async def test_ws_service_publishes_the_live_feed(make_settings: Any) -> None:
             await service.stop(timeout=5)
     assert trades == _recorded_trade_ids(SPOT)
     assert service.last_price[("binance", "BTCUSDT")] > 0
+
+
+@pytest.mark.parametrize(
+    ("feed", "key"),
+    [
+        ({"exchanges": ["nasdaq"]}, "TRADEWIND_FEED__EXCHANGES"),
+        ({"ws_urls": {"binance": "http://127.0.0.1:1"}}, "TRADEWIND_FEED__WS_URLS"),
+        ({"rest_urls": {"binance": "ftp://127.0.0.1"}}, "TRADEWIND_FEED__REST_URLS"),
+        ({"symbols": []}, "TRADEWIND_FEED__SYMBOLS"),
+    ],
+)
+def test_bad_feed_settings_name_the_key(make_settings: Any, feed: dict[str, Any], key: str) -> None:
+    from tradewind.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Feeds(make_settings(feed={"source": "live", **feed}))
+    assert info.value.key == key

@@ -43,6 +43,15 @@ class Feeds:
             name: FEEDS[name](settings, self.out, feed.symbols_by_exchange.get(name, feed.symbols))
             for name in feed.exchanges
         }
+        for name, venue in self.venues.items():
+            if not venue.symbols:
+                raise ConfigError("TRADEWIND_FEED__SYMBOLS", f"no symbols for {name}")
+            if not venue.ws_base.startswith(("ws://", "wss://")):
+                raise ConfigError("TRADEWIND_FEED__WS_URLS", f"{name}: not a ws:// or wss:// URL")
+            if venue.rest_base and not venue.rest_base.startswith(("http://", "https://")):
+                raise ConfigError(
+                    "TRADEWIND_FEED__REST_URLS", f"{name}: not an http:// or https:// URL"
+                )
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self, stopping: asyncio.Event) -> None:
