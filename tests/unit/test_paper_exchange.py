@@ -26,6 +26,7 @@ from tradewind.events import (
     OrderStatus,
     OrderType,
     OrderUpdate,
+    Quote,
     Side,
     TimeInForce,
 )
@@ -291,3 +292,139 @@ def test_an_order_older_than_the_history_is_counted(
     run(px, events, [], orders_first=False)
     px.submit(order("old", Side.BUY, "0.001", ts=T9))
     assert px.beyond_history == 1 and px.late_orders == 1
+
+
+@pytest.fixture(scope="module")
+def many_events() -> list[MarketEvent]:
+    path = market_file("binance_spot_btcusdt_combined_20240808.jsonl")
+    parser = BinanceParser()
+    out: list[MarketEvent] = []
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if n > 4000:
+                break
+            out.extend(parser.parse(line.strip(), 0))
+    return out
+
+
+def _mixed(events: list[MarketEvent]) -> list[MarketEvent | OrderRequest]:
+    """The recording with orders, many of them late (decided at an event the
+    market stream has long passed), so a restored history is needed to match
+    them; limit orders rest at, behind and through the best bid."""
+    out: list[MarketEvent | OrderRequest] = []
+    bid: D | None = None
+    for i, e in enumerate(events):
+        out.append(e)
+        if isinstance(e, Quote):
+            bid = D(repr(e.bid))
+        if i % 25 or bid is None:
+            continue
+        k = i // 25
+        ts = events[max(i - (k % 4) * 40, 0)].ts_event
+        buy = k % 2 == 0
+        price = None if k % 5 == 0 else str(bid + D("0.01") * (k % 4 - 1 if buy else 2 - k % 4))
+        out.append(order(f"mix{k}", Side.BUY if buy else Side.SELL, "0.02", ts=ts, price=price))
+    return out
+
+
+def _feed(px: PaperExchange, item: MarketEvent | OrderRequest) -> list[Event]:
+    return px.submit(item) if isinstance(item, OrderRequest) else px.on_market(item)
+
+
+@pytest.mark.parametrize("crash_at", [40, 1500, 2600, 3900])
+async def test_saved_state_continues_exactly(many_events: list[MarketEvent], crash_at: int) -> None:
+    """Save after every step as the service does; restore into a fresh exchange
+    at ``crash_at``: everything after is what the undisturbed one produced.
+    A small history (eviction, the slot ring) and late orders included."""
+    from tradewind.bus import MemoryBus
+    from tradewind.execution.paper_store import PaperStore
+
+    kw: dict[str, Any] = {"history_max_events": 1000, "checkpoint_every": 16, "latency_ms": 3.0}
+    items = _mixed(many_events)
+    assert len(items) > crash_at + 200
+    calm = paper(**kw)
+    expected = [_feed(calm, it) for it in items]
+
+    bus = MemoryBus()
+    px = paper(**kw)
+    store = PaperStore(px, "paper:t")
+    for it in items[:crash_at]:
+        _feed(px, it)
+        for k, v in store.changes().items():
+            await bus.put_state(k, v)
+        store.saved()
+    again = paper(**kw)
+    assert await PaperStore(again, "paper:t").restore(bus)
+    assert again.open_count() == px.open_count()
+    got = [_feed(again, it) for it in items[crash_at:]]
+    assert got == expected[crash_at:]
+    assert sum(isinstance(e, Fill) for out in got for e in out) > 0
+    assert again.late_orders > 0
+    assert again.markets[("binance", "BTCUSDT")].start > 0, "history was evicted"
+
+
+def test_memory_stays_bounded_over_many_orders() -> None:
+    """A long run (bounded loop) of synthetic quotes and trades with thousands
+    of orders: finished ids, the ledger and the market history stay bounded,
+    while every id younger than the horizon is still recognised."""
+    from tradewind.events import Trade
+
+    now = [0.0]
+    px = PaperExchange(
+        PaperSettings(
+            latency_ms=0.0,
+            latency_jitter_ms=0.0,
+            history_s=1.0,
+            history_max_events=1000,
+            checkpoint_every=64,
+        ),
+        InstrumentRegistry.load(),
+        keep_done=200,
+        keep_done_s=5.0,
+        clock=lambda: now[0],
+    )
+    key = ("binance", "BTCUSDT")
+    t0 = T9
+    sizes: list[tuple[int, int, int]] = []
+    for i in range(6000):
+        ts = t0 + i * 10_000_000
+        now[0] = i * 0.01
+        bid = 60000.0 + (i % 7) * 0.01
+        px.on_market(
+            Quote(
+                id=f"q{i}",
+                ts_event=ts,
+                exchange="binance",
+                symbol="BTCUSDT",
+                bid=bid,
+                bid_qty=1.0,
+                ask=bid + 0.01,
+                ask_qty=1.0,
+                ts_recv=ts,
+            )
+        )
+        px.submit(
+            order(f"b{i}", Side.BUY if i % 2 else Side.SELL, "0.001", ts=ts, price=f"{bid:.2f}")
+        )
+        px.on_market(
+            Trade(
+                id=f"t{i}",
+                ts_event=ts + 5_000_000,
+                exchange="binance",
+                symbol="BTCUSDT",
+                price=bid - 0.05 if i % 2 else bid + 0.06,
+                qty=0.5,
+                side=Side.SELL if i % 2 else Side.BUY,
+                trade_id=str(i),
+                ts_recv=ts,
+            )
+        )
+        if i % 1000 == 999:
+            sizes.append((len(px.done), len(px.ledger[key]), len(px.markets[key].events)))
+    assert all(d <= 200 + 5 / 0.01 + 1 for d, _, _ in sizes), sizes
+    assert all(n <= 1000 + 64 for _, _, n in sizes), sizes
+    assert all(n <= 2 * 1024 for _, n, _ in sizes), sizes
+    assert len(px.orders) < 10
+    recent = order("b5990", Side.BUY, "0.001", price="60000.00")
+    assert px.submit(recent) == [], "a duplicate within the horizon is ignored"
+    assert px.knows("b5990") and not px.knows("b10")

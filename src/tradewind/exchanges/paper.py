@@ -35,13 +35,21 @@ Matching rules:
 - a cancel takes effect at its own arrival time when the market has not
   passed it yet, else at once; fills already emitted stand (as on a venue,
   where a cancel can lose the race against a fill).
+
+Memory is bounded: a finished order leaves ``orders`` for ``done`` (its client
+order id and when it finished), which keeps at least the last ``keep_done``
+ids and every id younger than ``keep_done_s`` (the bus's redelivery horizon),
+so a duplicate of any order that could still come is recognised and ignored;
+fills older than the retained market history are summed into one ledger entry.
+The whole state can be saved and restored (``tradewind.execution.paper_store``).
 """
 
 from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -56,6 +64,7 @@ from tradewind.events import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    OrderUpdate,
     Quote,
     Side,
     TimeInForce,
@@ -70,6 +79,8 @@ _BPS = Decimal("0.0001")
 _FEE_Q = Decimal("1e-8")
 _ZERO = Decimal(0)
 S = OrderStatus
+LEDGER_COMPACT_AT = 1024
+"""Ledger entries per symbol before the ones older than the history are summed."""
 
 
 @dataclass(slots=True)
@@ -97,17 +108,64 @@ class _InFlight:
 class PaperExchange:
     name = "paper"
 
-    def __init__(self, settings: PaperSettings, instruments: InstrumentRegistry) -> None:
+    def __init__(
+        self,
+        settings: PaperSettings,
+        instruments: InstrumentRegistry,
+        *,
+        keep_done: int = 10_000,
+        keep_done_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.instruments = instruments
         self.markets: dict[tuple[str, str], MarketHistory] = {}
         self.orders: dict[str, PaperOrder] = {}
+        """Orders not finished yet (finished ones move to ``done``)."""
+        self.done: dict[str, float] = {}
+        """Finished client order ids → wall time they finished, oldest first."""
+        self.keep_done = keep_done
+        self.keep_done_s = keep_done_s
+        self.clock = clock
         self.resting: dict[tuple[str, str], dict[str, PaperOrder]] = {}
         self.in_flight: dict[tuple[str, str], list[_InFlight]] = {}
         self.ledger: dict[tuple[str, str], list[tuple[int, Decimal]]] = {}
+        self._ledger_kept: dict[tuple[str, str], int] = {}
         self._seq = 0
         self.late_orders = 0
         self.beyond_history = 0
+        self.version = 0
+        """Bumped by every change to the order side (what ``paper_store`` saves)."""
+
+    def knows(self, coid: str) -> bool:
+        return coid in self.orders or coid in self.done
+
+    def _settle(self, out: list[Event]) -> list[Event]:
+        """Move the orders ``out`` finished to ``done``; expire old done ids."""
+        now = -1.0
+        for e in out:
+            if type(e) is OrderUpdate and e.status.terminal:
+                if now < 0:
+                    now = self.clock()
+                if self.orders.pop(e.client_order_id, None) is not None:
+                    self.done[e.client_order_id] = now
+        if now >= 0:
+            self.expire_done(now)
+        return out
+
+    def expire_done(self, now: float) -> None:
+        """Forget finished ids beyond ``keep_done`` that are older than ``keep_done_s``."""
+        excess = len(self.done) - self.keep_done
+        if excess <= 0:
+            return
+        horizon = now - self.keep_done_s
+        old: list[str] = []
+        for coid, t in self.done.items():
+            if len(old) >= excess or t > horizon:
+                break
+            old.append(coid)
+        for coid in old:
+            del self.done[coid]
 
     # --- model parameters ------------------------------------------------------
     def latency_ns(self, coid: str) -> int:
@@ -145,8 +203,12 @@ class PaperExchange:
     # --- inputs ------------------------------------------------------------------
     def submit(self, o: OrderRequest) -> list[Event]:
         """An order reaches the exchange; the events it causes so far."""
-        if o.client_order_id in self.orders:
+        if self.knows(o.client_order_id):
             return []
+        self.version += 1
+        return self._settle(self._submit(o))
+
+    def _submit(self, o: OrderRequest) -> list[Event]:
         st = OrderState.of(o)
         st.exchange_order_id = f"paper-{o.client_order_id}"
         po = PaperOrder(o, st, o.ts_event + self.latency_ns(o.client_order_id), o.quantity)
@@ -173,6 +235,7 @@ class PaperExchange:
         po = self.orders.get(c.client_order_id)
         if po is None or po.state.status.terminal:
             return []
+        self.version += 1
         key = (c.exchange, c.symbol)
         m = self.markets.get(key)
         at = c.ts_event + self.latency_ns(c.id)
@@ -182,7 +245,7 @@ class PaperExchange:
             return []
         out: list[Event] = []
         self._do_cancel(po, max(at, po.arrival), c.reason, out)
-        return out
+        return self._settle(out)
 
     def on_market(self, e: MarketEvent) -> list[Event]:
         """One market event in stream order; the fills and updates it causes."""
@@ -191,13 +254,15 @@ class PaperExchange:
         m = self._market(key)
         flights = self.in_flight.get(key)
         if flights:
+            self.version += 1
             self._land(flights, e.ts_event - 1, m.state, out)
         m.apply(e)
         book = self.resting.get(key)
         if book:
+            self.version += 1
             for po in list(book.values()):
                 self._match(po, e, out)
-        return out
+        return self._settle(out) if out else out
 
     def on_markets(self, events: Iterable[MarketEvent]) -> list[Event]:
         out: list[Event] = []
@@ -208,10 +273,11 @@ class PaperExchange:
     def advance(self, now_ns: int) -> list[Event]:
         """Land every order due by ``now_ns`` (wall-clock runs: quiet symbols)."""
         out: list[Event] = []
-        for key, flights in self.in_flight.items():
-            if flights:
+        for key, flights in list(self.in_flight.items()):
+            if flights and flights[0].arrival <= now_ns:
+                self.version += 1
                 self._land(flights, now_ns, self._market(key).state, out)
-        return out
+        return self._settle(out) if out else out
 
     def _land(self, flights: list[_InFlight], upto: int, st: MarketState, out: list[Event]) -> None:
         while flights and flights[0].arrival <= upto:
@@ -340,11 +406,28 @@ class PaperExchange:
                 ts_recv=o.ts_recv,
             )
         )
-        self.ledger.setdefault((o.exchange, o.symbol), []).append((ts, qty * o.side.sign))
+        key = (o.exchange, o.symbol)
+        ledger = self.ledger.setdefault(key, [])
+        ledger.append((ts, qty * o.side.sign))
+        if len(ledger) > max(LEDGER_COMPACT_AT, 2 * self._ledger_kept.get(key, 0)):
+            self._compact_ledger(key)
         done = po.remaining <= 0
         out.extend(po.state.transition(S.FILLED if done else S.PARTIALLY_FILLED, ts))
         if done:
             self._unrest(po)
+
+    def _compact_ledger(self, key: tuple[str, str]) -> None:
+        """Sum the fills no order can arrive before any more (older than the
+        retained history: such an order is matched from the oldest state)."""
+        m = self.markets.get(key)
+        ledger = self.ledger[key]
+        if m is None:
+            return
+        cut = m.evicted_max_ts
+        old = [q for ts, q in ledger if ts <= cut]
+        if len(old) > 1:
+            self.ledger[key] = [(cut, sum(old, _ZERO)), *((ts, q) for ts, q in ledger if ts > cut)]
+        self._ledger_kept[key] = len(self.ledger[key])
 
     def _unrest(self, po: PaperOrder) -> None:
         r = self.resting.get((po.request.exchange, po.request.symbol))

@@ -21,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from tradewind.events import BookDelta, MarketEvent, Quote, Side, Trade
 
 Level = tuple[Decimal, Decimal]
@@ -112,6 +114,25 @@ class _Checkpoint:
     state: MarketState
 
 
+class HistoryChunk(msgspec.Struct, array_like=True):
+    """One checkpoint interval: the state at ``pos`` and the events after it."""
+
+    pos: int
+    state: MarketState
+    events: list[MarketEvent]
+
+
+class HistoryMeta(msgspec.Struct, array_like=True):
+    """What a saved history needs besides its sealed chunks: where they start,
+    the bounds, and the open interval (the tail) with its events so far."""
+
+    start: int
+    watermark: int
+    evicted_max_ts: int
+    chunks: list[int]
+    tail: HistoryChunk
+
+
 class MarketHistory:
     """The live state of one symbol plus its recent past (see the module doc)."""
 
@@ -182,3 +203,53 @@ class MarketHistory:
     def since(self, pos: int) -> list[MarketEvent]:
         pos = max(pos, self.start)
         return [self.events[i - self.start] for i in range(pos, self.end)]
+
+    # --- persistence (``tradewind.execution.paper_store``) ----------------------------
+    def _chunk(self, i: int) -> HistoryChunk:
+        cp = self.checkpoints[i]
+        stop = self.checkpoints[i + 1].pos if i + 1 < len(self.checkpoints) else self.end
+        evs = [self.events[j - self.start] for j in range(max(cp.pos, self.start), stop)]
+        return HistoryChunk(cp.pos, cp.state, evs)
+
+    def sealed(self) -> list[int]:
+        """Positions of the complete checkpoint intervals (all but the open one)."""
+        return [c.pos for c in list(self.checkpoints)[:-1]]
+
+    def chunk_at(self, pos: int) -> HistoryChunk:
+        for i, c in enumerate(self.checkpoints):
+            if c.pos == pos:
+                return self._chunk(i)
+        raise KeyError(pos)
+
+    def meta(self) -> HistoryMeta:
+        return HistoryMeta(
+            self.start,
+            self.watermark,
+            self.evicted_max_ts,
+            self.sealed(),
+            self._chunk(len(self.checkpoints) - 1),
+        )
+
+    def restore(self, meta: HistoryMeta, chunks: list[HistoryChunk | None]) -> None:
+        """Rebuild from ``meta`` and its sealed ``chunks`` (in order, checked by
+        position); a missing chunk drops everything before it, as eviction would."""
+        usable: list[HistoryChunk] = []
+        dropped = False
+        for want, got in zip(meta.chunks, chunks, strict=True):
+            if got is None or got.pos != want or len(got.events) != self.every:
+                usable, dropped = [], True
+                continue
+            usable.append(got)
+        parts = [*usable, meta.tail]
+        self.start = parts[0].pos
+        self.watermark = meta.watermark
+        self.evicted_max_ts = meta.evicted_max_ts
+        if dropped:
+            first = next((p.events[0].ts_event for p in parts if p.events), meta.watermark)
+            self.evicted_max_ts = max(self.evicted_max_ts, first - 1)
+        self.events = deque(e for p in parts for e in p.events)
+        self.checkpoints = deque(_Checkpoint(p.pos, p.state) for p in parts)
+        st = meta.tail.state.copy()
+        for e in meta.tail.events:
+            st.apply(e)
+        self.state = st

@@ -5,7 +5,11 @@ Two kinds of venue:
 - ``paper`` (the default) simulates in event time (``exchanges.paper``). It
   reads ``orders`` in the shared ``execution`` group and the whole ``market``
   topic in a group of its own per replica, and commits the events each batch
-  causes together with the acks, so a crash leaves all or nothing.
+  causes together with the acks and (with ``durable_state``) the paper
+  exchange's state (``execution.paper_store``), so a crash leaves all or
+  nothing and a restart resumes with the same resting orders and market
+  history. When a commit fails the in-memory state is ahead of the committed
+  one; it is reloaded from the bus before the next batch.
 - a live venue (``binance``, ``ccxt``) goes through ``execution.router``: the
   intent is recorded durably before it is sent, a lost answer is settled by
   looking the order up, start-up reconciles with the venue, and a circuit
@@ -36,6 +40,7 @@ from tradewind.events import (
     Trade,
 )
 from tradewind.exchanges.paper import PaperExchange
+from tradewind.execution.paper_store import PaperStore
 from tradewind.execution.router import LiveRouter
 from tradewind.execution.venues import make_venue
 from tradewind.observability import metrics
@@ -52,9 +57,11 @@ class ExecutionService(Service):
         super().__init__(ctx)
         ex = ctx.settings.execution
         self.paper: PaperExchange | None = None
+        self.store: PaperStore | None = None
+        self._reload = False
         self.router: LiveRouter | None = None
         if ex.venue == "paper":
-            self.paper = PaperExchange(ctx.settings.paper, ctx.instruments)
+            self.paper = self._new_paper()
         else:
             venue = ctx.extras.get("venue") or make_venue(ex, ctx.instruments)
             self.router = LiveRouter(
@@ -69,9 +76,44 @@ class ExecutionService(Service):
         self.orders = 0
         self.fills = 0
 
+    def _new_paper(self) -> PaperExchange:
+        bus = self.ctx.settings.bus
+        paper = PaperExchange(
+            self.ctx.settings.paper,
+            self.ctx.instruments,
+            keep_done_s=2 * bus.max_deliveries * bus.claim_idle_ms / 1000 + 60,
+        )
+        if self.ctx.durable_state:
+            self.store = PaperStore(paper, f"paper:{self.ctx.consumer}")
+        return paper
+
+    async def _restore(self) -> None:
+        """Load the committed paper state (fresh objects: nothing uncommitted survives)."""
+        self.paper = self._new_paper()
+        assert self.store is not None
+        if await self.store.restore(self.bus):
+            log.info(
+                "paper exchange restored",
+                open_orders=self.paper.open_count(),
+                finished=len(self.paper.done),
+            )
+        self._reload = False
+
+    async def _commit(self, sub: Subscription, msgs: list[Message], out: list[Event]) -> None:
+        state = None if self.store is None else self.store.changes()
+        try:
+            await sub.commit(msgs, {EXECUTIONS: out} if out else None, state or None)
+        except BaseException:
+            self._reload = self.store is not None
+            raise
+        if self.store is not None:
+            self.store.saved()
+
     async def start(self) -> None:
         await super().start()
         if self.paper is not None:
+            if self.store is not None:
+                await self._restore()
             await self.consume([ORDERS], self._on_orders_paper)
             group = f"{self.name}.market.{self.ctx.consumer}"
             await self.consume([MARKET], self._on_market, group=group)
@@ -97,29 +139,36 @@ class ExecutionService(Service):
 
     # --- paper -------------------------------------------------------------------
     async def _on_orders_paper(self, sub: Subscription, msgs: list[Message]) -> None:
-        assert self.paper is not None
         async with self._lock:
+            if self._reload:
+                await self._restore()
+            paper = self.paper
+            assert paper is not None
             out: list[Event] = []
+            new = 0
             for m in msgs:
                 e = m.event
                 if isinstance(e, OrderRequest):
-                    if e.client_order_id not in self.paper.orders:
-                        self.orders += 1
-                    out.extend(self.paper.submit(e))
+                    new += not paper.knows(e.client_order_id)
+                    out.extend(paper.submit(e))
                 elif isinstance(e, CancelRequest):
-                    out.extend(self.paper.cancel(e))
-            await sub.commit(msgs, {EXECUTIONS: out})
+                    out.extend(paper.cancel(e))
+            await self._commit(sub, msgs, out)
+        self.orders += new
         self._account(out)
 
     async def _on_market(self, sub: Subscription, msgs: list[Message]) -> None:
-        assert self.paper is not None
         async with self._lock:
+            if self._reload:
+                await self._restore()
+            paper = self.paper
+            assert paper is not None
             out: list[Event] = []
             for m in msgs:
                 e = m.event
                 if isinstance(e, (Trade, Quote, BookDelta)):
-                    out.extend(self.paper.on_market(e))
-            await sub.commit(msgs, {EXECUTIONS: out} if out else None)
+                    out.extend(paper.on_market(e))
+            await self._commit(sub, msgs, out)
         metrics.EVENTS_CONSUMED.labels(self.name, MARKET).inc(len(msgs))
         self._account(out)
 
@@ -130,10 +179,26 @@ class ExecutionService(Service):
         while not self._stopping.is_set():
             await asyncio.sleep(0.02)
             async with self._lock:
+                if self._reload:
+                    await self._restore()
                 out = self.paper.advance(self.ctx.clock.now_ns() - grace)
                 if out:
-                    await self.bus.publish(EXECUTIONS, out)
+                    await self._publish_then_save(out)
             self._account(out)
+
+    async def _publish_then_save(self, out: list[Event]) -> None:
+        """Landing on a wall clock has no message to ack: publish, then save. A
+        crash in between lands the same orders again after the restart, with
+        the same event ids, which idempotent consumers collapse."""
+        try:
+            await self.bus.publish(EXECUTIONS, out)
+            if self.store is not None:
+                for k, v in self.store.changes().items():
+                    await self.bus.put_state(k, v)
+                self.store.saved()
+        except BaseException:
+            self._reload = self.store is not None
+            raise
 
     # --- live --------------------------------------------------------------------
     async def _on_orders_live(self, sub: Subscription, msgs: list[Message]) -> None:
