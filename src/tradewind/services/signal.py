@@ -188,6 +188,9 @@ class SignalService(Service):
         if bars:
             self.bars_out += len(bars)
             metrics.EVENTS_PUBLISHED.labels(self.name, BARS).inc(len(bars))
+            for b in bars:  # tradewind_bars_total: the market-data dashboard's bars panel
+                if isinstance(b, Bar):
+                    metrics.BARS.labels(b.symbol).inc()
         if signals:
             self.signals_out += len(signals)
             metrics.EVENTS_PUBLISHED.labels(self.name, SIGNALS).inc(len(signals))

@@ -11,15 +11,19 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
-from tradewind.events import MarketEvent, Trade
+from tradewind.events import Bar, BookDelta, MarketEvent, Quote, Trade
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
 from tradewind.topics import MARKET
+
+# The ``kind`` label of tradewind_feed_messages_total, as the live feeds set it.
+_KIND: dict[type, str] = {Trade: "trade", Quote: "quote", BookDelta: "book", Bar: "bar"}
 
 
 class WsService(Service):
@@ -113,6 +117,8 @@ class WsService(Service):
                     await self.settle()
                 self.events_in += len(batch)
                 published.inc(len(batch))
+                if self.source is not None:
+                    self._account_replay(batch)
                 now = time.time()
                 for e in batch:
                     if type(e) is Trade:
@@ -125,6 +131,27 @@ class WsService(Service):
             self.done.set()
             for (ex, sym), at in self.last_event_at.items():
                 metrics.FEED_LAST_EVENT.labels(ex, sym).set(at)
+
+    def _account_replay(self, batch: Sequence[MarketEvent]) -> None:
+        """Feed metrics for a replay, which has no live feed to set them.
+
+        The live feeds (``tradewind.exchanges.feeds``) count messages, time
+        frame-to-publish and stamp each symbol's last message; a replay stands in
+        for them, so it does the same per batch. Otherwise the market-data panels
+        and the feed-stale alert would see nothing during a replay.
+        """
+        now_ns = time.time_ns()
+        kinds = Counter((e.exchange, e.symbol, _KIND.get(type(e), "other")) for e in batch)
+        for (exchange, symbol, kind), n in kinds.items():
+            metrics.FEED_MESSAGES.labels(exchange, symbol, kind).inc(n)
+        first: dict[str, int] = {}
+        for e in batch:
+            if e.ts_recv:
+                first.setdefault(e.exchange, e.ts_recv)
+        for exchange, ts_recv in first.items():
+            metrics.PUBLISH_LATENCY.labels(exchange).observe(max(0, now_ns - ts_recv) / 1e9)
+        for exchange, symbol in {(ex, sym) for ex, sym, _ in kinds}:
+            metrics.FEED_LAST_EVENT.labels(exchange, symbol).set(now_ns / 1e9)
 
     def feed_age(self) -> float:
         """Seconds since the stalest symbol's last event (0 when none expected yet)."""
