@@ -33,6 +33,20 @@ def stat(title: str, expr: str, legend: str = "", unit: str = "short", desc: str
             "targets": [(expr, legend)], "mappings": mappings or []}
 
 
+def zero(expr: str) -> str:
+    """``expr``, or one 0 when it has no series at all.
+
+    For counts of rare events (errors, reconnects, gaps, resyncs, dead letters)
+    and for gauges that only exist in some setups (live feed connections, the
+    live execution circuit breaker): their series appear only once something
+    happened, and an operator should read "0", not "No data", which looks like a
+    broken panel. ``on()`` drops the 0 as soon as ``expr`` has any series. The
+    e2e test (tests/e2e/test_monitoring.py) still fails on a wrong metric name:
+    it checks every name in every expression against what the services export.
+    """
+    return f"{expr} or on() vector(0)"
+
+
 def q(quantile: float, metric: str, by: str = "") -> str:
     group = f"{by}, le" if by else "le"
     return f"histogram_quantile({quantile}, sum by ({group}) (rate({metric}_bucket[5m])))"
@@ -81,27 +95,28 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
                ("sum by (exchange, kind) (rate(tradewind_feed_messages_total[1m]))",
                 "{{exchange}} {{kind}}"), unit="ops"),
             ts("Open connections",
-               ("sum by (exchange) (tradewind_feed_connected)", "{{exchange}}")),
+               (zero("sum by (exchange) (tradewind_feed_connected)"), "{{exchange}}")),
             ts("Reconnects (5 min)",
-               ("sum by (exchange, reason) (increase(tradewind_feed_reconnects_total[5m]))",
+               (zero("sum by (exchange, reason) (increase(tradewind_feed_reconnects_total[5m]))"),
                 "{{exchange}} {{reason}}")),
             ts("Parse errors (5 min)",
-               ("sum by (exchange, reason) (increase(tradewind_feed_parse_errors_total[5m]))",
+               (zero("sum by (exchange, reason) (increase(tradewind_feed_parse_errors_total[5m]))"),
                 "{{exchange}} {{reason}}")),
             ts("Sequence gaps (5 min)",
-               ("sum by (exchange, symbol) (increase(tradewind_feed_gaps_total[5m]))",
+               (zero("sum by (exchange, symbol) (increase(tradewind_feed_gaps_total[5m]))"),
                 "{{exchange}} {{symbol}}")),
             ts("Book resyncs (5 min)",
-               ("sum by (exchange, symbol, reason) (increase(tradewind_book_resyncs_total[5m]))",
+               (zero("sum by (exchange, symbol, reason) "
+                     "(increase(tradewind_book_resyncs_total[5m]))"),
                 "{{exchange}} {{symbol}} {{reason}}")),
             ts("Book checksum failures and crossed books (5 min)",
-               ("sum by (exchange, symbol) "
-                "(increase(tradewind_book_checksum_failures_total[5m]))",
+               (zero("sum by (exchange, symbol) "
+                     "(increase(tradewind_book_checksum_failures_total[5m]))"),
                 "checksum {{exchange}} {{symbol}}"),
-               ("sum by (exchange, symbol) (increase(tradewind_book_crossed_total[5m]))",
+               (zero("sum by (exchange, symbol) (increase(tradewind_book_crossed_total[5m]))"),
                 "crossed {{exchange}} {{symbol}}")),
             ts("Duplicate trades dropped (5 min)",
-               ("sum by (exchange, symbol) (increase(tradewind_feed_duplicates_total[5m]))",
+               (zero("sum by (exchange, symbol) (increase(tradewind_feed_duplicates_total[5m]))"),
                 "{{exchange}} {{symbol}}")),
             ts("Frame to publish latency",
                (q(0.99, "tradewind_feed_publish_latency_seconds", "exchange"),
@@ -141,14 +156,14 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
             ts("Fees paid (1 h)", ("sum by (exchange) (increase(tradewind_fees_total[1h]))",
                                    "{{exchange}}"), unit="currencyUSD"),
             ts("Exchange errors and circuit breaker",
-               ("sum by (exchange, kind) (increase(tradewind_exchange_errors_total[5m]))",
+               (zero("sum by (exchange, kind) (increase(tradewind_exchange_errors_total[5m]))"),
                 "errors {{exchange}} {{kind}}"),
-               ("max by (exchange) (tradewind_circuit_open)", "circuit open {{exchange}}")),
+               (zero("max by (exchange) (tradewind_circuit_open)"), "circuit open {{exchange}}")),
             ts("Kill switch activations and illegal transitions",
-               ("sum by (trigger) (increase(tradewind_kill_switch_total[1h]))",
+               (zero("sum by (trigger) (increase(tradewind_kill_switch_total[1h]))"),
                 "kill switch {{trigger}}"),
-               ("sum by (from_status, to_status) "
-                "(increase(tradewind_order_illegal_transitions_total[1h]))",
+               (zero("sum by (from_status, to_status) "
+                     "(increase(tradewind_order_illegal_transitions_total[1h]))"),
                 "illegal {{from_status}} -> {{to_status}}")),
         ],
     },
@@ -191,11 +206,11 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
                ("max by (topic, group) (tradewind_stream_pending)", "{{group}} on {{topic}}")),
             ts("Stream length", ("max by (topic) (tradewind_stream_length)", "{{topic}}")),
             ts("Failed processing attempts (5 min)",
-               ("sum by (service, topic) (increase(tradewind_events_failed_total[5m]))",
+               (zero("sum by (service, topic) (increase(tradewind_events_failed_total[5m]))"),
                 "{{service}} {{topic}}")),
             ts("Dead letters",
                ("max(tradewind_dead_letter_size)", "in dead-letter topic"),
-               ("sum by (service, topic) (increase(tradewind_dead_letters_total[1h]))",
+               (zero("sum by (service, topic) (increase(tradewind_dead_letters_total[1h]))"),
                 "moved (1 h) {{service}} {{topic}}")),
             ts("Bus reconnects (1 h)",
                ("sum by (service) (increase(tradewind_bus_reconnects_total[1h]))",
@@ -204,7 +219,7 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
                ("sum by (table) (rate(tradewind_rows_written_total[1m]))", "{{table}}"),
                unit="ops", stack=True),
             ts("Database errors (5 min)",
-               ("sum by (kind) (increase(tradewind_db_errors_total[5m]))", "{{kind}}")),
+               (zero("sum by (kind) (increase(tradewind_db_errors_total[5m]))"), "{{kind}}")),
             ts("Resident memory",
                (f"process_resident_memory_bytes{{{SERVICES}}}", "{{job}} {{instance}}"),
                unit="bytes"),
