@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from abc import ABC
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,23 @@ from tradewind.storage import Store
 
 Handler = Callable[[Subscription, list[Message]], Awaitable[None]]
 log = structlog.get_logger("tradewind.service")
+
+GC_GEN0_THRESHOLD = 10_000
+"""Allocations between young-generation collections once a service runs.
+
+Every event allocates a few short-lived objects (the event, its delivery,
+rows); with CPython's default of 700 the collector runs every few hundred
+events and, through its older generations, keeps re-scanning every long-lived
+object of the process (bus entries, strategies, books). Measured on the
+in-process pipeline (bench/README.md): 130k → 170k ticks/s. Only raised, never
+lowered, so a process that chose its own thresholds keeps them."""
+
+
+def tune_gc(gen0: int = GC_GEN0_THRESHOLD) -> None:
+    """Raise the collector's young-generation threshold to ``gen0`` (idempotent)."""
+    t0, t1, t2 = gc.get_threshold()
+    if 0 < t0 < gen0:
+        gc.set_threshold(gen0, t1, t2)
 
 
 @dataclass
@@ -57,6 +75,7 @@ class Service(ABC):
 
     async def start(self) -> None:
         """Restore state and start the consumer loops."""
+        tune_gc()
         self.started = True
 
     def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
