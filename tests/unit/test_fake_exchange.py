@@ -118,3 +118,36 @@ async def test_rate_limiter_spaces_requests() -> None:
     for _ in range(6):
         await limiter.acquire()
     assert loop.time() - t0 >= 4 / 20.0 * 0.9
+
+
+async def test_fake_exchange_command_serves_and_stops_on_sigterm() -> None:
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from tradewind.cli import main; main()",
+        "fake-exchange",
+        "--port",
+        "0",
+        "--data",
+        str(market_file(SPOT)),
+        "--exchange",
+        "binance",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line.startswith("binance: ws ws://127.0.0.1:")
+        rest = line.rsplit("rest ", 1)[1].strip()
+        status, snap = await call("GET", f"{rest}/api/v3/depth?symbol=BTCUSDT&limit=1")
+        assert status == 200 and snap["lastUpdateId"] == 50093239218
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

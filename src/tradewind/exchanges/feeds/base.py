@@ -177,9 +177,11 @@ class VenueFeed:
                 assert not isinstance(item, BookUpdate)
                 self.count(item.symbol, type(item).__name__.lower())
                 out.append(item)
+        last = ""
         for e in out:
-            metrics.FEED_LAST_EVENT.labels(self.exchange, e.symbol).set(now)
-            break
+            if e.symbol != last:
+                last = e.symbol
+                metrics.FEED_LAST_EVENT.labels(self.exchange, last).set(now)
         return out
 
     def fresh_trades(self, trades: list[Trade]) -> list[Trade]:
