@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from tradewind.events import Bar, BookDelta, MarketEvent, Quote, Side, Trade
+from tradewind.events import Bar, MarketEvent, Quote, Side, Trade
 from tradewind.exchanges.book import BookUpdate, levels, price, quantity
 from tradewind.exchanges.errors import ParseError
 
@@ -515,7 +515,3 @@ class BinanceUsdmParser(BinanceParser):
     """USD-M futures (fstream): the same messages plus ``pu``, ``T`` and ``X``."""
 
     exchange = USDM
-
-
-def book_event(u: BookUpdate) -> BookDelta:
-    return u.to_event()

@@ -256,10 +256,3 @@ class CoinbaseParser:
                 )
             )
         return out
-
-    def sequence(self, frame: bytes) -> int:
-        """The envelope's ``sequence_num`` (-1 when absent), for gap checks."""
-        try:
-            return _head.decode(frame).sequence_num
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return -1

@@ -129,9 +129,6 @@ class BinanceVenue(Venue):
         for snap in self._pending_snapshots:
             self._seed(snap)
 
-    def load_file(self, path: Path) -> list[Entry]:
-        return self._entries(path)
-
     def _entries(self, path: Path) -> list[Entry]:
         raw: list[tuple[int, Entry]] = []
         for line in read_lines(path):

@@ -158,9 +158,6 @@ class FakeExchange:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
-    async def serve_forever(self, stopping: asyncio.Event) -> None:
-        await stopping.wait()
-
     # --- URLs for settings -------------------------------------------------
     def ws_urls(self) -> dict[str, str]:
         return {name: f"ws://{self.host}:{self.port}{WS_PATHS[name]}" for name in self.venues}

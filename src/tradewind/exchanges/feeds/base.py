@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from tradewind.config import Settings
-from tradewind.events import BookDelta, MarketEvent, Trade
+from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.book import BookSync, BookUpdate
 from tradewind.exchanges.errors import ParseError
 from tradewind.exchanges.feeds.dedup import TradeDedup
@@ -47,7 +47,6 @@ class VenueFeed:
     default_ws_url: ClassVar[str] = ""
     default_rest_url: ClassVar[str] = ""
     max_symbols_per_connection: ClassVar[int] = 50
-    app_ping: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, out: Out, symbols: Sequence[str]) -> None:
         feed = settings.feed
@@ -194,9 +193,6 @@ class VenueFeed:
             else:
                 metrics.FEED_DUPLICATES.labels(self.exchange, t.symbol).inc()
         return out
-
-    def publish_snapshot_result(self, events: list[BookDelta]) -> list[MarketEvent]:
-        return list(events)
 
 
 class Connection:

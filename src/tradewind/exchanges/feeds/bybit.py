@@ -50,7 +50,6 @@ class BybitFeed(VenueFeed):
     category: ClassVar[str] = "spot"
     backfill_limit: ClassVar[int] = 60
     max_symbols_per_connection = 100
-    app_ping = True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

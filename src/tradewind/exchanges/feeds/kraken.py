@@ -20,7 +20,6 @@ class KrakenFeed(VenueFeed):
     exchange = "kraken"
     default_ws_url = "wss://ws.kraken.com/v2"
     max_symbols_per_connection = 50
-    app_ping = True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
