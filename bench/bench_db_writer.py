@@ -36,7 +36,7 @@ from tradewind.config import load_settings
 from tradewind.events import Trade
 from tradewind.instruments import InstrumentRegistry
 from tradewind.storage import migrate, schema
-from tradewind.storage.rows import group_rows
+from tradewind.storage.rows import COLUMNS, group_rows
 from tradewind.topics import MARKET
 
 TARGET_RATIO = 0.5
@@ -61,7 +61,7 @@ async def admin(url: str, sql: str) -> None:
 
 async def copy_baseline(url: str, evs: list[Trade], batch: int) -> float:
     rows = group_rows(evs)[schema.trades]
-    columns = [c.name for c in schema.trades.columns]
+    columns = list(COLUMNS[schema.trades])
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("TRUNCATE trades")

@@ -28,7 +28,7 @@ from tradewind.events import Event
 from tradewind.observability import metrics
 from tradewind.storage import migrate, schema
 from tradewind.storage.base import Store
-from tradewind.storage.rows import Row, group_rows
+from tradewind.storage.rows import COLUMNS, Row, group_rows
 
 if TYPE_CHECKING:
     from tradewind.config import Settings
@@ -72,7 +72,7 @@ def _stage(table: Table) -> str:
 
 
 _TABLES = list(schema.metadata.tables.values())
-_COLUMNS = {t: [c.name for c in t.columns] for t in _TABLES}
+_COLUMNS = {t: list(COLUMNS[t]) for t in _TABLES}
 _MOVE = {
     t: (
         f"INSERT INTO {t.name} ({', '.join(_COLUMNS[t])}) "

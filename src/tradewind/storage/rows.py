@@ -1,15 +1,23 @@
 """Events → table rows, shared by every store.
 
-Rows are tuples in the table's column order; money stays ``Decimal`` here and
-each store adapts it to its column type.
+Rows are tuples in the order of ``COLUMNS[table]``; money stays ``Decimal``
+here and each store adapts it to its column type.
+
+Market events (trades, quotes: nearly every row) are rows as they are: their
+fields are exactly their table's columns, so a row is the struct's own tuple
+(``msgspec.structs.astuple``, in C) in the struct's field order, and a run of
+them is mapped with one ``map`` call. Measured: 155 → 23 ms per 100k trades
+(bench/README.md). Other events are mapped field by field, in table order.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from itertools import groupby
 from typing import Any
 
+import msgspec
 from sqlalchemy import Table
 
 from tradewind.events import (
@@ -31,35 +39,6 @@ from tradewind.events import (
 from tradewind.storage import schema
 
 Row = tuple[Any, ...]
-
-
-def _trade(e: Trade) -> Row:
-    return (
-        e.id,
-        e.exchange,
-        e.symbol,
-        e.trade_id,
-        e.price,
-        e.qty,
-        None if e.side is None else e.side.value,
-        e.ts_event,
-        e.ts_recv,
-    )
-
-
-def _quote(e: Quote) -> Row:
-    return (
-        e.id,
-        e.exchange,
-        e.symbol,
-        e.bid,
-        e.bid_qty,
-        e.ask,
-        e.ask_qty,
-        e.update_id,
-        e.ts_event,
-        e.ts_recv,
-    )
 
 
 def _book(e: BookDelta) -> Row:
@@ -219,9 +198,24 @@ def _dead(e: DeadLetter) -> Row:
     return (e.id, e.topic, e.message_id, e.group, e.deliveries, e.error, e.payload, e.ts_event)
 
 
+def _as_row(cls: type[Any], table: Table) -> tuple[str, ...]:
+    """The struct's field order, checked to be exactly the table's columns."""
+    fields: tuple[str, ...] = cls.__struct_fields__
+    if set(fields) != {c.name for c in table.columns}:
+        raise RuntimeError(f"{cls.__name__} fields do not match table {table.name}")
+    return fields
+
+
+COLUMNS: dict[Table, tuple[str, ...]] = {
+    t: tuple(c.name for c in t.columns) for t in schema.metadata.tables.values()
+}
+"""The column order of each table's rows."""
+COLUMNS[schema.trades] = _as_row(Trade, schema.trades)
+COLUMNS[schema.quotes] = _as_row(Quote, schema.quotes)
+
 ROW_MAPPERS: dict[type[Any], tuple[Table, Callable[[Any], Row]]] = {
-    Trade: (schema.trades, _trade),
-    Quote: (schema.quotes, _quote),
+    Trade: (schema.trades, msgspec.structs.astuple),
+    Quote: (schema.quotes, msgspec.structs.astuple),
     BookDelta: (schema.book_deltas, _book),
     Bar: (schema.bars, _bar),
     Signal: (schema.signals, _signal),
@@ -237,15 +231,17 @@ ROW_MAPPERS: dict[type[Any], tuple[Table, Callable[[Any], Row]]] = {
 
 
 def group_rows(events: Iterable[Event]) -> dict[Table, list[Row]]:
-    """Rows per table; events with no table (replies) are left out."""
+    """Rows per table (columns as ``COLUMNS[table]``), in event order within a
+    table; events with no table (replies) are left out."""
     out: dict[Table, list[Row]] = {}
-    for e in events:
-        m = ROW_MAPPERS.get(type(e))
+    mappers = ROW_MAPPERS
+    for cls, run in groupby(events, type):
+        m = mappers.get(cls)
         if m is None:
             continue
         table, fn = m
         rows = out.get(table)
         if rows is None:
             rows = out[table] = []
-        rows.append(fn(e))
+        rows.extend(map(fn, run))
     return out

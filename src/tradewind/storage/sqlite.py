@@ -15,14 +15,14 @@ from sqlalchemy import Table
 from tradewind.events import Event
 from tradewind.storage import migrate, schema
 from tradewind.storage.base import Store
-from tradewind.storage.rows import Row, group_rows
+from tradewind.storage.rows import COLUMNS, Row, group_rows
 
 sqlite3.register_adapter(Decimal, str)
 T = TypeVar("T")
 
 
 def _insert_sql(table: Table) -> str:
-    cols = [c.name for c in table.columns]
+    cols = COLUMNS[table]
     return (
         f"INSERT OR IGNORE INTO {table.name} ({', '.join(cols)}) "
         f"VALUES ({', '.join('?' * len(cols))})"
