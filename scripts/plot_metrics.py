@@ -54,7 +54,11 @@ def _quantile(q: float, metric: str, window: str, by: str = "") -> str:
 
 
 def panels(window: str) -> list[Panel]:
-    """The plotted series; latency in milliseconds, PnL in the quote currency."""
+    """The plotted series; latency in milliseconds, PnL in the quote currency.
+
+    Hops are measured from the tick's local receive time, so each hop's line
+    includes the ones before it (tick_to_signal <= signal_to_decision <= ...).
+    """
     t2o = "tradewind_tick_to_order_seconds"
     hop = "tradewind_hop_latency_seconds"
     return [
@@ -66,13 +70,9 @@ def panels(window: str) -> list[Panel]:
                 Query(_quantile(0.99, t2o, window), "p99", 1000),
             ),
         ),
+        Panel("Hop latency p50", "ms", (Query(_quantile(0.5, hop, window, "hop"), "{hop}", 1000),)),
         Panel(
-            "Hop latency",
-            "ms",
-            (
-                Query(_quantile(0.5, hop, window, "hop"), "p50 {hop}", 1000),
-                Query(_quantile(0.99, hop, window, "hop"), "p99 {hop}", 1000),
-            ),
+            "Hop latency p99", "ms", (Query(_quantile(0.99, hop, window, "hop"), "{hop}", 1000),)
         ),
         Panel(
             "PnL",
@@ -130,7 +130,7 @@ def plot(data: list[tuple[Panel, list[Series]]], out: Path, title: str, t0: floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(data), 1, figsize=(10, 3.2 * len(data)), sharex=True)
+    fig, axes = plt.subplots(len(data), 1, figsize=(11, 2.6 * len(data)), sharex=True)
     for ax, (panel, series) in zip(axes, data, strict=True):
         for legend, ts, vs in series:
             style = "--" if legend.startswith(("p50", "unrealized")) else "-"
@@ -139,7 +139,7 @@ def plot(data: list[tuple[Panel, list[Series]]], out: Path, title: str, t0: floa
         ax.set_ylabel(panel.unit)
         ax.grid(True, alpha=0.3)
         if series:
-            ax.legend(loc="upper left", fontsize=8, ncol=2)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     axes[-1].set_xlabel("seconds")
