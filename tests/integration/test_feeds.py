@@ -294,11 +294,15 @@ async def test_symbols_sharded_and_a_drop_resyncs_only_its_shard(make_settings: 
     files = ["binance_spot_4sym_ws_20210814.jsonl", "binance_spot_rest_depth_20210814.jsonl"]
     victim: list[str] = []
 
+    requests: list[float] = []
+
     async def drop_one(fake: FakeExchange, feeds: Feeds) -> None:
         await asyncio.sleep(1.0)
         clients = sorted(fake.venues["binance"].clients, key=lambda c: c.id)
         victim.extend(sorted(s.split("@")[0].upper() for s in clients[0].subs))
         clients[0].abort()
+        await asyncio.sleep(1.0)
+        requests.extend(t for t, _, _ in fake.venues["binance"].rest_requests)  # type: ignore[attr-defined]
 
     run = await live(
         make_settings,
@@ -308,7 +312,11 @@ async def test_symbols_sharded_and_a_drop_resyncs_only_its_shard(make_settings: 
         speed=10,
         during=drop_one,
         symbols_per_connection=2,
+        rest_requests_per_s=4.0,
     )
+    # A token bucket of 2 at 4/s: any 3 consecutive requests span at least 0.25 s.
+    assert len(requests) >= 6
+    assert min(b - a for a, b in zip(requests, requests[2:], strict=False)) >= 0.25 * 0.9
     venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
     assert [c.symbols for c in venue.connections] == [symbols[:2], symbols[2:]]
     assert sorted(c.connects for c in venue.connections) == [1, 2]
