@@ -1,10 +1,15 @@
 """The PostgreSQL store: asyncpg, batched COPY, idempotent inserts.
 
-A batch is written in one transaction: rows are COPYed (binary, so ``Decimal``
-lands in NUMERIC exactly) into per-connection temporary staging tables that
-empty themselves at commit, then moved with ``INSERT … SELECT … ON CONFLICT DO
-NOTHING``. COPY alone would abort the whole batch on the first row already
-stored; this way a redelivered batch inserts nothing and fails nothing.
+A batch is written in one transaction with binary COPY (so ``Decimal`` lands
+in NUMERIC exactly), straight into the tables: a batch never written before
+(nearly every batch) costs nothing more. COPY aborts the whole transaction on
+the first row already stored (a redelivered batch, a duplicate id within the
+batch); the batch is then written again the safe way: COPYed into
+per-connection temporary staging tables that empty themselves at commit, and
+moved with ``INSERT … SELECT … ON CONFLICT DO NOTHING``, so a redelivered
+batch inserts nothing and fails nothing. Measured (bench/README.md): the
+direct COPY doubles db_writer's rows/s; a conflicting batch costs one aborted
+COPY more.
 
 A connection lost mid-write is retried with backoff: the transaction either
 committed or not, and a retry of a committed batch inserts nothing, so a retry
@@ -103,6 +108,8 @@ class PostgresStore(Store):
         self.pool_size = pool_size
         self.command_timeout_s = command_timeout_s
         self._pool: asyncpg.Pool | None = None
+        self.conflicts = 0
+        """Batches whose direct COPY hit a stored row and were merged instead."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -178,8 +185,35 @@ class PostgresStore(Store):
         return await self._retry(lambda: self._write(grouped), "write")
 
     async def _write(self, grouped: dict[Table, list[Row]]) -> dict[str, int]:
+        async with self.pool.acquire() as conn:
+            try:
+                return await self._copy(conn, grouped)
+            except asyncpg.UniqueViolationError:
+                # Some row is already stored (a redelivery) or is in the batch
+                # twice: nothing of the attempt was committed; go the safe way.
+                self.conflicts += 1
+                return await self._merge(conn, grouped)
+
+    async def _copy(
+        self, conn: asyncpg.Connection, grouped: dict[Table, list[Row]]
+    ) -> dict[str, int]:
+        """COPY straight into the tables: a batch never seen before (the usual
+        case) costs one COPY per table and nothing else."""
         out: dict[str, int] = {}
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
+            for table, rows in grouped.items():
+                status = await conn.copy_records_to_table(
+                    table.name, records=rows, columns=_COLUMNS[table]
+                )
+                out[table.name] = int(status.rsplit(" ", 1)[-1])
+        return out
+
+    async def _merge(
+        self, conn: asyncpg.Connection, grouped: dict[Table, list[Row]]
+    ) -> dict[str, int]:
+        """COPY into staging tables, then insert what is not stored yet."""
+        out: dict[str, int] = {}
+        async with conn.transaction():
             for table, rows in grouped.items():
                 await conn.copy_records_to_table(
                     _stage(table), records=rows, columns=_COLUMNS[table]
