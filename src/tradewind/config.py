@@ -79,6 +79,14 @@ class FeedSettings(_Section):
     ping_interval_s: float = Field(20.0, gt=0)
     timeout_s: float = Field(10.0, gt=0, description="connect, pong and REST timeout")
     rest_requests_per_s: float = Field(1.0, gt=0, description="snapshot/backfill rate per exchange")
+    channels: dict[str, list[str]] = Field(
+        {}, description="channels per exchange id; an exchange not named gets its defaults"
+    )
+    kline_interval: str = Field(
+        "1m",
+        pattern=r"^(1s|[135]m|15m|30m|[12468]h|12h|[13]d|1w|1M)$",
+        description="interval of the Binance kline channel",
+    )
 
 
 class StrategySettings(_Section):

@@ -1,5 +1,6 @@
 """Live exchange market data: ``run_feeds`` runs every configured exchange's
-connections and yields batches of normalized events (see ``base``)."""
+connections and yields batches of normalized events (see ``base``);
+``validate_feed_settings`` checks the feed settings before anything starts."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from tradewind.config import ConfigError, Settings
+from tradewind.config import Settings
 from tradewind.events import MarketEvent
 from tradewind.exchanges.feeds.base import Factory, Out, VenueFeed, log
 from tradewind.exchanges.feeds.binance import BinanceFeed, BinanceUsdmFeed
 from tradewind.exchanges.feeds.bybit import BybitFeed, BybitLinearFeed
 from tradewind.exchanges.feeds.coinbase import CoinbaseFeed
 from tradewind.exchanges.feeds.kraken import KrakenFeed
+from tradewind.exchanges.feeds.validate import check
 from tradewind.observability import metrics
 
 FEEDS: dict[str, Factory] = {
@@ -24,34 +26,31 @@ FEEDS: dict[str, Factory] = {
 OUT_QUEUE = 4096
 MAX_BATCH = 4096
 
-__all__ = ["FEEDS", "Feeds", "run_feeds"]
+__all__ = ["FEEDS", "Feeds", "run_feeds", "validate_feed_settings"]
+
+
+def validate_feed_settings(settings: Settings) -> None:
+    """Every check ``run_feeds`` makes of the feed settings, without connecting:
+    exchanges known, symbols present and well written, URLs well formed,
+    channels known per exchange, no unknown exchange id in a per-exchange map.
+
+    Raises ``tradewind.config.ConfigError`` naming the key, so the service can
+    exit 2 before anything starts.
+    """
+    check(settings, FEEDS)
 
 
 class Feeds:
     """Every configured venue and its connection tasks, owned and cancelled together."""
 
     def __init__(self, settings: Settings, out: Out | None = None) -> None:
+        validate_feed_settings(settings)
         feed = settings.feed
-        unknown = [e for e in feed.exchanges if e not in FEEDS]
-        if unknown:
-            raise ConfigError(
-                "TRADEWIND_FEED__EXCHANGES",
-                f"unknown exchange {unknown[0]!r}; known: {', '.join(FEEDS)}",
-            )
         self.out: Out = out or asyncio.Queue(maxsize=OUT_QUEUE)
         self.venues: dict[str, VenueFeed] = {
-            name: FEEDS[name](settings, self.out, feed.symbols_by_exchange.get(name, feed.symbols))
+            name: FEEDS[name](settings, self.out, FEEDS[name].symbols_for(feed))
             for name in feed.exchanges
         }
-        for name, venue in self.venues.items():
-            if not venue.symbols:
-                raise ConfigError("TRADEWIND_FEED__SYMBOLS", f"no symbols for {name}")
-            if not venue.ws_base.startswith(("ws://", "wss://")):
-                raise ConfigError("TRADEWIND_FEED__WS_URLS", f"{name}: not a ws:// or wss:// URL")
-            if venue.rest_base and not venue.rest_base.startswith(("http://", "https://")):
-                raise ConfigError(
-                    "TRADEWIND_FEED__REST_URLS", f"{name}: not an http:// or https:// URL"
-                )
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self, stopping: asyncio.Event) -> None:

@@ -14,19 +14,20 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, ClassVar, Protocol
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from tradewind.config import Settings
+from tradewind.config import FeedSettings, Settings
 from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.book import BookSync, BookUpdate
 from tradewind.exchanges.errors import ParseError
 from tradewind.exchanges.feeds.dedup import TradeDedup
 from tradewind.exchanges.feeds.rest import RateLimiter
+from tradewind.exchanges.feeds.validate import channels_for
 from tradewind.observability import metrics
 
 log = structlog.get_logger("tradewind.feeds")
@@ -47,14 +48,38 @@ class VenueFeed:
     default_ws_url: ClassVar[str] = ""
     default_rest_url: ClassVar[str] = ""
     max_symbols_per_connection: ClassVar[int] = 50
+    known_channels: ClassVar[tuple[str, ...]] = ()
+    default_channels: ClassVar[tuple[str, ...]] = ()
+    book_channel: ClassVar[str] = ""
+    trade_channel: ClassVar[str] = ""
+    symbol_pattern: ClassVar[str] = r"\S+"
+    symbol_example: ClassVar[str] = "BTCUSDT"
+
+    # --- settings, resolved the same way by ``validate.check`` and here ---
+    @classmethod
+    def symbols_for(cls, feed: FeedSettings) -> list[str]:
+        return list(dict.fromkeys(feed.symbols_by_exchange.get(cls.exchange, feed.symbols)))
+
+    @classmethod
+    def ws_url_for(cls, feed: FeedSettings) -> str:
+        return feed.ws_urls.get(cls.exchange, cls.default_ws_url).rstrip("/")
+
+    @classmethod
+    def rest_url_for(cls, feed: FeedSettings) -> str:
+        return feed.rest_urls.get(cls.exchange, cls.default_rest_url).rstrip("/")
+
+    @classmethod
+    def channels_for(cls, feed: FeedSettings) -> tuple[str, ...]:
+        return channels_for(feed, cls.exchange, cls.known_channels, cls.default_channels)
 
     def __init__(self, settings: Settings, out: Out, symbols: Sequence[str]) -> None:
         feed = settings.feed
         self.settings = settings
         self.out = out
         self.symbols = list(dict.fromkeys(symbols))
-        self.ws_base = feed.ws_urls.get(self.exchange, self.default_ws_url).rstrip("/")
-        self.rest_base = feed.rest_urls.get(self.exchange, self.default_rest_url).rstrip("/")
+        self.ws_base = self.ws_url_for(feed)
+        self.rest_base = self.rest_url_for(feed)
+        self.channels = self.channels_for(feed)
         self.limiter = RateLimiter(feed.rest_requests_per_s)
         self.books: dict[str, BookSync] = {}
         self.dedup: dict[str, TradeDedup] = {}
@@ -63,13 +88,28 @@ class VenueFeed:
         self.parse_errors = 0
         self.garbage: dict[str, int] = {}
         self._children: dict[tuple[str, str], Any] = {}
-        per = min(feed.symbols_per_connection, self.max_symbols_per_connection)
+        per = min(feed.symbols_per_connection, self.connection_limit())
         self.connections = [
             Connection(self, self.symbols[i : i + per], i // per)
             for i in range(0, len(self.symbols), per)
         ]
 
+    @property
+    def books_on(self) -> bool:
+        """Books are kept (and resynced) only when the book channel is subscribed."""
+        return self.book_channel in self.channels
+
+    @property
+    def trades_on(self) -> bool:
+        """Trades are backfilled only when the trade channel is subscribed: a
+        backfill of trades nobody asked for would publish them."""
+        return self.trade_channel in self.channels
+
     # --- protocol hooks (subclasses) -------------------------------------
+    def connection_limit(self) -> int:
+        """Symbols one connection may carry within the exchange's limits."""
+        return self.max_symbols_per_connection
+
     def parser(self) -> Parser:
         raise NotImplementedError
 
@@ -379,4 +419,4 @@ def invalidate_all(venue: VenueFeed, symbols: list[str], reason: str) -> None:
             sync.invalidate(reason)
 
 
-Factory = Callable[[Settings, Out, Sequence[str]], VenueFeed]
+Factory = type[VenueFeed]

@@ -1,5 +1,8 @@
 """Live Binance spot and USD-M: combined streams, REST depth snapshots, and
-trade backfill from REST recent trades.
+trade backfill from REST recent trades. The channels come from
+``FeedSettings.channels`` (``trade``, ``aggTrade``, ``bookTicker``, ``depth``,
+``kline`` at ``kline_interval``); a connection carries as many symbols as fit
+in the exchange's stream limit (spot 1024, USD-M 200) at that many streams each.
 
 Trade ids are contiguous per symbol on Binance, so a jump in them, or a new
 connection, is followed by a (rate-limited) backfill of the missed trades from
@@ -22,6 +25,8 @@ from tradewind.observability import metrics
 
 SNAPSHOT_LIMIT = 1000
 BACKFILL_LIMIT = 1000
+STREAMS = {"trade": "trade", "aggTrade": "aggTrade", "bookTicker": "bookTicker"}
+"""Channel → stream suffix; ``depth`` and ``kline`` take their speed and interval."""
 
 
 class BinanceFeed(VenueFeed):
@@ -29,9 +34,15 @@ class BinanceFeed(VenueFeed):
     default_ws_url = "wss://stream.binance.com:9443"
     default_rest_url = "https://api.binance.com"
     rest_prefix: ClassVar[str] = "/api/v3"
-    streams: ClassVar[tuple[str, ...]] = ("trade", "bookTicker", "depth@100ms")
-    max_symbols_per_connection = 1024 // 3
+    max_streams: ClassVar[int] = 1024
     futures: ClassVar[bool] = False
+    known_channels = ("trade", "aggTrade", "bookTicker", "depth", "kline")
+    # aggTrade is opt-in: it carries the same fills as trade, so subscribing
+    # both would count every fill twice in bars, volumes and paper fills.
+    default_channels = ("trade", "bookTicker", "depth", "kline")
+    book_channel = "depth"
+    trade_channel = "trade"
+    symbol_pattern = r"[^\sa-z/@?&#%]+"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -40,6 +51,11 @@ class BinanceFeed(VenueFeed):
         self.exchange_ms = 0
         self.backfills = 0
         self.backfilled = 0
+        if "trade" in self.channels and "aggTrade" in self.channels:
+            log.warning(
+                "trade and aggTrade both subscribed: every fill arrives twice (ids t… and a…)",
+                exchange=self.exchange,
+            )
 
     def parser(self) -> Parser:
         return BinanceUsdmParser() if self.futures else BinanceParser()
@@ -47,16 +63,36 @@ class BinanceFeed(VenueFeed):
     def new_book(self, symbol: str) -> BookSync:
         return BinanceSync(self.exchange, symbol, futures=self.futures)
 
+    @property
+    def streams(self) -> list[str]:
+        """Stream suffixes of the configured channels (``depth@100ms``, ``kline_1m``)."""
+        interval = self.settings.feed.kline_interval
+        out = []
+        for c in self.channels:
+            if c == "depth":
+                out.append("depth@100ms")
+            elif c == "kline":
+                out.append(f"kline_{interval}")
+            else:
+                out.append(STREAMS[c])
+        return out
+
+    def connection_limit(self) -> int:
+        return max(1, self.max_streams // len(self.streams))
+
     def url(self, conn: Connection) -> str:
-        names = "/".join(f"{s.lower()}@{k}" for s in conn.symbols for k in self.streams)
+        streams = self.streams
+        names = "/".join(f"{s.lower()}@{k}" for s in conn.symbols for k in streams)
         return f"{self.ws_base}/stream?streams={names}"
 
     async def on_open(self, conn: Connection) -> None:
-        invalidate_all(self, conn.symbols, "reconnect")
         since = self.exchange_ms
+        if self.books_on:
+            invalidate_all(self, conn.symbols, "reconnect")
         for s in conn.symbols:
-            conn.request_resync(s, "reconnect", restart=True)
-            if since:
+            if self.books_on:
+                conn.request_resync(s, "reconnect", restart=True)
+            if since and self.trades_on:
                 self.spawn(self.backfill(s, since), f"backfill:{s}")
 
     def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
@@ -68,6 +104,11 @@ class BinanceFeed(VenueFeed):
         return out
 
     def on_trade(self, conn: Connection, trade: Trade) -> None:
+        """Trade ids are contiguous per symbol, so a jump is a loss to backfill.
+        Aggregate trades (ids ``a…``) count in their own sequence and have no
+        backfill here: they are passed through as they come."""
+        if not self.trades_on or trade.trade_id.startswith("a"):
+            return
         tid = int(trade.trade_id)
         last = self.last_trade.get(trade.symbol)
         if last is None:
@@ -159,5 +200,5 @@ class BinanceUsdmFeed(BinanceFeed):
     default_ws_url = "wss://fstream.binance.com"
     default_rest_url = "https://fapi.binance.com"
     rest_prefix = "/fapi/v1"
-    max_symbols_per_connection = 200 // 3
+    max_streams = 200
     futures = True

@@ -19,6 +19,8 @@ from tradewind.exchanges.feeds import rest
 from tradewind.exchanges.feeds.base import Connection, Parser, VenueFeed, invalidate_all, log
 
 ARGS_PER_REQUEST = 10
+TOPICS = {"orderbook": "orderbook.200", "publicTrade": "publicTrade", "tickers": "tickers"}
+"""Channel → topic prefix (the book at depth 200, whose deltas the sync checks)."""
 
 
 class _Row(msgspec.Struct):
@@ -50,6 +52,11 @@ class BybitFeed(VenueFeed):
     category: ClassVar[str] = "spot"
     backfill_limit: ClassVar[int] = 60
     max_symbols_per_connection = 100
+    known_channels = ("publicTrade", "tickers", "orderbook")
+    default_channels = known_channels
+    book_channel = "orderbook"
+    trade_channel = "publicTrade"
+    symbol_pattern = r"[^\sa-z/@?&#%.]+"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -71,14 +78,14 @@ class BybitFeed(VenueFeed):
             await conn.send(json.dumps({"op": op, "args": args[i : i + ARGS_PER_REQUEST]}))
 
     async def on_open(self, conn: Connection) -> None:
-        invalidate_all(self, conn.symbols, "reconnect")
-        now = time.monotonic()
-        topics = []
-        for s in conn.symbols:
-            conn.resync_pending[s] = now
-            topics += [f"orderbook.200.{s}", f"publicTrade.{s}", f"tickers.{s}"]
+        if self.books_on:
+            invalidate_all(self, conn.symbols, "reconnect")
+            now = time.monotonic()
+            for s in conn.symbols:
+                conn.resync_pending[s] = now
+        topics = [f"{TOPICS[c]}.{s}" for s in conn.symbols for c in self.channels]
         await self._op(conn, "subscribe", topics)
-        if self.exchange_ms:
+        if self.exchange_ms and self.trades_on:
             for s in conn.symbols:
                 since = self.last_trade_ms.get(s, self.exchange_ms)
                 self.spawn(self.backfill(s, since), f"backfill:{s}")

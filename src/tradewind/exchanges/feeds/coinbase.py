@@ -19,6 +19,7 @@ from tradewind.exchanges.coinbase import CoinbaseParser
 from tradewind.exchanges.feeds.base import Connection, Parser, VenueFeed, invalidate_all, log
 
 CHANNELS = ("heartbeats", "market_trades", "ticker", "level2")
+"""Subscribe order: heartbeats first, so a quiet product never looks stale."""
 
 
 def _msg(kind: str, channel: str, products: list[str]) -> str:
@@ -29,6 +30,12 @@ class CoinbaseFeed(VenueFeed):
     exchange = "coinbase"
     default_ws_url = "wss://advanced-trade-ws.coinbase.com"
     max_symbols_per_connection = 50
+    known_channels = CHANNELS
+    default_channels = CHANNELS
+    book_channel = "level2"
+    trade_channel = "market_trades"
+    symbol_pattern = r"[A-Z0-9]+(-[A-Z0-9]+)+"
+    symbol_example = "BTC-USD"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -43,11 +50,12 @@ class CoinbaseFeed(VenueFeed):
 
     async def on_open(self, conn: Connection) -> None:
         self.sequences[conn.name] = ConnectionSequence()
-        invalidate_all(self, conn.symbols, "reconnect")
-        now = time.monotonic()
-        for s in conn.symbols:
-            conn.resync_pending[s] = now
-        for channel in CHANNELS:
+        if self.books_on:
+            invalidate_all(self, conn.symbols, "reconnect")
+            now = time.monotonic()
+            for s in conn.symbols:
+                conn.resync_pending[s] = now
+        for channel in self.channels:
             await conn.send(_msg("subscribe", channel, conn.symbols))
 
     def before_items(self, conn: Connection, items: list[MarketEvent | BookUpdate]) -> None:
@@ -63,10 +71,13 @@ class CoinbaseFeed(VenueFeed):
             sync = self.book(s)
             if sync.synced:
                 sync._gap()
-        self.spawn(self._resubscribe(conn, ["level2", "market_trades"], conn.symbols), "gap")
-        now = time.monotonic()
-        for s in conn.symbols:
-            conn.resync_pending[s] = now
+        again: list[str] = [c for c in ("level2", "market_trades") if c in self.channels]
+        if again:
+            self.spawn(self._resubscribe(conn, again, conn.symbols), "gap")
+        if self.books_on:
+            now = time.monotonic()
+            for s in conn.symbols:
+                conn.resync_pending[s] = now
 
     async def _resubscribe(
         self, conn: Connection, channels: list[str], products: list[str]

@@ -20,6 +20,12 @@ class KrakenFeed(VenueFeed):
     exchange = "kraken"
     default_ws_url = "wss://ws.kraken.com/v2"
     max_symbols_per_connection = 50
+    known_channels = ("trade", "ticker", "book")
+    default_channels = known_channels
+    book_channel = "book"
+    trade_channel = "trade"
+    symbol_pattern = r"[^\s/]+/[^\s/]+"
+    symbol_example = "BTC/USD"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -43,11 +49,12 @@ class KrakenFeed(VenueFeed):
         return json.dumps({"method": method, "params": params, "req_id": next(self._req)})
 
     async def on_open(self, conn: Connection) -> None:
-        invalidate_all(self, conn.symbols, "reconnect")
-        now = time.monotonic()
-        for s in conn.symbols:
-            conn.resync_pending[s] = now
-        for channel in ("book", "trade", "ticker"):
+        if self.books_on:
+            invalidate_all(self, conn.symbols, "reconnect")
+            now = time.monotonic()
+            for s in conn.symbols:
+                conn.resync_pending[s] = now
+        for channel in self.channels:
             await conn.send(self._msg("subscribe", channel, conn.symbols))
 
     async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
