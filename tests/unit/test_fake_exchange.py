@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.error
 import urllib.request
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -151,3 +153,25 @@ async def test_fake_exchange_command_serves_and_stops_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_binance_serves_agg_trades_and_klines_by_exact_stream_name() -> None:
+    """aggTrade and kline streams play from the recording that has them; the
+    kline interval is case-sensitive (``1M`` is a month), the symbol is not."""
+    fake = FakeExchange(
+        [market_file("binance_spot_4sym_ws_20210814.jsonl")], speed=0, exchanges=["binance"]
+    )
+    streams = "FTMUSDT@aggTrade/ftmusdt@kline_1m/ftmusdt@kline_1M/sxpbtc@aggTrade"
+    received: Counter[str] = Counter()
+    async with fake, connect(f"{fake.ws_urls()['binance']}/stream?streams={streams}") as ws:
+        await fake.wait_done("binance", timeout=20)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                received[msg["stream"]] += 1
+                assert msg["data"]["s"] in ("FTMUSDT", "SXPBTC")
+    assert received == {
+        "FTMUSDT@aggTrade": 13,
+        "ftmusdt@kline_1m": 7,
+        "sxpbtc@aggTrade": 12,
+    }

@@ -64,11 +64,12 @@ _request = msgspec.json.Decoder(_Request)
 
 
 def canonical(stream: str) -> str:
-    """Diff depth at any speed (``@depth``, ``@depth@100ms``, ``@depth@0ms``) is one stream."""
-    sym, _, kind = stream.lower().partition("@")
+    """Diff depth at any speed (``@depth``, ``@depth@100ms``, ``@depth@0ms``) is one
+    stream. Only the symbol is case-blind: ``kline_1m`` and ``kline_1M`` differ."""
+    sym, _, kind = stream.partition("@")
     if kind == "depth" or kind.startswith("depth@"):
-        return f"{sym}@depth"
-    return f"{sym}@{kind}"
+        return f"{sym.lower()}@depth"
+    return f"{sym.lower()}@{kind}"
 
 
 class TextBook:
