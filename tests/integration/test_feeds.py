@@ -14,9 +14,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.conftest import market_file
-from tradewind.events import BookDelta, MarketEvent, Trade
+from tradewind.events import Bar, BookDelta, MarketEvent, Trade
 from tradewind.exchanges.fake import FakeExchange
-from tradewind.exchanges.feeds import Feeds, run_feeds
+from tradewind.exchanges.feeds import Feeds, run_feeds, validate_feed_settings
+from tradewind.exchanges.feeds.base import VenueFeed
+from tradewind.exchanges.feeds.binance import BinanceFeed
+from tradewind.exchanges.feeds.coinbase import CoinbaseFeed
 
 TRADES = "binance_spot_btcusdt_trades_20240808.jsonl"
 SPOT = "binance_spot_btcusdt_combined_20240808.jsonl"
@@ -33,6 +36,10 @@ def _metric(name: str, **labels: str) -> float:
 class Run:
     events: list[MarketEvent] = field(default_factory=list)
     feeds: Feeds | None = None
+
+    def venue(self, name: str) -> VenueFeed:
+        assert self.feeds is not None
+        return self.feeds.venues[name]
 
     @property
     def trade_ids(self) -> list[str]:
@@ -127,19 +134,20 @@ async def test_forced_disconnects_lose_and_duplicate_no_trade(make_settings: Any
     disturbed = await live(
         make_settings, [TRADES], "binance", ["BTCUSDT"], speed=60, during=disconnect_every_second
     )
-    venue = disturbed.feeds.venues["binance"]  # type: ignore[union-attr]
+    venue = disturbed.venue("binance")
+    assert isinstance(venue, BinanceFeed)
     conn = venue.connections[0]
     print(
         f"\nundisturbed {len(undisturbed.trade_ids)} trades; disturbed "
         f"{len(disturbed.trade_ids)} trades after {conn.connects} connections, "
-        f"{venue.backfilled} backfilled in {venue.backfills} backfills"  # type: ignore[attr-defined]
+        f"{venue.backfilled} backfilled in {venue.backfills} backfills"
     )
     assert len(undisturbed.trade_ids) == len(set(undisturbed.trade_ids)) == 9757
     assert set(undisturbed.trade_ids) == _recorded_trade_ids(TRADES)
     assert len(disturbed.trade_ids) == len(set(disturbed.trade_ids)), "duplicates"
     assert set(disturbed.trade_ids) == set(undisturbed.trade_ids), "lost trades"
     assert conn.connects >= 5
-    assert venue.backfilled > 0  # type: ignore[attr-defined]
+    assert venue.backfilled > 0
     after = _metric("tradewind_feed_reconnects_total", exchange="binance", reason="closed")
     assert after - before >= 4
 
@@ -196,7 +204,7 @@ async def test_garbage_frames_are_counted_and_skipped(make_settings: Any) -> Non
         assert fake.garbage(8, "binance") == 8
 
     run = await live(make_settings, [SPOT], "binance", ["BTCUSDT"], speed=20, during=garbage)
-    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    venue = run.venue("binance")
     after = sum(
         _metric("tradewind_feed_parse_errors_total", exchange="binance", reason=r)
         for r in ("malformed_json", "invalid_message")
@@ -216,7 +224,7 @@ async def test_stale_feed_reconnects_and_recovers(make_settings: Any) -> None:
     run = await live(
         make_settings, [SPOT], "binance", ["BTCUSDT"], speed=20, during=stall, stale_after_s=0.5
     )
-    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    venue = run.venue("binance")
     conn = venue.connections[0]
     assert conn.reconnect_reasons.get("stale", 0) >= 1
     assert venue.books["BTCUSDT"].synced
@@ -232,11 +240,11 @@ async def test_skipped_depth_update_resyncs_that_book(make_settings: Any) -> Non
 
     before = _metric("tradewind_feed_gaps_total", exchange="binance", symbol="BTCUSDT")
     run = await live(make_settings, [SPOT], "binance", ["BTCUSDT"], speed=20, during=skip)
-    sync = run.feeds.venues["binance"].books["BTCUSDT"]  # type: ignore[union-attr]
+    sync = run.venue("binance").books["BTCUSDT"]
     assert sync.gaps == 1 and sync.resyncs == 1 and sync.synced
     assert run.kinds()["snapshot"] == 2
     assert _metric("tradewind_feed_gaps_total", exchange="binance", symbol="BTCUSDT") - before == 1
-    truth = run.feeds.venues["binance"].books["BTCUSDT"].book  # type: ignore[union-attr]
+    truth = run.venue("binance").books["BTCUSDT"].book
     assert truth.best_bid() is not None and not truth.crossed()
 
 
@@ -248,7 +256,7 @@ async def test_kraken_checksum_corruption_resyncs_only_that_pair(make_settings: 
         fake.corrupt_checksum(1, "kraken", "XMR/USD")
 
     run = await live(make_settings, [KRAKEN], "kraken", pairs, speed=10, during=corrupt)
-    books = run.feeds.venues["kraken"].books  # type: ignore[union-attr]
+    books = run.venue("kraken").books
     print({p: (b.checksums_ok, b.checksum_failures, b.resyncs) for p, b in books.items()})  # type: ignore[attr-defined]
     assert books["XMR/USD"].checksum_failures == 1
     assert books["XMR/USD"].resyncs == 1 and books["XMR/USD"].synced
@@ -265,8 +273,9 @@ async def test_coinbase_sequence_gap_resyncs_books(make_settings: Any) -> None:
     run = await live(
         make_settings, [COINBASE], "coinbase", ["BTC-USD", "ETH-USD"], speed=10, during=skip
     )
-    venue = run.feeds.venues["coinbase"]  # type: ignore[union-attr]
-    assert venue.sequence_gaps == 1  # type: ignore[attr-defined]
+    venue = run.venue("coinbase")
+    assert isinstance(venue, CoinbaseFeed)
+    assert venue.sequence_gaps == 1
     assert all(b.synced for b in venue.books.values())
     assert sum(b.resyncs for b in venue.books.values()) >= 1
     assert len(run.trade_ids) == len(set(run.trade_ids))
@@ -282,7 +291,7 @@ async def test_bybit_reconnect_resyncs_and_backfills(make_settings: Any) -> None
             fake.drop("bybit-linear")
 
     run = await live(make_settings, [BYBIT], "bybit-linear", symbols, speed=10, during=drop)
-    venue = run.feeds.venues["bybit-linear"]  # type: ignore[union-attr]
+    venue = run.venue("bybit-linear")
     assert all(b.synced and b.gaps == 0 for b in venue.books.values())
     assert run.kinds()["snapshot"] == 4 * 3
     assert len(run.trade_ids) == len(set(run.trade_ids))
@@ -317,7 +326,7 @@ async def test_symbols_sharded_and_a_drop_resyncs_only_its_shard(make_settings: 
     # A token bucket of 2 at 4/s: any 3 consecutive requests span at least 0.25 s.
     assert len(requests) >= 6
     assert min(b - a for a, b in zip(requests, requests[2:], strict=False)) >= 0.25 * 0.9
-    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    venue = run.venue("binance")
     assert [c.symbols for c in venue.connections] == [symbols[:2], symbols[2:]]
     assert sorted(c.connects for c in venue.connections) == [1, 2]
     assert all(b.synced and b.gaps == 0 for b in venue.books.values())
@@ -330,7 +339,7 @@ async def test_planned_reconnect_before_connection_lifetime(make_settings: Any) 
     run = await live(
         make_settings, [SPOT], "binance", ["BTCUSDT"], speed=20, max_connection_age_s=0.8
     )
-    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    venue = run.venue("binance")
     conn = venue.connections[0]
     assert conn.reconnect_reasons.get("lifetime", 0) >= 2
     assert venue.books["BTCUSDT"].synced
@@ -346,7 +355,7 @@ async def test_usdm_book_and_trades_survive_a_drop(make_settings: Any) -> None:
         fake.drop("binance-usdm")
 
     run = await live(make_settings, [usdm], "binance-usdm", ["BTCUSDT"], speed=3, during=drop)
-    sync = run.feeds.venues["binance-usdm"].books["BTCUSDT"]  # type: ignore[union-attr]
+    sync = run.venue("binance-usdm").books["BTCUSDT"]
     assert sync.synced and sync.gaps == 0 and sync.applied > 50
     assert run.kinds()["snapshot"] == 2
     assert set(run.trade_ids) == _recorded_trade_ids(usdm)
@@ -369,7 +378,7 @@ async def test_missing_pongs_reconnect(make_settings: Any) -> None:
         timeout_s=0.4,
         stale_after_s=30.0,
     )
-    venue = run.feeds.venues["binance"]  # type: ignore[union-attr]
+    venue = run.venue("binance")
     assert venue.connections[0].reconnect_reasons.get("ping_timeout", 0) >= 1
     assert venue.books["BTCUSDT"].synced
     assert set(run.trade_ids) == _recorded_trade_ids(SPOT)
@@ -418,18 +427,192 @@ async def test_ws_service_publishes_the_live_feed(make_settings: Any) -> None:
     assert service.last_price[("binance", "BTCUSDT")] > 0
 
 
-@pytest.mark.parametrize(
-    ("feed", "key"),
-    [
-        ({"exchanges": ["nasdaq"]}, "TRADEWIND_FEED__EXCHANGES"),
-        ({"ws_urls": {"binance": "http://127.0.0.1:1"}}, "TRADEWIND_FEED__WS_URLS"),
-        ({"rest_urls": {"binance": "ftp://127.0.0.1"}}, "TRADEWIND_FEED__REST_URLS"),
-        ({"symbols": []}, "TRADEWIND_FEED__SYMBOLS"),
-    ],
-)
+BAD_FEED_SETTINGS = [
+    ({"exchanges": ["nasdaq"]}, "TRADEWIND_FEED__EXCHANGES"),
+    ({"exchanges": []}, "TRADEWIND_FEED__EXCHANGES"),
+    ({"ws_urls": {"binance": "http://127.0.0.1:1"}}, "TRADEWIND_FEED__WS_URLS"),
+    ({"ws_urls": {"binance": "ws://"}}, "TRADEWIND_FEED__WS_URLS"),
+    ({"ws_urls": {"binance": "ws://127.0.0.1:99999"}}, "TRADEWIND_FEED__WS_URLS"),
+    ({"ws_urls": {"binance": "wss://host name"}}, "TRADEWIND_FEED__WS_URLS"),
+    ({"ws_urls": {"binanse": "ws://127.0.0.1:1"}}, "TRADEWIND_FEED__WS_URLS"),
+    ({"rest_urls": {"binance": "ftp://127.0.0.1"}}, "TRADEWIND_FEED__REST_URLS"),
+    ({"rest_urls": {"binance": ""}}, "TRADEWIND_FEED__REST_URLS"),
+    ({"symbols": []}, "TRADEWIND_FEED__SYMBOLS"),
+    ({"symbols": ["btcusdt"]}, "TRADEWIND_FEED__SYMBOLS"),
+    ({"exchanges": ["kraken"], "symbols": ["BTCUSD"]}, "TRADEWIND_FEED__SYMBOLS"),
+    (
+        {"exchanges": ["coinbase"], "symbols_by_exchange": {"coinbase": ["BTC/USD"]}},
+        "TRADEWIND_FEED__SYMBOLS_BY_EXCHANGE",
+    ),
+    ({"symbols_by_exchange": {"ftx": ["BTCUSDT"]}}, "TRADEWIND_FEED__SYMBOLS_BY_EXCHANGE"),
+    ({"channels": {"binance": ["trade", "depth5"]}}, "TRADEWIND_FEED__CHANNELS"),
+    ({"channels": {"binance": []}}, "TRADEWIND_FEED__CHANNELS"),
+    ({"channels": {"kraken": ["publicTrade"]}}, "TRADEWIND_FEED__CHANNELS"),
+    ({"channels": {"coinbase": ["level3"]}}, "TRADEWIND_FEED__CHANNELS"),
+    ({"channels": {"ftx": ["trade"]}}, "TRADEWIND_FEED__CHANNELS"),
+]
+
+
+@pytest.mark.parametrize(("feed", "key"), BAD_FEED_SETTINGS)
 def test_bad_feed_settings_name_the_key(make_settings: Any, feed: dict[str, Any], key: str) -> None:
+    """``validate_feed_settings`` (run at service start) and ``Feeds`` (what
+    ``run_feeds`` builds) reject the same settings with the same key."""
     from tradewind.config import ConfigError
 
+    settings = make_settings(feed={"source": "live", **feed})
+    with pytest.raises(ConfigError) as checked:
+        validate_feed_settings(settings)
+    assert checked.value.key == key
+    assert key in str(checked.value)
+    with pytest.raises(ConfigError) as built:
+        Feeds(settings)
+    assert built.value.key == key
+
+
+def test_good_feed_settings_pass_and_pick_the_channels(make_settings: Any) -> None:
+    everything = {
+        "binance": ["trade", "aggTrade", "bookTicker", "depth", "kline"],
+        "binance-usdm": ["trade", "aggTrade", "bookTicker", "depth", "kline"],
+        "coinbase": ["market_trades", "ticker", "level2", "heartbeats"],
+        "kraken": ["trade", "ticker", "book"],
+        "bybit": ["publicTrade", "tickers", "orderbook"],
+        "bybit-linear": ["publicTrade", "tickers", "orderbook"],
+    }
+    validate_feed_settings(make_settings(feed={"source": "live"}))
+    settings = make_settings(
+        feed={
+            "source": "live",
+            "exchanges": list(everything),
+            "symbols": ["BTCUSDT"],
+            "symbols_by_exchange": {"coinbase": ["BTC-USD"], "kraken": ["BTC/USD", "AAPLx/USD"]},
+            "channels": {**everything, "binance": ["kline", "depth", "kline"]},
+            "kline_interval": "1M",
+            "symbols_per_connection": 1024,
+        }
+    )
+    validate_feed_settings(settings)
+    venues = Feeds(settings).venues
+    assert {name: list(v.channels) for name, v in venues.items()} == {
+        **everything,
+        "binance": ["kline", "depth"],
+    }
+    spot, usdm = venues["binance"], venues["binance-usdm"]
+    assert spot.url(spot.connections[0]).endswith("?streams=btcusdt@kline_1M/btcusdt@depth@100ms")
+    usdm_url = usdm.url(usdm.connections[0])
+    assert usdm_url.endswith(
+        "streams=btcusdt@trade/btcusdt@aggTrade/btcusdt@bookTicker/btcusdt@depth@100ms"
+        "/btcusdt@kline_1M"
+    )
+    # Binance's stream limit per connection is shared by every channel of every symbol.
+    many = make_settings(
+        feed={
+            "source": "live",
+            "exchanges": ["binance", "binance-usdm"],
+            "symbols": [f"S{i}USDT" for i in range(500)],
+            "channels": {"binance": everything["binance"]},
+            "symbols_per_connection": 1024,
+        }
+    )
+    venues = Feeds(many).venues
+    assert {len(c.symbols) for c in venues["binance"].connections[:-1]} == {1024 // 5}
+    assert {len(c.symbols) for c in venues["binance-usdm"].connections[:-1]} == {200 // 4}
+
+
+def test_channels_and_kline_interval_from_the_environment(
+    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradewind.config import ConfigError
+
+    monkeypatch.setenv("TRADEWIND_FEED__CHANNELS", '{"binance": ["trade", "bookticker"]}')
     with pytest.raises(ConfigError) as info:
-        Feeds(make_settings(feed={"source": "live", **feed}))
-    assert info.value.key == key
+        validate_feed_settings(make_settings(feed={"source": "live"}))
+    assert info.value.key == "TRADEWIND_FEED__CHANNELS"
+    assert "'bookticker'" in str(info.value) and "bookTicker" in str(info.value)
+    monkeypatch.setenv("TRADEWIND_FEED__CHANNELS", '{"binance": ["trade", "kline"]}')
+    monkeypatch.setenv("TRADEWIND_FEED__KLINE_INTERVAL", "2m")
+    with pytest.raises(ConfigError) as info:
+        make_settings(feed={"source": "live"})
+    assert info.value.key == "TRADEWIND_FEED__KLINE_INTERVAL"
+    monkeypatch.setenv("TRADEWIND_FEED__KLINE_INTERVAL", "5m")
+    settings = make_settings(feed={"source": "live"})
+    validate_feed_settings(settings)
+    venue = Feeds(settings).venues["binance"]
+    assert venue.url(venue.connections[0]).endswith("streams=btcusdt@trade/btcusdt@kline_5m")
+
+
+FOUR = "binance_spot_4sym_ws_20210814.jsonl"
+FOUR_SNAPSHOTS = "binance_spot_rest_depth_20210814.jsonl"
+
+
+def _recorded(name: str, kind: type[MarketEvent]) -> set[str]:
+    from tradewind.exchanges.binance import BinanceParser
+
+    parser = BinanceParser()
+    lines = market_file(name).read_bytes().splitlines()
+    return {e.id for line in lines if line for e in parser.parse(line, 0) if isinstance(e, kind)}
+
+
+async def test_agg_trades_and_closed_klines_from_the_live_feed(make_settings: Any) -> None:
+    symbols = ["XMRBTC", "FTMUSDT", "SXPBTC", "BADGERBTC"]
+    dups = sum(
+        _metric("tradewind_feed_duplicates_total", exchange="binance", symbol=s) for s in symbols
+    )
+    run = await live(
+        make_settings,
+        [FOUR, FOUR_SNAPSHOTS],
+        "binance",
+        symbols,
+        speed=20,
+        channels={"binance": ["trade", "aggTrade", "bookTicker", "depth", "kline"]},
+    )
+    venue = run.venue("binance")
+    trades = [e for e in run.events if isinstance(e, Trade)]
+    bars = [e for e in run.events if isinstance(e, Bar)]
+    print(f"\n{run.kinds()}; ignored by the parser: {venue.connections[0].parser.ignored}")  # type: ignore[attr-defined]
+    assert venue.parse_errors == 0
+    assert len(trades) == 28 and {t.id for t in trades} == _recorded(FOUR, Trade)
+    assert all(t.trade_id.startswith("a") and t.trade_id[1:].isdigit() for t in trades)
+    assert {b.id for b in bars} == _recorded(FOUR, Bar) and len(bars) == 2
+    assert all(b.interval_s == 60.0 and b.ts_event - b.ts_open == 60 * 10**9 for b in bars)
+    assert all(b.synced and b.gaps == 0 for b in venue.books.values())
+    after = sum(
+        _metric("tradewind_feed_duplicates_total", exchange="binance", symbol=s) for s in symbols
+    )
+    assert after == dups
+
+
+async def test_dedup_keeps_agg_trades_apart_from_trades(make_settings: Any) -> None:
+    """A trade and an aggregate trade may share a number; neither is the other's duplicate."""
+    settings = make_settings(
+        feed={"source": "live", "channels": {"binance": ["trade", "aggTrade", "depth"]}}
+    )
+    venue = Feeds(settings).venues["binance"]
+    conn = venue.connections[0]
+
+    def frame(kind: str, n: int) -> bytes:
+        id_field = '"t"' if kind == "trade" else '"a"'
+        return (
+            f'{{"stream":"btcusdt@{kind}","data":{{"e":"{kind}","E":1700000000000,'
+            f'"s":"BTCUSDT",{id_field}:{n},"p":"100.5","q":"0.1","T":1700000000000,"m":true}}}}'
+        ).encode()
+
+    dups = _metric("tradewind_feed_duplicates_total", exchange="binance", symbol="BTCUSDT")
+    published = [
+        [t.trade_id for t in venue.handle(conn, f, 0) if isinstance(t, Trade)]
+        for f in (
+            frame("trade", 100),
+            frame("aggTrade", 100),
+            frame("aggTrade", 100),
+            frame("trade", 100),
+            frame("trade", 101),
+            frame("aggTrade", 101),
+        )
+    ]
+    assert published == [["100"], ["a100"], [], [], ["101"], ["a101"]]
+    assert venue.parse_errors == 0
+    assert (
+        _metric("tradewind_feed_duplicates_total", exchange="binance", symbol="BTCUSDT") == dups + 2
+    )
+    assert isinstance(venue, BinanceFeed)
+    assert venue.last_trade["BTCUSDT"] == 101
+    assert not venue.tasks, "an aggregate id is not a gap in trade ids"
