@@ -10,14 +10,13 @@ appear in reprs, logs or errors.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from collections.abc import Mapping
-
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
