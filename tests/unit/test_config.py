@@ -123,3 +123,23 @@ def test_bad_strategy_parameter_exits_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "fast" in proc.stderr
+
+
+def test_live_ws_with_a_bad_feed_setting_exits_2(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TRADEWIND_BUS__KIND": "redis",
+        "TRADEWIND_FEED__SOURCE": "live",
+        "TRADEWIND_FEED__CHANNELS": '{"binance": ["nosuchchannel"]}',
+        "TRADEWIND_HTTP__PORT": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tradewind", "service", "ws"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "TRADEWIND_FEED__CHANNELS" in proc.stderr

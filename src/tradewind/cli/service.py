@@ -32,7 +32,7 @@ from tradewind.bus.redis import RedisBus
 from tradewind.cli import app
 from tradewind.cli.common import run_async, settings_or_exit
 from tradewind.clock import Clock, ReplayClock, WallClock
-from tradewind.config import Settings
+from tradewind.config import ConfigError, Settings
 from tradewind.instruments import InstrumentRegistry
 from tradewind.observability import metrics
 from tradewind.observability.http import HealthServer
@@ -326,6 +326,14 @@ def service_command(
     ):
         typer.echo("tradewind: invalid setting TRADEWIND_STORE__URL: unsupported scheme", err=True)
         raise typer.Exit(2)
+    if name == "ws" and settings.feed.source == "live":
+        from tradewind.exchanges.feeds import validate_feed_settings
+
+        try:
+            validate_feed_settings(settings)
+        except ConfigError as exc:
+            typer.echo(f"tradewind: {exc}", err=True)
+            raise typer.Exit(2) from None
     configure_logging(settings)
     code = run_async(run_process(name, settings, consumer or socket.gethostname(), lease_ttl_ms))
     sys.stdout.flush()

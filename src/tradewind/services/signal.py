@@ -19,6 +19,8 @@ from tradewind.strategies import Strategy, StrategyContext, build_params, strate
 from tradewind.strategies.bars import BarBuilder
 from tradewind.topics import BARS, EXECUTIONS, MARKET, SIGNALS, partition_of
 
+_MAX_TIMERS = 10_000
+
 
 class _Worker:
     __slots__ = ("bars", "ctx", "strategy")
@@ -42,6 +44,7 @@ class SignalService(Service):
         s = ctx.settings.strategy
         self.strategy_cls = strategy_class(s.name)
         self.params = build_params(s.name, s.params)
+        self._timer_ns = int(self.params.timer_interval_s * 1e9)
         self.workers: dict[tuple[str, str], _Worker] = {}
         self.bars_out = 0
         self.signals_out = 0
@@ -165,6 +168,8 @@ class SignalService(Service):
                 if closed is not None:
                     bars.append(closed)
                     strat.on_bar(closed)
+            if self._timer_ns:
+                self._fire_timers(w, e.ts_event)
             ctx.now_ns = e.ts_event
         ctx.ts_recv = e.ts_recv
         if type(e) is Trade:
@@ -181,7 +186,26 @@ class SignalService(Service):
         elif type(e) is BookDelta:
             strat.on_book(e)
         elif type(e) is Bar and w.bars is None:
+            ctx.last = e.close
             strat.on_bar(e)
+
+    def _fire_timers(self, w: _Worker, now: int) -> None:
+        """Call ``on_timer`` for every timer boundary up to ``now``, in order;
+        after a long silence only the last ``_MAX_TIMERS`` boundaries fire."""
+        ctx = w.ctx
+        step = self._timer_ns
+        if not ctx.next_timer_ns:
+            ctx.next_timer_ns = (now // step + 1) * step
+            return
+        if ctx.next_timer_ns > now:
+            return
+        due = (now - ctx.next_timer_ns) // step + 1
+        if due > _MAX_TIMERS:
+            ctx.next_timer_ns += (due - _MAX_TIMERS) * step
+        while ctx.next_timer_ns <= now:
+            ctx.now_ns = ctx.next_timer_ns
+            w.strategy.on_timer(ctx.next_timer_ns)
+            ctx.next_timer_ns += step
 
     def _account(self, n: int, bars: list[Event], signals: list[Signal]) -> None:
         metrics.EVENTS_CONSUMED.labels(self.name, MARKET).inc(n)

@@ -43,6 +43,11 @@ class WsService(Service):
         if source is None and feed.source == "replay":
             clock = ctx.clock if isinstance(ctx.clock, ReplayClock) else None
             source = ReplaySource(feed.data or [bundled_recording()], speed=feed.speed, clock=clock)
+        elif source is None:
+            from tradewind.exchanges.feeds import validate_feed_settings
+
+            # A bad feed setting stops the process (exit 2) before it connects.
+            validate_feed_settings(ctx.settings)
         self.source = source
         self.events_in = 0
         self.last_price: dict[tuple[str, str], float] = {}

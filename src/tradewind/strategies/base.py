@@ -14,7 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tradewind.events import (
     Bar,
@@ -30,9 +30,12 @@ from tradewind.events import (
 
 
 class StrategyParams(BaseModel):
-    """Base for parameter models; ``bar_interval_s`` 0 disables bar building."""
+    """Base for parameter models; ``bar_interval_s`` 0 disables bar building,
+    ``timer_interval_s`` > 0 calls ``on_timer`` on each multiple of it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timer_interval_s: float = Field(0.0, ge=0.0)
 
     bar_interval_s: float = 1.0
 
@@ -47,6 +50,7 @@ class StrategyContext:
         "bid",
         "exchange",
         "last",
+        "next_timer_ns",
         "now_ns",
         "position",
         "strategy",
@@ -62,6 +66,8 @@ class StrategyContext:
         self.ask: float | None = None
         self.last: float | None = None
         self.now_ns = 0
+        self.next_timer_ns = 0
+        """Exchange time of the next ``on_timer`` call (0: not yet scheduled)."""
         self.ts_recv = 0
         self.position = Decimal(0)
         """The position the strategy's own signals aim for (not yet confirmed)."""
@@ -122,6 +128,7 @@ class StrategyContext:
             "ask": self.ask,
             "last": self.last,
             "now_ns": self.now_ns,
+            "next_timer_ns": self.next_timer_ns,
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -129,6 +136,7 @@ class StrategyContext:
         self.position = Decimal(data["position"])
         self.bid, self.ask, self.last = data["bid"], data["ask"], data["last"]
         self.now_ns = int(data["now_ns"])
+        self.next_timer_ns = int(data.get("next_timer_ns", 0))
 
 
 class Strategy:
@@ -157,7 +165,10 @@ class Strategy:
         """Fills of this strategy's orders (arrive after the signal, asynchronously)."""
 
     def on_timer(self, now_ns: int) -> None:
-        """Called as exchange time passes each whole ``bar_interval_s``, even without trades."""
+        """Called when exchange time reaches each multiple of
+        ``params.timer_interval_s`` (with that time), before the event that
+        moved time past it; runs on exchange time, so replays call it
+        identically, even when no trade happens."""
 
     def save_state(self) -> dict[str, Any]:
         """JSON-serialisable state; the default keeps nothing beyond the context."""
