@@ -11,7 +11,7 @@ VERSION       ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SECRETS_DIR   ?= ./secrets
 OVERLAY       ?= dev
-OFFLINE_ENV    = TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443/ws"}' \
+OFFLINE_ENV    = TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443"}' \
                  TRADEWIND_FEED__REST_URLS='{"binance":"http://fake-exchange:9443"}'
 LOCK_FLAGS     = --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
                  --no-emit-index-url --no-emit-find-links
