@@ -19,7 +19,6 @@ data.binance.vision files, microseconds; both become nanoseconds.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from tradewind.clock import ReplayClock
 from tradewind.events import Bar, MarketEvent, Side, Trade
+from tradewind.exchanges.book import price, quantity
 from tradewind.exchanges.errors import ParseError
 from tradewind.exchanges.replay import (
     PARSERS,
@@ -105,25 +105,6 @@ def _int(value: bytes, reason: str) -> int:
         raise ParseError(reason, value[:40].decode(errors="replace")) from None
 
 
-def price(text: str) -> float:
-    """A finite, positive price; anything else is a counted parse error."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise ParseError("invalid_price", text[:40]) from None
-    if not (v > 0.0 and math.isfinite(v)):
-        raise ParseError("invalid_price", text[:40])
-    return v
-
-
-def quantity(text: str, *, allow_zero: bool = True) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ParseError("invalid_qty", text[:40]) from None
-    if not math.isfinite(v) or v < 0.0 or (v == 0.0 and not allow_zero):
-        raise ParseError("invalid_qty", text[:40])
-    return v
 
 
 def _text(value: bytes) -> str:
