@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from operator import attrgetter
 
 from tradewind.config import PaperSettings
 from tradewind.events import (
@@ -79,6 +80,7 @@ _BPS = Decimal("0.0001")
 _FEE_Q = Decimal("1e-8")
 _ZERO = Decimal(0)
 S = OrderStatus
+_KEY = attrgetter("exchange", "symbol")
 LEDGER_COMPACT_AT = 1024
 """Ledger entries per symbol before the ones older than the history are summed."""
 
@@ -265,8 +267,25 @@ class PaperExchange:
         return self._settle(out) if out else out
 
     def on_markets(self, events: Iterable[MarketEvent]) -> list[Event]:
+        """``on_market`` for each event in order, with the same result.
+
+        When the batch is of one symbol, the events from the point where no
+        order is resting or in flight on it go to the market history in one
+        ``extend``: with nothing to match or land, ``on_market`` would only
+        have appended them one by one.
+        """
+        evs = events if isinstance(events, list) else list(events)
         out: list[Event] = []
-        for e in events:
+        if len(set(map(_KEY, evs))) == 1:
+            key = _KEY(evs[0])
+            m = self._market(key)
+            for i, e in enumerate(evs):
+                if not self.in_flight.get(key) and not self.resting.get(key):
+                    m.extend(evs[i:] if i else evs)
+                    return out
+                out.extend(self.on_market(e))
+            return out
+        for e in evs:
             out.extend(self.on_market(e))
         return out
 

@@ -17,15 +17,22 @@ oldest retained state instead, and counted (``late beyond history``).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 
 import msgspec
 
 from tradewind.events import BookDelta, MarketEvent, Quote, Side, Trade
 
 Level = tuple[Decimal, Decimal]
+
+_TS = attrgetter("ts_event")
+_POS = attrgetter("pos")
+_HI = attrgetter("hi")
+_TRADES_ONLY = {Trade}
 
 
 def dec(x: float) -> Decimal:
@@ -110,8 +117,17 @@ class MarketState:
 
 @dataclass(slots=True)
 class _Checkpoint:
+    """A checkpoint interval: the state at ``pos`` and the events after it.
+
+    ``hi`` is the highest event time seen up to the interval's end (set when
+    it is sealed), so it never decreases along the history: that is what lets
+    ``insertion_point`` bisect instead of scanning every retained event.
+    """
+
     pos: int
     state: MarketState
+    events: list[MarketEvent] = field(default_factory=list)
+    hi: int = -1
 
 
 class HistoryChunk(msgspec.Struct, array_like=True):
@@ -134,7 +150,11 @@ class HistoryMeta(msgspec.Struct, array_like=True):
 
 
 class MarketHistory:
-    """The live state of one symbol plus its recent past (see the module doc)."""
+    """The live state of one symbol plus its recent past (see the module doc).
+
+    Events are kept per checkpoint interval, so eviction drops whole lists and
+    positions map to an interval by bisection, without indexing a long deque.
+    """
 
     def __init__(
         self, history_ns: int, max_events: int = 200_000, checkpoint_every: int = 512
@@ -143,73 +163,115 @@ class MarketHistory:
         self.history_ns = history_ns
         self.max_events = max_events
         self.every = checkpoint_every
-        self.events: deque[MarketEvent] = deque()
         self.start = 0
+        self.end = 0
         self.checkpoints: deque[_Checkpoint] = deque([_Checkpoint(0, MarketState())])
+        self._tail = self.checkpoints[-1].events
         self.watermark = -1
         self.evicted_max_ts = -1
 
     @property
-    def end(self) -> int:
-        return self.start + len(self.events)
+    def events(self) -> list[MarketEvent]:
+        """Every retained event in stream order (introspection; copies)."""
+        return [e for c in self.checkpoints for e in c.events]
 
     def apply(self, e: MarketEvent) -> None:
         self.state.apply(e)
-        self.events.append(e)
+        self._tail.append(e)
         if e.ts_event > self.watermark:
             self.watermark = e.ts_event
+        self.end += 1
         if self.end % self.every == 0:
-            self.checkpoints.append(_Checkpoint(self.end, self.state.copy()))
-            self._evict()
+            self._seal()
+
+    def extend(self, events: list[MarketEvent]) -> None:
+        """``apply`` each event in order, a checkpoint interval at a time.
+
+        The common case, a run of trades with no order waiting on the symbol,
+        then costs a list extend and a C-level max instead of a call per event:
+        only the last trade's price survives in the state.
+        """
+        i, n = 0, len(events)
+        while i < n:
+            room = self.every - self.end % self.every
+            seg = events[i : i + room] if i or room < n else events
+            i += len(seg)
+            if set(map(type, seg)) == _TRADES_ONLY:
+                self.state.last = seg[-1].price  # type: ignore[union-attr]
+            else:
+                apply = self.state.apply
+                for e in seg:
+                    apply(e)
+            self._tail.extend(seg)
+            top = max(map(_TS, seg))
+            if top > self.watermark:
+                self.watermark = top
+            self.end += len(seg)
+            if self.end % self.every == 0:
+                self._seal()
+
+    def _seal(self) -> None:
+        self.checkpoints[-1].hi = self.watermark
+        cp = _Checkpoint(self.end, self.state.copy())
+        self.checkpoints.append(cp)
+        self._tail = cp.events
+        self._evict()
 
     def _evict(self) -> None:
         horizon = self.watermark - self.history_ns
-        while len(self.checkpoints) > 1:
-            nxt = self.checkpoints[1]
-            last_dropped = self.events[nxt.pos - self.start - 1]
+        cps = self.checkpoints
+        while len(cps) > 1:
+            first, nxt = cps[0], cps[1]
             too_many = self.end - nxt.pos >= self.max_events
-            if not too_many and last_dropped.ts_event > horizon:
+            if not too_many and first.events and first.events[-1].ts_event > horizon:
                 break
-            for _ in range(nxt.pos - self.start):
-                ev = self.events.popleft()
-                if ev.ts_event > self.evicted_max_ts:
-                    self.evicted_max_ts = ev.ts_event
+            if first.events:
+                top = max(map(_TS, first.events))
+                if top > self.evicted_max_ts:
+                    self.evicted_max_ts = top
             self.start = nxt.pos
-            self.checkpoints.popleft()
+            cps.popleft()
+
+    def _index(self, pos: int) -> int:
+        """The interval holding stream position ``pos`` (the last starting at or before it)."""
+        return max(bisect_right(self.checkpoints, pos, key=_POS) - 1, 0)
 
     def insertion_point(self, ts: int) -> tuple[int, bool]:
         """Stream position just before the first event later than ``ts``, and
         whether it lies inside the retained history."""
         exact = self.evicted_max_ts <= ts
-        for i, e in enumerate(self.events):
-            if e.ts_event > ts:
-                return self.start + i, exact
+        cps = self.checkpoints
+        sealed = len(cps) - 1
+        k = bisect_right(cps, ts, hi=sealed, key=_HI)
+        for i in range(k, len(cps)):
+            c = cps[i]
+            for j, e in enumerate(c.events):
+                if e.ts_event > ts:
+                    return c.pos + j, exact
         return self.end, exact
 
     def state_at(self, pos: int) -> MarketState:
         """The market after every event before stream position ``pos``."""
         pos = max(pos, self.start)
-        cp = self.checkpoints[0]
-        for c in self.checkpoints:
-            if c.pos <= pos:
-                cp = c
-            else:
-                break
+        cp = self.checkpoints[self._index(pos)]
         st = cp.state.copy()
-        for i in range(cp.pos, pos):
-            st.apply(self.events[i - self.start])
+        for e in cp.events[: pos - cp.pos]:
+            st.apply(e)
         return st
 
     def since(self, pos: int) -> list[MarketEvent]:
         pos = max(pos, self.start)
-        return [self.events[i - self.start] for i in range(pos, self.end)]
+        cps = self.checkpoints
+        k = self._index(pos)
+        out = cps[k].events[pos - cps[k].pos :]
+        for i in range(k + 1, len(cps)):
+            out.extend(cps[i].events)
+        return out
 
     # --- persistence (``tradewind.execution.paper_store``) ----------------------------
     def _chunk(self, i: int) -> HistoryChunk:
         cp = self.checkpoints[i]
-        stop = self.checkpoints[i + 1].pos if i + 1 < len(self.checkpoints) else self.end
-        evs = [self.events[j - self.start] for j in range(max(cp.pos, self.start), stop)]
-        return HistoryChunk(cp.pos, cp.state, evs)
+        return HistoryChunk(cp.pos, cp.state, list(cp.events))
 
     def sealed(self) -> list[int]:
         """Positions of the complete checkpoint intervals (all but the open one)."""
@@ -247,8 +309,13 @@ class MarketHistory:
         if dropped:
             first = next((p.events[0].ts_event for p in parts if p.events), meta.watermark)
             self.evicted_max_ts = max(self.evicted_max_ts, first - 1)
-        self.events = deque(e for p in parts for e in p.events)
-        self.checkpoints = deque(_Checkpoint(p.pos, p.state) for p in parts)
+        self.end = parts[-1].pos + len(parts[-1].events)
+        self.checkpoints = deque(_Checkpoint(p.pos, p.state, list(p.events)) for p in parts)
+        hi = self.evicted_max_ts
+        for c in list(self.checkpoints)[:-1]:
+            hi = max(hi, *map(_TS, c.events)) if c.events else hi
+            c.hi = hi
+        self._tail = self.checkpoints[-1].events
         st = meta.tail.state.copy()
         for e in meta.tail.events:
             st.apply(e)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 
 import structlog
 
@@ -48,6 +49,8 @@ from tradewind.services.base import Service, ServiceContext
 from tradewind.topics import EXECUTIONS, MARKET, ORDERS
 
 log = structlog.get_logger("tradewind.execution")
+_EVENT = attrgetter("event")
+_MATCHED = frozenset({Trade, Quote, BookDelta})
 
 
 class ExecutionService(Service):
@@ -163,11 +166,7 @@ class ExecutionService(Service):
                 await self._restore()
             paper = self.paper
             assert paper is not None
-            out: list[Event] = []
-            for m in msgs:
-                e = m.event
-                if isinstance(e, (Trade, Quote, BookDelta)):
-                    out.extend(paper.on_market(e))
+            out = paper.on_markets([e for e in map(_EVENT, msgs) if type(e) in _MATCHED])
             await self._commit(sub, msgs, out)
         metrics.EVENTS_CONSUMED.labels(self.name, MARKET).inc(len(msgs))
         self._account(out)
