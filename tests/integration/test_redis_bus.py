@@ -97,7 +97,7 @@ class TestRedisBus(BusContract):
         assert len(ids) == len(set(ids))
         assert await bus.idle()
 
-    async def test_only_market_streams_are_trimmed(self, make_bus: Any) -> None:
+    async def test_only_market_streams_are_capped_on_publish(self, make_bus: Any) -> None:
         bus: RedisBus = await make_bus(partitions=1, market_maxlen=1000)
         for _ in range(5):
             await bus.publish(MARKET, [trade(i) for i in range(1000)])
@@ -186,3 +186,28 @@ class TestRedisBus(BusContract):
             f"fetch+commit {n * 1000 / t_con:,.0f} msg/s"
         )
         await asyncio.sleep(0)
+
+    async def test_trim_stops_at_the_oldest_pending_entry(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        a = await bus.subscribe([ORDERS], "a", "c")
+        b = await bus.subscribe([ORDERS], "b", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(10)])
+        got = await a.fetch(10, 1.0)
+        await a.ack(got[:4] + got[6:])  # 4 and 5 stay pending in a
+        await drain(b, 10)
+        assert await bus.trim_consumed(ORDERS) == 4
+        left = await bus.redis.xrange(bus.stream(ORDERS))
+        assert [_id.decode() for _id, _f in left] == [m.id for m in got[4:]]
+        await a.ack(got[4:6])
+        assert await bus.trim_consumed(ORDERS) == 6  # the last delivered entry too
+        assert await bus.redis.xlen(bus.stream(ORDERS)) == 0
+
+    async def test_trim_keeps_young_entries_and_every_partition(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus(partitions=4)
+        sub = await bus.subscribe([MARKET], "g", "c")
+        await bus.publish(MARKET, [trade(i, s) for i in range(5) for s in ("BTCUSDT", "ETHUSDT")])
+        await drain(sub, 10)
+        assert await bus.trim_consumed(MARKET, keep_ms=60_000) == 0
+        assert await bus.trim_consumed(MARKET) == 10
+        for key, _p in bus.streams_of(MARKET):
+            assert await bus.redis.xlen(key) == 0

@@ -11,7 +11,12 @@ behaves the same on the in-process bus and on Redis:
 - ``commit`` acknowledges messages, publishes the events they caused and saves
   consumer state in one atomic step, so a crash leaves either all or none of it;
 - a message that fails ``max_deliveries`` times moves to the dead-letter topic
-  with its error.
+  with its error;
+- ``trim_consumed`` drops the entries of a topic that every group has both
+  received and acknowledged, so order flow stays bounded without losing what
+  a consumer has not finished (see docs/distributed.md, "Trimming");
+- state may carry a TTL, so records that only guard against late redeliveries
+  expire once no redelivery can come any more.
 """
 
 from __future__ import annotations
@@ -68,8 +73,14 @@ class Subscription(ABC):
         acks: Sequence[Message],
         publish: Mapping[str, Sequence[Event]] | None = None,
         state: Mapping[str, bytes] | None = None,
+        state_ttl_ms: Mapping[str, int] | None = None,
     ) -> None:
-        """Atomically ack ``acks``, publish ``publish`` and store ``state``."""
+        """Atomically ack ``acks``, publish ``publish`` and store ``state``.
+
+        A key of ``state`` listed in ``state_ttl_ms`` expires that many
+        milliseconds after the commit; the others are kept until overwritten
+        (and an overwrite without a TTL removes an earlier one, as Redis SET does).
+        """
 
     async def ack(self, messages: Sequence[Message]) -> None:
         await self.commit(messages)
@@ -123,8 +134,29 @@ class Bus(ABC):
         """State stored by ``Subscription.commit``."""
 
     @abstractmethod
-    async def put_state(self, key: str, value: bytes) -> None:
-        """Store state outside a commit (leases, operator changes)."""
+    async def put_state(self, key: str, value: bytes, ttl_ms: int | None = None) -> None:
+        """Store state outside a commit (leases, operator changes).
+
+        With ``ttl_ms`` the key expires that long after this call; without it
+        the key is kept and any earlier TTL is cleared.
+        """
+
+    @abstractmethod
+    async def trim_consumed(
+        self, topic: str, *, keep_ms: int = 0, required_groups: Sequence[str] = ()
+    ) -> int:
+        """Drop the entries of ``topic`` every group has received and acknowledged.
+
+        The cut is below the oldest entry any group still needs: per group its
+        oldest pending entry, or, with nothing pending, the entry after its
+        last delivered one. Nothing pending anywhere and nothing undelivered is
+        ever dropped, and a topic without groups is left alone (nobody has
+        said what it needs). ``keep_ms`` also keeps every entry younger than
+        that (for operators and post-run checks); ``required_groups`` makes the
+        call a no-op until all those groups exist, so a consumer that must see
+        everything (db_writer) cannot be trimmed past before it subscribed.
+        Idempotent. Returns how many entries were dropped.
+        """
 
     @abstractmethod
     async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:

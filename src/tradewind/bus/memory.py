@@ -79,6 +79,9 @@ class MemoryBus(Bus):
         self.retain = retain
         self._streams: dict[str, _Stream] = {}
         self._state: dict[str, bytes] = {}
+        self._expires: dict[str, float] = {}
+        """key → monotonic deadline, for state stored with a TTL; checked on read."""
+        self._sweep_at = 0.0
         self._outstanding = 0
         """Messages some group has not yet acknowledged (undelivered or pending)."""
         self._quiet = asyncio.Event()
@@ -138,10 +141,55 @@ class MemoryBus(Bus):
         return MemorySubscription(self, topics, group, consumer)
 
     async def get_state(self, key: str) -> bytes | None:
+        deadline = self._expires.get(key)
+        if deadline is not None and time.monotonic() >= deadline:
+            # Lazily, as Redis does on access: no timer per key.
+            del self._expires[key]
+            self._state.pop(key, None)
         return self._state.get(key)
 
-    async def put_state(self, key: str, value: bytes) -> None:
-        self._state[key] = value
+    async def put_state(self, key: str, value: bytes, ttl_ms: int | None = None) -> None:
+        self._store_state({key: value}, None if ttl_ms is None else {key: ttl_ms})
+
+    def _store_state(self, state: Mapping[str, bytes], ttl_ms: Mapping[str, int] | None) -> None:
+        """Set keys like Redis SET [PX]: a write without a TTL clears an earlier one."""
+        self._state.update(state)
+        if self._expires:
+            for k in state:
+                self._expires.pop(k, None)
+        if ttl_ms:
+            now = time.monotonic()
+            for k, ms in ttl_ms.items():
+                if k in state:
+                    self._expires[k] = now + ms / 1000.0
+            if now >= self._sweep_at:
+                # Keys never read again must go too, or memory grows with every
+                # finished order; at most one sweep a second, amortised over writes.
+                self._sweep_at = now + 1.0
+                for k in [k for k, d in self._expires.items() if d <= now]:
+                    del self._expires[k]
+                    self._state.pop(k, None)
+
+    async def trim_consumed(
+        self, topic: str, *, keep_ms: int = 0, required_groups: Sequence[str] = ()
+    ) -> int:
+        """Drop the log prefix every group has read.
+
+        Unlike a Redis stream, this log never holds what is pending: a delivered
+        message lives on in its group's pending table until acknowledged (and is
+        re-delivered from there), so cutting at the slowest group's cursor loses
+        nothing. Publishing already compacts in large steps; this does it now.
+        Entries carry no timestamps here, so ``keep_ms`` keeps nothing extra.
+        """
+        s = self._streams.get(topic)
+        if s is None or not s.groups or any(g not in s.groups for g in required_groups):
+            return 0
+        drop = min(min(g.cursor for g in s.groups.values()) - s.base, len(s.entries))
+        if drop <= 0:
+            return 0
+        del s.entries[:drop]
+        s.base += drop
+        return drop
 
     async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:
         s = self._streams.get(topic)
@@ -242,6 +290,7 @@ class MemorySubscription(Subscription):
         acks: Sequence[Message],
         publish: Mapping[str, Sequence[Event]] | None = None,
         state: Mapping[str, bytes] | None = None,
+        state_ttl_ms: Mapping[str, int] | None = None,
     ) -> None:
         if publish:
             for topic, events in publish.items():
@@ -255,7 +304,7 @@ class MemorySubscription(Subscription):
                 if events:
                     self._bus._append(self._bus._stream(topic), events)
         if state:
-            self._bus._state.update(state)
+            self._bus._store_state(state, state_ttl_ms)
         self._ack(acks)
 
     def _ack(self, acks: Sequence[Message]) -> None:

@@ -25,8 +25,11 @@ Why it is shaped like this:
   consumer's own history or claimed from a dead consumer (XAUTOCLAIM, after
   ``claim_idle_ms``) carries its true count, and ``fail`` dead-letters it after
   ``max_deliveries``.
-- Only market streams are trimmed (approximate MAXLEN on XADD); order flow is
-  never trimmed by the bus.
+- Market streams are capped by approximate MAXLEN on XADD. Every stream is
+  also trimmed by ``trim_consumed`` (XTRIM MINID, in one server-side script)
+  below the oldest entry any of its groups still needs, so order flow is
+  bounded without dropping anything pending or undelivered.
+- State may carry a TTL (``SET … PX``), also inside a commit's MULTI/EXEC.
 - A lost connection is retried with backoff; a fetch that failed re-reads the
   consumer's own pending entries first, so a reply lost in flight is not
   stranded until the idle claim.
@@ -52,6 +55,7 @@ from redis.retry import Retry
 
 from tradewind import events as ev
 from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
+from tradewind.bus.redis_lua import TRIM_CONSUMED
 from tradewind.events import DeadLetter, Event
 from tradewind.observability import metrics
 from tradewind.topics import DEAD_LETTER, PARTITIONED, TRIMMABLE, partition_of
@@ -113,6 +117,7 @@ class RedisBus(Bus):
         self.max_connections = max_connections
         self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
         self._client: aioredis.Redis | None = None
+        self._trim: Any = None
         self._known: set[str] = set()
         self.fence: dict[str, bytes] = {}
         """Lease keys every new subscription's commits are fenced on."""
@@ -151,6 +156,7 @@ class RedisBus(Bus):
                 client_name=self.name,
                 health_check_interval=30,
             )
+            self._trim = self._client.register_script(TRIM_CONSUMED)
         await self.retry(self._check_partitions, "start")
 
     async def _check_partitions(self) -> None:
@@ -316,8 +322,30 @@ class RedisBus(Bus):
         value: Any = await self.retry(lambda: self.redis.get(self.state_key(key)), "get_state")
         return None if value is None else bytes(value)
 
-    async def put_state(self, key: str, value: bytes) -> None:
-        await self.retry(lambda: self.redis.set(self.state_key(key), value), "put_state")
+    async def put_state(self, key: str, value: bytes, ttl_ms: int | None = None) -> None:
+        await self.retry(lambda: self.redis.set(self.state_key(key), value, px=ttl_ms), "put_state")
+
+    async def trim_consumed(
+        self, topic: str, *, keep_ms: int = 0, required_groups: Sequence[str] = ()
+    ) -> int:
+        """XTRIM MINID per stream of ``topic``, computed and applied in one script.
+
+        Atomic on the server, so no ack, delivery or new group can slip in
+        between reading the groups and trimming; safe to repeat after a lost
+        reply (a second run finds nothing more to trim below the same floor).
+        """
+        if self._trim is None:
+            raise BusError("redis bus not started")
+        script = self._trim
+        args = [int(keep_ms), *required_groups]
+        total = 0
+        for key, _p in self.streams_of(topic):
+            n: Any = await self.retry(
+                lambda key=key: script(keys=[key], args=args),  # type: ignore[misc]
+                "trim_consumed",
+            )
+            total += int(n)
+        return total
 
     async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:
         out: list[tuple[tuple[int, int], Message]] = []
@@ -632,7 +660,8 @@ class RedisSubscription(Subscription):
 
     async def _drop_trimmed(self, gone: list[tuple[str, str]]) -> None:
         """Entries trimmed while pending cannot be processed; ack them so they stop
-        coming back (only market streams are ever trimmed)."""
+        coming back. Only market's MAXLEN cap can do that (``trim_consumed``
+        never trims a pending entry)."""
         log.error("pending entries were trimmed before processing", group=self.group, n=len(gone))
         async with self._bus.redis.pipeline(transaction=False) as pipe:
             for key, sid in gone:
@@ -646,6 +675,7 @@ class RedisSubscription(Subscription):
         acks: Sequence[Message],
         publish: Mapping[str, Sequence[Event]] | None = None,
         state: Mapping[str, bytes] | None = None,
+        state_ttl_ms: Mapping[str, int] | None = None,
     ) -> None:
         if not acks and not state and not (publish and any(publish.values())):
             return
@@ -659,8 +689,9 @@ class RedisSubscription(Subscription):
                     if events:
                         written |= bus.add_events(pipe, topic, events)
             if state:
+                ttl = state_ttl_ms or {}
                 for k, v in state.items():
-                    pipe.set(bus.state_key(k), v)
+                    pipe.set(bus.state_key(k), v, px=ttl.get(k))
             if acks:
                 by_key: dict[str, list[str]] = {}
                 for m in acks:

@@ -58,6 +58,14 @@ STREAM_PENDING = Gauge(
     ["topic", "group"],
 )
 STREAM_LENGTH = Gauge("tradewind_stream_length", "Messages retained in a topic.", ["topic"])
+STREAM_TRIMMED = Counter(
+    "tradewind_stream_trimmed_total",
+    "Entries dropped after every consumer group acknowledged them.",
+    ["topic"],
+)
+STREAM_TRIM_ERRORS = Counter(
+    "tradewind_stream_trim_errors_total", "Trim passes that failed or timed out.", ["topic"]
+)
 BATCH_SIZE = Histogram(
     "tradewind_batch_size",
     "Messages per processed batch.",

@@ -2,6 +2,11 @@
 
 Batches are written as they arrive (the bus already batches); every row's key
 is its event id, so a batch redelivered after a crash inserts nothing new.
+
+The db_writer process also trims the order-flow streams (``StreamTrimmer``):
+its own group exists on every stream once it has subscribed, and trimming
+never goes past what a group has not acknowledged, so nothing is trimmed
+before it is in the store.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 import structlog
 
 from tradewind.bus import Message, Subscription
+from tradewind.bus.trimmer import StreamTrimmer
 from tradewind.events import Event, Fill
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
@@ -31,12 +37,15 @@ class DbWriterService(Service):
         self.store: Store = ctx.store
         self.rows: dict[str, int] = {}
         self.errors = 0
+        # Dead letters are left alone: few, and read by people.
+        self.trimmer = StreamTrimmer(self.bus, ALL, required_groups=(self.name,))
 
     async def start(self) -> None:
         await super().start()
         await self.consume(
             [*ALL, DEAD_LETTER], self._on_batch, batch=self.settings.store.batch_size
         )
+        self.spawn(self.trimmer.run(self._stopping), "trim")
 
     async def _on_batch(self, sub: Subscription, msgs: list[Message]) -> None:
         events = [m.event for m in msgs]
