@@ -9,6 +9,12 @@ settled by looking it up at the venue. Records live under
 its own non-terminal orders (``exec:<exchange>:open:<owner>``, written only by
 that replica, so replicas never race on it) and a liveness stamp, so that a
 replacement replica can adopt the open orders of one that is gone.
+
+A finished (``done``) record is written with a TTL of ``done_ttl_ms``
+(``2 * max_deliveries * claim_idle_ms + 60 s``, the horizon of
+docs/execution.md): an acked order message never comes back, and an unacked
+one is redelivered within that horizon and still finds its record, so the
+record is not needed after it and the keys no longer grow without bound.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Outbox:
         self.exchange = exchange
         self.owner = owner
         self.open: dict[str, OrderRecord] = {}
+        self.done_ttl_ms = 2 * bus.max_deliveries * bus.claim_idle_ms + 60_000
 
     def key(self, coid: str) -> str:
         return f"exec:{self.exchange}:o:{coid}"
@@ -79,9 +86,16 @@ class Outbox:
             self.index_key(): _enc.encode(sorted(self.open)),
         }
 
+    def ttls(self, rec: OrderRecord) -> dict[str, int] | None:
+        """TTLs for the entries of ``encode(rec)``: only a finished record expires."""
+        if rec.phase != DONE:
+            return None
+        return {self.key(rec.state.client_order_id): self.done_ttl_ms}
+
     async def save(self, rec: OrderRecord) -> None:
+        ttls = self.ttls(rec) or {}
         for k, v in self.encode(rec).items():
-            await self.bus.put_state(k, v)
+            await self.bus.put_state(k, v, ttl_ms=ttls.get(k))
 
     async def load_index(self, owner: str | None = None) -> list[str]:
         raw = await self.bus.get_state(self.index_key(owner))

@@ -109,16 +109,14 @@ class LiveRouter:
         async with self.lock:
             e = m.event
             out: list[Event] = []
-            state: dict[str, bytes] | None = None
+            rec: OrderRecord | None = None
             if isinstance(e, OrderRequest):
                 out, rec = await self._place(e)
-                if rec is not None:
-                    state = self.outbox.encode(rec)
             elif isinstance(e, CancelRequest):
                 out, rec = await self._cancel(e)
-                if rec is not None:
-                    state = self.outbox.encode(rec)
-            await sub.commit([m], {EXECUTIONS: out} if out else None, state)
+            state = None if rec is None else self.outbox.encode(rec)
+            ttls = None if rec is None else self.outbox.ttls(rec)
+            await sub.commit([m], {EXECUTIONS: out} if out else None, state, ttls)
             return out
 
     async def _place(self, o: OrderRequest) -> tuple[list[Event], OrderRecord | None]:
