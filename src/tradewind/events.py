@@ -283,7 +283,6 @@ Event = (
     | ControlReply
     | DeadLetter
 )
-EVENT_TYPES: tuple[type[Any], ...] = Event.__args__
 
 _msgpack_encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _msgpack_decoder: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)
