@@ -3,7 +3,7 @@
 
 PYTHON        ?= /work/.venv/bin/python
 VENV_BIN      ?= $(dir $(PYTHON))
-PIP_COMPILE   ?= $(VENV_BIN)pip-compile
+PIPTOOLS_COMPILE   ?= $(VENV_BIN)pip-compile
 PIP_AUDIT     ?= pip-audit
 COMPOSE       ?= docker-compose
 IMAGE         ?= tradewind:local
@@ -24,8 +24,8 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from pyproject.toml
-	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIP_COMPILE) $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
-	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIP_COMPILE) $(LOCK_FLAGS) --extra dev --output-file requirements-dev.lock pyproject.toml
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIPTOOLS_COMPILE) $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIPTOOLS_COMPILE) $(LOCK_FLAGS) --extra dev --output-file requirements-dev.lock pyproject.toml
 
 image: ## build the one image of the five services
 	docker build --pull --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
