@@ -347,6 +347,38 @@ def ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 1000:.3f} ms"
 
 
+def latency_run(args: argparse.Namespace, d: Path) -> tuple[float | None, float | None]:
+    """Tick-to-order p50/p99 of the five services at 1k ticks/s."""
+    n_lat = int(1000 * args.latency_seconds)
+    paced = d / "paced.jsonl"
+    write_tape(paced, tape_events(n_lat), spacing_ns=1_000_000)
+    params = json.dumps({"bar_interval_s": args.latency_bar_s})
+    _, q = run_services(
+        args.redis,
+        args.postgres,
+        paced,
+        n_lat,
+        1.0,
+        args.latency_seconds + args.timeout,
+        {"TRADEWIND_STRATEGY__PARAMS": params},
+    )
+    return q
+
+
+def latency_only(args: argparse.Namespace) -> int:
+    if not service_available():
+        print("tradewind services: SKIPPED")
+        return 0
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(args.rounds):
+            p50, p99 = latency_run(args, Path(d))
+            print(
+                f"run {i + 1}: tick-to-order at 1k ticks/s ({args.latency_bar_s:g} s bars): "
+                f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets)"
+            )
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--ticks", type=int, default=100_000)
@@ -356,8 +388,13 @@ def main() -> int:
     ap.add_argument("--redis", default=DEFAULT_REDIS)
     ap.add_argument("--postgres", default=DEFAULT_PG)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument(
+        "--latency-only", action="store_true", help="only the 1k ticks/s tick-to-order run"
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}")
+    if args.latency_only:
+        return latency_only(args)
     evs = tape_events(args.ticks)
     payloads = [ev.encode(e) for e in evs]
     t_relay = relay_baseline(args.redis, payloads)
@@ -376,19 +413,7 @@ def main() -> int:
             free = max(free, t)
             t, _ = run_services(args.redis, args.postgres, fast, args.ticks, 0.0, args.timeout)
             lock = max(lock, t)
-        n_lat = int(1000 * args.latency_seconds)
-        paced = Path(d) / "paced.jsonl"
-        write_tape(paced, evs[:n_lat], spacing_ns=1_000_000)
-        params = json.dumps({"bar_interval_s": args.latency_bar_s})
-        _, (p50, p99) = run_services(
-            args.redis,
-            args.postgres,
-            paced,
-            n_lat,
-            1.0,
-            args.latency_seconds + args.timeout,
-            {"TRADEWIND_STRATEGY__PARAMS": params},
-        )
+        p50, p99 = latency_run(args, Path(d))
     print(
         f"tradewind (5 processes, every tick in PostgreSQL), best of {args.rounds}: "
         f"{free:,.0f} ticks/s sustained free-running, {lock:,.0f} ticks/s lockstep replay"

@@ -211,3 +211,48 @@ class TestRedisBus(BusContract):
         assert await bus.trim_consumed(MARKET) == 10
         for key, _p in bus.streams_of(MARKET):
             assert await bus.redis.xlen(key) == 0
+
+    async def test_a_fenced_commit_costs_one_round_trip(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(10)])
+        got = await sub.fetch(10, 1.0)
+        lease = bus.k("lease", "x")
+        await bus.redis.set(lease, b"mine")
+        sub.set_fence({lease: b"mine"})
+        calls = 0
+        real = bus.redis.connection_pool.get_connection
+
+        async def counting(*a: Any, **kw: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await real(*a, **kw)
+
+        bus.redis.connection_pool.get_connection = counting  # type: ignore[method-assign]
+        await sub.commit(got, {EXECUTIONS: [fill(1)]}, {"k": b"v"})
+        assert calls == 1
+        assert await bus.idle()
+
+    async def test_a_commit_whose_reply_was_lost_is_applied_once(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(3)])
+        got = await sub.fetch(3, 1.0)
+        real = bus._commit
+        attempts = 0
+
+        async def lose_first_reply(**kw: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            res = await real(**kw)
+            if attempts == 1:
+                raise ConnectionError("reply lost after the server applied it")
+            return res
+
+        bus._commit = lose_first_reply
+        await sub.commit(got, {EXECUTIONS: [fill(i) for i in range(5)]}, {"k": b"v"})
+        assert attempts == 2
+        assert [m.event.id for m in await bus.read_all(EXECUTIONS)] == [
+            fill(i).id for i in range(5)
+        ]
+        assert await bus.idle()

@@ -11,16 +11,18 @@ Why it is shaped like this:
 
 - Python time, not Redis time, bounds throughput, so every operation is one
   round trip per *batch*: XREADGROUP over all streams of a subscription with
-  COUNT and BLOCK, and publishes and commits as one pipelined MULTI/EXEC.
-- ``commit`` (XACKs + XADDs + state SETs) is one MULTI/EXEC, so a crash leaves
-  all or nothing. A connection lost during EXEC leaves the outcome unknown;
-  each transaction therefore also writes a short-lived token key, and a retry
-  first asks whether the token exists, so a transaction is applied exactly once
-  even across reconnects. MULTI/EXEC needs every key on one node: run a single
-  Redis (or a replicated primary), not Redis Cluster.
-- A subscription may be *fenced* by lease keys: the commit WATCHes them and
-  only executes while they still hold this process's tokens, so a replica that
-  lost its lease (paused, partitioned) can never commit over its successor.
+  COUNT and BLOCK, and publishes and commits as one script call.
+- ``commit`` (XACKs + XADDs + state SETs) is one server-side script
+  (``redis_lua.COMMIT``, built by ``redis_tx.Tx``), so a crash leaves all or
+  nothing. A connection lost during the call leaves the outcome unknown; each
+  transaction therefore also writes a short-lived token key, and the script
+  does nothing when its token already exists, so a retried transaction is
+  applied exactly once even across reconnects. The script touches several
+  keys: run a single Redis (or a replicated primary), not Redis Cluster.
+- A subscription may be *fenced* by lease keys: the script checks them before
+  writing anything and applies nothing unless they still hold this process's
+  tokens, so a replica that lost its lease (paused, partitioned) can never
+  commit over its successor.
 - Delivery counts come from the PEL (XPENDING): a message read again from a
   consumer's own history or claimed from a dead consumer (XAUTOCLAIM, after
   ``claim_idle_ms``) carries its true count, and ``fail`` dead-letters it after
@@ -46,16 +48,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.client import Pipeline
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError, WatchError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from tradewind import events as ev
 from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
-from tradewind.bus.redis_lua import TRIM_CONSUMED
+from tradewind.bus.redis_lua import COMMIT, TRIM_CONSUMED
+from tradewind.bus.redis_tx import Tx
 from tradewind.events import DeadLetter, Event
 from tradewind.observability import metrics
 from tradewind.topics import DEAD_LETTER, PARTITIONED, TRIMMABLE, partition_of
@@ -118,6 +120,7 @@ class RedisBus(Bus):
         self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
         self._client: aioredis.Redis | None = None
         self._trim: Any = None
+        self._commit: Any = None
         self._known: set[str] = set()
         self.fence: dict[str, bytes] = {}
         """Lease keys every new subscription's commits are fenced on."""
@@ -157,6 +160,10 @@ class RedisBus(Bus):
                 health_check_interval=30,
             )
             self._trim = self._client.register_script(TRIM_CONSUMED)
+            self._commit = self._client.register_script(COMMIT)
+        # Loaded now, so the first commit is one round trip too (a Redis that
+        # restarted later answers NOSCRIPT and the call loads it again).
+        await self.retry(lambda: self.redis.script_load(COMMIT), "start")
         await self.retry(self._check_partitions, "start")
 
     async def _check_partitions(self) -> None:
@@ -218,13 +225,11 @@ class RedisBus(Bus):
 
     # --- transactions ------------------------------------------------------------
 
-    def add_events(self, pipe: Pipeline, topic: str, events: Iterable[Event]) -> set[str]:
-        """Queue XADDs routed by partition; returns the stream keys written."""
-        keys: set[str] = set()
+    def add_events(self, tx: Tx, topic: str, events: Iterable[Event]) -> None:
+        """Queue XADDs routed by partition."""
         partitioned = topic in PARTITIONED
-        trim = topic in TRIMMABLE
+        maxlen = self.market_maxlen if topic in TRIMMABLE else 0
         parts = self.partitions
-        maxlen = self.market_maxlen
         encode = ev.encode
         plain = self.k(topic)
         for e in events:
@@ -233,77 +238,59 @@ class RedisBus(Bus):
                 if partitioned
                 else plain
             )
-            if trim:
-                pipe.execute_command("XADD", key, "MAXLEN", "~", maxlen, "*", FIELD, encode(e))
-            else:
-                pipe.execute_command("XADD", key, "*", FIELD, encode(e))
-            keys.add(key)
-        return keys
+            tx.xadd(key, encode(e), maxlen)
 
-    def _register(self, pipe: Pipeline, keys: Iterable[str]) -> None:
-        new = [k for k in keys if k not in self._known]
-        if new:
-            pipe.sadd(self.k("streams"), *new)
+    async def transact(self, tx: Tx, fence: Mapping[str, bytes] | None = None) -> None:
+        """Apply ``tx`` atomically, exactly once, even across reconnects: one round trip.
 
-    async def transact(
-        self,
-        fill: Callable[[Pipeline], set[str]],
-        fence: Mapping[str, bytes] | None = None,
-    ) -> None:
-        """Apply ``fill``'s commands atomically, exactly once, even across reconnects."""
-        token = self.k("tx", uuid.uuid4().hex)
-        uncertain = False
+        Raises ``FencedError`` (nothing applied) when a fence key holds another
+        value, and ``BusError`` when Redis stays unreachable past ``retry_max_s``.
+        """
+        if tx.empty:
+            return
+        reg = self.k("streams")
+        for key in sorted(tx.written - self._known):
+            tx.sadd(reg, key)
+        tx.keys[0] = self.k("tx", uuid.uuid4().hex)
+        args = tx.args(self._tx_ttl_ms, fence)
+        keys = tx.keys
+        script = self._commit
         delay = 0.05
         deadline = time.monotonic() + self.retry_max_s
         while True:
             try:
-                if uncertain and await self.redis.exists(token):
-                    return
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    if fence:
-                        keys = list(fence)
-                        await pipe.watch(*keys)
-                        held = await pipe.mget(keys)
-                        if any(h != fence[k] for k, h in zip(keys, held, strict=True)):
-                            raise FencedError("a lease fencing this commit is held elsewhere")
-                        pipe.multi()  # type: ignore[no-untyped-call]
-                    written = fill(pipe)
-                    self._register(pipe, written)
-                    pipe.set(token, b"1", px=self._tx_ttl_ms)
-                    await pipe.execute()
-                self._known.update(written)
-                return
-            except WatchError:
-                # The lease key was touched (usually our own renewal): check again.
-                await asyncio.sleep(0)
+                res: Any = await script(keys=keys, args=args)
+                break
             except _TRANSIENT as exc:
-                uncertain = True
+                # Outcome unknown; the token makes the retry apply it at most once.
                 self._reconnects.inc()
                 if time.monotonic() + delay > deadline:
                     raise BusError(f"redis commit failed: {type(exc).__name__}: {exc}") from None
                 log.warning("redis commit interrupted; retrying", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        if int(res) < 0:
+            raise FencedError("a lease fencing this commit is held elsewhere")
+        self._known.update(tx.written)
 
     # --- Bus API -----------------------------------------------------------------
 
     async def publish(self, topic: str, events: Sequence[Event]) -> None:
         for i in range(0, len(events), _PUBLISH_CHUNK):
-            chunk = events[i : i + _PUBLISH_CHUNK]
-            await self.transact(lambda pipe, c=chunk: self.add_events(pipe, topic, c))  # type: ignore[misc]
+            tx = Tx()
+            self.add_events(tx, topic, events[i : i + _PUBLISH_CHUNK])
+            await self.transact(tx)
 
     async def publish_with_state(
         self, topic: str, events: Sequence[Event], state: Mapping[str, bytes]
     ) -> None:
         """Publish and store state in one transaction (a producer's progress)."""
 
-        def fill(pipe: Pipeline) -> set[str]:
-            written = self.add_events(pipe, topic, events)
-            for k, v in state.items():
-                pipe.set(self.state_key(k), v)
-            return written
-
-        await self.transact(fill)
+        tx = Tx()
+        self.add_events(tx, topic, events)
+        for k, v in state.items():
+            tx.set(self.state_key(k), v)
+        await self.transact(tx)
 
     async def subscribe(
         self,
@@ -680,28 +667,23 @@ class RedisSubscription(Subscription):
         if not acks and not state and not (publish and any(publish.values())):
             return
         bus = self._bus
-        group = self.group
-
-        def fill(pipe: Pipeline) -> set[str]:
-            written: set[str] = set()
-            if publish:
-                for topic, events in publish.items():
-                    if events:
-                        written |= bus.add_events(pipe, topic, events)
-            if state:
-                ttl = state_ttl_ms or {}
-                for k, v in state.items():
-                    pipe.set(bus.state_key(k), v, px=ttl.get(k))
-            if acks:
-                by_key: dict[str, list[str]] = {}
-                for m in acks:
-                    by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
-                for key, ids in by_key.items():
-                    pipe.xack(key, group, *ids)
-            return written
-
+        tx = Tx()
+        if publish:
+            for topic, events in publish.items():
+                if events:
+                    bus.add_events(tx, topic, events)
+        if state:
+            ttl = state_ttl_ms or {}
+            for k, v in state.items():
+                tx.set(bus.state_key(k), v, ttl.get(k))
+        if acks:
+            by_key: dict[str, list[str]] = {}
+            for m in acks:
+                by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
+            for key, ids in by_key.items():
+                tx.xack(key, self.group, ids)
         try:
-            await bus.transact(fill, self._fence_for(acks))
+            await bus.transact(tx, self._fence_for(acks))
         except BusError:
             # Nothing was applied: the acks are still ours to redeliver, in order.
             self._history = dict.fromkeys(self._active, "0")
@@ -762,14 +744,10 @@ class RedisSubscription(Subscription):
             payload=payload,
         )
         bus = self._bus
-        key = bus.stream(topic, partition)
-
-        def fill(pipe: Pipeline) -> set[str]:
-            written = bus.add_events(pipe, DEAD_LETTER, [dead])
-            pipe.xack(key, self.group, sid)
-            return written
-
-        await bus.transact(fill)
+        tx = Tx()
+        bus.add_events(tx, DEAD_LETTER, [dead])
+        tx.xack(bus.stream(topic, partition), self.group, [sid])
+        await bus.transact(tx)
 
     async def close(self) -> None:
         self._closed = True

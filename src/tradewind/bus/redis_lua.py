@@ -72,3 +72,60 @@ if keep_ms > 0 then
 end
 return redis.call('XTRIM', key, 'MINID', floor)
 """
+
+COMMIT: Final = """
+-- One commit in one round trip, atomically and exactly once.
+-- KEYS[1]: the transaction's token key; KEYS[2..]: every other key it touches.
+-- ARGV[1]: token TTL (ms); ARGV[2]: F, the number of fence pairs; then F pairs
+-- (key index, value the key must hold); then operations up to the end:
+--   A idx maxlen payload      XADD KEYS[idx] [MAXLEN ~ maxlen] * e payload (maxlen 0: none)
+--   S idx px value            SET KEYS[idx] value [PX px] (px 0: no TTL)
+--   K idx group n id1 .. idn  XACK KEYS[idx] group id1 .. idn
+--   R idx member              SADD KEYS[idx] member (the stream registry)
+-- Returns 1 when applied, 0 when the token shows it was applied before (a retry
+-- after a lost reply), -1 when a fence key holds another value (nothing applied).
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  if redis.call('GET', KEYS[tonumber(ARGV[i])]) ~= ARGV[i + 1] then return -1 end
+  i = i + 2
+end
+local n = #ARGV
+while i <= n do
+  local op = ARGV[i]
+  local key = KEYS[tonumber(ARGV[i + 1])]
+  if op == 'A' then
+    if ARGV[i + 2] == '0' then
+      redis.call('XADD', key, '*', 'e', ARGV[i + 3])
+    else
+      redis.call('XADD', key, 'MAXLEN', '~', ARGV[i + 2], '*', 'e', ARGV[i + 3])
+    end
+    i = i + 4
+  elseif op == 'S' then
+    if ARGV[i + 2] == '0' then
+      redis.call('SET', key, ARGV[i + 3])
+    else
+      redis.call('SET', key, ARGV[i + 3], 'PX', ARGV[i + 2])
+    end
+    i = i + 4
+  elseif op == 'K' then
+    local group = ARGV[i + 2]
+    local last = i + 3 + tonumber(ARGV[i + 3])
+    local j = i + 4
+    while j <= last do
+      -- unpack in slices: Lua's C stack holds a few thousand values at most
+      local k = math.min(j + 499, last)
+      redis.call('XACK', key, group, unpack(ARGV, j, k))
+      j = k + 1
+    end
+    i = last + 1
+  elseif op == 'R' then
+    redis.call('SADD', key, ARGV[i + 2])
+    i = i + 3
+  else
+    return redis.error_reply('tradewind commit: unknown operation ' .. tostring(op))
+  end
+end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+"""
