@@ -57,6 +57,11 @@ END = b"END"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_PG = "postgresql://postgres:test@127.0.0.1:5432/postgres"
 SERVICES = ("db_writer", "execution", "risk", "signal", "ws")
+HOPS = (
+    ("signal", "tick_to_signal"),
+    ("risk", "signal_to_decision"),
+    ("execution", "decision_to_ack"),
+)
 
 
 def tape_events(n: int) -> list[Trade]:
@@ -198,10 +203,15 @@ def _pg_admin(url: str, sql: str) -> None:
     asyncio.run(q())
 
 
-def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> list[float | None]:
-    """Quantiles of a Prometheus histogram, linear within the bucket."""
+def histogram_quantiles(
+    text: str, name: str, qs: tuple[float, ...], label: str = ""
+) -> list[float | None]:
+    """Quantiles of a Prometheus histogram (only series with ``label``), linear
+    within the bucket."""
     buckets: list[tuple[float, float]] = []
     for m in re.finditer(rf'^{name}_bucket\{{[^}}]*le="([^"]+)"[^}}]*\}} (\S+)$', text, re.M):
+        if label and label not in m.group(0):
+            continue
         le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
         buckets.append((le, float(m.group(2))))
     buckets.sort()
@@ -308,8 +318,10 @@ def run_services(
     speed: float,
     timeout: float,
     extra_env: dict[str, str] | None = None,
+    hops: dict[str, list[float | None]] | None = None,
 ) -> tuple[float, list[float | None]]:
-    """(sustained ticks/s, [p50, p99] tick-to-order seconds)"""
+    """(sustained ticks/s, [p50, p99] tick-to-order seconds); per-hop and
+    per-service batch-processing p50/p99 into ``hops`` when given."""
     name = f"twbench_{uuid.uuid4().hex[:10]}"
     head = pg_url.rpartition("/")[0]
     db = f"{head}/{name}"
@@ -337,6 +349,16 @@ def run_services(
         quantiles = histogram_quantiles(
             svc.metrics("execution"), "tradewind_tick_to_order_seconds", (0.5, 0.99)
         )
+        if hops is not None:
+            hist = "tradewind_hop_latency_seconds"
+            for service, hop in HOPS:
+                hops[hop] = histogram_quantiles(
+                    svc.metrics(service), hist, (0.5, 0.99), f'hop="{hop}"'
+                )
+            for service in SERVICES:
+                hops[f"processing:{service}"] = histogram_quantiles(
+                    svc.metrics(service), "tradewind_processing_seconds", (0.5, 0.99)
+                )
     finally:
         svc.stop()
         _pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -347,7 +369,9 @@ def ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 1000:.3f} ms"
 
 
-def latency_run(args: argparse.Namespace, d: Path) -> tuple[float | None, float | None]:
+def latency_run(
+    args: argparse.Namespace, d: Path, hops: dict[str, list[float | None]] | None = None
+) -> tuple[float | None, float | None]:
     """Tick-to-order p50/p99 of the five services at 1k ticks/s."""
     n_lat = int(1000 * args.latency_seconds)
     paced = d / "paced.jsonl"
@@ -361,8 +385,9 @@ def latency_run(args: argparse.Namespace, d: Path) -> tuple[float | None, float 
         1.0,
         args.latency_seconds + args.timeout,
         {"TRADEWIND_STRATEGY__PARAMS": params},
+        hops,
     )
-    return q
+    return q[0], q[1]
 
 
 def latency_only(args: argparse.Namespace) -> int:
@@ -371,11 +396,14 @@ def latency_only(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory() as d:
         for i in range(args.rounds):
-            p50, p99 = latency_run(args, Path(d))
+            hops: dict[str, list[float | None]] = {}
+            p50, p99 = latency_run(args, Path(d), hops)
             print(
                 f"run {i + 1}: tick-to-order at 1k ticks/s ({args.latency_bar_s:g} s bars): "
                 f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets)"
             )
+            for hop, (h50, h99) in hops.items():
+                print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
     return 0
 
 
