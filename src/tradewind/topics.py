@@ -26,7 +26,9 @@ DEAD_LETTER: Final = "dead_letter"
 ALL: Final = (MARKET, BARS, SIGNALS, DECISIONS, ORDERS, EXECUTIONS, POSITIONS, CONTROL)
 PARTITIONED: Final = frozenset({MARKET})
 TRIMMABLE: Final = frozenset({MARKET})
-"""Topics whose old entries may be trimmed; order flow is kept until persisted."""
+"""Topics trimmed by length (``MAXLEN ~``) as they are written. Every other
+topic is trimmed only below what all its consumer groups, db_writer's among
+them, have acknowledged (``Bus.trim_consumed``, see docs/distributed.md)."""
 
 
 def partition_of(symbol: str, partitions: int) -> int:
