@@ -328,7 +328,9 @@ async def test_paper_resting_orders_survive_sigkill(
     crashed, at_kill = await paper_run(redis_url, redis_prefix + "kill", tmp_path, items, kill=True)
     calm_fills, calm_states = outcome(calm)
     fills, states = outcome(crashed)
-    assert len(at_kill) >= 3, "no orders were resting when the service was killed"
+    # The process runs on until the kill lands, so some of the orders seen resting
+    # just before may fill first; what matters is that some rest at the kill.
+    assert at_kill, "no orders were resting when the service was killed"
     filled_later = {c for c in at_kill if states.get(c, (None,))[0] is OrderStatus.FILLED}
     assert filled_later, "no order resting at the kill filled afterwards: the test proves nothing"
     assert fills == calm_fills

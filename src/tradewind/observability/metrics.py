@@ -86,7 +86,8 @@ HOP_LATENCY = Histogram(
 )
 TICK_TO_ORDER = Histogram(
     "tradewind_tick_to_order_seconds",
-    "From a market tick's local receive time to the exchange acknowledging the order it caused.",
+    "From a market tick's local receive time to the order it caused being sent to the venue "
+    "(SUBMITTED); the venue's acknowledgement is the decision_to_ack hop.",
     buckets=_LATENCY_BUCKETS,
 )
 PROCESSING_SECONDS = Histogram(

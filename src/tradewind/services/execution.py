@@ -219,11 +219,15 @@ class ExecutionService(Service):
         now = time.time_ns()
         for e in out:
             if type(e) is OrderUpdate:
-                if e.status is OrderStatus.ACCEPTED:
+                # Tick-to-order ends when the order leaves Tradewind for the venue;
+                # the venue's own (or the paper latency model's) delay until it
+                # acknowledges is the separate decision_to_ack hop.
+                if e.status is OrderStatus.SUBMITTED:
                     lat = (now - e.ts_recv) / 1e9
                     self.latencies.append(lat)
                     metrics.TICK_TO_ORDER.observe(lat)
-                    metrics.HOP_LATENCY.labels("decision_to_ack").observe(lat)
+                elif e.status is OrderStatus.ACCEPTED:
+                    metrics.HOP_LATENCY.labels("decision_to_ack").observe((now - e.ts_recv) / 1e9)
             elif type(e) is Fill:
                 self.fills += 1
                 metrics.FILLS.labels(e.exchange, e.symbol, e.liquidity.value).inc()
