@@ -35,3 +35,20 @@ async def test_paced_replay_follows_exchange_time() -> None:
 
 def test_format_detection() -> None:
     assert detect_format(bundled_recording()) == "binance"
+
+
+async def test_paced_events_are_stamped_when_they_are_due() -> None:
+    t0 = 1_723_161_255_000
+    template = (
+        '{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{ts},"s":"BTCUSDT","t":{i},'
+        '"p":"61837.63","q":"0.01","T":{ts},"m":true,"M":true}}}}'
+    )
+    lines = [template.format(ts=t0 + i * 400, i=i).encode() for i in range(3)]
+    src = ReplaySource([], speed=2.0, lines=lines)
+    lags: list[float] = []
+    async for batch in src.batches(1024):
+        now = time.time_ns()
+        lags.extend((now - e.ts_recv) / 1e9 for e in batch)
+    assert len(lags) == 3
+    # Read 0.2 s ahead of their time, they used to carry the pacing delay as latency.
+    assert max(lags) < 0.05

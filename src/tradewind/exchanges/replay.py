@@ -17,6 +17,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
+
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent
 from tradewind.exchanges.binance import BinanceParser
@@ -137,6 +139,9 @@ class ReplaySource:
                             yield self._emit(batch)
                             batch = []
                         await asyncio.sleep(delay)
+                        # Received now, when it is due, not when it was read ahead.
+                        now = time.time_ns()
+                        events = [msgspec.structs.replace(e, ts_recv=now) for e in events]
                 batch.extend(events)
                 if len(batch) >= max_batch:
                     yield self._emit(batch)
