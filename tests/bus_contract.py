@@ -291,3 +291,19 @@ class BusContract:
         assert await bus.get_state("c.short") is None
         assert await bus.get_state("kept") == b"2"
         assert await bus.get_state("c.long") == b"y"
+
+    async def test_dropped_group_leaves_no_lag_behind(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        keep = await bus.subscribe(["t.drop"], "keep", "c")
+        gone = await bus.subscribe(["t.drop"], "gone", "c")
+        await bus.publish("t.drop", [trade(i) for i in range(5)])
+        await gone.fetch(2, 1.0)  # two pending, three undelivered
+        await drain(keep, 5)
+        assert not await bus.idle()
+        await gone.close()
+        await bus.drop_group("t.drop", "gone")
+        info = await bus.info()
+        assert "gone" not in info["t.drop"].groups
+        assert "keep" in info["t.drop"].groups
+        assert await bus.idle()
+        await bus.drop_group("t.drop", "never-existed")

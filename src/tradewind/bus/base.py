@@ -166,6 +166,14 @@ class Bus(ABC):
     async def info(self) -> dict[str, TopicInfo]:
         """Length, and lag and pending per group, for every known topic."""
 
+    @abstractmethod
+    async def drop_group(self, topic: str, group: str) -> None:
+        """Delete a consumer group of ``topic`` with its pending entries.
+
+        For consumers that come and go (a CLI waiting for one reply): a group
+        left behind would count as lag for ever and hold back trimming.
+        """
+
     async def ping(self) -> bool:
         return True
 

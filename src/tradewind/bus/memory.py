@@ -140,6 +140,17 @@ class MemoryBus(Bus):
     ) -> Subscription:
         return MemorySubscription(self, topics, group, consumer)
 
+    async def drop_group(self, topic: str, group: str) -> None:
+        s = self._streams.get(topic)
+        g = None if s is None else s.groups.pop(group, None)
+        if s is None or g is None:
+            return
+        for w in g.wakers:
+            w.set()
+        self._settle(-(s.next_seq - g.cursor) - len(g.pending))
+        if s.backlog() < self.capacity:
+            s.space.set()
+
     async def get_state(self, key: str) -> bytes | None:
         deadline = self._expires.get(key)
         if deadline is not None and time.monotonic() >= deadline:

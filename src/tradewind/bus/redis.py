@@ -334,6 +334,13 @@ class RedisBus(Bus):
             total += int(n)
         return total
 
+    async def drop_group(self, topic: str, group: str) -> None:
+        for key, _p in self.streams_of(topic):
+            await self.retry(
+                lambda key=key: self.redis.xgroup_destroy(key, group),  # type: ignore[misc]
+                "drop_group",
+            )
+
     async def read_all(self, topic: str, count: int = 10_000) -> list[Message]:
         out: list[tuple[tuple[int, int], Message]] = []
         for key, p in self.streams_of(topic):

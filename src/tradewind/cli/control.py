@@ -40,7 +40,8 @@ async def send(
     bus = create_bus(settings)
     await bus.start()
     try:
-        sub = await bus.subscribe([CONTROL_REPLIES], f"cli-{uuid.uuid4().hex[:12]}", "cli")
+        group = f"cli-{uuid.uuid4().hex[:12]}"
+        sub = await bus.subscribe([CONTROL_REPLIES], group, "cli")
         try:
             issued_by = f"{getpass.getuser()}@{socket.gethostname()}"
             c = make_control(secret.get_secret_value(), command, args, time.time_ns(), issued_by)
@@ -56,6 +57,7 @@ async def send(
             return None
         finally:
             await sub.close()
+            await bus.drop_group(CONTROL_REPLIES, group)
     finally:
         await bus.close()
 
