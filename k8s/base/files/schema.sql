@@ -212,5 +212,11 @@ CREATE TABLE trades (
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
 
+-- Running upgrade 0001 -> 0002
+
+CREATE INDEX ix_trades_exchange_symbol_ts_event ON trades (exchange, symbol, ts_event);
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
 COMMIT;
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -51,6 +52,8 @@ trades = Table(
     Column("side", Text),
     _ts(),
     _ts("ts_recv"),
+    # Risk's rebuild asks for the last trade of a symbol before a time.
+    Index("ix_trades_exchange_symbol_ts_event", "exchange", "symbol", "ts_event"),
 )
 
 quotes = Table(
