@@ -346,9 +346,6 @@ class RiskEngine:
             if any(p.qty for p in self.portfolio.positions.values()):
                 self._check_loss()
 
-    def on_mark(self, exchange: str, symbol: str, price: float) -> None:
-        self.portfolio.mark(exchange, symbol, price)
-
     # --- account and kill switch ----------------------------------------------------
 
     def equity(self) -> Decimal:
