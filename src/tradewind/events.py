@@ -8,6 +8,14 @@ causal chain, so that every hop can report latency from the tick. Every event
 has a stable ``id``: replaying the same input yields the same ids, which is what
 makes every consumer idempotent. Money on orders and fills is ``Decimal``;
 floats are only for market data and indicators.
+
+Market data events are declared ``gc=False``: the cyclic collector never
+tracks them. They are the bulk of all allocations (a backtest makes millions),
+and a ``Trade`` holding a ``Side`` member would otherwise be tracked and
+rescanned by every young-generation collection. They hold only scalars and
+lists of float pairs that nothing appends to, so they cannot be part of a
+cycle; don't give them a field that could refer back to an object. The
+other events are few and some carry dicts, so they stay tracked.
 """
 
 from __future__ import annotations
@@ -81,7 +89,7 @@ class _Event(msgspec.Struct, frozen=True, array_like=True, tag_field="t", kw_onl
     ts_event: int
 
 
-class Trade(_Event, tag="trade", frozen=True):
+class Trade(_Event, tag="trade", frozen=True, gc=False):
     exchange: str
     symbol: str
     price: float
@@ -91,7 +99,7 @@ class Trade(_Event, tag="trade", frozen=True):
     ts_recv: int
 
 
-class Quote(_Event, tag="quote", frozen=True):
+class Quote(_Event, tag="quote", frozen=True, gc=False):
     exchange: str
     symbol: str
     bid: float
@@ -102,7 +110,7 @@ class Quote(_Event, tag="quote", frozen=True):
     update_id: int = 0
 
 
-class BookDelta(_Event, tag="book", frozen=True):
+class BookDelta(_Event, tag="book", frozen=True, gc=False):
     """A change to an L2 book; ``snapshot`` replaces the whole book.
 
     Levels are ``(price, qty)``; qty 0 deletes the level.
@@ -119,7 +127,7 @@ class BookDelta(_Event, tag="book", frozen=True):
     prev_update_id: int | None = None
 
 
-class Bar(_Event, tag="bar", frozen=True):
+class Bar(_Event, tag="bar", frozen=True, gc=False):
     exchange: str
     symbol: str
     interval_s: float
