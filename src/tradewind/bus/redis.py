@@ -40,6 +40,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -58,6 +59,7 @@ from tradewind import events as ev
 from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
 from tradewind.bus.redis_lua import COMMIT, TRIM_CONSUMED
 from tradewind.bus.redis_tx import Tx
+from tradewind.bus.resp import RespConnection
 from tradewind.events import DeadLetter, Event
 from tradewind.observability import metrics
 from tradewind.topics import DEAD_LETTER, PARTITIONED, TRIMMABLE, partition_of
@@ -69,6 +71,7 @@ log = structlog.get_logger("tradewind.bus.redis")
 T = TypeVar("T")
 
 FIELD = b"e"
+_COMMIT_SHA = hashlib.sha1(COMMIT.encode()).hexdigest().encode()
 _MAX_BLOCK_MS = 5_000
 _PUBLISH_CHUNK = 10_000
 _TRANSIENT: tuple[type[Exception], ...] = (
@@ -86,6 +89,17 @@ class FencedError(BusError):
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
+
+
+def _payload(fields: list[bytes] | Mapping[bytes, bytes]) -> bytes | None:
+    """The event field of an entry: a flat ``[field, value, …]`` list as the lean
+    connection reads it, or a mapping as redis-py parses it (XAUTOCLAIM)."""
+    if isinstance(fields, list):
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == FIELD:
+                return fields[i + 1]
+        return None
+    return fields.get(FIELD)
 
 
 def _id_key(stream_id: str) -> tuple[int, int]:
@@ -120,7 +134,8 @@ class RedisBus(Bus):
         self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
         self._client: aioredis.Redis | None = None
         self._trim: Any = None
-        self._commit: Any = None
+        self._fast: RespConnection | None = None
+        """Commits go over a lean pipelined connection (``bus/resp.py``)."""
         self._known: set[str] = set()
         self.fence: dict[str, bytes] = {}
         """Lease keys every new subscription's commits are fenced on."""
@@ -160,7 +175,7 @@ class RedisBus(Bus):
                 health_check_interval=30,
             )
             self._trim = self._client.register_script(TRIM_CONSUMED)
-            self._commit = self._client.register_script(COMMIT)
+            self._fast = self.connection()
         # Loaded now, so the first commit is one round trip too (a Redis that
         # restarted later answers NOSCRIPT and the call loads it again).
         await self.retry(lambda: self.redis.script_load(COMMIT), "start")
@@ -177,7 +192,19 @@ class RedisBus(Bus):
                 f"was created with {int(stored)} partitions"
             )
 
+    def connection(self) -> RespConnection:
+        """A lean connection for a hot path (commits, a subscription's reads)."""
+        return RespConnection(
+            self.url,
+            timeout_s=self.op_timeout_s,
+            connect_timeout_s=min(5.0, self.op_timeout_s),
+            client_name=self.name,
+        )
+
     async def close(self) -> None:
+        if self._fast is not None:
+            fast, self._fast = self._fast, None
+            await fast.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -254,12 +281,14 @@ class RedisBus(Bus):
         tx.keys[0] = self.k("tx", uuid.uuid4().hex)
         args = tx.args(self._tx_ttl_ms, fence)
         keys = tx.keys
-        script = self._commit
+        conn = self._fast
+        if conn is None:
+            raise BusError("redis bus not started")
         delay = 0.05
         deadline = time.monotonic() + self.retry_max_s
         while True:
             try:
-                res: Any = await script(keys=keys, args=args)
+                res: Any = await conn.evalsha(COMMIT, _COMMIT_SHA, keys, args)
                 break
             except _TRANSIENT as exc:
                 # Outcome unknown; the token makes the retry apply it at most once.
@@ -474,6 +503,8 @@ class RedisSubscription(Subscription):
         self._partition_fence: dict[int, tuple[str, bytes]] | None = None
         self._errors = 0
         self._closed = False
+        self._conn = bus.connection()
+        """Blocking reads get a connection of their own: a BLOCK holds it."""
 
     def _select(self, partitions: Sequence[int] | None) -> list[str]:
         owned = None if partitions is None else set(partitions)
@@ -542,28 +573,28 @@ class RedisSubscription(Subscription):
     def _per_stream(self, max_count: int, n: int) -> int:
         return max(1, max_count // max(n, 1))
 
+    async def _xreadgroup(
+        self, keys: Sequence[str], ids: Sequence[str], count: int, block: int
+    ) -> Any:
+        head: tuple[str | int, ...] = ("XREADGROUP", "GROUP", self.group, self.consumer)
+        head += ("COUNT", count)
+        if block > 0:
+            head += ("BLOCK", block)
+        return await self._conn.call(*head, "STREAMS", *keys, *ids, timeout_s=block / 1000)
+
     async def _read_new(self, max_count: int, timeout: float) -> list[Message]:
         active = self._active
         block = min(int(timeout * 1000), _MAX_BLOCK_MS)
-        reply: Any = await self._bus.redis.xreadgroup(
-            self.group,
-            self.consumer,
-            dict.fromkeys(active, ">"),
-            count=self._per_stream(max_count, len(active)),
-            block=block if block > 0 else None,
-        )
+        count = self._per_stream(max_count, len(active))
+        reply = await self._xreadgroup(active, [">"] * len(active), count, block)
         if not reply:
             return []
         return await self._messages(reply, fresh=True)
 
     async def _read_history(self, max_count: int) -> list[Message]:
         keys = [k for k in self._history if k in self._where]
-        reply: Any = await self._bus.redis.xreadgroup(
-            self.group,
-            self.consumer,
-            {k: self._history[k] for k in keys},
-            count=self._per_stream(max_count, len(keys)),
-        )
+        count = self._per_stream(max_count, len(keys))
+        reply = await self._xreadgroup(keys, [self._history[k] for k in keys], count, 0)
         seen: set[str] = set()
         for key, entries in reply or []:
             key_s = _s(key)
@@ -619,11 +650,11 @@ class RedisSubscription(Subscription):
                 if not fields:
                     gone.append((key, sid))
                     continue
-                payload = fields.get(FIELD)
+                payload = _payload(fields)
                 try:
-                    event = decode(payload)
+                    event = decode(payload or b"")
                 except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-                    bad.append((topic, part, sid, payload if isinstance(payload, bytes) else b""))
+                    bad.append((topic, part, sid, payload or b""))
                     continue
                 out.append(Message(topic, sid, event, 1, part))
             if not fresh and len(out) > first:
@@ -758,6 +789,7 @@ class RedisSubscription(Subscription):
 
     async def close(self) -> None:
         self._closed = True
+        await self._conn.close()
 
     async def assign(self, partitions: Sequence[int]) -> None:
         """Read only ``partitions`` of partitioned topics from now on.
