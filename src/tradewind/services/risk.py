@@ -59,7 +59,10 @@ from tradewind.topics import (
 )
 
 STATE_KEY = "risk:engine"
+MARKET_STATE_KEY = "risk:engine:market"
+"""Newer than ``STATE_KEY`` after batches of market data alone; see ``_state``."""
 _ACCOUNT_EVENTS = frozenset({Signal, Fill, OrderUpdate, Control})
+_MARKET_EVENTS = frozenset({Trade, Quote, BookDelta, Bar})
 log = structlog.get_logger("tradewind.risk")
 
 
@@ -93,7 +96,11 @@ class RiskService(Service):
         if self.ctx.durable_state:
             raw = await self.bus.get_state(STATE_KEY)
             if raw is not None:
-                self.engine.restore(json.loads(raw))
+                snapshot = json.loads(raw)
+                market = await self.bus.get_state(MARKET_STATE_KEY)
+                if market is not None:
+                    snapshot.update(json.loads(market))
+                self.engine.restore(snapshot)
             elif self.ctx.store is not None:
                 verify = self.verify_record if self._token is not None else None
                 self.rebuilt_events = await rebuild(self.engine, self.ctx.store, verify)
@@ -177,8 +184,8 @@ class RiskService(Service):
         if latest:
             self._apply_marks(latest)
             self._drain(orders, decisions, records)
-        snapshot = engine.snapshot() if self.ctx.durable_state else None
-        state = None if snapshot is None else {STATE_KEY: json.dumps(snapshot).encode()}
+        account = bool(decisions or orders or positions or records or replies or engine.trips)
+        snapshot, state = self._state(msgs, account) if self.ctx.durable_state else (None, None)
         publish: dict[str, Sequence[Event]] = {
             DECISIONS: decisions,
             ORDERS: orders,
@@ -190,6 +197,26 @@ class RiskService(Service):
         if snapshot is not None:
             self._committed = snapshot
         self._account(decisions, orders, positions, results)
+
+    def _state(self, msgs: list[Message], account: bool) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The engine's snapshot after this batch and the state keys to save with it.
+
+        A batch of market data alone moves only the engine's market part, so
+        only that small key is saved; anything else saves the whole snapshot
+        too. Both keys are written in the same commit whenever the whole one
+        is, so the market key is never older than the snapshot it overlays."""
+        engine = self.engine
+        if account or any(type(m.event) not in _MARKET_EVENTS for m in msgs):
+            snapshot = engine.snapshot()
+            market = {k: snapshot[k] for k in RiskEngine.MARKET_FIELDS}
+            state = {STATE_KEY: json.dumps(snapshot).encode()}
+        else:
+            assert self._committed is not None
+            market = engine.market_state()
+            snapshot = {**self._committed, **market}
+            state = {}
+        state[MARKET_STATE_KEY] = json.dumps(market).encode()
+        return snapshot, state
 
     def _apply_marks(self, latest: dict[tuple[str, str], list[Any]]) -> None:
         engine = self.engine
