@@ -1,10 +1,26 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
+import msgspec
+import pytest
+
+from tests.conftest import market_file
+from tests.unit.test_binance_batch import MIXED
+from tests.unit.test_parsers import EXPECTED
 from tradewind.clock import ReplayClock
-from tradewind.events import BookDelta, Quote, Trade
-from tradewind.exchanges.replay import ReplaySource, bundled_recording, detect_format
+from tradewind.events import BookDelta, MarketEvent, Quote, Trade
+from tradewind.exchanges.errors import ParseError
+from tradewind.exchanges.replay import (
+    PARSERS,
+    BatchParser,
+    Parser,
+    ReplaySource,
+    bundled_recording,
+    detect_format,
+)
+from tradewind.observability import metrics
 
 
 async def test_bundled_recording_parses_completely() -> None:
@@ -52,3 +68,86 @@ async def test_paced_events_are_stamped_when_they_are_due() -> None:
     assert len(lags) == 3
     # Read 0.2 s ahead of their time, they used to carry the pacing delay as latency.
     assert max(lags) < 0.05
+
+
+def _line_by_line(
+    parser: Parser, lines: list[bytes], max_batch: int
+) -> tuple[list[list[MarketEvent]], int, Counter[str]]:
+    """How the replay at speed 0 batched before it parsed chunks."""
+    batches: list[list[MarketEvent]] = []
+    batch: list[MarketEvent] = []
+    errors: Counter[str] = Counter()
+    n = 0
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        n += 1
+        try:
+            batch += parser.parse(line, 0)
+        except ParseError as exc:
+            errors[exc.reason] += 1
+            continue
+        if len(batch) >= max_batch:
+            batches.append(batch)
+            batch = []
+    if batch:
+        batches.append(batch)
+    return batches, n, errors
+
+
+async def _replayed(src: ReplaySource, max_batch: int) -> list[list[MarketEvent]]:
+    return [
+        [msgspec.structs.replace(e, ts_recv=0) for e in batch]
+        async for batch in src.batches(max_batch)
+    ]
+
+
+@pytest.mark.parametrize("max_batch", [1, 7, 1024])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_asap_replay_batches_as_line_by_line(name: str, max_batch: int) -> None:
+    path = market_file(name)
+    src = ReplaySource([path])
+    got = await _replayed(src, max_batch)
+    lines = path.read_bytes().splitlines()
+    batches, n, errors = _line_by_line(PARSERS[detect_format(path)](), lines, max_batch)
+    assert got == batches
+    assert src.stats.lines == n
+    assert src.stats.events == sum(map(len, batches))
+    assert src.stats.errors == errors
+
+
+def _errors_counted(reason: str) -> float:
+    return metrics.FEED_PARSE_ERRORS.labels("binance", reason)._value.get()  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_asap_replay_counts_bad_lines_and_keeps_the_good_ones() -> None:
+    good = [line for line in bundled_recording().read_bytes().splitlines()[:40] if line]
+    bad = [b"", b"  ", b"{not json", MIXED[4], MIXED[7], b'{"stream":"btcusdt@weird","data":{}}']
+    lines = good[:10] + bad + good[10:] + [b"\n", MIXED[2]] + [t for t in MIXED if t]
+    reasons = ("malformed_json", "invalid_price", "invalid_qty", "unknown_stream")
+    before = {r: _errors_counted(r) for r in reasons}
+    t0 = time.time_ns()
+    src = ReplaySource([], lines=lines)
+    got = await _replayed(src, 8)
+    raw = [e async for b in ReplaySource([], lines=lines).batches(8) for e in b]
+    batches, n, errors = _line_by_line(PARSERS["binance"](), lines, 8)
+    assert got == batches
+    assert (src.stats.lines, src.stats.errors) == (n, errors)
+    assert errors == {
+        "malformed_json": 3,
+        "invalid_price": 3,
+        "invalid_qty": 3,
+        "unknown_stream": 2,
+    }
+    assert {r: _errors_counted(r) - before[r] for r in reasons} == {
+        r: 2 * errors[r] for r in reasons
+    }
+    stamps = [e.ts_recv for e in raw]
+    assert t0 <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= time.time_ns()
+
+
+def test_binance_recordings_are_parsed_in_chunks() -> None:
+    assert isinstance(PARSERS["binance"](), BatchParser)
+    assert isinstance(PARSERS["binance-usdm"](), BatchParser)
+    assert not isinstance(PARSERS["kraken"](), BatchParser)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import islice
 from operator import attrgetter
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -33,6 +34,19 @@ class Parser(Protocol):
     exchange: str
 
     def parse(self, frame: bytes, ts_recv: int) -> list[MarketEvent]: ...
+
+
+@runtime_checkable
+class BatchParser(Parser, Protocol):
+    """A parser that also takes a chunk of frames at once, as a replay reads
+    them, and gives what ``parse`` frame by frame would; a frame that fails
+    goes to ``on_error``. The replay hands it as many lines as its batch has
+    room for, so with at most one event a frame its batches split exactly
+    where they would line by line."""
+
+    def parse_many(
+        self, frames: Sequence[bytes], ts_recv: int, on_error: Callable[[ParseError], object]
+    ) -> list[MarketEvent]: ...
 
 
 PARSERS: dict[str, Callable[[], Parser]] = {"binance": BinanceParser}
@@ -115,7 +129,7 @@ class ReplaySource:
         wall0 = 0.0
         batch: list[MarketEvent] = []
         for parser, lines in self._sources():
-            exchange = parser.exchange
+            on_error = self._count_error(parser.exchange)
             for raw in lines:
                 line = raw.strip()
                 if not line:
@@ -124,8 +138,7 @@ class ReplaySource:
                 try:
                     events = parser.parse(line, time.time_ns())
                 except ParseError as exc:
-                    stats.errors[exc.reason] += 1
-                    metrics.FEED_PARSE_ERRORS.labels(exchange, exc.reason).inc()
+                    on_error(exc)
                     continue
                 if not events:
                     continue
@@ -150,33 +163,55 @@ class ReplaySource:
             yield self._emit(batch)
 
     async def _asap(self, max_batch: int) -> AsyncIterator[list[MarketEvent]]:
-        """``batches`` at speed 0, the backtest's loop: no pacing, and the
-        line count settled once per batch (nothing reads it in between)."""
-        stats = self.stats
-        now = time.time_ns
+        """``batches`` at speed 0, the backtest's loop: no pacing, and a
+        ``BatchParser`` parses chunks of lines, each stamped when it is read
+        (one ``ts_recv`` for a chunk, taken once it has been read)."""
         batch: list[MarketEvent] = []
+
+        def room() -> int:
+            return max_batch - len(batch)
+
         for parser, lines in self._sources():
-            parse = parser.parse
-            n = 0
-            for raw in lines:
-                line = raw.strip()
-                if not line:
-                    continue
-                n += 1
-                try:
-                    batch += parse(line, now())
-                except ParseError as exc:
-                    stats.errors[exc.reason] += 1
-                    metrics.FEED_PARSE_ERRORS.labels(parser.exchange, exc.reason).inc()
-                    continue
+            for events in self._parsed(parser, lines, room):
+                batch += events
                 if len(batch) >= max_batch:
-                    stats.lines += n
-                    n = 0
                     yield self._emit(batch)
                     batch = []
-            stats.lines += n
         if batch:
             yield self._emit(batch)
+
+    def _parsed(
+        self, parser: Parser, lines: Iterable[bytes], room: Callable[[], int]
+    ) -> Iterator[list[MarketEvent]]:
+        """Events chunk by chunk (at most ``room()`` lines each) from a
+        ``BatchParser``, line by line from any other: a line may make many
+        events, and the batch must end after the line that filled it."""
+        stats = self.stats
+        on_error = self._count_error(parser.exchange)
+        frames = filter(None, map(bytes.strip, lines))
+        now = time.time_ns
+        if isinstance(parser, BatchParser):
+            parse_many = parser.parse_many
+            while chunk := list(islice(frames, room())):
+                stats.lines += len(chunk)
+                yield parse_many(chunk, now(), on_error)
+            return
+        parse = parser.parse
+        for frame in frames:
+            stats.lines += 1
+            try:
+                yield parse(frame, now())
+            except ParseError as exc:
+                on_error(exc)
+
+    def _count_error(self, exchange: str) -> Callable[[ParseError], None]:
+        errors = self.stats.errors
+
+        def count(exc: ParseError) -> None:
+            errors[exc.reason] += 1
+            metrics.FEED_PARSE_ERRORS.labels(exchange, exc.reason).inc()
+
+        return count
 
     def _emit(self, batch: list[MarketEvent]) -> list[MarketEvent]:
         self.stats.events += len(batch)
