@@ -190,3 +190,17 @@ def test_trade_chunks_keep_the_latest_time_and_every_symbol() -> None:
     ]
     assert parser.parse_many([], 5, [].append) == []
     assert parser.last_ts_ms == 9_000
+
+
+def test_a_bad_trade_keeps_the_fast_path_and_another_stream_ends_it() -> None:
+    """Performance state, not output: one corrupt trade in a trade recording
+    must not send the rest of it down the generic path (~2x slower)."""
+    parser = BinanceParser()
+    for bad in (MIXED[2], MIXED[4], MIXED[7], MIXED[13]):
+        with pytest.raises(ParseError):
+            parser.parse(bad, 0)
+        assert parser._trades_first
+    parser.parse_many([MIXED[4], *MIXED[:2]], 0, [].append)
+    assert parser._trades_first
+    parser.parse_many([MIXED[0], BOOK_TICKER], 0, [].append)
+    assert not parser._trades_first

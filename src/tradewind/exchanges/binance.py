@@ -253,6 +253,12 @@ _PREFIX = b'{"stream":"'
 Decoded = MarketEvent | BookUpdate
 
 
+def _on_trade_stream(frame: bytes) -> bool:
+    """Whether a frame is on a combined ``…@trade`` stream, well-formed or not."""
+    end = frame.find(b'"', 11)
+    return frame.startswith(_PREFIX) and frame[11:end].endswith(b"@trade")
+
+
 class BinanceParser:
     """Stateful only in what the protocol leaves implicit: the time of spot
     ``bookTicker`` frames (they carry none) and the symbol of a REST depth
@@ -279,15 +285,16 @@ class BinanceParser:
 
         Recordings of the trade stream alone are the bulk of backtest input,
         so frames are first decoded as a combined trade in one typed pass with
-        the ``Trade`` built inline; the first frame that is anything else turns
+        the ``Trade`` built inline; the first frame on another stream turns
         that off for this parser (a mixed recording then pays one failed
-        decode, once).
+        decode, once). A bad trade does not: it goes the generic way, which
+        names the reason, and the next frame is tried fast again.
         """
         if self._trades_first and type(frame) is bytes:
             try:
                 m = _c_trade_only.decode(frame).data
             except (msgspec.ValidationError, msgspec.DecodeError):
-                self._trades_first = False
+                self._trades_first = _on_trade_stream(frame)
             else:
                 ms = m.E
                 if ms > self.last_ts_ms:
@@ -325,7 +332,8 @@ class BinanceParser:
         For replays: a chunk of nothing but trades is decoded in one sweep
         with no per-frame bookkeeping. A chunk with anything else in it goes
         frame by frame from its start, which also turns the sweep off for good
-        at its first non-trade frame (a mixed recording pays one failed sweep).
+        at its first frame on another stream (a mixed recording pays one
+        failed sweep); after a bad trade the next chunk is swept again.
         """
         if self._trades_first:
             try:
