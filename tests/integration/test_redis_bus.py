@@ -95,6 +95,94 @@ class TestRedisBus(BusContract):
         assert calls() == 1
         assert await bus.idle()
 
+    async def test_a_commit_reads_ahead_the_next_batch_in_the_same_round_trip(
+        self, make_bus: Any
+    ) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        sub.read_ahead = True
+        await bus.publish(ORDERS, [trade(i) for i in range(30)])
+        first = await drain(sub, 10, ack=False)
+        calls = count_round_trips(bus, sub)
+        await sub.commit(first)
+        second = await sub.fetch(10, 1.0)
+        assert calls() == 1
+        await sub.commit(second)
+        third = await sub.fetch(10, 1.0)
+        await sub.commit(third)
+        ids = [m.event.id for m in first + second + third]
+        assert ids == [trade(i).id for i in range(30)]
+        assert await bus.idle()
+
+    async def test_without_read_ahead_an_ack_delivers_nothing(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(20)])
+        await sub.ack(await drain(sub, 10, ack=False))
+        info = (await bus.info())[ORDERS].groups["g"]
+        assert (info.pending, info.lag) == (0, 10)
+
+    async def test_what_was_read_ahead_goes_back_to_the_group_on_close(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        c1 = await bus.subscribe([ORDERS], "g", "c1")
+        c1.read_ahead = True
+        await bus.publish(ORDERS, [trade(i) for i in range(20)])
+        await c1.commit(await drain(c1, 10, ack=False))
+        await c1.close()
+        c2 = await bus.subscribe([ORDERS], "g", "c2")
+        got = await c2.fetch(100, 0.1)  # claimed now, not after claim_idle_ms
+        assert [m.event.id for m in got] == [trade(i).id for i in range(10, 20)]
+        await c2.ack(got)
+        assert await bus.idle()
+
+    async def test_a_lost_reply_rereads_what_the_applied_attempt_read_ahead(
+        self, make_bus: Any
+    ) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS], "g", "c")
+        sub.read_ahead = True
+        await bus.publish(ORDERS, [trade(i) for i in range(20)])
+        first = await drain(sub, 10, ack=False)
+        assert bus._fast is not None
+        real = bus._fast.evalsha
+        attempts = 0
+
+        async def lose_first_reply(*a: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            res = await real(*a)
+            if attempts == 1:
+                raise ConnectionError("reply lost after the server applied it")
+            return res
+
+        bus._fast.evalsha = lose_first_reply  # type: ignore[method-assign]
+        await sub.commit(first)
+        assert attempts == 2
+        rest = await drain(sub, 10)
+        assert [m.event.id for m in rest] == [trade(i).id for i in range(10, 20)]
+        assert all(m.deliveries == 2 for m in rest)
+        assert await bus.idle()
+
+    async def test_reassignment_drops_the_read_ahead_and_rereads_in_order(
+        self, make_bus: Any
+    ) -> None:
+        bus: RedisBus = await make_bus()
+        parts = list(range(bus.partitions))
+        sub = await bus.subscribe([MARKET], "g", "c", parts)
+        sub.read_ahead = True
+        sent = [trade(i, f"S{i % 5}") for i in range(40)]
+        await bus.publish(MARKET, sent)
+        first = await sub.fetch(8, 1.0)
+        await sub.commit(first)
+        await sub.assign(parts)
+        got = first + await drain(sub, 40 - len(first))
+        assert sorted(m.event.id for m in got) == sorted(e.id for e in sent)
+        assert len({m.event.id for m in got}) == 40
+        for p in parts:
+            times = [m.event.ts_event for m in got if m.partition == p]
+            assert times == sorted(times)
+        assert await bus.idle()
+
     async def test_reconnects_after_client_kill_without_losing_acked_data(
         self, make_bus: Any, redis_url: str, redis_prefix: str
     ) -> None:

@@ -46,6 +46,18 @@ async def test_replies_come_back_as_hiredis_reads_them(
     await conn.call("DEL", key)
 
 
+async def test_a_pipeline_is_one_round_trip_with_replies_in_order(
+    conn: RespConnection, redis_prefix: str
+) -> None:
+    key = f"{redis_prefix}:pipe"
+    before = conn.round_trips
+    got = await conn.pipeline(
+        [("MULTI",), ("SET", key, "1"), ("INCR", key), ("GET", key), ("EXEC",), ("DEL", key)]
+    )
+    assert got == [b"OK", b"QUEUED", b"QUEUED", b"QUEUED", [b"OK", 2, b"2"], 1]
+    assert conn.round_trips == before + 1
+
+
 async def test_an_error_reply_raises_response_error_and_the_connection_goes_on(
     conn: RespConnection,
 ) -> None:

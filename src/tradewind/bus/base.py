@@ -58,6 +58,12 @@ class BusError(RuntimeError):
 class Subscription(ABC):
     """A consumer's view of one group over one or more topics."""
 
+    read_ahead: bool = False
+    """Whether ``commit`` may also take this consumer's next batch, for the next
+    ``fetch`` to return (one round trip per batch instead of two on Redis). Only
+    for a consumer that fetches again right after each commit, as a service's
+    consumer loop does: what was read ahead is delivered to this consumer."""
+
     def __init__(self, topics: Sequence[str], group: str, consumer: str) -> None:
         self.topics = tuple(topics)
         self.group = group

@@ -267,14 +267,17 @@ class RedisBus(Bus):
             )
             tx.xadd(key, encode(e), maxlen)
 
-    async def transact(self, tx: Tx, fence: Mapping[str, bytes] | None = None) -> None:
+    async def transact(self, tx: Tx, fence: Mapping[str, bytes] | None = None) -> tuple[int, Any]:
         """Apply ``tx`` atomically, exactly once, even across reconnects: one round trip.
 
-        Raises ``FencedError`` (nothing applied) when a fence key holds another
-        value, and ``BusError`` when Redis stays unreachable past ``retry_max_s``.
+        Returns the script's status (1 applied now, 0 applied by an earlier
+        attempt whose reply was lost) and the reply of its read, if it asked for
+        one. Raises ``FencedError`` (nothing applied) when a fence key holds
+        another value, and ``BusError`` when Redis stays unreachable past
+        ``retry_max_s``.
         """
         if tx.empty:
-            return
+            return 1, None
         reg = self.k("streams")
         for key in sorted(tx.written - self._known):
             tx.sadd(reg, key)
@@ -298,9 +301,11 @@ class RedisBus(Bus):
                 log.warning("redis commit interrupted; retrying", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        if int(res) < 0:
+        status, read = (int(res[0]), res[1]) if isinstance(res, list) else (int(res), None)
+        if status < 0:
             raise FencedError("a lease fencing this commit is held elsewhere")
         self._known.update(tx.written)
+        return status, read
 
     # --- Bus API -----------------------------------------------------------------
 
@@ -505,6 +510,9 @@ class RedisSubscription(Subscription):
         self._closed = False
         self._conn = bus.connection()
         """Blocking reads get a connection of their own: a BLOCK holds it."""
+        self._count = 0
+        self._ready: list[Message] = []
+        """The next batch, read by the last commit in its own round trip."""
 
     def _select(self, partitions: Sequence[int] | None) -> list[str]:
         owned = None if partitions is None else set(partitions)
@@ -545,6 +553,7 @@ class RedisSubscription(Subscription):
             if not self._closed:
                 await asyncio.sleep(timeout)
             return []
+        self._count = self._per_stream(max_count, len(self._active))
         try:
             if self._history:
                 got = await self._read_history(max_count)
@@ -557,12 +566,17 @@ class RedisSubscription(Subscription):
                 if got:
                     self._errors = 0
                     return got
+            if self._ready:
+                got, self._ready = self._ready, []
+                return got
             got = await self._read_new(max_count, timeout)
             self._errors = 0
             return got
         except _TRANSIENT as exc:
+            if self._closed:
+                return []  # closing dropped the connection under a blocked read
             # A reply lost in flight leaves entries in our PEL: read them first.
-            self._history = dict.fromkeys(self._active, "0")
+            self._reread()
             self._errors += 1
             self._bus._reconnects.inc()
             delay = min(0.05 * 2 ** min(self._errors, 6), 2.0)
@@ -720,12 +734,46 @@ class RedisSubscription(Subscription):
                 by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
             for key, ids in by_key.items():
                 tx.xack(key, self.group, ids)
+        if self.read_ahead and self._count and not (self._ready or self._history or self._closed):
+            tx.read_after(self.group, self.consumer, self._count, self._active)
         try:
-            await bus.transact(tx, self._fence_for(acks))
+            status, read = await bus.transact(tx, self._fence_for(acks))
         except BusError:
             # Nothing was applied: the acks are still ours to redeliver, in order.
-            self._history = dict.fromkeys(self._active, "0")
+            self._reread()
             raise
+        if status == 0:
+            # An earlier attempt was applied and read entries whose reply was lost.
+            self._reread()
+        elif read:
+            self._ready = await self._messages(read, fresh=True)
+            if self._closed:
+                await self._release()
+
+    async def _release(self) -> None:
+        """Hand what was read ahead back to the group: mark it idle, so the next
+        claim of any consumer takes it at once instead of after ``claim_idle_ms``
+        (this consumer's own restart reads it from its history anyway)."""
+        ready, self._ready = self._ready, []
+        bus = self._bus
+        by_key: dict[str, list[str]] = {}
+        for m in ready:
+            by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
+        try:
+            for key, ids in by_key.items():
+                await bus.redis.xclaim(
+                    key, self.group, self.consumer, 0, ids, idle=bus.claim_idle_ms, justid=True
+                )
+        except _TRANSIENT as exc:
+            # Once: a stopping service must not wait out an outage. They stay
+            # pending and are claimed after ``claim_idle_ms`` as usual.
+            log.warning("could not release entries read ahead", group=self.group, error=str(exc))
+
+    def _reread(self) -> None:
+        """Read this consumer's pending entries again, from the oldest, before
+        anything new: what was delivered but not processed comes back in order."""
+        self._history = dict.fromkeys(self._active, "0")
+        self._ready = []
 
     def _fence_for(self, acks: Sequence[Message]) -> dict[str, bytes] | None:
         tokens = self._partition_fence
@@ -789,6 +837,8 @@ class RedisSubscription(Subscription):
 
     async def close(self) -> None:
         self._closed = True
+        if self._ready:
+            await self._release()
         await self._conn.close()
 
     async def assign(self, partitions: Sequence[int]) -> None:
@@ -799,6 +849,11 @@ class RedisSubscription(Subscription):
         order before anything newer.
         """
         new = self._select(partitions)
+        if self._ready:
+            # Read ahead from streams that may no longer be ours: read our
+            # pending entries again instead, in order, from what we keep.
+            self._ready = []
+            self._history = dict.fromkeys(new, "0")
         gained = [k for k in new if k not in self._active]
         if gained:
             await self._bus.take_over(gained, self.group, self.consumer)

@@ -76,18 +76,40 @@ return redis.call('XTRIM', key, 'MINID', floor)
 COMMIT: Final = """
 -- One commit in one round trip, atomically and exactly once.
 -- KEYS[1]: the transaction's token key; KEYS[2..]: every other key it touches.
--- ARGV[1]: token TTL (ms); ARGV[2]: F, the number of fence pairs; then F pairs
--- (key index, value the key must hold); then operations up to the end:
+-- ARGV[1]: token TTL (ms); ARGV[2]: R, the number of streams to read after the
+-- commit (0: none), and when R > 0: group, consumer, count, then R key indexes
+-- (the committing consumer's next batch, XREADGROUP … > in the same round trip;
+-- a script cannot BLOCK, so an empty read is answered nil); then F, the number
+-- of fence pairs, and F pairs (key index, value the key must hold); then
+-- operations up to the end:
 --   A idx maxlen payload      XADD KEYS[idx] [MAXLEN ~ maxlen] * e payload (maxlen 0: none)
 --   S idx px value            SET KEYS[idx] value [PX px] (px 0: no TTL)
 --   K idx group n id1 .. idn  XACK KEYS[idx] group id1 .. idn
 --   R idx member              SADD KEYS[idx] member (the stream registry)
 -- Returns 1 when applied, 0 when the token shows it was applied before (a retry
--- after a lost reply), -1 when a fence key holds another value (nothing applied).
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+-- after a lost reply), -1 when a fence key holds another value (nothing applied);
+-- when R > 0, {that status, the read's reply}, and the read happens only on 1.
 local i = 3
-for _ = 1, tonumber(ARGV[2]) do
-  if redis.call('GET', KEYS[tonumber(ARGV[i])]) ~= ARGV[i + 1] then return -1 end
+local nread = tonumber(ARGV[2])
+local read = nil
+if nread > 0 then
+  read = {'GROUP', ARGV[3], ARGV[4], 'COUNT', ARGV[5], 'STREAMS'}
+  for k = 1, nread do
+    read[6 + k] = KEYS[tonumber(ARGV[5 + k])]
+    read[6 + nread + k] = '>'
+  end
+  i = 6 + nread
+end
+local function done(status)
+  if read == nil then return status end
+  if status ~= 1 then return {status, false} end
+  return {status, redis.call('XREADGROUP', unpack(read))}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return done(0) end
+local nfence = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nfence do
+  if redis.call('GET', KEYS[tonumber(ARGV[i])]) ~= ARGV[i + 1] then return done(-1) end
   i = i + 2
 end
 local n = #ARGV
@@ -127,5 +149,5 @@ while i <= n do
   end
 end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-return 1
+return done(1)
 """

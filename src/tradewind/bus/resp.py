@@ -182,6 +182,12 @@ class RespConnection:
         replies = await self._send(proto, [args], budget)
         return replies[0]
 
+    async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """Several commands in one write, their replies in order (one round trip)."""
+        proto = await self._protocol()
+        self.round_trips += 1
+        return await self._send(proto, list(commands), self.timeout_s)
+
     async def _send(
         self, proto: _Protocol, commands: list[tuple[Arg, ...]], timeout_s: float
     ) -> list[Any]:

@@ -93,6 +93,7 @@ class Service(ABC):
         partitions: Sequence[int] | None = None,
     ) -> Subscription:
         sub = await self.bus.subscribe(topics, group or self.name, self.ctx.consumer, partitions)
+        sub.read_ahead = True
         self._subs.append(sub)
         self.spawn(
             self._loop(sub, handler, batch or self.settings.bus.batch_size), "+".join(topics)
