@@ -14,11 +14,15 @@ acked it, the deterministic replay; bounded by one batch's round trip through
 all five processes, not by throughput). Tick-to-order comes from execution's
 ``tradewind_tick_to_order_seconds`` histogram on ``/metrics`` (quantiles
 interpolated within buckets) in a run paced at 1k ticks/s; the EMA crossover
-then uses 50 ms bars (``--latency-bar-s``) so that a run of a few seconds
-produces orders at all (1 s bars need 12 s before the first signal). Needs
-``tradewind service`` (issue 4); without it only the baseline runs.
+then runs 2/5 on 20 ms bars (``--latency-bar-s``) with risk limits that let
+its orders through (``latency_env``), so that p99 is taken over a hundred
+orders or more. Its floor, measured just before in the same run, is a bare
+3-hop relay paced at 1k msgs/s (XREADGROUP, then XADD + XACK in one
+transaction, over the bus's own connection): the machine's tick-to-order
+with no work at all. Needs ``tradewind service`` (issue 4); without it only
+the baselines run.
 
-    python bench/bench_redis_pipeline.py [--ticks 100000] [--latency-seconds 10]
+    python bench/bench_redis_pipeline.py [--ticks 100000] [--latency-seconds 20]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -133,6 +138,101 @@ def relay_baseline(url: str, payloads: list[bytes]) -> float:
                 p.kill()
         r.delete(*streams)
     return elapsed
+
+
+# --- baseline: bare relay latency at 1k msgs/s ---------------------------------------
+
+
+def _latency_hop(url: str, src: str, dst: str, last: bool, out: Any, ready: Any) -> None:
+    """One hop as a Tradewind service does it, with nothing else: a blocked
+    XREADGROUP, then XADD + XACK in one transaction, over the same lean
+    connection the bus uses. The last hop reports each message's latency from
+    its producer stamp to the end of its commit (as tick-to-order ends)."""
+    from tradewind.bus.resp import RespConnection
+    from tradewind.cli.common import run_async
+
+    async def hop() -> None:
+        read = RespConnection(url, timeout_s=10.0)
+        write = RespConnection(url, timeout_s=10.0)
+        await read.call("PING")
+        await write.call("PING")
+        ready.put(src)
+        lat: list[float] = []
+        while True:
+            reply = await read.call(
+                "XREADGROUP", "GROUP", "g", "c", "COUNT", 1024, "BLOCK", 100, "STREAMS", src, ">",
+                timeout_s=0.1,
+            )  # fmt: skip
+            if not reply:
+                continue
+            entries = reply[0][1]
+            cmds: list[tuple[Any, ...]] = [("MULTI",)]
+            cmds += [("XADD", dst, "*", "d", fields[1]) for _id, fields in entries]
+            cmds += [("XACK", src, "g", *[i for i, _ in entries]), ("EXEC",)]
+            await write.pipeline(cmds)
+            now = time.time_ns()
+            end = any(f[1] == END for _, f in entries)
+            if last:
+                lat += [(now - int(f[1][:20])) / 1e9 for _, f in entries if f[1] != END]
+            if end:
+                if last:
+                    out.put(lat)
+                return
+
+    run_async(hop())
+
+
+def relay_latency(url: str, seconds: float, hops: int = 3) -> tuple[float, float, int]:
+    """p50, p99 and count of a bare ``hops``-hop relay paced at 1k msgs/s: the
+    machine's floor for tick-to-order (ws → signal → risk → execution)."""
+    from tradewind.bus.resp import RespConnection
+    from tradewind.cli.common import run_async
+
+    prefix = f"twbench-lat-{uuid.uuid4().hex[:8]}"
+    streams = [f"{prefix}:s{i}" for i in range(hops + 1)]
+    r = redis.Redis.from_url(url)
+    for s in streams[:-1]:
+        r.xgroup_create(s, "g", id="0", mkstream=True)
+    ctx = multiprocessing.get_context("spawn")
+    q, ready = ctx.Queue(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_latency_hop, args=(url, streams[i], streams[i + 1], i == hops - 1, q, ready)
+        )
+        for i in range(hops)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=60)
+    time.sleep(0.2)
+
+    async def produce() -> None:
+        conn = RespConnection(url, timeout_s=10.0)
+        t0 = time.perf_counter()
+        for i in range(int(seconds * 1000)):
+            delay = t0 + i / 1000 - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await conn.call("XADD", streams[0], "*", "d", b"%020d" % time.time_ns() + PAD)
+        await conn.call("XADD", streams[0], "*", "d", END)
+        await conn.close()
+
+    try:
+        run_async(produce())
+        lat = sorted(q.get(timeout=60))
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+        r.delete(*streams)
+    n = len(lat)
+    return lat[n // 2], lat[min(n - 1, int(n * 0.99))], n
+
+
+PAD = b"x" * 100
+"""About the size of an encoded trade."""
 
 
 # --- Tradewind: five service processes ---------------------------------------------
@@ -234,6 +334,11 @@ def histogram_quantiles(
             prev_le, prev_c = le, c
         out.append(val)
     return out
+
+
+def histogram_count(text: str, name: str) -> int:
+    m = re.search(rf"^{name}_count(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    return int(float(m.group(1))) if m else 0
 
 
 class Services:
@@ -346,10 +451,11 @@ def run_services(
         if first is None or count < n:
             raise RuntimeError(f"only {count} of {n} ticks persisted within {timeout}s")
         tps = (count - first[1]) / max(time.perf_counter() - first[0], 1e-9)
-        quantiles = histogram_quantiles(
-            svc.metrics("execution"), "tradewind_tick_to_order_seconds", (0.5, 0.99)
-        )
+        text = svc.metrics("execution")
+        quantiles = histogram_quantiles(text, "tradewind_tick_to_order_seconds", (0.5, 0.99))
+        orders = histogram_count(text, "tradewind_tick_to_order_seconds")
         if hops is not None:
+            hops["orders"] = [float(orders), None]
             hist = "tradewind_hop_latency_seconds"
             for service, hop in HOPS:
                 hops[hop] = histogram_quantiles(
@@ -369,6 +475,25 @@ def ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 1000:.3f} ms"
 
 
+def latency_env(bar_s: float) -> dict[str, str]:
+    """Settings of the latency run: an EMA(2/5) crossover on short bars, and
+    risk limits that let its orders through (no cooldowns, no rate or loss
+    limit in the way), so that a run of seconds yields hundreds of orders and
+    p99 is a quantile, not the largest of a handful."""
+    return {
+        "TRADEWIND_STRATEGY__PARAMS": json.dumps(
+            {"bar_interval_s": bar_s, "fast": 2, "slow": 5, "quantity": "0.001"}
+        ),
+        "TRADEWIND_RISK__MAX_ORDERS_PER_SECOND": "1000",
+        "TRADEWIND_RISK__MAX_ORDERS_PER_MINUTE": "60000",
+        "TRADEWIND_RISK__COOLDOWN_S": "0",
+        "TRADEWIND_RISK__LOSS_STREAK": "1000000",
+        "TRADEWIND_RISK__STOPOUT_LOSS": "1000000",
+        "TRADEWIND_RISK__MAX_DAILY_LOSS": "1000000",
+        "TRADEWIND_RISK__MAX_DRAWDOWN": "1000000",
+    }
+
+
 def latency_run(
     args: argparse.Namespace, d: Path, hops: dict[str, list[float | None]] | None = None
 ) -> tuple[float | None, float | None]:
@@ -376,7 +501,6 @@ def latency_run(
     n_lat = int(1000 * args.latency_seconds)
     paced = d / "paced.jsonl"
     write_tape(paced, tape_events(n_lat), spacing_ns=1_000_000)
-    params = json.dumps({"bar_interval_s": args.latency_bar_s})
     _, q = run_services(
         args.redis,
         args.postgres,
@@ -384,10 +508,19 @@ def latency_run(
         n_lat,
         1.0,
         args.latency_seconds + args.timeout,
-        {"TRADEWIND_STRATEGY__PARAMS": params},
+        latency_env(args.latency_bar_s),
         hops,
     )
     return q[0], q[1]
+
+
+def print_relay_latency(args: argparse.Namespace) -> float:
+    r50, r99, n = relay_latency(args.redis, args.latency_seconds)
+    print(
+        f"baseline (bare 3-hop XREADGROUP->XADD+XACK relay at 1k msgs/s, {n:,} msgs, exact): "
+        f"p50 {ms(r50)} p99 {ms(r99)}"
+    )
+    return r99
 
 
 def latency_only(args: argparse.Namespace) -> int:
@@ -396,12 +529,15 @@ def latency_only(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory() as d:
         for i in range(args.rounds):
+            r99 = print_relay_latency(args)
             hops: dict[str, list[float | None]] = {}
             p50, p99 = latency_run(args, Path(d), hops)
             print(
                 f"run {i + 1}: tick-to-order at 1k ticks/s ({args.latency_bar_s:g} s bars): "
-                f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets)"
+                f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets), "
+                f"p99 / relay p99: {p99 / r99 if p99 else float('nan'):.1f}x"
             )
+            print(f"  orders measured: {int(hops.pop('orders')[0] or 0)}")
             for hop, (h50, h99) in hops.items():
                 print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
     return 0
@@ -410,8 +546,8 @@ def latency_only(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--ticks", type=int, default=100_000)
-    ap.add_argument("--latency-seconds", type=float, default=10.0, help="length of the 1k/s run")
-    ap.add_argument("--latency-bar-s", type=float, default=0.05, help="bar interval of that run")
+    ap.add_argument("--latency-seconds", type=float, default=20.0, help="length of the 1k/s run")
+    ap.add_argument("--latency-bar-s", type=float, default=0.02, help="bar interval of that run")
     ap.add_argument("--rounds", type=int, default=2, help="best of N for the throughput runs")
     ap.add_argument("--redis", default=DEFAULT_REDIS)
     ap.add_argument("--postgres", default=DEFAULT_PG)
@@ -441,6 +577,7 @@ def main() -> int:
             free = max(free, t)
             t, _ = run_services(args.redis, args.postgres, fast, args.ticks, 0.0, args.timeout)
             lock = max(lock, t)
+        r99 = print_relay_latency(args)
         p50, p99 = latency_run(args, Path(d))
     print(
         f"tradewind (5 processes, every tick in PostgreSQL), best of {args.rounds}: "
@@ -450,7 +587,8 @@ def main() -> int:
     print(f"target {TARGET_TPS:,} ticks/s: {'met' if free >= TARGET_TPS else 'NOT met'}")
     print(
         f"tick-to-order at 1k ticks/s ({args.latency_bar_s:g} s bars): p50 {ms(p50)} "
-        f"p99 {ms(p99)} (histogram buckets)"
+        f"p99 {ms(p99)} (histogram buckets); p99 / relay p99: "
+        f"{p99 / r99 if p99 else float('nan'):.1f}x"
     )
     ok = p99 is not None and p99 <= TARGET_P99_S
     print(f"target p99 <= {TARGET_P99_S * 1000:.0f} ms: {'met' if ok else 'NOT met'}")
