@@ -756,7 +756,7 @@ class RedisSubscription(Subscription):
         (this consumer's own restart reads it from its history anyway)."""
         ready, self._ready = self._ready, []
         bus = self._bus
-        by_key: dict[str, list[str]] = {}
+        by_key: dict[str, list[bytes | str | int | memoryview]] = {}
         for m in ready:
             by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
         try:
