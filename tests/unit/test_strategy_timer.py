@@ -1,5 +1,6 @@
 """``on_timer`` fires on exchange time, at every multiple of the interval, in
-order and before the event that moved time past it."""
+order and before the event that moved time past it; what it signals carries
+that event's receive time (the tick-to-order clock starts there)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def quote(ts: float) -> Quote:
         bid_qty=1.0,
         ask=1.1,
         ask_qty=1.0,
-        ts_recv=0,
+        ts_recv=int(ts * S) + 1,
     )
 
 
@@ -67,5 +68,6 @@ async def test_timers_fire_on_exchange_time(make_settings: Any) -> None:
         (sig,) = signals
         assert isinstance(sig, Signal)
         assert sig.ts_event == 13 * S
+        assert sig.ts_recv == 14 * S + 1
     finally:
         del STRATEGIES[Ticker.name]

@@ -162,6 +162,9 @@ class SignalService(Service):
     def _dispatch(self, w: _Worker, e: Trade | Quote | BookDelta | Bar, bars: list[Event]) -> None:
         ctx = w.ctx
         strat = w.strategy
+        # This event is what closes a bar or fires a timer, so signals made
+        # there carry its receive time, not the previous event's.
+        ctx.ts_recv = e.ts_recv
         if e.ts_event > ctx.now_ns:
             if w.bars is not None:
                 closed = w.bars.advance(e.ts_event)
@@ -171,7 +174,6 @@ class SignalService(Service):
             if self._timer_ns:
                 self._fire_timers(w, e.ts_event)
             ctx.now_ns = e.ts_event
-        ctx.ts_recv = e.ts_recv
         if type(e) is Trade:
             ctx.last = e.price
             if w.bars is not None:
