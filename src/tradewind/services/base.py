@@ -91,16 +91,20 @@ class Service(ABC):
         group: str | None = None,
         batch: int | None = None,
         partitions: Sequence[int] | None = None,
+        linger_s: float = 0.0,
     ) -> Subscription:
         sub = await self.bus.subscribe(topics, group or self.name, self.ctx.consumer, partitions)
-        sub.read_ahead = True
+        sub.read_ahead = not linger_s  # a lingering loop reads what the linger gathered
         self._subs.append(sub)
         self.spawn(
-            self._loop(sub, handler, batch or self.settings.bus.batch_size), "+".join(topics)
+            self._loop(sub, handler, batch or self.settings.bus.batch_size, linger_s),
+            "+".join(topics),
         )
         return sub
 
-    async def _loop(self, sub: Subscription, handler: Handler, batch: int) -> None:
+    async def _loop(
+        self, sub: Subscription, handler: Handler, batch: int, linger_s: float = 0.0
+    ) -> None:
         timeout = self.settings.bus.block_ms / 1000.0
         name = self.name
         while not self._stopping.is_set():
@@ -125,6 +129,10 @@ class Service(ABC):
                 await self._isolate(sub, handler, msgs)
             metrics.PROCESSING_SECONDS.labels(name).observe(time.perf_counter() - t0)
             metrics.BATCH_SIZE.labels(name).observe(len(msgs))
+            if linger_s and len(msgs) < batch:
+                # Let more arrive: the next fetch takes all of it in one batch.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), linger_s)
 
     async def _isolate(self, sub: Subscription, handler: Handler, msgs: list[Message]) -> None:
         for m in msgs:

@@ -42,8 +42,12 @@ class DbWriterService(Service):
 
     async def start(self) -> None:
         await super().start()
+        store = self.settings.store
         await self.consume(
-            [*ALL, DEAD_LETTER], self._on_batch, batch=self.settings.store.batch_size
+            [*ALL, DEAD_LETTER],
+            self._on_batch,
+            batch=store.batch_size,
+            linger_s=store.linger_ms / 1000,
         )
         self.spawn(self.trimmer.run(self._stopping), "trim")
 

@@ -1,0 +1,80 @@
+"""The consumer loop's linger: after a short batch it waits for more, so a
+trickle arrives in one batch, and a stop is never held up by the wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+from tests.bus_contract import trade
+from tradewind.bus import MemoryBus, Message, Subscription
+from tradewind.clock import ReplayClock
+from tradewind.instruments import InstrumentRegistry
+from tradewind.services.base import Service, ServiceContext
+
+TOPIC = "t.linger"
+
+
+class Recorder(Service):
+    name: ClassVar[str] = "recorder"
+
+    def __init__(self, ctx: ServiceContext, linger_s: float) -> None:
+        super().__init__(ctx)
+        self.linger_s = linger_s
+        self.batches: list[int] = []
+
+    async def start(self) -> None:
+        await super().start()
+        await self.consume([TOPIC], self._on_batch, batch=100, linger_s=self.linger_s)
+
+    async def _on_batch(self, sub: Subscription, msgs: list[Message]) -> None:
+        self.batches.append(len(msgs))
+        await sub.commit(msgs)
+
+
+async def _run(make_settings: Any, linger_s: float) -> Recorder:
+    bus = MemoryBus()
+    ctx = ServiceContext(
+        bus=bus,
+        clock=ReplayClock(),
+        settings=make_settings(),
+        instruments=InstrumentRegistry.load(),
+    )
+    svc = Recorder(ctx, linger_s)
+    await svc.start()
+    await bus.publish(TOPIC, [trade(0)])
+    await asyncio.sleep(0.02)
+    for i in range(1, 6):
+        await bus.publish(TOPIC, [trade(i)])
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(bus.wait_idle(), 5.0)
+    await svc.stop()
+    return svc
+
+
+async def test_a_trickle_arrives_in_one_batch_while_lingering(make_settings: Any) -> None:
+    assert (await _run(make_settings, 0.3)).batches == [1, 5]
+
+
+async def test_without_linger_each_arrival_is_its_own_batch(make_settings: Any) -> None:
+    batches = (await _run(make_settings, 0.0)).batches
+    assert batches[0] == 1 and sum(batches) == 6 and len(batches) > 2
+
+
+async def test_a_stop_does_not_wait_out_the_linger(make_settings: Any) -> None:
+    bus = MemoryBus()
+    ctx = ServiceContext(
+        bus=bus,
+        clock=ReplayClock(),
+        settings=make_settings(),
+        instruments=InstrumentRegistry.load(),
+    )
+    svc = Recorder(ctx, 30.0)
+    await svc.start()
+    await bus.publish(TOPIC, [trade(0)])
+    await asyncio.wait_for(bus.wait_idle(), 5.0)
+    t0 = time.monotonic()
+    await svc.stop(timeout=10.0)
+    assert time.monotonic() - t0 < 2.0
+    assert svc.batches == [1]
