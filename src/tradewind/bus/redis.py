@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -132,6 +133,10 @@ class RedisBus(Bus):
         self.op_timeout_s = op_timeout_s
         self.max_connections = max_connections
         self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
+        self._tx_prefix = uuid.uuid4().hex[:16] + ":"
+        self._tx_seq = itertools.count()
+        """Token keys: unique per bus instance, then a counter (a uuid4 per
+        commit cost a getrandom syscall on every batch)."""
         self._client: aioredis.Redis | None = None
         self._trim: Any = None
         self._fast: RespConnection | None = None
@@ -281,7 +286,7 @@ class RedisBus(Bus):
         reg = self.k("streams")
         for key in sorted(tx.written - self._known):
             tx.sadd(reg, key)
-        tx.keys[0] = self.k("tx", uuid.uuid4().hex)
+        tx.keys[0] = self.k("tx", f"{self._tx_prefix}{next(self._tx_seq):x}")
         args = tx.args(self._tx_ttl_ms, fence)
         keys = tx.keys
         conn = self._fast
