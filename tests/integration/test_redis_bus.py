@@ -114,6 +114,24 @@ class TestRedisBus(BusContract):
         assert ids == [trade(i).id for i in range(30)]
         assert await bus.idle()
 
+    async def test_one_busy_stream_fills_a_whole_batch_and_the_rest_waits_in_order(
+        self, make_bus: Any
+    ) -> None:
+        bus: RedisBus = await make_bus()
+        sub = await bus.subscribe([ORDERS, EXECUTIONS], "g", "c")
+        await bus.publish(ORDERS, [trade(i) for i in range(150)])
+        await bus.publish(EXECUTIONS, [fill(i) for i in range(30)])
+        first = await sub.fetch(100, 1.0)
+        assert len(first) == 100  # not 100 // 2 streams
+        calls = count_round_trips(bus, sub)
+        second = await sub.fetch(100, 1.0)
+        assert len(second) == 30 and calls() == 0  # read with the first, kept for now
+        got = first + second + await drain(sub, 50, ack=False)
+        assert [m.event.id for m in got if m.topic == ORDERS] == [trade(i).id for i in range(150)]
+        assert [m.event.id for m in got if m.topic == EXECUTIONS] == [fill(i).id for i in range(30)]
+        await sub.ack(got)
+        assert await bus.idle()
+
     async def test_without_read_ahead_an_ack_delivers_nothing(self, make_bus: Any) -> None:
         bus: RedisBus = await make_bus()
         sub = await bus.subscribe([ORDERS], "g", "c")

@@ -517,7 +517,8 @@ class RedisSubscription(Subscription):
         """Blocking reads get a connection of their own: a BLOCK holds it."""
         self._count = 0
         self._ready: list[Message] = []
-        """The next batch, read by the last commit in its own round trip."""
+        """Read but not yet returned, in order: what a read brought beyond
+        ``max_count``, or what the last commit read ahead."""
 
     def _select(self, partitions: Sequence[int] | None) -> list[str]:
         owned = None if partitions is None else set(partitions)
@@ -558,7 +559,7 @@ class RedisSubscription(Subscription):
             if not self._closed:
                 await asyncio.sleep(timeout)
             return []
-        self._count = self._per_stream(max_count, len(self._active))
+        self._count = max_count
         try:
             if self._history:
                 got = await self._read_history(max_count)
@@ -571,11 +572,11 @@ class RedisSubscription(Subscription):
                 if got:
                     self._errors = 0
                     return got
-            if self._ready:
-                got, self._ready = self._ready, []
-                return got
-            got = await self._read_new(max_count, timeout)
-            self._errors = 0
+            if not self._ready:
+                self._ready = await self._read_new(max_count, timeout)
+                self._errors = 0
+            got = self._ready[:max_count]
+            del self._ready[:max_count]
             return got
         except _TRANSIENT as exc:
             if self._closed:
@@ -602,10 +603,12 @@ class RedisSubscription(Subscription):
         return await self._conn.call(*head, "STREAMS", *keys, *ids, timeout_s=block / 1000)
 
     async def _read_new(self, max_count: int, timeout: float) -> list[Message]:
+        """Up to ``max_count`` from *each* stream: one hot stream (a busy symbol's
+        partition) then fills a whole batch instead of its 1/n share; what is
+        beyond ``max_count`` waits in ``_ready`` for the next fetch, in order."""
         active = self._active
         block = min(int(timeout * 1000), _MAX_BLOCK_MS)
-        count = self._per_stream(max_count, len(active))
-        reply = await self._xreadgroup(active, [">"] * len(active), count, block)
+        reply = await self._xreadgroup(active, [">"] * len(active), max_count, block)
         if not reply:
             return []
         return await self._messages(reply, fresh=True)
