@@ -138,6 +138,10 @@ class Pipeline:
         self.risk = RiskService(ctx)
         self.signal = SignalService(ctx)
         lockstep = settings.feed.source == "replay" and settings.feed.speed == 0
+        if lockstep and self.db_writer is not None:
+            # The store feeds nothing back, so the next batch need not wait for
+            # it: its writes (a thread) overlap the services' work on the next.
+            self.bus.not_waited_for = frozenset({self.db_writer.name})
         self.ws = WsService(ctx, source, settle=self.bus.wait_idle if lockstep else None)
         self.services: list[Service] = [
             self.ws,

@@ -109,3 +109,26 @@ async def test_finished_live_order_record_expires_after_the_horizon() -> None:
     await asyncio.sleep(0.3)
     assert await bus.get_state(router.outbox.key("c1")) is None
     assert await bus.get_state(router.outbox.index_key()) is not None  # no TTL on the index
+
+
+async def test_wait_idle_does_not_wait_for_groups_it_was_told_to_skip() -> None:
+    bus = MemoryBus(capacity=50)
+    bus.not_waited_for = frozenset({"sink"})
+    worker = await bus.subscribe(["t"], "worker", "w")
+    sink = await bus.subscribe(["t"], "sink", "s")
+    await bus.publish("t", [trade(i) for i in range(30)])
+    await worker.ack(await worker.fetch(100, 0.1))
+    await asyncio.wait_for(bus.wait_idle(), 1.0)
+    assert not await bus.idle()  # idle() still waits for everyone
+    await bus.publish("t", [trade(i) for i in range(30, 60)])
+    publishing = asyncio.ensure_future(bus.publish("t", [trade(i) for i in range(60, 90)]))
+    await asyncio.sleep(0.05)
+    assert not publishing.done()  # capacity bounds how far the sink falls behind
+    await sink.ack(await sink.fetch(100, 0.1))
+    await worker.ack(await worker.fetch(100, 0.1))
+    await asyncio.wait_for(publishing, 1.0)
+    await worker.ack(await worker.fetch(100, 0.1))
+    await sink.ack(await sink.fetch(100, 0.1))
+    assert await bus.idle()
+    await bus.drop_group("t", "sink")
+    await asyncio.wait_for(bus.wait_idle(), 1.0)

@@ -34,16 +34,20 @@ class _Group:
     claim_at: float = _NEVER
     """No pending message can be claimed before this time, so most fetches skip the scan."""
     wakers: set[asyncio.Event] = field(default_factory=set)
+    counted: bool = True
+    """Whether ``wait_idle`` waits for this group (see ``MemoryBus.not_waited_for``)."""
 
 
 class _Stream:
-    __slots__ = ("base", "entries", "groups", "name", "space")
+    __slots__ = ("base", "counted", "entries", "groups", "name", "space")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.entries: list[Message] = []
         self.base = 0
         self.groups: dict[str, _Group] = {}
+        self.counted = 0
+        """Groups ``wait_idle`` waits for."""
         self.space = asyncio.Event()
         self.space.set()
 
@@ -83,9 +87,14 @@ class MemoryBus(Bus):
         """key → monotonic deadline, for state stored with a TTL; checked on read."""
         self._sweep_at = 0.0
         self._outstanding = 0
-        """Messages some group has not yet acknowledged (undelivered or pending)."""
+        """Messages some counted group has not yet acknowledged (undelivered or pending)."""
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self.not_waited_for: frozenset[str] = frozenset()
+        """Groups ``wait_idle`` does not wait for: consumers whose work feeds nothing
+        back into the bus (db_writer), so a lockstep replay can go on while they
+        catch up; ``capacity`` still bounds how far behind they fall, and
+        ``idle`` still waits for them. Set before they subscribe."""
 
     async def wait_idle(self) -> None:
         """Until every group has consumed and acknowledged everything.
@@ -123,8 +132,8 @@ class MemoryBus(Bus):
         topic = s.name
         seq = s.next_seq
         s.entries.extend([Message(topic, str(i), e) for i, e in enumerate(events, seq)])
-        if s.groups:
-            self._settle(len(events) * len(s.groups))
+        if s.counted:
+            self._settle(len(events) * s.counted)
         if not s.groups and len(s.entries) > self.retain:
             s.trim(self.retain)
         for g in s.groups.values():
@@ -147,7 +156,9 @@ class MemoryBus(Bus):
             return
         for w in g.wakers:
             w.set()
-        self._settle(-(s.next_seq - g.cursor) - len(g.pending))
+        if g.counted:
+            s.counted -= 1
+            self._settle(-(s.next_seq - g.cursor) - len(g.pending))
         if s.backlog() < self.capacity:
             s.space.set()
 
@@ -229,8 +240,11 @@ class MemorySubscription(Subscription):
             s = bus._stream(t)
             g = s.groups.get(group)
             if g is None:
-                g = s.groups[group] = _Group(cursor=s.base)
-                bus._settle(len(s.entries))
+                counted = group not in bus.not_waited_for
+                g = s.groups[group] = _Group(cursor=s.base, counted=counted)
+                if counted:
+                    s.counted += 1
+                    bus._settle(len(s.entries))
             g.wakers.add(self._wake)
             self._groups.append((s, g))
         self._by_topic = {s.name: g for s, g in self._groups}
@@ -321,16 +335,17 @@ class MemorySubscription(Subscription):
     def _ack(self, acks: Sequence[Message]) -> None:
         done = 0
         if len(self._groups) == 1:
-            pending = self._groups[0][1].pending
+            g = self._groups[0][1]
+            pending = g.pending
             before = len(pending)
             for m in acks:
                 pending.pop(m, None)
-            done = before - len(pending)
+            done = before - len(pending) if g.counted else 0
         else:
             by_topic = self._by_topic
             for m in acks:
-                g = by_topic.get(m.topic)
-                if g is not None and g.pending.pop(m, None) is not None:
+                owner = by_topic.get(m.topic)
+                if owner is not None and owner.pending.pop(m, None) is not None and owner.counted:
                     done += 1
         if done:
             self._bus._settle(-done)
