@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +23,38 @@ sqlite3.register_adapter(Decimal, str)
 T = TypeVar("T")
 
 
-def _insert_sql(table: Table) -> str:
+_MAX_VARIABLES = 999
+"""SQLite's smallest compiled-in limit of ``?`` per statement (32766 since 3.32)."""
+_ROWS_PER_STATEMENT = 128
+
+
+@functools.cache
+def _insert_sql(table: Table, rows: int) -> str:
     cols = COLUMNS[table]
+    one = f"({', '.join('?' * len(cols))})"
     return (
-        f"INSERT OR IGNORE INTO {table.name} ({', '.join(cols)}) "
-        f"VALUES ({', '.join('?' * len(cols))})"
+        f"INSERT OR IGNORE INTO {table.name} ({', '.join(cols)}) VALUES {', '.join([one] * rows)}"
     )
 
 
-_INSERTS = {t: _insert_sql(t) for t in schema.metadata.tables.values()}
+def _per_statement(table: Table) -> int:
+    return max(1, min(_ROWS_PER_STATEMENT, _MAX_VARIABLES // len(COLUMNS[table])))
+
+
+def _insert(conn: sqlite3.Connection, table: Table, rows: list[Row]) -> None:
+    """Many rows per INSERT. The sqlite3 module takes the GIL back after every
+    statement it steps, so with one row per statement the writer thread
+    queued for the GIL once per row behind the services' thread; with 128 a
+    statement it does so once per 128 (``bench/README.md``, "SQLite")."""
+    per = _per_statement(table)
+    whole = len(rows) - len(rows) % per
+    flat = itertools.chain.from_iterable
+    if whole:
+        conn.executemany(
+            _insert_sql(table, per), [tuple(flat(rows[i : i + per])) for i in range(0, whole, per)]
+        )
+    if whole < len(rows):
+        conn.execute(_insert_sql(table, len(rows) - whole), tuple(flat(rows[whole:])))
 
 
 class SqliteStore(Store):
@@ -72,7 +97,7 @@ class SqliteStore(Store):
         try:
             for table, rows in grouped.items():
                 before = conn.total_changes
-                conn.executemany(_INSERTS[table], rows)
+                _insert(conn, table, rows)
                 out[table.name] = conn.total_changes - before
             conn.execute("COMMIT")
         except BaseException:
