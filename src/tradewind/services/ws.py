@@ -13,6 +13,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from operator import attrgetter
 
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
@@ -24,6 +25,8 @@ from tradewind.topics import MARKET
 
 # The ``kind`` label of tradewind_feed_messages_total, as the live feeds set it.
 _KIND: dict[type, str] = {Trade: "trade", Quote: "quote", BookDelta: "book", Bar: "bar"}
+_EXCHANGE = attrgetter("exchange")
+_SYMBOL = attrgetter("symbol")
 
 
 class WsService(Service):
@@ -122,13 +125,7 @@ class WsService(Service):
                     await self.settle()
                 self.events_in += len(batch)
                 published.inc(len(batch))
-                if self.source is not None:
-                    self._account_replay(batch)
-                now = time.time()
-                for e in batch:
-                    if type(e) is Trade:
-                        self.last_price[(e.exchange, e.symbol)] = e.price
-                    self.last_event_at[(e.exchange, e.symbol)] = now
+                self._note(batch)
             finished = not self._stopping.is_set()
             if finished and self.replay_key is not None:
                 await self._publish([], done=True)
@@ -137,7 +134,34 @@ class WsService(Service):
             for (ex, sym), at in self.last_event_at.items():
                 metrics.FEED_LAST_EVENT.labels(ex, sym).set(at)
 
-    def _account_replay(self, batch: Sequence[MarketEvent]) -> None:
+    def _note(self, batch: Sequence[MarketEvent]) -> None:
+        """Per published batch: each symbol's last event time and trade price, and
+        for a replay the feed metrics. Counted with C-level iterators and
+        scans that stop early: this runs on every tick of a backtest."""
+        now = time.time()
+        kinds = Counter(
+            zip(map(_EXCHANGE, batch), map(_SYMBOL, batch), map(type, batch), strict=True)
+        )
+        symbols = {(ex, sym) for ex, sym, _ in kinds}
+        for key in symbols:
+            self.last_event_at[key] = now
+        priced = {(ex, sym) for ex, sym, t in kinds if t is Trade}
+        for e in reversed(batch):
+            if not priced:
+                break
+            if type(e) is Trade and (key := (e.exchange, e.symbol)) in priced:
+                self.last_price[key] = e.price
+                priced.discard(key)
+        if self.source is not None:
+            self._account_replay(batch, kinds, symbols, now)
+
+    def _account_replay(
+        self,
+        batch: Sequence[MarketEvent],
+        kinds: Counter[tuple[str, str, type]],
+        symbols: set[tuple[str, str]],
+        now: float,
+    ) -> None:
         """Feed metrics for a replay, which has no live feed to set them.
 
         The live feeds (``tradewind.exchanges.feeds``) count messages, time
@@ -146,17 +170,19 @@ class WsService(Service):
         and the feed-stale alert would see nothing during a replay.
         """
         now_ns = time.time_ns()
-        kinds = Counter((e.exchange, e.symbol, _KIND.get(type(e), "other")) for e in batch)
-        for (exchange, symbol, kind), n in kinds.items():
-            metrics.FEED_MESSAGES.labels(exchange, symbol, kind).inc(n)
+        for (exchange, symbol, t), n in kinds.items():
+            metrics.FEED_MESSAGES.labels(exchange, symbol, _KIND.get(t, "other")).inc(n)
+        exchanges = {ex for ex, _ in symbols}
         first: dict[str, int] = {}
         for e in batch:
-            if e.ts_recv:
-                first.setdefault(e.exchange, e.ts_recv)
+            if e.ts_recv and e.exchange not in first:
+                first[e.exchange] = e.ts_recv
+                if len(first) == len(exchanges):
+                    break
         for exchange, ts_recv in first.items():
             metrics.PUBLISH_LATENCY.labels(exchange).observe(max(0, now_ns - ts_recv) / 1e9)
-        for exchange, symbol in {(ex, sym) for ex, sym, _ in kinds}:
-            metrics.FEED_LAST_EVENT.labels(exchange, symbol).set(now_ns / 1e9)
+        for exchange, symbol in symbols:
+            metrics.FEED_LAST_EVENT.labels(exchange, symbol).set(now)
 
     def feed_age(self) -> float:
         """Seconds since the stalest symbol's last event (0 when none expected yet)."""
