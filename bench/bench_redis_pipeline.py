@@ -456,6 +456,9 @@ def run_services(
         orders = histogram_count(text, "tradewind_tick_to_order_seconds")
         if hops is not None:
             hops["orders"] = [float(orders), None]
+            hops["tick_to_published (ws)"] = histogram_quantiles(
+                svc.metrics("ws"), "tradewind_feed_publish_latency_seconds", (0.5, 0.99)
+            )
             hist = "tradewind_hop_latency_seconds"
             for service, hop in HOPS:
                 hops[hop] = histogram_quantiles(
@@ -479,7 +482,7 @@ def latency_env(bar_s: float) -> dict[str, str]:
     """Settings of the latency run: an EMA(2/5) crossover on short bars, and
     risk limits that let its orders through (no cooldowns, no rate or loss
     limit in the way), so that a run of seconds yields hundreds of orders and
-    p99 is a quantile, not the largest of a handful."""
+    p99 is a quantile, not the largest of a handful; db_writer as deployed."""
     return {
         "TRADEWIND_STRATEGY__PARAMS": json.dumps(
             {"bar_interval_s": bar_s, "fast": 2, "slow": 5, "quantity": "0.001"}
@@ -491,6 +494,7 @@ def latency_env(bar_s: float) -> dict[str, str]:
         "TRADEWIND_RISK__STOPOUT_LOSS": "1000000",
         "TRADEWIND_RISK__MAX_DAILY_LOSS": "1000000",
         "TRADEWIND_RISK__MAX_DRAWDOWN": "1000000",
+        "TRADEWIND_STORE__LINGER_MS": "20",  # as Compose and Kubernetes deploy db_writer
     }
 
 
