@@ -99,19 +99,36 @@ def _relay(url: str, src: str, dst: str, group: str) -> None:
             return
 
 
-def relay_baseline(url: str, payloads: list[bytes]) -> float:
-    prefix = f"twbench-relay-{uuid.uuid4().hex[:8]}"
-    streams = [f"{prefix}:s{i}" for i in range(STAGES + 1)]
+def _relay_streams(url: str, name: str, stages: int) -> tuple[redis.Redis, list[str]]:
+    """``stages + 1`` fresh streams, each but the last with a group ``g``."""
+    prefix = f"twbench-{name}-{uuid.uuid4().hex[:8]}"
+    streams = [f"{prefix}:s{i}" for i in range(stages + 1)]
     r = redis.Redis.from_url(url)
     for s in streams[:-1]:
         r.xgroup_create(s, "g", id="0", mkstream=True)
+    return r, streams
+
+
+def _start(procs: list[Any]) -> None:
+    for p in procs:
+        p.start()
+
+
+def _join(procs: list[Any]) -> None:
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+
+
+def relay_baseline(url: str, payloads: list[bytes]) -> float:
+    r, streams = _relay_streams(url, "relay", STAGES)
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(target=_relay, args=(url, streams[i], streams[i + 1], "g"))
         for i in range(STAGES)
     ]
-    for p in procs:
-        p.start()
+    _start(procs)
     time.sleep(1.0)  # let the relays reach their first XREADGROUP
     try:
         t0 = time.perf_counter()
@@ -132,10 +149,7 @@ def relay_baseline(url: str, payloads: list[bytes]) -> float:
                 break
         elapsed = time.perf_counter() - t0
     finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
+        _join(procs)
         r.delete(*streams)
     return elapsed
 
@@ -188,11 +202,7 @@ def relay_latency(url: str, seconds: float, hops: int = 3) -> tuple[float, float
     from tradewind.bus.resp import RespConnection
     from tradewind.cli.common import run_async
 
-    prefix = f"twbench-lat-{uuid.uuid4().hex[:8]}"
-    streams = [f"{prefix}:s{i}" for i in range(hops + 1)]
-    r = redis.Redis.from_url(url)
-    for s in streams[:-1]:
-        r.xgroup_create(s, "g", id="0", mkstream=True)
+    r, streams = _relay_streams(url, "lat", hops)
     ctx = multiprocessing.get_context("spawn")
     q, ready = ctx.Queue(), ctx.Queue()
     procs = [
@@ -201,8 +211,7 @@ def relay_latency(url: str, seconds: float, hops: int = 3) -> tuple[float, float
         )
         for i in range(hops)
     ]
-    for p in procs:
-        p.start()
+    _start(procs)
     for _ in procs:
         ready.get(timeout=60)
     time.sleep(0.2)
@@ -222,10 +231,7 @@ def relay_latency(url: str, seconds: float, hops: int = 3) -> tuple[float, float
         run_async(produce())
         lat = sorted(q.get(timeout=60))
     finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
+        _join(procs)
         r.delete(*streams)
     n = len(lat)
     return lat[n // 2], lat[min(n - 1, int(n * 0.99))], n

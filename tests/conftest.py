@@ -21,7 +21,11 @@ from typing import Any
 
 import pytest
 
+from tradewind.bus import Bus, MemoryBus
+from tradewind.clock import Clock, ReplayClock
 from tradewind.config import Settings, load_settings
+from tradewind.instruments import InstrumentRegistry
+from tradewind.services.base import ServiceContext
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKET_DATA = Path(
@@ -42,6 +46,20 @@ def market_file(name: str) -> Path:
     if not path.exists():
         skip_or_fail(f"recorded market data not found: {path}")
     return path
+
+
+def service_context(
+    settings: Settings, bus: Bus | None = None, clock: Clock | None = None, **kw: Any
+) -> ServiceContext:
+    """A service's context for a test: an in-process bus and an event-time clock
+    unless given, the bundled instruments; ``kw`` sets the rest (store, durable_state…)."""
+    return ServiceContext(
+        bus=bus if bus is not None else MemoryBus(),
+        clock=clock if clock is not None else ReplayClock(),
+        settings=settings,
+        instruments=InstrumentRegistry.load(),
+        **kw,
+    )
 
 
 @pytest.fixture

@@ -18,15 +18,22 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("ws", "signal", "risk", "execution", "db_writer")
-K8S_NAMES = {"ws": "ws", "signal": "signal", "risk": "risk", "execution": "execution",
-             "db_writer": "db-writer"}
+K8S_NAMES = {
+    "ws": "ws",
+    "signal": "signal",
+    "risk": "risk",
+    "execution": "execution",
+    "db_writer": "db-writer",
+}
 DRAIN_TIMEOUT_S = 20
 
 
 def require_tool(name: str) -> str:
     path = shutil.which(name) or (
         f"/opt/tradewind-tools/bin/{name}"
-        if os.access(f"/opt/tradewind-tools/bin/{name}", os.X_OK) else None)
+        if os.access(f"/opt/tradewind-tools/bin/{name}", os.X_OK)
+        else None
+    )
     if path:
         return path
     reason = f"{name} is not installed (bash .ci/install_deploy_tools.sh)"
@@ -45,8 +52,12 @@ def renders() -> dict[str, list[dict[str, Any]]]:
     kubectl = require_tool("kubectl")
     out = {}
     for overlay in ("dev", "prod"):
-        proc = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         out[overlay] = load_yaml_docs(proc.stdout)
     return out

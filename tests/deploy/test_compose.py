@@ -83,8 +83,10 @@ def test_redis_persists_with_aof_and_postgres_gets_schema(compose):
     assert any(v.startswith("redis-data:") for v in compose["services"]["redis"]["volumes"])
     pg_volumes = compose["services"]["postgres"]["volumes"]
     assert any(v.startswith("postgres-data:") for v in pg_volumes)
-    assert any(v.startswith("./src/tradewind/storage/schema.sql:/docker-entrypoint-initdb.d/")
-               for v in pg_volumes)
+    assert any(
+        v.startswith("./src/tradewind/storage/schema.sql:/docker-entrypoint-initdb.d/")
+        for v in pg_volumes
+    )
 
 
 def test_monitoring_is_provisioned_from_infrastructure(compose):
@@ -130,8 +132,11 @@ def test_every_variable_used_is_in_env_example(compose):
     interpolated = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     missing = interpolated - documented
     assert not missing, f"interpolated but not in .env.example: {sorted(missing)}"
-    assigned = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-                if re.match(r"^[A-Z][A-Z0-9_]*=", line)}
+    assigned = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line)
+    }
     assert interpolated <= assigned | {"TRADEWIND_FEED__WS_URLS", "TRADEWIND_FEED__REST_URLS"}
     container_env = {k for s in compose["services"].values() for k in (s.get("environment") or {})}
     missing = container_env - documented
@@ -161,8 +166,9 @@ def test_dockerfile_contract():
     text = (ROOT / "Dockerfile").read_text()
     froms = re.findall(r"^FROM (\S+)", text, re.M)
     assert len(froms) >= 2, "multi-stage"
-    assert all(re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", f)
-               for f in froms), froms
+    assert all(
+        re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", f) for f in froms
+    ), froms
     assert "--require-hashes" in text and "requirements.lock" in text
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert re.search(r"^HEALTHCHECK .*\n?.*/livez", text, re.M)

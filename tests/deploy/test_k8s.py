@@ -14,8 +14,16 @@ import pytest
 from .conftest import DRAIN_TIMEOUT_S, K8S_NAMES, ROOT, require_tool
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet")
-ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-                   "persistentVolumeClaim", "projected", "secret"}
+ALLOWED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 OVERLAYS = ("dev", "prod")
 
 
@@ -48,8 +56,17 @@ def test_renders_hold_everything_and_no_secret(renders):
     for overlay in OVERLAYS:
         docs = renders[overlay]
         kinds = {d["kind"] for d in docs}
-        assert {"Namespace", "ConfigMap", "StatefulSet", "Deployment", "Service", "ServiceAccount",
-                "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+        assert {
+            "Namespace",
+            "ConfigMap",
+            "StatefulSet",
+            "Deployment",
+            "Service",
+            "ServiceAccount",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+        } <= kinds
         assert "Secret" not in kinds, "Secrets are created out of band, never rendered"
         assert set(by_kind(docs, "StatefulSet")) == {"redis", "postgres", "prometheus"}
         deployments = set(by_kind(docs, "Deployment"))
@@ -130,8 +147,10 @@ def test_issue9_list_on_every_pod(renders, pods):
         elif sa not in by_kind(renders[overlay], "ServiceAccount"):
             problems.append(f"{name}: ServiceAccount {sa} not rendered")
         else:
-            if by_kind(renders[overlay], "ServiceAccount")[sa].get(
-                    "automountServiceAccountToken") is not False:
+            if (
+                by_kind(renders[overlay], "ServiceAccount")[sa].get("automountServiceAccountToken")
+                is not False
+            ):
                 problems.append(f"{name}: ServiceAccount automounts its token")
         if spec.get("automountServiceAccountToken") is not False:
             problems.append(f"{name}: automountServiceAccountToken false")
@@ -153,8 +172,11 @@ def test_issue9_list_on_every_pod(renders, pods):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_tradewind_services(renders, overlay):
     deployments = by_kind(renders[overlay], "Deployment")
-    config = next(d for d in renders[overlay] if d["kind"] == "ConfigMap"
-                  and d["metadata"]["name"].startswith("tradewind-config"))["data"]
+    config = next(
+        d
+        for d in renders[overlay]
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("tradewind-config")
+    )["data"]
     assert config["TRADEWIND_BUS__KIND"] == "redis"
     assert config["TRADEWIND_HTTP__HOST"] == "0.0.0.0"
     assert float(config["TRADEWIND_DRAIN_TIMEOUT_S"]) <= DRAIN_TIMEOUT_S
@@ -166,8 +188,10 @@ def test_tradewind_services(renders, overlay):
         assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert c["startupProbe"]["httpGet"]["path"] == "/livez"
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert deployments[k8s_name]["spec"]["template"]["metadata"]["labels"][
-            "tradewind.io/service"] == service
+        assert (
+            deployments[k8s_name]["spec"]["template"]["metadata"]["labels"]["tradewind.io/service"]
+            == service
+        )
         image = c["image"]
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
@@ -181,8 +205,11 @@ def test_tradewind_services(renders, overlay):
 
 def test_configmaps_carry_schema_prometheus_and_dashboards(renders):
     for overlay in OVERLAYS:
-        cms = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in renders[overlay]
-               if d["kind"] == "ConfigMap"}
+        cms = {
+            d["metadata"]["name"].rsplit("-", 1)[0]: d
+            for d in renders[overlay]
+            if d["kind"] == "ConfigMap"
+        }
         assert "001-schema.sql" in cms["tradewind-postgres-init"]["data"]
         assert "prometheus.yml" in cms["tradewind-prometheus-config"]["data"]
         assert "tradewind-alerts.yml" in cms["tradewind-prometheus-rules"]["data"]
@@ -218,12 +245,14 @@ def test_scaling_objects(renders):
 
 def _storage(docs, sts):
     return by_kind(docs, "StatefulSet")[sts]["spec"]["volumeClaimTemplates"][0]["spec"][
-        "resources"]["requests"]["storage"]
+        "resources"
+    ]["requests"]["storage"]
 
 
 def test_prod_has_larger_volumes_and_pinned_images(renders):
     def gi(s):
         return int(s.removesuffix("Gi"))
+
     for sts in ("redis", "postgres", "prometheus"):
         assert gi(_storage(renders["prod"], sts)) > gi(_storage(renders["dev"], sts))
     for w in workloads(renders["prod"]):
@@ -235,9 +264,13 @@ def test_prod_has_larger_volumes_and_pinned_images(renders):
 
 # --- NetworkPolicy flows ------------------------------------------------------------
 
-KUBE_DNS = {"name": "kube-dns", "ns": "kube-system",
-            "ns_labels": {"kubernetes.io/metadata.name": "kube-system"},
-            "labels": {"k8s-app": "kube-dns"}, "ports": [("UDP", 53, None), ("TCP", 53, None)]}
+KUBE_DNS = {
+    "name": "kube-dns",
+    "ns": "kube-system",
+    "ns_labels": {"kubernetes.io/metadata.name": "kube-system"},
+    "labels": {"k8s-app": "kube-dns"},
+    "ports": [("UDP", 53, None), ("TCP", 53, None)],
+}
 EXTERNAL = {"internet": "203.0.113.10", "apiserver": "10.96.0.1"}
 EXTERNAL_PORTS = [("TCP", 443), ("TCP", 6443), ("TCP", 80), ("TCP", 5432), ("TCP", 6379)]
 
@@ -296,10 +329,12 @@ def _port_matches(rule_ports, proto, port, port_name) -> bool:
 
 def _allowed(policies, pod, direction, peer, proto, port, port_name) -> bool:
     key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
-    selecting = [p for p in policies
-                 if direction in p["spec"].get("policyTypes", ["Ingress"])
-                 and (not p["spec"]["podSelector"]
-                      or _match_labels(p["spec"]["podSelector"], pod["labels"]))]
+    selecting = [
+        p
+        for p in policies
+        if direction in p["spec"].get("policyTypes", ["Ingress"])
+        and (not p["spec"]["podSelector"] or _match_labels(p["spec"]["podSelector"], pod["labels"]))
+    ]
     if not selecting:
         return True
     for p in selecting:
@@ -317,11 +352,20 @@ def flows(docs) -> set[tuple[str, str, str, int]]:
     pods = []
     for w in workloads(docs):
         spec = pod_spec(w)
-        ports = [(p.get("protocol", "TCP"), p["containerPort"], p.get("name"))
-                 for c in spec["containers"] for p in c.get("ports", [])]
-        pods.append({"name": w["metadata"]["name"], "ns": "tradewind",
-                     "ns_labels": {"kubernetes.io/metadata.name": "tradewind"},
-                     "labels": w["spec"]["template"]["metadata"]["labels"], "ports": ports})
+        ports = [
+            (p.get("protocol", "TCP"), p["containerPort"], p.get("name"))
+            for c in spec["containers"]
+            for p in c.get("ports", [])
+        ]
+        pods.append(
+            {
+                "name": w["metadata"]["name"],
+                "ns": "tradewind",
+                "ns_labels": {"kubernetes.io/metadata.name": "tradewind"},
+                "labels": w["spec"]["template"]["metadata"]["labels"],
+                "ports": ports,
+            }
+        )
     out = set()
     for src in pods:
         for dst in [*pods, KUBE_DNS]:
@@ -330,8 +374,9 @@ def flows(docs) -> set[tuple[str, str, str, int]]:
             for proto, port, port_name in dst["ports"]:
                 if not _allowed(policies, src, "Egress", dst, proto, port, port_name):
                     continue
-                if dst["ns"] == "tradewind" and not _allowed(policies, dst, "Ingress", src, proto,
-                                                             port, port_name):
+                if dst["ns"] == "tradewind" and not _allowed(
+                    policies, dst, "Ingress", src, proto, port, port_name
+                ):
                     continue
                 out.add((src["name"], dst["name"], proto, port))
         for ext, ip in EXTERNAL.items():
@@ -384,36 +429,63 @@ def test_default_deny_covers_every_pod(renders):
 
 # --- scripts -----------------------------------------------------------------------
 
+
 def test_deploy_dry_run_prints_the_plan_without_a_cluster(tmp_path):
     require_tool("kubectl")
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-such-kubeconfig")}
     proc = subprocess.run(
-        ["bash", str(ROOT / "k8s" / "deploy-k8s.sh"), "--overlay", "prod", "--registry",
-         "registry.example.com/acme", "--tag", "9.9.9", "--dry-run"],
-        capture_output=True, text=True, env=env, check=False, timeout=120)
+        [
+            "bash",
+            str(ROOT / "k8s" / "deploy-k8s.sh"),
+            "--overlay",
+            "prod",
+            "--registry",
+            "registry.example.com/acme",
+            "--tag",
+            "9.9.9",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "dry run" in out
     assert "registry.example.com/acme/tradewind:9.9.9" in out
-    for secret in ("tradewind-postgres", "tradewind-control", "tradewind-exchange",
-                   "tradewind-grafana"):
+    for secret in (
+        "tradewind-postgres",
+        "tradewind-control",
+        "tradewind-exchange",
+        "tradewind-grafana",
+    ):
         assert secret in out
     assert "Deployment/risk" in out and "StatefulSet/postgres" in out
     assert not list((ROOT / "k8s").glob(".render.*")), "temporary render dir left behind"
 
 
 def test_cleanup_dry_run_keeps_data_unless_asked():
-    proc = subprocess.run(["bash", str(ROOT / "k8s" / "cleanup-k8s.sh"), "--dry-run"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "k8s" / "cleanup-k8s.sh"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0
     assert "PersistentVolumeClaims and the namespace kept" in proc.stdout
 
 
 def test_shell_scripts_pass_shellcheck():
     tool = require_tool("shellcheck")
-    scripts = [ROOT / "k8s" / "deploy-k8s.sh", ROOT / "k8s" / "cleanup-k8s.sh",
-               ROOT / "k8s" / "base" / "sync-files.sh", ROOT / ".ci" / "deploy_checks.sh",
-               ROOT / ".ci" / "install_deploy_tools.sh"]
+    scripts = [
+        ROOT / "k8s" / "deploy-k8s.sh",
+        ROOT / "k8s" / "cleanup-k8s.sh",
+        ROOT / "k8s" / "base" / "sync-files.sh",
+        ROOT / ".ci" / "deploy_checks.sh",
+        ROOT / ".ci" / "install_deploy_tools.sh",
+    ]
     proc = subprocess.run([tool, *map(str, scripts)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout
 
@@ -431,6 +503,7 @@ def _need_tree_sitter() -> None:
 def test_powershell_scripts_parse():
     _need_tree_sitter()
     from .ps_parse import parse_errors
+
     for script in ("deploy-k8s.ps1", "cleanup-k8s.ps1"):
         assert parse_errors(ROOT / "k8s" / script) == []
 
@@ -438,6 +511,7 @@ def test_powershell_scripts_parse():
 def test_powershell_checker_finds_errors(tmp_path):
     _need_tree_sitter()
     from .ps_parse import parse_errors
+
     bad = tmp_path / "bad.ps1"
     bad.write_text("function f {\n  if ($x -eq 1 { 'a' }\n}\n")
     assert parse_errors(bad)

@@ -15,14 +15,26 @@ from .conftest import ROOT, SERVICES, require_tool
 PROM = ROOT / "infrastructure" / "monitoring" / "prometheus"
 GRAFANA = ROOT / "infrastructure" / "monitoring" / "grafana"
 REQUIRED_ALERTS = {
-    "TradewindServiceDown", "TradewindFeedStale", "TradewindFeedReconnectStorm",
-    "TradewindBookResyncStorm", "TradewindStreamLagGrowing", "TradewindDeadLetters",
-    "TradewindTradingHalted", "TradewindTradingReducing", "TradewindLossLimitNearlyUsed",
-    "TradewindOrderRejectsSpike", "TradewindDbWriterErrors", "TradewindMemoryGrowth",
+    "TradewindServiceDown",
+    "TradewindFeedStale",
+    "TradewindFeedReconnectStorm",
+    "TradewindBookResyncStorm",
+    "TradewindStreamLagGrowing",
+    "TradewindDeadLetters",
+    "TradewindTradingHalted",
+    "TradewindTradingReducing",
+    "TradewindLossLimitNearlyUsed",
+    "TradewindOrderRejectsSpike",
+    "TradewindDbWriterErrors",
+    "TradewindMemoryGrowth",
 }
 TARGET_LABELS = {"job", "instance", "le", "namespace", "pod"}
-STANDARD = {"up": set(), "process_resident_memory_bytes": set(),
-            "process_cpu_seconds_total": set(), "process_open_fds": set()}
+STANDARD = {
+    "up": set(),
+    "process_resident_memory_bytes": set(),
+    "process_cpu_seconds_total": set(),
+    "process_open_fds": set(),
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +44,7 @@ def known() -> dict[str, set[str]]:
     from prometheus_client.metrics import MetricWrapperBase
 
     import tradewind.observability.metrics as m
+
     out: dict[str, set[str]] = dict(STANDARD)
     for obj in vars(m).values():
         if isinstance(obj, MetricWrapperBase):
@@ -64,18 +77,51 @@ def dashboard_exprs() -> dict[str, str]:
     return out
 
 
-FUNCS = {"sum", "max", "min", "avg", "count", "rate", "increase", "deriv", "time", "by",
-         "without", "histogram_quantile", "predict_linear", "and", "or", "unless", "clamp_min",
-         "abs", "absent", "topk", "bool", "on", "ignoring", "irate", "delta", "avg_over_time",
-         "max_over_time", "min_over_time", "label_replace", "vector", "scalar"}
+FUNCS = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "increase",
+    "deriv",
+    "time",
+    "by",
+    "without",
+    "histogram_quantile",
+    "predict_linear",
+    "and",
+    "or",
+    "unless",
+    "clamp_min",
+    "abs",
+    "absent",
+    "topk",
+    "bool",
+    "on",
+    "ignoring",
+    "irate",
+    "delta",
+    "avg_over_time",
+    "max_over_time",
+    "min_over_time",
+    "label_replace",
+    "vector",
+    "scalar",
+}
 
 
 def check_expr(expr: str, known: dict[str, set[str]]) -> list[str]:
     problems = []
-    names = [n for n in re.findall(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", re.sub(r'"[^"]*"', "", expr))
-             if n not in FUNCS and not re.fullmatch(r"\d+[smhd]?", n)]
-    metrics = [n for n in names if n in known or n.startswith(("tradewind_", "process_"))
-               or n == "up"]
+    names = [
+        n
+        for n in re.findall(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", re.sub(r'"[^"]*"', "", expr))
+        if n not in FUNCS and not re.fullmatch(r"\d+[smhd]?", n)
+    ]
+    metrics = [
+        n for n in names if n in known or n.startswith(("tradewind_", "process_")) or n == "up"
+    ]
     for n in metrics:
         if n not in known:
             problems.append(f"unknown metric {n}")
@@ -124,19 +170,29 @@ def test_the_metric_checker_catches_typos(known):
     assert check_expr("rate(tradewind_event_published_total[1m])", known)
     assert check_expr('tradewind_stream_lag{service="x"}', known)
     assert check_expr("sum by (symbol) (tradewind_exposure)", known)
-    assert not check_expr('sum by (topic) (rate(tradewind_events_published_total{job="ws"}[1m]))',
-                          known)
+    assert not check_expr(
+        'sum by (topic) (rate(tradewind_events_published_total{job="ws"}[1m]))', known
+    )
 
 
 def test_dashboards_are_fresh_complete_and_use_the_provisioned_datasource():
-    proc = subprocess.run([sys.executable, str(GRAFANA / "build_dashboards.py"), "--check"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(GRAFANA / "build_dashboards.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     uid = ds["datasources"][0]["uid"]
     files = {f.stem for f in (GRAFANA / "dashboards").glob("*.json")}
-    assert files == {"tradewind-overview", "tradewind-market-data", "tradewind-trading",
-                     "tradewind-latency", "tradewind-infrastructure"}
+    assert files == {
+        "tradewind-overview",
+        "tradewind-market-data",
+        "tradewind-trading",
+        "tradewind-latency",
+        "tradewind-infrastructure",
+    }
     for f in (GRAFANA / "dashboards").glob("*.json"):
         d = json.loads(f.read_text())
         assert d["uid"] == f.stem and d["panels"]
@@ -168,8 +224,12 @@ def test_metrics_doc_lists_every_metric(known):
 
 
 def test_k8s_file_copies_are_not_stale():
-    proc = subprocess.run(["bash", str(ROOT / "k8s" / "base" / "sync-files.sh"), "--check"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "k8s" / "base" / "sync-files.sh"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     schema = ROOT / "src" / "tradewind" / "storage" / "schema.sql"
     copy = (ROOT / "k8s" / "base" / "files" / "schema.sql").read_text()
@@ -181,9 +241,11 @@ def test_k8s_file_copies_are_not_stale():
 
 def test_promtool_rules_and_config(tmp_path):
     tool = require_tool("promtool")
-    for args in (["check", "rules", *map(str, (PROM / "rules").glob("*.yml"))],
-                 ["test", "rules", *map(str, (PROM / "tests").glob("*.test.yml"))],
-                 ["check", "config", "--syntax-only", str(PROM / "prometheus.yml")]):
+    for args in (
+        ["check", "rules", *map(str, (PROM / "rules").glob("*.yml"))],
+        ["test", "rules", *map(str, (PROM / "tests").glob("*.test.yml"))],
+        ["check", "config", "--syntax-only", str(PROM / "prometheus.yml")],
+    ):
         proc = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -196,8 +258,10 @@ def test_promtool_unit_tests_fail_on_a_broken_rule(tmp_path):
     (tmp_path / "rules" / "tradewind-alerts.yml").write_text(rules)
     test = (PROM / "tests" / "tradewind-alerts.test.yml").read_text()
     (tmp_path / "tests" / "t.test.yml").write_text(test)
-    proc = subprocess.run([tool, "test", "rules", str(tmp_path / "tests" / "t.test.yml")],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [tool, "test", "rules", str(tmp_path / "tests" / "t.test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0
-
-

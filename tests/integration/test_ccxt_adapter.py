@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import service_context, skip_or_fail
 from tests.integration.test_execution_live import converge, orders
 from tradewind.bus import MemoryBus
 from tradewind.clock import WallClock
@@ -29,7 +29,6 @@ from tradewind.events import CancelRequest, OrderStatus
 from tradewind.exchanges.fake.binance_orders import FakeBinanceOrders, Faults
 from tradewind.execution.venue import VenueBusy, VenueRejected, VenueUnknown
 from tradewind.instruments import InstrumentRegistry
-from tradewind.services.base import ServiceContext
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import ORDERS
 
@@ -184,12 +183,8 @@ async def test_lost_answers_settled_by_lookup_never_resent(
     fake.faults["place"] = Faults(drop=0.3, error_after=0.1)
     venue = ccxt_venue(make_settings, fake)
     bus = MemoryBus()
-    ctx = ServiceContext(
-        bus=bus,
-        clock=WallClock(),
-        settings=ccxt_settings(make_settings, fake),
-        instruments=InstrumentRegistry.load(),
-        extras={"venue": venue},
+    ctx = service_context(
+        ccxt_settings(make_settings, fake), bus=bus, clock=WallClock(), extras={"venue": venue}
     )
     svc = ExecutionService(ctx)
     await svc.start()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.conftest import service_context
 from tradewind.bus import MemoryBus
 from tradewind.clock import WallClock
 from tradewind.events import (
@@ -31,7 +32,6 @@ from tradewind.events import (
 )
 from tradewind.exchanges.fake.binance_orders import FakeBinanceOrders, Faults
 from tradewind.instruments import InstrumentRegistry
-from tradewind.services.base import ServiceContext
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import EXECUTIONS, ORDERS
 
@@ -147,9 +147,7 @@ async def run_burst(
 ) -> tuple[MemoryBus, ExecutionService, list[OrderRequest]]:
     settings = live_settings(make_settings, fake, **kw)
     bus = MemoryBus()
-    ctx = ServiceContext(
-        bus=bus, clock=WallClock(), settings=settings, instruments=InstrumentRegistry.load()
-    )
+    ctx = service_context(settings, bus=bus, clock=WallClock())
     svc = ExecutionService(ctx)
     await svc.start()
     sent = orders(n, tag)
@@ -243,12 +241,7 @@ async def test_restart_reconciles_what_happened_while_away(make_settings: Any) -
         await svc.stop(5)
         await fake.set_price("BTCUSDT", D("98"))
         await fake.set_price("BTCUSDT", D("102"))
-        ctx = ServiceContext(
-            bus=bus,
-            clock=WallClock(),
-            settings=live_settings(make_settings, fake),
-            instruments=InstrumentRegistry.load(),
-        )
+        ctx = service_context(live_settings(make_settings, fake), bus=bus, clock=WallClock())
         again = ExecutionService(ctx)
         await again.start()
         assert await converge(bus, fake, sent) == []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import market_file
+from tests.conftest import market_file, service_context
 from tradewind.events import Bar, BookDelta, MarketEvent, Trade
 from tradewind.exchanges.fake import FakeExchange
 from tradewind.exchanges.feeds import Feeds, run_feeds, validate_feed_settings
@@ -387,8 +387,7 @@ async def test_missing_pongs_reconnect(make_settings: Any) -> None:
 async def test_ws_service_publishes_the_live_feed(make_settings: Any) -> None:
     from tradewind.bus import MemoryBus
     from tradewind.clock import WallClock
-    from tradewind.instruments import InstrumentRegistry
-    from tradewind.services import ServiceContext, WsService
+    from tradewind.services import WsService
     from tradewind.topics import MARKET
 
     fake = FakeExchange([market_file(SPOT)], speed=0, exchanges=["binance"], autostart=False)
@@ -404,9 +403,7 @@ async def test_ws_service_publishes_the_live_feed(make_settings: Any) -> None:
         )
         bus = MemoryBus()
         sub = await bus.subscribe([MARKET], "test", "0")
-        ctx = ServiceContext(
-            bus=bus, clock=WallClock(), settings=settings, instruments=InstrumentRegistry.load()
-        )
+        ctx = service_context(settings, bus=bus, clock=WallClock())
         service = WsService(ctx)
         await service.start()
         try:

@@ -12,17 +12,15 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import service_context
 from tradewind.bus import Bus, create_bus
 from tradewind.cli.control import send
-from tradewind.clock import ReplayClock
 from tradewind.events import CancelRequest, Control, OrderUpdate, TradingState
-from tradewind.instruments import InstrumentRegistry
 from tradewind.observability import metrics
 from tradewind.services import (
     ExecutionService,
     RiskService,
     Service,
-    ServiceContext,
     SignalService,
     WsService,
 )
@@ -61,13 +59,7 @@ async def test_halt_flatten_during_a_live_replay(
     )
     bus = create_bus(settings)
     await bus.start()
-    ctx = ServiceContext(
-        bus=bus,
-        clock=ReplayClock(),
-        settings=settings,
-        instruments=InstrumentRegistry.load(),
-        durable_state=True,
-    )
+    ctx = service_context(settings, bus=bus, durable_state=True)
     risk = RiskService(ctx)
     services: list[Service] = [ExecutionService(ctx), risk, SignalService(ctx), WsService(ctx)]
     for s in services:

@@ -16,11 +16,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.bus_contract import drain, fill, trade
+from tests.conftest import service_context
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import WallClock
-from tradewind.instruments import InstrumentRegistry
 from tradewind.observability import metrics
-from tradewind.services import ServiceContext
 from tradewind.services.db_writer import DbWriterService
 from tradewind.storage.postgres import PostgresStore
 from tradewind.topics import EXECUTIONS, ORDERS
@@ -54,13 +53,7 @@ async def test_db_writer_trims_only_what_every_group_finished(
     store = PostgresStore(postgres_url, retry_max_s=20.0)
     await store.start()
     settings = make_settings(store={"url": postgres_url})
-    ctx = ServiceContext(
-        bus=bus,
-        clock=WallClock(),
-        settings=settings,
-        instruments=InstrumentRegistry.load(),
-        store=store,
-    )
+    ctx = service_context(settings, bus=bus, clock=WallClock(), store=store)
     risk = await bus.subscribe([ORDERS], "risk", "r0")
     svc = DbWriterService(ctx)
     svc.trimmer.interval_s = 0.05

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import service_context
 from tests.unit.test_risk_engine import T0, signal
 from tradewind.bus import MemoryBus, Message, Subscription
-from tradewind.clock import ReplayClock
 from tradewind.events import Event, RiskDecision, Trade
-from tradewind.instruments import InstrumentRegistry
-from tradewind.services import RiskService, ServiceContext
+from tradewind.services import RiskService
 from tradewind.topics import DECISIONS, MARKET, SIGNALS
 
 
@@ -50,13 +49,7 @@ class _FailOnce(Subscription):
 @pytest.mark.parametrize("durable", [False, True])
 async def test_failed_commit_rolls_the_engine_back(make_settings: Any, durable: bool) -> None:
     bus = MemoryBus()
-    ctx = ServiceContext(
-        bus=bus,
-        clock=ReplayClock(),
-        settings=make_settings(),
-        instruments=InstrumentRegistry.load(),
-        durable_state=durable,
-    )
+    ctx = service_context(make_settings(), bus=bus, durable_state=durable)
     risk = RiskService(ctx)
     await risk.start()
     out = await bus.subscribe([DECISIONS], "test", "t")

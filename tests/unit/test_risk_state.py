@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import service_context
 from tests.unit.test_risk_engine import BTC, T0, fill, signal
 from tradewind.bus import MemoryBus
-from tradewind.clock import ReplayClock
 from tradewind.events import Event, OrderRequest, Trade
-from tradewind.instruments import InstrumentRegistry
-from tradewind.services import RiskService, ServiceContext
+from tradewind.services import RiskService
 from tradewind.services.risk import MARKET_STATE_KEY, STATE_KEY
 from tradewind.topics import EXECUTIONS, MARKET, ORDERS, SIGNALS
 
@@ -33,13 +32,7 @@ def trade(n: int, price: float) -> Trade:
 
 
 def service(bus: MemoryBus, settings: Any) -> RiskService:
-    ctx = ServiceContext(
-        bus=bus,
-        clock=ReplayClock(),
-        settings=settings,
-        instruments=InstrumentRegistry.load(),
-        durable_state=True,
-    )
+    ctx = service_context(settings, bus=bus, durable_state=True)
     return RiskService(ctx)
 
 

@@ -8,9 +8,8 @@ import time
 from typing import Any, ClassVar
 
 from tests.bus_contract import trade
+from tests.conftest import service_context
 from tradewind.bus import MemoryBus, Message, Subscription
-from tradewind.clock import ReplayClock
-from tradewind.instruments import InstrumentRegistry
 from tradewind.services.base import Service, ServiceContext
 
 TOPIC = "t.linger"
@@ -35,12 +34,7 @@ class Recorder(Service):
 
 async def _run(make_settings: Any, linger_s: float) -> Recorder:
     bus = MemoryBus()
-    ctx = ServiceContext(
-        bus=bus,
-        clock=ReplayClock(),
-        settings=make_settings(),
-        instruments=InstrumentRegistry.load(),
-    )
+    ctx = service_context(make_settings(), bus=bus)
     svc = Recorder(ctx, linger_s)
     await svc.start()
     await bus.publish(TOPIC, [trade(0)])
@@ -64,12 +58,7 @@ async def test_without_linger_each_arrival_is_its_own_batch(make_settings: Any) 
 
 async def test_a_stop_does_not_wait_out_the_linger(make_settings: Any) -> None:
     bus = MemoryBus()
-    ctx = ServiceContext(
-        bus=bus,
-        clock=ReplayClock(),
-        settings=make_settings(),
-        instruments=InstrumentRegistry.load(),
-    )
+    ctx = service_context(make_settings(), bus=bus)
     svc = Recorder(ctx, 30.0)
     await svc.start()
     await bus.publish(TOPIC, [trade(0)])

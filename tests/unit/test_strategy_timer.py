@@ -7,11 +7,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from tests.conftest import service_context
 from tradewind.bus import MemoryBus
-from tradewind.clock import ReplayClock
 from tradewind.events import Quote, Signal
-from tradewind.instruments import InstrumentRegistry
-from tradewind.services import ServiceContext, SignalService
+from tradewind.services import SignalService
 from tradewind.strategies import STRATEGIES, Strategy
 from tradewind.topics import MARKET, SIGNALS
 
@@ -52,9 +51,7 @@ async def test_timers_fire_on_exchange_time(make_settings: Any) -> None:
         settings = make_settings(
             strategy={"name": Ticker.name, "params": {"timer_interval_s": 1.0}}
         )
-        ctx = ServiceContext(
-            bus=bus, clock=ReplayClock(), settings=settings, instruments=InstrumentRegistry.load()
-        )
+        ctx = service_context(settings, bus=bus)
         svc = SignalService(ctx)
         await svc.start()
         await bus.publish(MARKET, [quote(10.2), quote(10.7), quote(12.5), quote(12.9), quote(14.0)])
