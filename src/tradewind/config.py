@@ -235,8 +235,11 @@ class _EnvWithoutFiles(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         skip = (f"{ENV_PREFIX}config".lower(), f"{ENV_PREFIX}secrets_dir".lower())
-        return {k: v for k, v in super()._load_env_vars().items()
-                if not k.lower().endswith("_file") and k.lower() not in skip}
+        return {
+            k: v
+            for k, v in super()._load_env_vars().items()
+            if not k.lower().endswith("_file") and k.lower() not in skip
+        }
 
 
 class _YamlSource(PydanticBaseSettingsSource):

@@ -43,9 +43,7 @@ def signature(token: str, id_: str, command: str, args: dict[str, str], ts: int)
     return hmac.new(token.encode(), canonical(id_, command, args, ts), hashlib.sha256).hexdigest()
 
 
-def check(
-    token: str, id_: str, command: str, args: dict[str, str], ts: int, sig: str
-) -> bool:
+def check(token: str, id_: str, command: str, args: dict[str, str], ts: int, sig: str) -> bool:
     """Constant-time comparison, so timing reveals nothing about the signature."""
     return hmac.compare_digest(signature(token, id_, command, args, ts), sig)
 

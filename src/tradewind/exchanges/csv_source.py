@@ -105,8 +105,6 @@ def _int(value: bytes, reason: str) -> int:
         raise ParseError(reason, value[:40].decode(errors="replace")) from None
 
 
-
-
 def _text(value: bytes) -> str:
     return value.decode(errors="replace")
 
