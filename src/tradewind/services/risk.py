@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import structlog
@@ -63,6 +64,10 @@ MARKET_STATE_KEY = "risk:engine:market"
 """Newer than ``STATE_KEY`` after batches of market data alone; see ``_state``."""
 _ACCOUNT_EVENTS = frozenset({Signal, Fill, OrderUpdate, Control})
 _MARKET_EVENTS = frozenset({Trade, Quote, BookDelta, Bar})
+_EVENT = attrgetter("event")
+_EXCHANGE = attrgetter("exchange")
+_SYMBOL = attrgetter("symbol")
+_TS = attrgetter("ts_event")
 log = structlog.get_logger("tradewind.risk")
 
 
@@ -140,10 +145,7 @@ class RiskService(Service):
         records: list[Event] = []
         replies: list[ControlReply] = []
         results: list[tuple[str, str]] = []
-        for m in msgs:
-            e = m.event
-            if isinstance(e, (Trade, Quote, BookDelta, Bar)):
-                engine.marks.seen((e.exchange, e.symbol), e.ts_event)
+        self._mark_fresh([e for e in map(_EVENT, msgs) if type(e) in _MARKET_EVENTS])
         # Consecutive market events are folded per symbol into their newest
         # time and last price: every decision still sees current marks, and
         # the account is revalued once per run of ticks instead of per tick.
@@ -217,6 +219,20 @@ class RiskService(Service):
             state = {}
         state[MARKET_STATE_KEY] = json.dumps(market).encode()
         return snapshot, state
+
+    def _mark_fresh(self, market: list[Any]) -> None:
+        """Every symbol with market data in the batch is fresh as of its newest
+        event (``Marks.seen`` keeps the newest), before any signal in the batch
+        is decided. A batch is nearly always one symbol: one call then."""
+        if not market:
+            return
+        seen = self.engine.marks.seen
+        keys = set(zip(map(_EXCHANGE, market), map(_SYMBOL, market), strict=True))
+        if len(keys) == 1:
+            seen(keys.pop(), max(map(_TS, market)))
+            return
+        for e in market:
+            seen((e.exchange, e.symbol), e.ts_event)
 
     def _apply_marks(self, latest: dict[tuple[str, str], list[Any]]) -> None:
         engine = self.engine

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from tradewind.bus import Message, Subscription
 from tradewind.events import Bar, BookDelta, Event, Fill, Quote, Signal, Trade
@@ -23,12 +23,16 @@ _MAX_TIMERS = 10_000
 
 
 class _Worker:
-    __slots__ = ("bars", "ctx", "strategy")
+    __slots__ = ("bars", "ctx", "on_trade", "strategy")
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext, bars: BarBuilder | None) -> None:
         self.strategy = strategy
         self.ctx = ctx
         self.bars = bars
+        # A strategy of bars (the EMA crossover) leaves on_trade as it is: no
+        # call per tick then.
+        overridden = type(strategy).on_trade is not Strategy.on_trade
+        self.on_trade: Callable[[Trade], None] | None = strategy.on_trade if overridden else None
 
 
 class SignalService(Service):
@@ -181,7 +185,8 @@ class SignalService(Service):
                 if closed is not None:
                     bars.append(closed)
                     strat.on_bar(closed)
-            strat.on_trade(e)
+            if w.on_trade is not None:
+                w.on_trade(e)
         elif type(e) is Quote:
             ctx.bid, ctx.ask = e.bid, e.ask
             strat.on_quote(e)
