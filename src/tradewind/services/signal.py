@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
+from typing import cast
 
 from tradewind.bus import Message, Subscription
 from tradewind.events import Bar, BookDelta, Event, Fill, Quote, Signal, Trade
@@ -19,11 +21,14 @@ from tradewind.strategies import Strategy, StrategyContext, build_params, strate
 from tradewind.strategies.bars import BarBuilder
 from tradewind.topics import BARS, EXECUTIONS, MARKET, SIGNALS, partition_of
 
+_EVENT = attrgetter("event")
+_TS = attrgetter("ts_event")
+
 _MAX_TIMERS = 10_000
 
 
 class _Worker:
-    __slots__ = ("bars", "ctx", "on_trade", "strategy")
+    __slots__ = ("bars", "ctx", "on_trade", "runs", "strategy")
 
     def __init__(self, strategy: Strategy, ctx: StrategyContext, bars: BarBuilder | None) -> None:
         self.strategy = strategy
@@ -33,10 +38,15 @@ class _Worker:
         # call per tick then.
         overridden = type(strategy).on_trade is not Strategy.on_trade
         self.on_trade: Callable[[Trade], None] | None = strategy.on_trade if overridden else None
+        self.runs = bars is not None and not overridden
+        """Runs of trades inside one bar can skip the per-tick path (``_absorb``)."""
 
 
 class SignalService(Service):
     name = "signal"
+    absorb_runs: bool = True
+    """Take runs of trades inside a bar at once (``_absorb``); tests turn it
+    off to compare with per-tick dispatch."""
 
     def __init__(self, ctx: ServiceContext, partitioned: bool = False) -> None:
         """``partitioned``: start owning no market partition and wait for
@@ -143,8 +153,12 @@ class SignalService(Service):
         touched: dict[tuple[str, str], _Worker],
     ) -> None:
         durable = self.ctx.durable_state
-        for m in msgs:
-            e = m.event
+        events = list(map(_EVENT, msgs))
+        runs = self.absorb_runs and not self._timer_ns
+        i, n = 0, len(events)
+        while i < n:
+            e = events[i]
+            i += 1
             if not isinstance(e, (Trade, Quote, BookDelta, Bar)):
                 continue
             key = (e.exchange, e.symbol)
@@ -157,11 +171,44 @@ class SignalService(Service):
             self._dispatch(w, e, bars)
             if w.ctx._out:
                 signals.extend(w.ctx.drain())
+            if runs and w.runs and type(e) is Trade:
+                i = self._absorb(w, events, i)
         state = (
             {self.state_key(*k): self._snapshot(w) for k, w in touched.items()} if durable else None
         )
         publish: dict[str, Sequence[Event]] = {BARS: bars, SIGNALS: signals}
         await sub.commit(msgs, publish, state)
+
+    def _absorb(self, w: _Worker, events: list[Event], i: int) -> int:
+        """Take the trades from ``i`` on that stay inside ``w``'s open bar, at
+        once: for a strategy of bars with no ``on_trade`` and no timer they
+        call nothing, so all that per-tick dispatch would leave behind is the
+        bar's running values and the context's time, last price and receive
+        time, set here the same way. Returns where per-tick dispatch resumes
+        (the trade that closes the bar, or another symbol's event)."""
+        bb = w.bars
+        assert bb is not None
+        until = bb.open_until_ns()
+        ctx = w.ctx
+        exchange, symbol = ctx.exchange, ctx.symbol
+        j, n = i, len(events)
+        while j < n:
+            e = events[j]
+            if type(e) is not Trade or e.ts_event >= until:
+                break
+            if e.symbol != symbol or e.exchange != exchange:
+                break
+            j += 1
+        if j > i:
+            run = cast(list[Trade], events[i:j])
+            bb.extend(run)
+            last = run[-1]
+            ctx.last = last.price
+            ctx.ts_recv = last.ts_recv
+            newest = max(map(_TS, run))
+            if newest > ctx.now_ns:
+                ctx.now_ns = newest
+        return j
 
     def _dispatch(self, w: _Worker, e: Trade | Quote | BookDelta | Bar, bars: list[Event]) -> None:
         ctx = w.ctx

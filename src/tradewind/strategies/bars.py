@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import reduce
+from operator import add, attrgetter
+
 from tradewind.events import Bar, Trade
+
+_PRICE = attrgetter("price")
+_QTY = attrgetter("qty")
 
 
 class BarBuilder:
@@ -62,6 +69,26 @@ class BarBuilder:
         self._n += 1
         self._recv = t.ts_recv
         return closed
+
+    def open_until_ns(self) -> int:
+        """Trades stamped before this go into the open bar without closing it
+        (0 when no bar is open: the next trade opens one)."""
+        return (self._bucket + 1) * self.interval_ns if self._n else 0
+
+    def extend(self, trades: Sequence[Trade]) -> None:
+        """``add`` for trades that all fall before ``open_until_ns``, in C-level
+        passes. The same bar to the bit: high and low as ``add`` moves them
+        (prices are finite), volume summed in order from the running total."""
+        prices = list(map(_PRICE, trades))
+        hi, lo = max(prices), min(prices)
+        if hi > self._high:
+            self._high = hi
+        if lo < self._low:
+            self._low = lo
+        self._close = prices[-1]
+        self._vol = reduce(add, map(_QTY, trades), self._vol)
+        self._n += len(prices)
+        self._recv = trades[-1].ts_recv
 
     def _close_bar(self) -> Bar:
         start = self._bucket * self.interval_ns
