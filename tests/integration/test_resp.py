@@ -184,6 +184,27 @@ async def test_an_unsolicited_reply_is_never_handed_to_the_next_request() -> Non
         server.close()
 
 
+async def test_a_refused_handshake_raises_and_closes_the_connection() -> None:
+    closed = asyncio.Event()
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)
+        writer.write(b"-WRONGPASS invalid username-password pair\r\n")
+        await writer.drain()
+        await reader.read(1 << 16)  # returns b"" once the client closes
+        closed.set()
+
+    server, url = await _server(refuse)
+    c = RespConnection(url.replace("redis://", "redis://:secret@"), timeout_s=2.0)
+    try:
+        with pytest.raises(ResponseError, match="WRONGPASS"):
+            await c.call("PING")
+        await asyncio.wait_for(closed.wait(), 2.0)
+    finally:
+        await c.close()
+        server.close()
+
+
 async def test_connect_to_a_closed_port_is_a_connection_error() -> None:
     server, url = await _server(lambda r, w: asyncio.sleep(0))
     server.close()

@@ -115,9 +115,7 @@ class RespConnection:
         self._client_name = client_name
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self._ssl = (
-            _tls_context(dict(opts)) if opts.get("connection_class") is SSLConnection else None
-        )
+        self._ssl = _tls_context(opts) if opts.get("connection_class") is SSLConnection else None
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
         self.round_trips = 0
@@ -160,7 +158,11 @@ class RespConnection:
         if self._client_name:
             hello.append(("CLIENT", "SETNAME", self._client_name))
         if hello:
-            await self._send(proto, hello, self.connect_timeout_s)
+            try:
+                await self._send(proto, hello, self.connect_timeout_s)
+            except BaseException as exc:
+                proto.fail(ConnectionError(f"redis handshake failed: {exc}"))
+                raise
         self._proto = proto
         return proto
 
