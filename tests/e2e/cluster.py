@@ -33,7 +33,7 @@ LEASE_TTL_MS = 1500
 # risk rejections too, so every kill lands between decisions.
 STRATEGY = {"fast": 2, "slow": 4, "bar_interval_s": 0.5}
 # Small replay batches: the lockstep replay (speed 0) settles after each one,
-# so the run lasts long enough to kill every service during it.
+# so there are hundreds of points between batches for the chaos test to kill at.
 BATCH = "32"
 
 # Compared column by column; positions leave out the mark (and the unrealized
@@ -152,12 +152,27 @@ class Cluster:
                 codes[key] = p.wait(5)
         return codes
 
-    async def replay_done(self, bus: RedisBus) -> bool:
+    async def replay_state(self, bus: RedisBus) -> dict[str, Any] | None:
+        """ws's committed replay progress: ``{"events": n, "done": bool}``."""
         keys = [k async for k in bus.redis.scan_iter(match=bus.state_key("ws:replay:*"))]
         if len(keys) != 1:
-            return False
+            return None
         raw = await bus.redis.get(keys[0])
-        return raw is not None and bool(json.loads(raw)["done"])
+        return None if raw is None else dict(json.loads(raw))
+
+    async def replay_done(self, bus: RedisBus) -> bool:
+        state = await self.replay_state(bus)
+        return state is not None and bool(state["done"])
+
+    async def wait_replayed(self, bus: RedisBus, events: int, timeout: float) -> None:
+        """Until ws has published at least ``events`` events of the replay."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = await self.replay_state(bus)
+            if state is not None and int(state["events"]) >= events:
+                return
+            assert time.monotonic() < deadline, f"the replay did not reach {events} events"
+            await asyncio.sleep(0.01)
 
     async def wait_done(self, bus: RedisBus, timeout: float) -> None:
         """Until the replay has ended and every group has consumed and acked all."""

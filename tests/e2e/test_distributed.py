@@ -33,6 +33,7 @@ from tests.e2e.cluster import observer_bus as _bus
 from tests.e2e.cluster import start_consumers as _start_consumers
 from tradewind.bus.redis import RedisBus
 from tradewind.events import OrderRequest
+from tradewind.exchanges.replay import bundled_recording
 from tradewind.topics import EXECUTIONS, ORDERS
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
@@ -129,9 +130,14 @@ async def test_chaos_sigkill_each_service_in_turn(
     c.wait_live(ws)
     bus = await _bus(c)
     try:
+        # Kills at points of the replay's progress, not of the clock: however
+        # fast the replay, each one lands while it runs (a killed consumer
+        # holds the lockstep replay until it is back).
+        total = sum(1 for line in bundled_recording().read_bytes().splitlines() if line.strip())
+        kills = ("ws-c1", "signal-s0", "risk-c1", "execution-c1", "db_writer-w0")
         during_run = 0
-        for key in ("ws-c1", "signal-s0", "risk-c1", "execution-c1", "db_writer-w0"):
-            await asyncio.sleep(1.2)
+        for i, key in enumerate(kills, 1):
+            await c.wait_replayed(bus, total * i // (len(kills) + 2), timeout=60)
             during_run += not await c.replay_done(bus)
             c.kill(key)
             await asyncio.sleep(0.2)
