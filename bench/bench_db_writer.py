@@ -30,11 +30,11 @@ import asyncpg
 from _ticks import TickTape, recorded_trades
 from bench_pipeline import machine
 from tradewind.bus import MemoryBus
-from tradewind.cli.common import run_async
 from tradewind.clock import WallClock
 from tradewind.config import load_settings
 from tradewind.events import Trade
 from tradewind.instruments import InstrumentRegistry
+from tradewind.runtime.loop import run_async
 from tradewind.storage import migrate, schema
 from tradewind.storage.rows import COLUMNS, group_rows
 from tradewind.topics import MARKET

@@ -24,8 +24,8 @@ from pathlib import Path
 import msgspec
 
 from tradewind.config import BusSettings
-from tradewind.exchanges.errors import ParseError
-from tradewind.exchanges.replay import PARSERS, BatchParser, Parser, detect_format
+from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.formats import PARSERS, BatchParser, Parser, detect_format
 
 DATA = Path(
     os.environ.get(

@@ -34,11 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _ticks import TapeSource, TickTape, recorded_trades
-from tradewind.app import Pipeline, percentile
-from tradewind.cli.common import run_async
 from tradewind.clock import ReplayClock
 from tradewind.config import load_settings
 from tradewind.events import Trade
+from tradewind.runtime.embedded import Pipeline, percentile
+from tradewind.runtime.loop import run_async
 
 TARGET_TPS = 150_000
 TARGET_RATIO = 0.35

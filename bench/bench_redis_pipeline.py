@@ -163,7 +163,7 @@ def _latency_hop(url: str, src: str, dst: str, last: bool, out: Any, ready: Any)
     connection the bus uses. The last hop reports each message's latency from
     its producer stamp to the end of its commit (as tick-to-order ends)."""
     from tradewind.bus.resp import RespConnection
-    from tradewind.cli.common import run_async
+    from tradewind.runtime.loop import run_async
 
     async def hop() -> None:
         read = RespConnection(url, timeout_s=10.0)
@@ -200,7 +200,7 @@ def relay_latency(url: str, seconds: float, hops: int = 3) -> tuple[float, float
     """p50, p99 and count of a bare ``hops``-hop relay paced at 1k msgs/s: the
     machine's floor for tick-to-order (ws → signal → risk → execution)."""
     from tradewind.bus.resp import RespConnection
-    from tradewind.cli.common import run_async
+    from tradewind.runtime.loop import run_async
 
     r, streams = _relay_streams(url, "lat", hops)
     ctx = multiprocessing.get_context("spawn")

@@ -144,11 +144,12 @@ class ExecutionSettings(_Section):
     ccxt_id: str = "binance"
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
-    rest_url: str = "https://api.binance.com"
-    ws_url: str = "wss://stream.binance.com:9443"
+    # Empty: the venue's own endpoints (``exchanges/binance/urls.py``).
+    rest_url: str = ""
+    ws_url: str = ""
     testnet: bool = False
-    testnet_rest_url: str = "https://testnet.binance.vision"
-    testnet_ws_url: str = "wss://testnet.binance.vision"
+    testnet_rest_url: str = ""
+    testnet_ws_url: str = ""
     recv_window_ms: int = Field(5000, ge=1, le=60_000)
     request_timeout_s: float = Field(5.0, gt=0, le=120)
     connect_timeout_s: float = Field(5.0, gt=0, le=120)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tradewind.app import RunSummary, run_embedded
+from tradewind.runtime.embedded import RunSummary, run_embedded
 
 
 async def _run(make_settings: Any, **kw: Any) -> RunSummary:

@@ -42,8 +42,8 @@ from tradewind.events import (
     Side,
     client_order_id,
 )
-from tradewind.exchanges.binance import BinanceParser
-from tradewind.exchanges.fake.binance_orders import FakeBinanceOrders, Faults
+from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
+from tradewind.exchanges.binance.parser import BinanceParser
 from tradewind.topics import EXECUTIONS, MARKET, ORDERS
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

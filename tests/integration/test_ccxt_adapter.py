@@ -26,7 +26,7 @@ from tradewind.bus import MemoryBus
 from tradewind.clock import WallClock
 from tradewind.config import ConfigError
 from tradewind.events import CancelRequest, OrderStatus
-from tradewind.exchanges.fake.binance_orders import FakeBinanceOrders, Faults
+from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
 from tradewind.execution.venue import VenueBusy, VenueRejected, VenueUnknown
 from tradewind.instruments import InstrumentRegistry
 from tradewind.services.execution import ExecutionService
@@ -61,7 +61,7 @@ def ccxt_settings(make_settings: Any, fake: FakeBinanceOrders, **kw: Any) -> Any
 def ccxt_venue(make_settings: Any, fake: FakeBinanceOrders, **kw: Any) -> Any:
     """A ``CcxtVenue`` whose ccxt client talks only to the fake."""
     _need_ccxt()
-    from tradewind.exchanges.ccxt_adapter import CcxtVenue
+    from tradewind.exchanges.ccxt.adapter import CcxtVenue
 
     venue = CcxtVenue(ccxt_settings(make_settings, fake, **kw).execution, InstrumentRegistry.load())
     client = venue.client
@@ -225,7 +225,7 @@ async def test_lost_answers_settled_by_lookup_never_resent(
 def test_missing_extra_is_a_clear_config_error(
     make_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tradewind.execution.venues import make_venue
+    from tradewind.runtime.venues import make_venue
 
     monkeypatch.setitem(sys.modules, "ccxt", None)
     monkeypatch.setitem(sys.modules, "ccxt.async_support", None)
@@ -240,8 +240,8 @@ def test_paper_and_binance_never_import_ccxt() -> None:
     import subprocess
 
     code = (
-        "import sys, tradewind.services.execution, tradewind.execution.venues, "
-        "tradewind.exchanges.binance_trade; print('ccxt' in sys.modules)"
+        "import sys, tradewind.services.execution, tradewind.runtime.venues, "
+        "tradewind.exchanges.binance.trade; print('ccxt' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

@@ -30,7 +30,7 @@ from tradewind.events import (
     Side,
     client_order_id,
 )
-from tradewind.exchanges.fake.binance_orders import FakeBinanceOrders, Faults
+from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
 from tradewind.instruments import InstrumentRegistry
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import EXECUTIONS, ORDERS
@@ -254,7 +254,7 @@ async def test_restart_reconciles_what_happened_while_away(make_settings: Any) -
 
 
 async def test_signature_and_api_key_are_checked(make_settings: Any) -> None:
-    from tradewind.exchanges.binance_trade import BinanceSpotVenue
+    from tradewind.exchanges.binance.trade import BinanceSpotVenue
     from tradewind.execution.venue import VenueRejected
 
     fake = FakeBinanceOrders()
@@ -273,7 +273,7 @@ async def test_signature_and_api_key_are_checked(make_settings: Any) -> None:
 async def test_mounted_on_the_fake_exchange_one_port(make_settings: Any) -> None:
     """The order endpoints and the user stream also work mounted into the fake
     exchange (REST and WebSocket on its single port)."""
-    from tradewind.exchanges.binance_trade import BinanceSpotVenue
+    from tradewind.exchanges.binance.trade import BinanceSpotVenue
     from tradewind.exchanges.fake.server import FakeExchange
 
     fx = FakeExchange(exchanges=["binance"], autostart=False)

@@ -15,11 +15,11 @@ from prometheus_client import REGISTRY
 
 from tests.conftest import market_file, service_context
 from tradewind.events import Bar, BookDelta, MarketEvent, Trade
+from tradewind.exchanges.binance.feed import BinanceFeed
+from tradewind.exchanges.coinbase.feed import CoinbaseFeed
+from tradewind.exchanges.common.feed import VenueFeed
 from tradewind.exchanges.fake import FakeExchange
 from tradewind.exchanges.feeds import Feeds, run_feeds, validate_feed_settings
-from tradewind.exchanges.feeds.base import VenueFeed
-from tradewind.exchanges.feeds.binance import BinanceFeed
-from tradewind.exchanges.feeds.coinbase import CoinbaseFeed
 
 TRADES = "binance_spot_btcusdt_trades_20240808.jsonl"
 SPOT = "binance_spot_btcusdt_combined_20240808.jsonl"
@@ -108,7 +108,7 @@ async def live(
 
 
 def _recorded_trade_ids(name: str) -> set[str]:
-    from tradewind.exchanges.replay import PARSERS, detect_format
+    from tradewind.exchanges.formats import PARSERS, detect_format
 
     path = market_file(name)
     parser = PARSERS[detect_format(path)]()
@@ -542,7 +542,7 @@ FOUR_SNAPSHOTS = "binance_spot_rest_depth_20210814.jsonl"
 
 
 def _recorded(name: str, kind: type[MarketEvent]) -> set[str]:
-    from tradewind.exchanges.binance import BinanceParser
+    from tradewind.exchanges.binance.parser import BinanceParser
 
     parser = BinanceParser()
     lines = market_file(name).read_bytes().splitlines()

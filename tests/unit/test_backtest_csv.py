@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import market_file
 from tradewind.events import Bar, MarketEvent, Side, Trade
+from tradewind.exchanges.common.errors import ParseError
 from tradewind.exchanges.csv_source import (
     AGG_TRADES,
     BASANA,
@@ -20,8 +21,7 @@ from tradewind.exchanges.csv_source import (
     interval_from_path,
     symbol_from_path,
 )
-from tradewind.exchanges.errors import ParseError
-from tradewind.exchanges.replay import detect_format
+from tradewind.exchanges.formats import detect_format
 
 DAILY = "binance_spot_btcusdt_1d_2020.csv"
 KLINES = "binance_spot_adabtc_1m_kline_20211127.csv"

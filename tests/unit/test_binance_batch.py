@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import market_file
 from tests.unit.test_parsers import EXPECTED
 from tradewind.events import Event, Quote
-from tradewind.exchanges.binance import BinanceParser, BinanceUsdmParser
-from tradewind.exchanges.errors import ParseError
-from tradewind.exchanges.replay import detect_format
+from tradewind.exchanges.binance.parser import BinanceParser, BinanceUsdmParser
+from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.formats import detect_format
 
 TRADES = "binance_spot_btcusdt_trades_20240808.jsonl"
 

@@ -11,8 +11,10 @@ import pytest
 
 from tests.conftest import market_file
 from tradewind.events import BookDelta, Quote
-from tradewind.exchanges.binance import BinanceParser, BinanceUsdmParser
-from tradewind.exchanges.book import (
+from tradewind.exchanges.binance.parser import BinanceParser, BinanceUsdmParser
+from tradewind.exchanges.bybit.parser import BybitLinearParser, BybitParser
+from tradewind.exchanges.coinbase.parser import CoinbaseParser
+from tradewind.exchanges.common.book import (
     BinanceSync,
     BookSync,
     BookUpdate,
@@ -23,9 +25,7 @@ from tradewind.exchanges.book import (
     L2Book,
     kraken_checksum,
 )
-from tradewind.exchanges.bybit import BybitLinearParser, BybitParser
-from tradewind.exchanges.coinbase import CoinbaseParser
-from tradewind.exchanges.kraken import KrakenParser
+from tradewind.exchanges.kraken.parser import KrakenParser
 
 SPOT = "binance_spot_btcusdt_combined_20240808.jsonl"
 USDM = "binance_usdm_btcusdt_combined_20240808.jsonl"

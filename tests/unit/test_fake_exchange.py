@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import market_file
+from tradewind.exchanges.common.fake_http import Request, Response
+from tradewind.exchanges.common.rest import RateLimiter
 from tradewind.exchanges.fake import FakeExchange
-from tradewind.exchanges.fake.http import Request, Response
-from tradewind.exchanges.feeds.rest import RateLimiter
 
 SPOT = "binance_spot_btcusdt_combined_20240808.jsonl"
 

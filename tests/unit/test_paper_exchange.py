@@ -30,8 +30,8 @@ from tradewind.events import (
     Side,
     TimeInForce,
 )
-from tradewind.exchanges.binance import BinanceParser
-from tradewind.exchanges.paper import PaperExchange
+from tradewind.exchanges.binance.parser import BinanceParser
+from tradewind.execution.paper.exchange import PaperExchange
 from tradewind.instruments import InstrumentRegistry
 
 T9 = 1723161255408000000
@@ -337,7 +337,7 @@ async def test_saved_state_continues_exactly(many_events: list[MarketEvent], cra
     at ``crash_at``: everything after is what the undisturbed one produced.
     A small history (eviction, the slot ring) and late orders included."""
     from tradewind.bus import MemoryBus
-    from tradewind.execution.paper_store import PaperStore
+    from tradewind.execution.paper.store import PaperStore
 
     kw: dict[str, Any] = {"history_max_events": 1000, "checkpoint_every": 16, "latency_ms": 3.0}
     items = _mixed(many_events)

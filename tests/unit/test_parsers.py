@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from tests.conftest import MARKET_DATA, market_file
-from tradewind.exchanges.errors import ParseError
-from tradewind.exchanges.replay import PARSERS, detect_format
+from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.formats import PARSERS, detect_format
 
 # file → (format, events by kind, ignored messages by reason)
 EXPECTED: dict[str, tuple[str, dict[str, int], dict[str, int]]] = {

@@ -11,15 +11,9 @@ from tests.unit.test_binance_batch import MIXED
 from tests.unit.test_parsers import EXPECTED
 from tradewind.clock import ReplayClock
 from tradewind.events import BookDelta, MarketEvent, Quote, Trade
-from tradewind.exchanges.errors import ParseError
-from tradewind.exchanges.replay import (
-    PARSERS,
-    BatchParser,
-    Parser,
-    ReplaySource,
-    bundled_recording,
-    detect_format,
-)
+from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.formats import PARSERS, BatchParser, Parser, detect_format
+from tradewind.exchanges.replay import ReplaySource, bundled_recording
 from tradewind.observability import metrics
 
 

@@ -7,11 +7,11 @@ import asyncio
 import time
 from typing import Any
 
-from tradewind.app import Pipeline
 from tradewind.control import make_control
 from tradewind.events import ControlReply, TradingState
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.rebuild import rebuild
+from tradewind.runtime.embedded import Pipeline
 from tradewind.services.risk import RiskService
 from tradewind.topics import CONTROL, CONTROL_REPLIES
 

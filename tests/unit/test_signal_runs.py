@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import market_file, service_context
 from tradewind.bus import MemoryBus
 from tradewind.events import Event, Quote, Trade
-from tradewind.exchanges.binance import BinanceParser
+from tradewind.exchanges.binance.parser import BinanceParser
 from tradewind.services import SignalService
 from tradewind.topics import BARS, MARKET, SIGNALS
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tradewind.app import RunSummary
 from tradewind.backtest import metrics as m
 from tradewind.backtest.equity import EquityCurve, sample_period_ns
+from tradewind.runtime.embedded import RunSummary
 
 ANNUALISATION = (
     "simple returns of equity sampled every period_s; ratios x sqrt(periods_per_year), "

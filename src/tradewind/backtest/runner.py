@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tradewind.app import Pipeline
 from tradewind.backtest.equity import build_equity
 from tradewind.backtest.recorder import Recorder
 from tradewind.backtest.result import BacktestResult
@@ -24,6 +23,7 @@ from tradewind.clock import ReplayClock
 from tradewind.config import load_settings
 from tradewind.events import Bar
 from tradewind.exchanges.csv_source import CsvReplaySource
+from tradewind.runtime.embedded import Pipeline
 from tradewind.strategies import Strategy, StrategyContext, build_params, strategy_class
 
 
@@ -164,6 +164,6 @@ async def run_backtest_async(spec: BacktestSpec) -> BacktestResult:
 
 
 def run_backtest(spec: BacktestSpec) -> BacktestResult:
-    from tradewind.cli.common import run_async
+    from tradewind.runtime.loop import run_async
 
     return run_async(run_backtest_async(spec))

@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMAND_MODULES = ("run", "migrate_cmd", "backtest", "control", "fake_exchange", "service")
+_COMMAND_MODULES = ("run", "migrate_cmd", "backtest", "control", "fake_exchange", "service_cmd")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"tradewind.cli.{_name}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import typer
@@ -20,18 +17,6 @@ def settings_or_exit(**overrides: Any) -> Settings:
     except ConfigError as exc:
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """uvloop where available: it halves the bus's per-message overhead."""
-    if sys.platform != "win32":
-        try:
-            import uvloop
-
-            return uvloop.run(coro)
-        except ImportError:
-            pass
-    return asyncio.run(coro)
 
 
 def parse_speed(value: str) -> float:

@@ -23,10 +23,11 @@ from rich.table import Table
 
 from tradewind.bus import create_bus
 from tradewind.cli import app
-from tradewind.cli.common import run_async, settings_or_exit
+from tradewind.cli.common import settings_or_exit
 from tradewind.config import Settings
 from tradewind.control import make_control
 from tradewind.events import ControlReply
+from tradewind.runtime.loop import run_async
 from tradewind.topics import CONTROL, CONTROL_REPLIES
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 
 from tradewind.cli import app
-from tradewind.cli.common import parse_speed, run_async
+from tradewind.cli.common import parse_speed
+from tradewind.runtime.loop import run_async
 
 
 @app.command("fake-exchange")

@@ -16,10 +16,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tradewind.app import RunSummary, run_embedded
 from tradewind.cli import app
-from tradewind.cli.common import parse_params, parse_speed, run_async, settings_or_exit
+from tradewind.cli.common import parse_params, parse_speed, settings_or_exit
 from tradewind.observability.logging import configure_logging
+from tradewind.runtime.embedded import RunSummary, run_embedded
+from tradewind.runtime.loop import run_async
 
 
 @app.command("run")

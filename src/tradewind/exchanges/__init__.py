@@ -1,1 +1,2 @@
-"""Exchange adapters: market data parsers and feeds, replay, the paper exchange."""
+"""Exchange adapters: one folder per venue, the shared machinery in ``common``,
+and the registries above them (recorded formats, live feeds, the fake server)."""

@@ -26,15 +26,10 @@ from pathlib import Path
 
 from tradewind.clock import ReplayClock
 from tradewind.events import Bar, MarketEvent, Side, Trade
-from tradewind.exchanges.book import price, quantity
-from tradewind.exchanges.errors import ParseError
-from tradewind.exchanges.replay import (
-    PARSERS,
-    Parser,
-    ReplaySource,
-    detect_format,
-    register_format,
-)
+from tradewind.exchanges.common.book import price, quantity
+from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.formats import PARSERS, Parser, detect_format, register_format
+from tradewind.exchanges.replay import ReplaySource
 
 KLINE = "binance_kline_csv"
 TRADES = "binance_trades_csv"

@@ -10,72 +10,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import islice
 from operator import attrgetter
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent
-from tradewind.exchanges.binance import BinanceParser
-from tradewind.exchanges.errors import ParseError
+from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.formats import PARSERS, BatchParser, Parser, detect_format
 from tradewind.observability import metrics
 
 _TS = attrgetter("ts_event")
 BUNDLED_RECORDING = "binance_spot_btcusdt_combined_20240808.jsonl"
 
 
-class Parser(Protocol):
-    exchange: str
-
-    def parse(self, frame: bytes, ts_recv: int) -> list[MarketEvent]: ...
-
-
-@runtime_checkable
-class BatchParser(Parser, Protocol):
-    """A parser that also takes a chunk of frames at once, as a replay reads
-    them, and gives what ``parse`` frame by frame would; a frame that fails
-    goes to ``on_error``. The replay hands it as many lines as its batch has
-    room for, so with at most one event a frame its batches split exactly
-    where they would line by line."""
-
-    def parse_many(
-        self, frames: Sequence[bytes], ts_recv: int, on_error: Callable[[ParseError], object]
-    ) -> list[MarketEvent]: ...
-
-
-PARSERS: dict[str, Callable[[], Parser]] = {"binance": BinanceParser}
-"""Recorded formats by name; the feed modules register theirs here."""
-
-_SIGNATURES: list[tuple[str, Callable[[bytes], bool]]] = [
-    ("binance", lambda line: b'"stream"' in line[:40] or b"lastUpdateId" in line[:40]),
-]
-
-
-def register_format(
-    name: str, factory: Callable[[], Parser], sniff: Callable[[bytes], bool]
-) -> None:
-    PARSERS[name] = factory
-    _SIGNATURES.append((name, sniff))
-
-
 def bundled_recording() -> Path:
     """The real recording shipped in the package, so a first run needs nothing else."""
     return Path(str(resources.files("tradewind") / "data" / BUNDLED_RECORDING))
-
-
-def detect_format(path: Path) -> str:
-    with path.open("rb") as fh:
-        for _, line in zip(range(200), fh, strict=False):
-            for name, sniff in reversed(_SIGNATURES):
-                if sniff(line):
-                    return name
-    raise ValueError(f"{path}: not a recording format Tradewind knows ({', '.join(PARSERS)})")
 
 
 @dataclass
@@ -218,7 +174,3 @@ class ReplaySource:
         if self.clock is not None and batch:
             self.clock.advance(max(map(_TS, batch)))
         return batch
-
-
-# The other exchanges register their formats on import.
-from tradewind.exchanges import formats as _formats  # noqa: E402, F401

@@ -2,11 +2,11 @@
 
 Two kinds of venue:
 
-- ``paper`` (the default) simulates in event time (``exchanges.paper``). It
+- ``paper`` (the default) simulates in event time (``execution.paper``). It
   reads ``orders`` in the shared ``execution`` group and the whole ``market``
   topic in a group of its own per replica, and commits the events each batch
   causes together with the acks and (with ``durable_state``) the paper
-  exchange's state (``execution.paper_store``), so a crash leaves all or
+  exchange's state (``execution.paper.store``), so a crash leaves all or
   nothing and a restart resumes with the same resting orders and market
   history. When a commit fails the in-memory state is ahead of the committed
   one; it is reloaded from the bus before the next batch.
@@ -40,10 +40,9 @@ from tradewind.events import (
     Quote,
     Trade,
 )
-from tradewind.exchanges.paper import PaperExchange
-from tradewind.execution.paper_store import PaperStore
+from tradewind.execution.paper.exchange import PaperExchange
+from tradewind.execution.paper.store import PaperStore
 from tradewind.execution.router import LiveRouter
-from tradewind.execution.venues import make_venue
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
 from tradewind.topics import EXECUTIONS, MARKET, ORDERS
@@ -66,7 +65,9 @@ class ExecutionService(Service):
         if ex.venue == "paper":
             self.paper = self._new_paper()
         else:
-            venue = ctx.extras.get("venue") or make_venue(ex, ctx.instruments)
+            venue = ctx.extras.get("venue")
+            if venue is None:
+                raise ValueError(f"execution.venue {ex.venue!r}: the runtime injects no venue")
             self.router = LiveRouter(
                 venue,  # type: ignore[arg-type]
                 ctx.bus,

@@ -23,10 +23,10 @@ import msgspec
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tradewind.exchanges.fake.binance import BinanceUsdmVenue, BinanceVenue
-from tradewind.exchanges.fake.bybit import BybitLinearVenue, BybitVenue
-from tradewind.exchanges.fake.coinbase import CoinbaseVenue
-from tradewind.exchanges.fake.http import (
+from tradewind.exchanges.binance.fake import BinanceUsdmVenue, BinanceVenue
+from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
+from tradewind.exchanges.coinbase.fake import CoinbaseVenue
+from tradewind.exchanges.common.fake_http import (
     LengthRequired,
     Request,
     Response,
@@ -34,8 +34,8 @@ from tradewind.exchanges.fake.http import (
     read_body,
     read_request,
 )
-from tradewind.exchanges.fake.kraken import KrakenVenue
-from tradewind.exchanges.fake.venue import Venue
+from tradewind.exchanges.common.fake_venue import Venue
+from tradewind.exchanges.kraken.fake import KrakenVenue
 
 log = structlog.get_logger("tradewind.fake")
 
@@ -93,7 +93,7 @@ class FakeExchange:
         self._writers: set[asyncio.StreamWriter] = set()
         self.blackholed_until = 0.0
         files = _files(data)
-        from tradewind.exchanges.replay import detect_format
+        from tradewind.exchanges.formats import detect_format
 
         by_format: dict[str, list[Path]] = {}
         for f in files:

@@ -1,0 +1,65 @@
+"""``tradewind service NAME``: checks the arguments and settings, then hands
+the process to ``runtime.process``."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import typer
+
+from tradewind.cli import app
+from tradewind.cli.common import settings_or_exit
+from tradewind.config import ConfigError
+from tradewind.observability.logging import configure_logging
+from tradewind.runtime.loop import run_async
+from tradewind.runtime.process import SERVICES, run_process
+
+
+@app.command("service")
+def service_command(
+    name: str = typer.Argument(..., help="One of: ws, signal, risk, execution, db_writer."),
+    consumer: str = typer.Option(
+        "",
+        "--consumer",
+        envvar="TRADEWIND_CONSUMER",
+        help="This replica's consumer name, unique per replica and stable across "
+        "restarts (default: the host name).",
+    ),
+    lease_ttl_ms: int = typer.Option(
+        10_000,
+        "--lease-ttl-ms",
+        envvar="TRADEWIND_LEASE_TTL_MS",
+        min=300,
+        help="Risk and signal-partition lease TTL: the takeover time after a crash.",
+    ),
+) -> None:
+    """Run one service in this process over Redis (and PostgreSQL for db_writer)."""
+    if name not in SERVICES:
+        typer.echo(f"tradewind: unknown service {name!r}; one of {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    settings = settings_or_exit(service_name=name)
+    if settings.bus.kind != "redis":
+        typer.echo(
+            "tradewind: invalid setting TRADEWIND_BUS__KIND: must be 'redis' for "
+            "tradewind service (separate processes share no in-process bus)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if name == "db_writer" and not settings.store.url.get_secret_value().startswith(
+        ("postgresql://", "postgres://", "sqlite:///")
+    ):
+        typer.echo("tradewind: invalid setting TRADEWIND_STORE__URL: unsupported scheme", err=True)
+        raise typer.Exit(2)
+    if name == "ws" and settings.feed.source == "live":
+        from tradewind.exchanges.feeds import validate_feed_settings
+
+        try:
+            validate_feed_settings(settings)
+        except ConfigError as exc:
+            typer.echo(f"tradewind: {exc}", err=True)
+            raise typer.Exit(2) from None
+    configure_logging(settings)
+    code = run_async(run_process(name, settings, consumer or socket.gethostname(), lease_ttl_ms))
+    sys.stdout.flush()
+    raise typer.Exit(code)

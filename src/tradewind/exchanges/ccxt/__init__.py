@@ -1,0 +1,1 @@
+"""Orders through ccxt, for venues without an adapter of their own."""

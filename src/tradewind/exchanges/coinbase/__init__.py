@@ -1,0 +1,1 @@
+"""All that Coinbase speaks: recorded-format parser, live feed and fake server in one folder."""

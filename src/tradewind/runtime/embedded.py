@@ -1,0 +1,231 @@
+"""The embedded run: all five services in one process on the in-process bus.
+
+Consumers start before the producer, the replay runs to its end, and the run
+stops only once every group has consumed and acknowledged everything, so the
+store holds every event the summary counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tradewind.bus import MemoryBus
+from tradewind.clock import Clock
+from tradewind.config import Settings
+from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
+from tradewind.instruments import InstrumentRegistry
+from tradewind.runtime.clock import make_clock
+from tradewind.runtime.venues import live_venue
+from tradewind.services import (
+    DbWriterService,
+    ExecutionService,
+    RiskService,
+    Service,
+    ServiceContext,
+    SignalService,
+    WsService,
+)
+from tradewind.storage import Store, create_store
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PositionSummary:
+    exchange: str
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+
+
+@dataclass
+class RunSummary:
+    events_in: int
+    parse_errors: dict[str, int]
+    bars: int
+    signals: int
+    approved: int
+    rejected: int
+    orders: int
+    fills: int
+    fees: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    positions: list[PositionSummary]
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    rows: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def outcome(self) -> dict[str, Any]:
+        """Everything that must be identical between two runs on the same data."""
+        return {
+            "events_in": self.events_in,
+            "parse_errors": dict(self.parse_errors),
+            "bars": self.bars,
+            "signals": self.signals,
+            "approved": self.approved,
+            "rejected": self.rejected,
+            "orders": self.orders,
+            "fills": self.fills,
+            "fees": str(self.fees),
+            "realized_pnl": str(self.realized_pnl),
+            "unrealized_pnl": str(self.unrealized_pnl),
+            "positions": [
+                (p.exchange, p.symbol, str(p.qty), str(p.avg_price)) for p in self.positions
+            ],
+        }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def count_lines(settings: Settings) -> int:
+    total = 0
+    for p in settings.feed.data or [bundled_recording()]:
+        with open(p, "rb") as fh:
+            total += sum(1 for line in fh if line.strip())
+    return total
+
+
+class Pipeline:
+    """The five services wired to one bus, store and clock.
+
+    ``store=False`` leaves out the store and db_writer (a backtest that needs no
+    rows); ``source`` replaces the replay the ws service would build from the
+    settings (a backtest reading formats that need per-file options); ``clock``
+    is the clock every service reads (give ``source`` the same one).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: MemoryBus | None = None,
+        *,
+        store: bool = True,
+        source: ReplaySource | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        b = settings.bus
+        self.bus = bus or MemoryBus(
+            capacity=b.capacity, max_deliveries=b.max_deliveries, claim_idle_ms=b.claim_idle_ms
+        )
+        self.clock: Clock = clock or make_clock(settings)
+        self.store: Store | None = create_store(settings) if store else None
+        instruments = InstrumentRegistry.load()
+        ctx = ServiceContext(
+            bus=self.bus,
+            clock=self.clock,
+            settings=settings,
+            instruments=instruments,
+            store=self.store,
+            extras=live_venue(settings, instruments),
+        )
+        self.db_writer = DbWriterService(ctx) if store else None
+        self.execution = ExecutionService(ctx)
+        self.risk = RiskService(ctx)
+        self.signal = SignalService(ctx)
+        lockstep = settings.feed.source == "replay" and settings.feed.speed == 0
+        if lockstep and self.db_writer is not None:
+            # The store feeds nothing back, so the next batch need not wait for
+            # it: its writes (a thread) overlap the services' work on the next.
+            self.bus.not_waited_for = frozenset({self.db_writer.name})
+        self.ws = WsService(ctx, source, settle=self.bus.wait_idle if lockstep else None)
+        self.services: list[Service] = [
+            self.ws,
+            self.signal,
+            self.risk,
+            self.execution,
+        ]
+        if self.db_writer is not None:
+            self.services.append(self.db_writer)
+
+    async def start(self) -> None:
+        if self.store is not None:
+            await self.store.start()
+        for s in reversed(self.services):
+            await s.start()
+
+    def _check_failed(self) -> None:
+        for s in self.services:
+            err = s.failed()
+            if err is not None:
+                raise RuntimeError(f"service {s.name} failed: {err!r}") from err
+
+    async def wait_done(self, progress: Progress | None = None, total: int = 0) -> None:
+        """Until the replay has ended and every event is consumed and acknowledged."""
+        stats = self.ws.replay_stats
+        while not self.ws.done.is_set():
+            self._check_failed()
+            if progress is not None and stats is not None:
+                progress(stats.lines, total)
+            await asyncio.sleep(0.05)
+        quiet = 0
+        while quiet < 2:
+            self._check_failed()
+            quiet = quiet + 1 if await self.bus.idle() else 0
+            await asyncio.sleep(0.01)
+        if progress is not None and stats is not None:
+            progress(stats.lines, total)
+
+    async def stop(self) -> None:
+        for s in self.services:
+            await s.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    async def summary(self, duration_s: float) -> RunSummary:
+        pf = self.risk.engine.portfolio
+        positions = [
+            PositionSummary(
+                p.exchange, p.symbol, p.qty, p.avg_price, p.realized_pnl, p.unrealized_pnl, p.fees
+            )
+            for p in sorted(pf.positions.values(), key=lambda p: (p.exchange, p.symbol))
+        ]
+        lat = self.execution.latencies
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        stats = self.ws.replay_stats or ReplayStats()
+        return RunSummary(
+            events_in=self.ws.events_in,
+            parse_errors=dict(stats.errors),
+            bars=self.signal.bars_out,
+            signals=self.signal.signals_out,
+            approved=self.risk.approved,
+            rejected=self.risk.rejected,
+            orders=self.execution.orders,
+            fills=self.execution.fills,
+            fees=pf.fees,
+            realized_pnl=pf.realized_pnl,
+            unrealized_pnl=pf.unrealized_pnl,
+            positions=positions,
+            latency_p50_ms=None if p50 is None else p50 * 1000,
+            latency_p99_ms=None if p99 is None else p99 * 1000,
+            rows={} if self.db_writer is None else dict(self.db_writer.rows),
+            duration_s=duration_s,
+        )
+
+
+async def run_embedded(settings: Settings, progress: Progress | None = None) -> RunSummary:
+    pipeline = Pipeline(settings)
+    total = count_lines(settings) if progress is not None else 0
+    t0 = time.perf_counter()
+    await pipeline.start()
+    try:
+        await pipeline.wait_done(progress, total)
+    finally:
+        await pipeline.stop()
+    return await pipeline.summary(time.perf_counter() - t0)

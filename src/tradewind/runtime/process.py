@@ -1,0 +1,285 @@
+"""One service in its own process, over Redis (``tradewind service NAME``).
+
+The process serves ``/livez``, ``/readyz`` and ``/metrics`` on one port, logs
+JSON, keeps its state in Redis (``durable_state``) so a restart resumes where
+the last commit left off, and on SIGTERM/SIGINT lets in-flight batches finish
+and exits 0 within ``drain_timeout_s``.
+
+Replicas: ``db_writer`` and ``execution`` share work through their consumer
+groups; ``signal`` replicas split the market partitions through leases;
+``risk`` runs single-active: only the lease holder consumes, standbys wait for
+the lease (account-wide limits need one serial decision stream). A risk
+process that loses its lease stops and exits 1, to come back as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from tradewind.bus import BusError
+from tradewind.bus.redis import RedisBus
+from tradewind.config import Settings
+from tradewind.instruments import InstrumentRegistry
+from tradewind.observability import metrics
+from tradewind.observability.http import HealthServer
+from tradewind.observability.process import LoopLagSampler
+from tradewind.runtime.clock import make_clock
+from tradewind.runtime.venues import live_venue
+from tradewind.services import (
+    DbWriterService,
+    ExecutionService,
+    RiskService,
+    Service,
+    ServiceContext,
+    SignalService,
+    WsService,
+)
+from tradewind.services.lease import PartitionLeases, SingleActive
+from tradewind.storage import Store, create_store
+from tradewind.topics import EXECUTIONS, MARKET, SIGNALS
+
+SERVICES = ("ws", "signal", "risk", "execution", "db_writer")
+log = structlog.get_logger("tradewind.process")
+
+
+@dataclass
+class _Process:
+    name: str
+    settings: Settings
+    consumer: str
+    lease_ttl_ms: int
+    bus: RedisBus
+    store: Store | None = None
+    service: Service | None = None
+    risk_lease: SingleActive | None = None
+    partitions: PartitionLeases | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    lag: dict[str, int] = field(default_factory=dict)
+    standby: bool = False
+    exit_code: int = 0
+
+    # --- probes ------------------------------------------------------------------
+
+    async def live(self) -> tuple[bool, dict[str, str]]:
+        svc = self.service
+        err = None if svc is None else svc.failed()
+        if err is not None:
+            return False, {"error": type(err).__name__}
+        return True, {"service": self.name}
+
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        detail: dict[str, str] = {"service": self.name, "consumer": self.consumer}
+        ok = True
+        if not await self.bus.ping():
+            ok, detail["bus"] = False, "unreachable"
+        if self.store is not None and not await self.store.ping():
+            ok, detail["store"] = False, "unreachable"
+        if self.standby:
+            return False, {**detail, "role": "standby: another replica holds the risk lease"}
+        svc = self.service
+        if svc is None:
+            return False, {**detail, "state": "starting"}
+        svc_ok, why = svc.ready()
+        if not svc_ok:
+            ok, detail["state"] = False, why
+        behind = sum(self.lag.values())
+        limit = self.settings.bus.batch_size * 10
+        detail["behind"] = str(behind)
+        if behind > limit:
+            ok, detail["caught_up"] = False, f"{behind} messages behind"
+        if isinstance(svc, WsService) and not svc.done.is_set():
+            age = svc.feed_age()
+            detail["feed_age_s"] = f"{age:.1f}"
+            if age > self.settings.feed.stale_after_s:
+                ok, detail["feed"] = False, "stale"
+        if isinstance(svc, WsService) and svc.done.is_set() and svc.source is not None:
+            detail["replay"] = "finished"
+        return ok, detail
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+    def context(self) -> ServiceContext:
+        instruments = InstrumentRegistry.load()
+        return ServiceContext(
+            bus=self.bus,
+            clock=make_clock(self.settings),
+            settings=self.settings,
+            instruments=instruments,
+            store=self.store,
+            consumer=self.consumer,
+            durable_state=True,
+            extras=live_venue(self.settings, instruments) if self.name == "execution" else {},
+        )
+
+    async def start(self) -> None:
+        await self.bus.start()
+        if self.name == "db_writer":
+            self.store = create_store(self.settings)
+            await self.store.start()
+        ctx = self.context()
+        if self.name == "risk":
+            await self._start_risk(ctx)
+        elif self.name == "signal":
+            svc = SignalService(ctx, partitioned=True)
+            self.service = svc
+            await svc.start()
+            leases = PartitionLeases(
+                self.bus, "signal", self.consumer, self.lease_ttl_ms, svc.set_partitions
+            )
+            self.partitions = leases
+            self.spawn(leases.run(self.stop), "partition-leases")
+        else:
+            service: Service
+            if self.name == "ws":
+                feed = self.settings.feed
+                lockstep = feed.source == "replay" and feed.speed == 0
+                service = WsService(ctx, settle=self.bus.wait_idle if lockstep else None)
+            elif self.name == "execution":
+                service = ExecutionService(ctx)
+            else:
+                service = DbWriterService(ctx)
+            self.service = service
+            await service.start()
+        self.spawn(self._sample_streams(), "stream-metrics")
+
+    async def _start_risk(self, ctx: ServiceContext) -> None:
+        lease = SingleActive(self.bus, "risk", self.consumer, self.lease_ttl_ms)
+        self.risk_lease = lease
+        self.standby = True
+        log.info("risk standby: waiting for the lease", consumer=self.consumer)
+        if not await lease.acquire(self.stop):
+            return
+        self.standby = False
+        # The previous holder may have died holding entries: they come first.
+        keys = [k for t in (SIGNALS, EXECUTIONS, MARKET) for k, _p in self.bus.streams_of(t)]
+        taken = await self.bus.take_over(keys, "risk", self.consumer)
+        log.info("risk lease acquired", consumer=self.consumer, taken_over=taken)
+        self.bus.fence = lease.fence
+        self.service = RiskService(ctx)
+        await self.service.start()
+        self.spawn(lease.hold(self.stop), "risk-lease")
+
+    async def _sample_streams(self) -> None:
+        """Lag of this service's groups (readiness, metrics) every couple of seconds."""
+        mine = self.name
+        while not self.stop.is_set():
+            try:
+                info = await self.bus.info()
+            except BusError:
+                info = {}
+            lag: dict[str, int] = {}
+            for topic, ti in info.items():
+                if self.name == "db_writer":
+                    metrics.STREAM_LENGTH.labels(topic).set(ti.length)
+                    if topic == "dead_letter":
+                        metrics.DEAD_LETTER_SIZE.set(ti.length)
+                for group, gi in ti.groups.items():
+                    if group == mine or group.startswith(mine + "."):
+                        metrics.STREAM_LAG.labels(topic, group).set(gi.lag)
+                        metrics.STREAM_PENDING.labels(topic, group).set(gi.pending)
+                        lag[f"{topic}/{group}"] = gi.lag
+            self.lag = lag
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 2.0)
+
+    async def wait(self) -> None:
+        """Until asked to stop, the service fails, or the risk lease is lost."""
+        ready_gauge = metrics.SERVICE_UP.labels(self.name)
+        while not self.stop.is_set():
+            svc = self.service
+            if svc is not None and svc.failed() is not None:
+                log.error("service failed", service=self.name, error=repr(svc.failed()))
+                self.exit_code = 1
+                return
+            if self.risk_lease is not None and self.risk_lease.lost.is_set():
+                log.error("risk lease lost; stopping to rejoin as a standby")
+                self.exit_code = 1
+                return
+            ok, _ = await self.ready()
+            ready_gauge.set(1 if ok else 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.5)
+
+    async def shutdown(self) -> None:
+        drain = self.settings.drain_timeout_s
+        self.stop.set()
+        if self.service is not None:
+            await self.service.stop(timeout=drain * 0.7)
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.partitions is not None:
+            await self.partitions.release_all()
+        if self.risk_lease is not None:
+            await self.risk_lease.release()
+        if self.store is not None:
+            await self.store.close()
+        await self.bus.close()
+
+
+async def run_process(name: str, settings: Settings, consumer: str, lease_ttl_ms: int) -> int:
+    bus = RedisBus.from_settings(settings)
+    bus.name = f"{name}:{consumer}"
+    proc = _Process(name, settings, consumer, lease_ttl_ms, bus)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, proc.stop.set)
+    http = HealthServer(settings.http.host, settings.http.port, proc.live, proc.ready)
+    await http.start()
+    sampler = LoopLagSampler()
+    sampler.start()
+    log.info(
+        "service starting",
+        service=name,
+        consumer=consumer,
+        prefix=settings.bus.prefix,
+        partitions=settings.bus.partitions,
+        http_port=http.port,
+    )
+    t0 = time.monotonic()
+    try:
+        starting = asyncio.ensure_future(proc.start())
+        stopped = asyncio.ensure_future(proc.stop.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            stopped.cancel()
+            starting.result()
+            log.info("service started", service=name, seconds=round(time.monotonic() - t0, 3))
+            await proc.wait()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+    except BusError as exc:
+        log.error("bus error", service=name, error=str(exc))
+        proc.exit_code = 2 if "PARTITIONS" in str(exc) else 1
+    except (ConnectionError, OSError) as exc:
+        log.error("dependency unreachable", service=name, error=str(exc))
+        proc.exit_code = 1
+    except Exception:
+        log.exception("service crashed", service=name)
+        proc.exit_code = 1
+    finally:
+        log.info("service stopping", service=name)
+        try:
+            await asyncio.wait_for(proc.shutdown(), settings.drain_timeout_s)
+        except TimeoutError:
+            log.error("drain timed out", service=name)
+        await sampler.stop()
+        await http.close()
+    log.info("service stopped", service=name, exit_code=proc.exit_code)
+    return proc.exit_code
