@@ -32,6 +32,7 @@ from tradewind.events import (
 )
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
 from tradewind.instruments import InstrumentRegistry
+from tradewind.runtime.venues import live_venue
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import EXECUTIONS, ORDERS
 
@@ -147,7 +148,8 @@ async def run_burst(
 ) -> tuple[MemoryBus, ExecutionService, list[OrderRequest]]:
     settings = live_settings(make_settings, fake, **kw)
     bus = MemoryBus()
-    ctx = service_context(settings, bus=bus, clock=WallClock())
+    venue = live_venue(settings, InstrumentRegistry.load())
+    ctx = service_context(settings, bus=bus, clock=WallClock(), extras=venue)
     svc = ExecutionService(ctx)
     await svc.start()
     sent = orders(n, tag)
@@ -241,7 +243,9 @@ async def test_restart_reconciles_what_happened_while_away(make_settings: Any) -
         await svc.stop(5)
         await fake.set_price("BTCUSDT", D("98"))
         await fake.set_price("BTCUSDT", D("102"))
-        ctx = service_context(live_settings(make_settings, fake), bus=bus, clock=WallClock())
+        settings = live_settings(make_settings, fake)
+        venue = live_venue(settings, InstrumentRegistry.load())
+        ctx = service_context(settings, bus=bus, clock=WallClock(), extras=venue)
         again = ExecutionService(ctx)
         await again.start()
         assert await converge(bus, fake, sent) == []

@@ -35,7 +35,7 @@ import websockets
 from tradewind.config import ConfigError, ExecutionSettings
 from tradewind.events import Liquidity, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from tradewind.exchanges.binance import urls
-from tradewind.execution.http import HttpClient
+from tradewind.exchanges.common.http import HttpClient
 from tradewind.execution.venue import (
     Venue,
     VenueBusy,
