@@ -163,6 +163,9 @@ class ExecutionSettings(_Section):
     wall_grace_ms: float = Field(
         50.0, ge=0, description="paper: land orders this late on a quiet market"
     )
+    allow_paper_with_keys: bool = False
+    """Acknowledge that real exchange keys are mounted while the venue is ``paper``
+    (otherwise ``tradewind service execution`` refuses to start)."""
 
 
 class HttpSettings(_Section):

@@ -474,7 +474,8 @@ def test_cleanup_dry_run_keeps_data_unless_asked():
         check=False,
     )
     assert proc.returncode == 0
-    assert "PersistentVolumeClaims and the namespace kept" in proc.stdout
+    assert "PersistentVolumeClaims kept" in proc.stdout
+    assert "the namespace kept" in proc.stdout
 
 
 def test_shell_scripts_pass_shellcheck():

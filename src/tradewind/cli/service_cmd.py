@@ -59,6 +59,13 @@ def service_command(
         except ConfigError as exc:
             typer.echo(f"tradewind: {exc}", err=True)
             raise typer.Exit(2) from None
+    if name == "execution":
+        from tradewind.execution.guard import venue_problem
+
+        problem = venue_problem(settings.execution)
+        if problem is not None:
+            typer.echo(f"tradewind: {problem}", err=True)
+            raise typer.Exit(2)
     configure_logging(settings)
     code = run_async(run_process(name, settings, consumer or socket.gethostname(), lease_ttl_ms))
     sys.stdout.flush()

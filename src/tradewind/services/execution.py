@@ -40,6 +40,7 @@ from tradewind.events import (
     Quote,
     Trade,
 )
+from tradewind.execution.guard import keys_present
 from tradewind.execution.paper.exchange import PaperExchange
 from tradewind.execution.paper.store import PaperStore
 from tradewind.execution.router import LiveRouter
@@ -62,6 +63,13 @@ class ExecutionService(Service):
         self.store: PaperStore | None = None
         self._reload = False
         self.router: LiveRouter | None = None
+        log.info(
+            "execution venue",
+            venue=ex.venue,
+            testnet=ex.testnet,
+            keys="present" if keys_present(ex) else "absent",
+            allow_paper_with_keys=ex.allow_paper_with_keys,
+        )
         if ex.venue == "paper":
             self.paper = self._new_paper()
         else:
