@@ -177,3 +177,12 @@ def test_dockerfile_contract():
     lock = (ROOT / "requirements.lock").read_text()
     pins = re.findall(r"^([a-z0-9_.-]+)==", lock, re.M)
     assert pins and lock.count("--hash=sha256:") >= len(pins)
+
+
+def test_execution_names_its_venue(compose):
+    env = compose["services"]["execution"]["environment"]
+    assert env["TRADEWIND_EXECUTION__VENUE"] == "${TRADEWIND_EXECUTION__VENUE:-paper}"
+    example = (ROOT / ".env.example").read_text()
+    assert "\nTRADEWIND_EXECUTION__VENUE=paper\n" in example
+    makefile = (ROOT / "Makefile").read_text()
+    assert "paper-no-key" in makefile, "make secrets writes the no-key marker the guard knows"

@@ -64,7 +64,6 @@ def test_renders_hold_everything_and_no_secret(renders):
             "Service",
             "ServiceAccount",
             "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
             "NetworkPolicy",
         } <= kinds
         assert "Secret" not in kinds, "Secrets are created out of band, never rendered"
@@ -233,8 +232,24 @@ def test_scaling_objects(renders):
                 assert h["spec"]["minReplicas"] <= 1
             else:
                 assert h["spec"]["minReplicas"] >= 2
+        # A budget only where more than one replica runs (a budget on one replica
+        # protects nothing or blocks every drain), and then it keeps one.
         pdbs = by_kind(docs, "PodDisruptionBudget")
-        assert set(pdbs) >= set(K8S_NAMES.values())
+        for name, pdb in pdbs.items():
+            d = deployments[name]
+            least = d["spec"].get("replicas") or hpas[name]["spec"]["minReplicas"]
+            assert least > 1, f"{overlay}: PDB {name} on a single replica"
+            assert pdb["spec"] == {
+                "minAvailable": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            }
+        multi = {
+            n
+            for n, d in deployments.items()
+            if (d["spec"].get("replicas") or hpas.get(n, {}).get("spec", {}).get("minReplicas", 1))
+            > 1
+        }
+        assert set(pdbs) == multi
         # ws (shards) and risk (lease) never autoscale.
         assert deployments["ws"]["spec"]["replicas"] == 1
         assert deployments["risk"]["spec"]["replicas"] == (1 if overlay == "dev" else 2)
@@ -516,3 +531,54 @@ def test_powershell_checker_finds_errors(tmp_path):
     bad = tmp_path / "bad.ps1"
     bad.write_text("function f {\n  if ($x -eq 1 { 'a' }\n}\n")
     assert parse_errors(bad)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_grafana_is_reachable_only_from_the_labelled_ingress_namespace(renders, overlay):
+    policies = [d for d in renders[overlay] if d["kind"] == "NetworkPolicy"]
+    grafana = next(w for w in workloads(renders[overlay]) if w["metadata"]["name"] == "grafana")
+    dst = {"labels": grafana["spec"]["template"]["metadata"]["labels"]}
+
+    def controller(ns_labels):
+        return {"ns": "ingress-nginx", "ns_labels": ns_labels, "labels": {"app": "controller"}}
+
+    labelled = controller(
+        {"kubernetes.io/metadata.name": "ingress-nginx", "tradewind.io/grafana-ingress": "true"}
+    )
+    unlabelled = controller({"kubernetes.io/metadata.name": "ingress-nginx"})
+    assert _allowed(policies, dst, "Ingress", labelled, "TCP", 3000, "http")
+    assert not _allowed(policies, dst, "Ingress", unlabelled, "TCP", 3000, "http")
+    assert not _allowed(policies, dst, "Ingress", labelled, "TCP", 9090, None)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_carries_the_part_of_label_and_the_venue_is_named(renders, overlay):
+    for d in renders[overlay]:
+        labels = d["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == "tradewind", (
+            f"{d['kind']}/{d['metadata']['name']} would survive cleanup-k8s"
+        )
+    config = by_kind(renders[overlay], "ConfigMap")
+    (tw,) = [c for n, c in config.items() if n.startswith("tradewind-config")]
+    assert tw["data"]["TRADEWIND_EXECUTION__VENUE"] == "paper"
+
+
+def test_configmap_sources_stay_lf_in_every_checkout():
+    """A CRLF checkout would change the generated ConfigMaps' hash names."""
+    sources = [
+        p
+        for p in (ROOT / "k8s").rglob("*")
+        if p.is_file() and p.suffix in {".yml", ".yaml", ".json", ".sql", ".env", ".sh"}
+    ]
+    assert len(sources) > 10
+    proc = subprocess.run(
+        ["git", "check-attr", "eol", "--", *(str(p.relative_to(ROOT)) for p in sources)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    eol = dict(line.split(": eol: ") for line in proc.stdout.splitlines())
+    assert set(eol.values()) == {"lf"}, {k: v for k, v in eol.items() if v != "lf"}
+    for p in sources:
+        assert b"\r\n" not in p.read_bytes(), p
