@@ -16,6 +16,7 @@ PROM = ROOT / "infrastructure" / "monitoring" / "prometheus"
 GRAFANA = ROOT / "infrastructure" / "monitoring" / "grafana"
 REQUIRED_ALERTS = {
     "TradewindServiceDown",
+    "TradewindServiceAbsent",
     "TradewindFeedStale",
     "TradewindFeedReconnectStorm",
     "TradewindBookResyncStorm",
