@@ -190,7 +190,9 @@ class Settings(BaseSettings):
     )
 
     service_name: str = "tradewind"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
+    """``trace`` is ``debug`` plus every WebSocket frame (the websockets library's
+    own debug log): off at ``debug``, where it would drown everything else."""
     log_json: bool = True
     drain_timeout_s: float = Field(20.0, gt=0, le=600)
     bus: BusSettings = BusSettings()

@@ -54,6 +54,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from tradewind import events as ev
@@ -170,6 +171,9 @@ class RedisBus(Bus):
     async def start(self) -> None:
         if self._client is None:
             # redis-py's own retries would resend non-idempotent XADDs; ours do not.
+            # Maintenance notifications are a Redis Enterprise/Cloud feature: with
+            # the default "auto" every new connection asks for them and Redis 7
+            # answers with an error that redis-py logs, once per connection.
             self._client = aioredis.Redis.from_url(
                 self.url,
                 socket_timeout=self.op_timeout_s,
@@ -178,6 +182,7 @@ class RedisBus(Bus):
                 max_connections=self.max_connections,
                 client_name=self.name,
                 health_check_interval=30,
+                maint_notifications_config=MaintNotificationsConfig(enabled=False),
             )
             self._trim = self._client.register_script(TRIM_CONSUMED)
             self._fast = self.connection()

@@ -17,11 +17,18 @@ def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
+# Libraries that log each frame they send or receive at DEBUG.
+FRAME_LOGGERS = ("websockets",)
+
+
 def configure_logging(settings: Settings, console: bool = False) -> None:
-    level = getattr(logging, settings.log_level.upper())
+    trace = settings.log_level == "trace"
+    level = logging.DEBUG if trace else getattr(logging, settings.log_level.upper())
     if console:
         level = max(level, logging.WARNING)
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    for name in FRAME_LOGGERS:
+        logging.getLogger(name).setLevel(level if trace else max(level, logging.INFO))
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
