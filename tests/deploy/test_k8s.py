@@ -499,6 +499,7 @@ def test_shell_scripts_pass_shellcheck():
         ROOT / "k8s" / "deploy-k8s.sh",
         ROOT / "k8s" / "cleanup-k8s.sh",
         ROOT / "k8s" / "base" / "sync-files.sh",
+        ROOT / "scripts" / "kind-e2e.sh",
         ROOT / ".ci" / "deploy_checks.sh",
         ROOT / ".ci" / "install_deploy_tools.sh",
     ]
