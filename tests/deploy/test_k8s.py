@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 from typing import Any
 
 import pytest
+import yaml
 
 from .conftest import DRAIN_TIMEOUT_S, K8S_NAMES, ROOT, require_tool
 
@@ -583,3 +585,11 @@ def test_configmap_sources_stay_lf_in_every_checkout():
     assert set(eol.values()) == {"lf"}, {k: v for k, v in eol.items() if v != "lf"}
     for p in sources:
         assert b"\r\n" not in p.read_bytes(), p
+
+
+def test_secrets_guide_uses_a_served_external_secrets_api():
+    guide = (ROOT / "k8s" / "SECRETS_GUIDE.md").read_text()
+    docs = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", guide, re.S)]
+    eso = [d for d in docs if d and d.get("kind") == "ExternalSecret"]
+    assert eso and all(d["apiVersion"] == "external-secrets.io/v1" for d in eso)
+    assert "external-secrets.io/v1beta1\n" not in guide
