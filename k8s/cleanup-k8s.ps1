@@ -16,7 +16,7 @@
 .EXAMPLE
     ./cleanup-k8s.ps1 -DeleteData
 #>
-[CmdletBinding(SupportsShouldProcess = $true)]
+[CmdletBinding(SupportsShouldProcess = $true, PositionalBinding = $false)]
 param(
     [string]$Context = '',
     [switch]$DeleteData,

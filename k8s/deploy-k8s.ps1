@@ -18,7 +18,7 @@
 .EXAMPLE
     ./deploy-k8s.ps1 -Overlay prod -Registry ghcr.io/acme -Tag 1.2.3 -DryRun
 #>
-[CmdletBinding(SupportsShouldProcess = $true)]
+[CmdletBinding(SupportsShouldProcess = $true, PositionalBinding = $false)]
 param(
     [string]$Overlay = 'dev',
     [string]$Registry = '',

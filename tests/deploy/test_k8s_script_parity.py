@@ -83,7 +83,7 @@ def test_options_and_exit_codes_are_the_same(sh: str, ps: str) -> None:
     pascal = {"".join(p.capitalize() for p in o.split("-")) for o in options}
     params = set(re.findall(r"^\s+\[(?:string|switch)\]\$(\w+)", pwsh, re.M))
     assert options and pascal == params
-    assert "SupportsShouldProcess = $true" in pwsh  # -WhatIf
+    assert "SupportsShouldProcess = $true, PositionalBinding = $false" in pwsh  # -WhatIf
     assert _exit_codes(bash, "die", "usage_error") == _exit_codes(
         pwsh, "Stop-WithError", "Stop-WithUsage"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,14 @@ class Fake:
         self.real = kubectl
 
     def run(
-        self, script: str, args: list[str], rules: list[dict[str, Any]]
+        self,
+        script: str,
+        args: list[str],
+        rules: list[dict[str, Any]],
+        answers: str | None = None,
     ) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+        """Run a script; with ``answers`` it gets a terminal (util-linux ``script``)
+        and the answers typed at its questions, stdout and stderr then merged."""
         self.log.unlink(missing_ok=True)
         self.log.with_suffix(".state").unlink(missing_ok=True)
         self.table.write_text(json.dumps(rules))
@@ -54,12 +61,16 @@ class Fake:
             "REAL_KUBECTL": self.real,
             "KUBECONFIG": str(self.tmp / "no-kubeconfig"),
         }
+        cmd = ["bash", str(ROOT / "k8s" / script), *args]
+        if answers is not None:
+            cmd = [require_tool("script"), "-qec", shlex.join(cmd), "/dev/null"]
         proc = subprocess.run(
-            ["bash", str(ROOT / "k8s" / script), *args],
+            cmd,
             capture_output=True,
             text=True,
             env=env,
-            stdin=subprocess.DEVNULL,
+            input=answers,
+            stdin=None if answers is not None else subprocess.DEVNULL,
             timeout=120,
             check=False,
         )
@@ -331,8 +342,10 @@ CLEAN_RULES = [
 ]
 
 
-def cleanup(fake: Fake, rules: list[dict[str, Any]], *args: str) -> Any:
-    return fake.run("cleanup-k8s.sh", ["--context", CTX, *args], [*CLEAN_RULES, *rules])
+def cleanup(fake: Fake, rules: list[dict[str, Any]], *args: str, answers: str | None = None) -> Any:
+    return fake.run(
+        "cleanup-k8s.sh", ["--context", CTX, *args], [*CLEAN_RULES, *rules], answers=answers
+    )
 
 
 def test_delete_data_keeps_the_secrets_and_so_the_namespace(fake: Fake) -> None:
@@ -418,3 +431,31 @@ def test_a_failed_delete_stops_there(fake: Fake) -> None:
     )
     assert proc.returncode == 1
     assert short(calls) == [*CLEAN_PROLOGUE, DELETE_KINDS]
+
+
+def test_answers_at_a_terminal(fake: Fake) -> None:
+    rules = [rule(r"delete"), rule(r"get pvc", out=PVCS)]
+    proc, calls = cleanup(fake, rules, "--delete-data", "--delete-secrets", answers="y\ny\nn\n")
+    assert proc.returncode == 3, proc.stdout
+    assert short(calls) == [
+        *CLEAN_PROLOGUE,
+        DELETE_KINDS,
+        f"-n tradewind delete secret {SECRETS} --ignore-not-found",
+        GET_PVC,
+    ]
+    assert "not confirmed: nothing more is done" in proc.stdout
+    proc, calls = cleanup(
+        fake, rules, "--delete-data", "--delete-secrets", answers="y\ny\ny\nyes\n"
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert short(calls)[-2:] == [
+        "-n tradewind delete pvc --all --wait=true",
+        "delete namespace tradewind --ignore-not-found",
+    ]
+    assert proc.stdout.count(f"on context {TARGET}? [y/N]") == 4
+
+
+def test_deploy_answered_no_changes_nothing(fake: Fake) -> None:
+    proc, calls = fake.run("deploy-k8s.sh", ["--context", CTX], BASE_RULES, answers="n\n")
+    assert proc.returncode == 3, proc.stdout
+    assert short(calls) == DEPLOY_PROLOGUE[:4]
