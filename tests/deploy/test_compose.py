@@ -182,6 +182,8 @@ def test_dockerfile_contract():
 def test_execution_names_its_venue(compose):
     env = compose["services"]["execution"]["environment"]
     assert env["TRADEWIND_EXECUTION__VENUE"] == "${TRADEWIND_EXECUTION__VENUE:-paper}"
+    ack = "TRADEWIND_EXECUTION__ALLOW_PAPER_WITH_KEYS"
+    assert env[ack] == "${" + ack + ":-false}"
     example = (ROOT / ".env.example").read_text()
     assert "\nTRADEWIND_EXECUTION__VENUE=paper\n" in example
     makefile = (ROOT / "Makefile").read_text()
