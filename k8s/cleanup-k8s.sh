@@ -39,6 +39,7 @@ while (( $# )); do
   esac
 done
 
+context_name="${context:-the current context}"
 # Every kubectl call goes through kc, so --context applies to all of them.
 kc() {
   if [[ -n "${context}" ]]; then kubectl --context "${context}" "$@"; else kubectl "$@"; fi
@@ -78,7 +79,7 @@ fi
 
 command -v kubectl >/dev/null 2>&1 || die "kubectl is not installed"
 target="$(kc config view --minify -o 'jsonpath={.contexts[0].name} (cluster {.clusters[0].name} at {.clusters[0].cluster.server})')" \
-  || die "cannot read the kubectl configuration${context:+ for context ${context}}"
+  || die "cannot read the kubectl configuration for ${context_name}"
 [[ -n "${target}" ]] || die "no kubectl context is set (pass --context NAME)"
 kc version --request-timeout=10s >/dev/null || die "cannot reach the cluster of context ${target}"
 ns="$(kc get namespace "${NAMESPACE}" -o name --ignore-not-found)" \

@@ -50,6 +50,8 @@ function Stop-WithError([string]$Message) { Write-Err "error: $Message"; exit 1 
 function Stop-WithUsage([string]$Message) { Write-Err "error: $Message"; exit 2 }
 function Write-Log([string]$Message) { Write-Host "==> $Message" }
 
+$ContextName = if ($Context) { $Context } else { 'the current context' }
+
 # Every kubectl call goes through Invoke-Kubectl, so -Context applies to all of
 # them. kubectl runs as a native command with stderr captured as text: no
 # stderr line becomes a terminating error (PowerShell 5.1-7.1 with 'Stop'),
@@ -198,7 +200,7 @@ try {
     # --- cluster checks -----------------------------------------------------------
     Write-Log 'checking the cluster'
     $r = Invoke-Kubectl config view '--minify' -o 'jsonpath={.contexts[0].name} (cluster {.clusters[0].name} at {.clusters[0].cluster.server})'
-    if ($r.Code -ne 0) { Show-Result $r; Stop-WithError "cannot read the kubectl configuration$(if ($Context) { " for context $Context" })" }
+    if ($r.Code -ne 0) { Show-Result $r; Stop-WithError "cannot read the kubectl configuration for $ContextName" }
     $target = ($r.Out -join '').Trim()
     if (-not $target) { Stop-WithError 'no kubectl context is set (pass -Context NAME)' }
     $r = Invoke-Kubectl version '--request-timeout=10s'

@@ -64,6 +64,7 @@ if [[ "${overlay}" == "prod" && -n "${tag}" && -z "${registry}" ]]; then
   usage_error "--overlay prod --tag ${tag} needs --registry (without it the image would be docker.io/library/tradewind:${tag})"
 fi
 
+context_name="${context:-the current context}"
 # Every kubectl call goes through kc, so --context applies to all of them.
 kc() {
   if [[ -n "${context}" ]]; then kubectl --context "${context}" "$@"; else kubectl "$@"; fi
@@ -148,7 +149,7 @@ fi
 # --- cluster checks ---------------------------------------------------------------
 log "checking the cluster"
 target="$(kc config view --minify -o 'jsonpath={.contexts[0].name} (cluster {.clusters[0].name} at {.clusters[0].cluster.server})')" \
-  || die "cannot read the kubectl configuration${context:+ for context ${context}}"
+  || die "cannot read the kubectl configuration for ${context_name}"
 [[ -n "${target}" ]] || die "no kubectl context is set (pass --context NAME)"
 kc version --request-timeout=10s >/dev/null || die "cannot reach the cluster of context ${target}"
 confirm "Deploy overlay ${overlay} to namespace ${NAMESPACE} on context ${target}?"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_VAR = re.compile(r"\$\{[^}]*\}|\$\w+")
+_VAR = re.compile(r"\$\([^()]*\)|\$\{[^}]*\}|\$\w+")
 
 
 def normalize(word: str) -> str:

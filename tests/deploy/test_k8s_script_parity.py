@@ -122,3 +122,33 @@ def test_the_plan_reader_sees_a_difference(tmp_path: Path) -> None:
         ["get", "pvc", "-o", "name"],
         ["delete", "pvc", "'--all'"],
     ]
+
+
+def _message(text: str) -> str:
+    """A message with variables as ``$`` and option spellings (--no-rollback,
+    -NoRollback) reduced to one word, lower case."""
+    from .ps_parse import template
+
+    text = template(text.strip("'\""))
+    return re.sub(
+        r"(?<![\w-])--?([a-zA-Z][\w-]*)", lambda m: m.group(1).replace("-", ""), text
+    ).lower()
+
+
+@pytest.mark.parametrize(("sh", "ps"), PAIRS)
+def test_the_error_messages_are_the_same(sh: str, ps: str) -> None:
+    _need_tree_sitter()
+    from .ps_parse import command_calls
+
+    bash = (ROOT / "k8s" / sh).read_text()
+    for sh_fn, ps_fn in (("die", "Stop-WithError"), ("usage_error", "Stop-WithUsage")):
+        # "--x needs a value": PowerShell's own parameter binder says it, before the script.
+        b = sorted(
+            {_message(m) for m in re.findall(rf'\b{sh_fn} ("[^"]*")', bash)}
+            - {
+                _message(f"{o} needs a value")
+                for o in re.findall(r'"(--[\w-]+) needs a value"', bash)
+            }
+        )
+        p = sorted({_message(" ".join(c)) for c in command_calls(ROOT / "k8s" / ps, ps_fn)})
+        assert p == b, (sh_fn, set(b) ^ set(p))
