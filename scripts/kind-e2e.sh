@@ -2,22 +2,23 @@
 # End-to-end test on a real Kubernetes cluster in Docker (kind): the path from
 # "the manifests render and validate" to "the stack runs on Kubernetes".
 #
-#   scripts/kind-e2e.sh [--name NAME] [--no-build] [--keep] [--min-trades N] [--timeout 300s]
+#   scripts/kind-e2e.sh [--name NAME] [--no-build] [--keep] [--timeout 300s]
 #
 # Creates the kind cluster NAME (default tradewind-e2e), builds the image
 # tradewind:dev (--no-build: use the one already in Docker), loads it into
 # the cluster, creates the four Secrets (random values; the exchange Secret
 # holds the no-key marker paper-no-key, so execution runs on paper), runs
-# k8s/deploy-k8s.sh --overlay dev, waits for every rollout, and then checks
-# PostgreSQL: the trades the fake exchange replays arrive (at least N, default
-# 100), none twice. The cluster is deleted at the end unless --keep.
+# k8s/deploy-k8s.sh --overlay dev, waits for every rollout, and then runs the
+# replay check against PostgreSQL: the fake exchange replays the bundled
+# recording once, from ws's first subscription, and every one of its trades
+# must be stored, none twice, none extra. The cluster is deleted at the end
+# unless --keep.
 # Needs docker, kind and kubectl. Exit codes: 0 passed, 1 failed, 2 usage.
 set -euo pipefail
 
 name="tradewind-e2e"
 build=1
 keep=0
-min_trades=100
 timeout="300s"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -29,7 +30,6 @@ log() { echo "==> $*"; }
 while (( $# )); do
   case "$1" in
     --name) (( $# > 1 )) || usage_error "--name needs a value"; name="$2"; shift 2 ;;
-    --min-trades) (( $# > 1 )) || usage_error "--min-trades needs a value"; min_trades="$2"; shift 2 ;;
     --timeout) (( $# > 1 )) || usage_error "--timeout needs a value"; timeout="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --keep) keep=1; shift ;;
@@ -37,7 +37,11 @@ while (( $# )); do
     *) usage >&2; usage_error "unknown option: $1" ;;
   esac
 done
-[[ "${min_trades}" =~ ^[1-9][0-9]*$ ]] || usage_error "--min-trades must be a positive number"
+[[ "${timeout}" =~ ^[0-9]+$ ]] && timeout="${timeout}s"
+[[ "${timeout}" =~ ^[1-9][0-9]*[smh]$ ]] || usage_error "--timeout must be a duration such as 300s or 10m"
+recording="${root}/src/tradewind/data/binance_spot_btcusdt_combined_20240808.jsonl"
+[[ -f "${recording}" ]] || die "the bundled recording is missing: ${recording}"
+expected="$(grep -c '"e":"trade"' "${recording}")"
 
 for tool in docker kind kubectl; do
   command -v "${tool}" >/dev/null 2>&1 || die "${tool} is not installed"
@@ -79,15 +83,17 @@ bash "${root}/k8s/deploy-k8s.sh" --overlay dev --context "${context}" --timeout 
 log "waiting for every Deployment to be available"
 kc -n tradewind wait --for=condition=Available deployment --all --timeout="${timeout}"
 
-log "checking PostgreSQL: at least ${min_trades} replayed trades, none twice"
+log "replay check: the ${expected} recorded trades in PostgreSQL, none twice, none extra"
 query="SELECT count(*), count(DISTINCT (exchange, symbol, trade_id)) FROM trades"
 psql() { kc -n tradewind exec postgres-0 -- psql -U tradewind -d tradewind -tA -F ' ' -c "$1"; }
 total=0
+distinct=0
 for _ in $(seq 1 60); do
-  read -r total distinct <<< "$(psql "${query}")"
+  read -r total distinct <<< "$(psql "${query}" || echo "0 0")"
   (( total == distinct )) || die "duplicate trades in PostgreSQL: ${total} rows, ${distinct} distinct"
-  (( total >= min_trades )) && break
+  (( total <= expected )) || die "${total} trades in PostgreSQL, more than the ${expected} recorded"
+  (( total == expected )) && break
   sleep 5
 done
-(( total >= min_trades )) || die "only ${total} trades in PostgreSQL after 5 minutes (want ${min_trades})"
-log "kind e2e passed: ${total} trades stored, none twice"
+(( total == expected )) || die "${total} of the ${expected} recorded trades in PostgreSQL after 5 minutes"
+log "kind e2e passed: all ${expected} recorded trades stored once"
