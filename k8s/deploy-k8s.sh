@@ -191,7 +191,7 @@ roll_back() {
       fi
     fi
   done <<< "${after}"
-  for name in "${undone[@]}"; do
+  for name in ${undone[@]+"${undone[@]}"}; do  # bash 3.2 (macOS): an empty array is unset
     kc -n "${NAMESPACE}" rollout status "deployment/${name}" --timeout="${timeout}" \
       || echo "deployment/${name} is not ready after the rollback either" >&2
   done
