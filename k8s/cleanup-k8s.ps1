@@ -11,7 +11,7 @@
     -WhatIf runs the queries and names every deletion without making it.
     Exit codes: 0 done, 1 failed (a query or deletion failed: nothing after it
     runs), 2 usage, 3 not confirmed (the steps before the question are done).
-    Works on Windows PowerShell 5.1 and PowerShell 7: kubectl's stderr never
+    Written for Windows PowerShell 5.1 and PowerShell 7: kubectl's stderr never
     stops the script; its exit code decides.
 .EXAMPLE
     ./cleanup-k8s.ps1 -DeleteData

@@ -13,7 +13,7 @@
     prod with -Tag needs -Registry.
     Exit codes: 0 deployed, 1 failed (cluster, apply, rollout), 2 usage,
     3 not confirmed (answered no, or no terminal and no -Yes).
-    Works on Windows PowerShell 5.1 and PowerShell 7: kubectl's stderr never
+    Written for Windows PowerShell 5.1 and PowerShell 7: kubectl's stderr never
     stops the script; its exit code decides.
 .EXAMPLE
     ./deploy-k8s.ps1 -Overlay prod -Registry ghcr.io/acme -Tag 1.2.3 -DryRun
