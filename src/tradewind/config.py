@@ -10,10 +10,11 @@ appear in reprs, logs or errors.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -22,6 +23,7 @@ from pydantic_settings import (
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 ENV_PREFIX = "TRADEWIND_"
@@ -64,6 +66,13 @@ class StoreSettings(_Section):
     db_writer and PostgreSQL). 0 writes what each fetch brings at once."""
     flush_interval_ms: int = Field(50, ge=1, le=60_000)
     retry_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return v
 
 
 class FeedSettings(_Section):
@@ -133,6 +142,15 @@ class PaperSettings(_Section):
     history_s: float = Field(600.0, gt=0, description="event time of market history kept")
     history_max_events: int = Field(200_000, ge=1000)
     checkpoint_every: int = Field(512, ge=16, le=100_000)
+    bar_slippage_ticks: int = Field(
+        0, ge=0, le=1_000_000, description="bar data: market fills this many ticks past the open"
+    )
+    bar_volume_fraction: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=1,
+        description="bar data: most of a bar's volume one order takes (0: no cap)",
+    )
 
 
 class ExecutionSettings(_Section):
@@ -235,9 +253,57 @@ def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
     target[path[-1]] = value
 
 
+class _PlainValueError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _plain_value(key: str, annotation: Any, value: str, why: str) -> Any:
+    """A list or dict setting written plainly: ``a,b`` for a list, ``k=v,k2=v2``
+    for a dict, ``k=a,b,k2=c`` for a dict of lists (JSON works for all)."""
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if origin is dict:
+        of_lists = len(args) == 2 and get_origin(args[1]) in (list, tuple, set)
+        out: dict[str, Any] = {}
+        last: str | None = None
+        for token in (t.strip() for t in value.split(",")):
+            if not token:
+                continue
+            k, sep, v = token.partition("=")
+            if sep and k.strip():
+                last = k.strip()
+                out[last] = [v.strip()] if of_lists else v.strip()
+            elif of_lists and last is not None:
+                out[last].append(token)
+            else:
+                raise _PlainValueError(
+                    key, f"expected JSON or KEY=VALUE,KEY=VALUE, got {token!r} ({why})"
+                )
+        return out
+    raise _PlainValueError(
+        key,
+        f"expected a JSON object, or set its keys one by one as {ENV_PREFIX}{key.upper()}__KEY"
+        f" ({why})",
+    )
+
+
 class _EnvWithoutFiles(EnvSettingsSource):
     """The environment, less ``…_FILE`` pointers (read by ``_SecretFilesSource``)
-    and ``TRADEWIND_CONFIG``/``TRADEWIND_SECRETS_DIR`` (which name other sources)."""
+    and ``TRADEWIND_CONFIG``/``TRADEWIND_SECRETS_DIR`` (which name other sources).
+    List and dict settings take JSON or the plain form (``_plain_value``)."""
+
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            if not isinstance(value, str):
+                raise
+            annotation = getattr(field, "annotation", None)
+            return _plain_value(field_name, annotation, value, f"not JSON: {exc}")
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         skip = (f"{ENV_PREFIX}config".lower(), f"{ENV_PREFIX}secrets_dir".lower())
@@ -259,7 +325,11 @@ class _YamlSource(PydanticBaseSettingsSource):
         if not path:
             return {}
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = yaml.safe_load(Path(path).read_bytes().decode())
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{ENV_PREFIX}CONFIG", f"{path} is not a text file; name a YAML file"
+            ) from None
         except OSError as exc:
             raise ConfigError(
                 f"{ENV_PREFIX}CONFIG", f"cannot read {path}: {exc.strerror}"
@@ -317,6 +387,14 @@ def load_settings(**overrides: Any) -> Settings:
     """Build and validate settings; raises ``ConfigError`` naming the bad key."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        cause = exc.__cause__
+        m = re.search(r'field "(\w+)"', str(exc))
+        section = m.group(1) if m else ""
+        if isinstance(cause, _PlainValueError):
+            parts = [section] if cause.key == section else [section, cause.key]
+            raise ConfigError(_key_for(tuple(parts)), str(cause)) from None
+        raise ConfigError(_key_for((section,)), str(cause or exc)) from None
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
         raise ConfigError(_key_for(err["loc"]), err["msg"]) from None

@@ -3,11 +3,14 @@
 One run writes ``result.json``, ``equity.png`` and ``report.html`` to the
 output directory; ``--grid`` runs a sweep in parallel processes and writes
 ``sweep.json`` and ``sweep.html`` plus one ``point-NNN/result.json`` per point.
+Every input is checked before anything is written (``cli.checks``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -16,108 +19,175 @@ from rich.console import Console
 from rich.table import Table
 
 from tradewind.backtest.report import metric_rows, write_report, write_sweep
-from tradewind.backtest.result import money
+from tradewind.backtest.result import BacktestResult, money
 from tradewind.backtest.runner import BacktestSpec, run_backtest
-from tradewind.backtest.sweep import SweepPoint, parse_grid, run_sweep, sweep_json
+from tradewind.backtest.sweep import SweepPoint, grid_points, parse_grid, run_sweep, sweep_json
 from tradewind.cli import app
-from tradewind.cli.common import parse_params, settings_or_exit
+from tradewind.cli import options as opt
+from tradewind.cli.checks import DataFile, check_db_path, check_out_dir, check_strategy, positive
+from tradewind.cli.common import settings_or_exit
+from tradewind.cli.errors import (
+    RunFailed,
+    UsageProblem,
+    debugging,
+    describe_failure,
+    one_line_errors,
+)
 from tradewind.observability.logging import configure_logging
 
+parse_sets = opt.parse_sets
 
-def parse_sets(items: list[str]) -> dict[str, dict[str, str]]:
-    """``risk.max_position=1`` → ``{"risk": {"max_position": "1"}}``."""
-    out: dict[str, dict[str, str]] = {}
-    for key, value in parse_params(items).items():
-        section, dot, name = key.partition(".")
-        if not dot or not section or not name:
-            raise typer.BadParameter(f"expected SECTION.KEY=VALUE, got {key}={value}")
-        out.setdefault(section, {})[name] = value
-    return out
+
+def _capital(value: str) -> Decimal:
+    try:
+        cap = Decimal(value)
+    except InvalidOperation:
+        cap = Decimal("NaN")
+    if not cap.is_finite() or not cap > 0:
+        raise UsageProblem(f"--capital {value}: use a positive amount of the quote currency")
+    return cap
+
+
+def _plot_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @app.command("backtest")
+@one_line_errors
 def backtest_command(
-    data: list[Path] = typer.Option(  # noqa: B008
-        ...,
-        "--data",
-        "-d",
-        exists=True,
-        dir_okay=False,
-        help="Recorded data: exchange JSONL, or CSV of trades or bars (repeatable).",
-    ),
-    strategy: str = typer.Option("ema_cross", "--strategy", "-s", help="Strategy name."),
-    param: list[str] = typer.Option(  # noqa: B008
-        [], "--param", "-p", help="Strategy parameter KEY=VALUE (repeatable)."
-    ),
+    data: list[Path] = opt.data_option(...),  # noqa: B008
+    strategy: str = opt.STRATEGY,
+    param: list[str] = opt.PARAM,
+    set_: list[str] = opt.SET,
+    fast: int | None = opt.FAST,
+    slow: int | None = opt.SLOW,
+    quantity: str | None = opt.QUANTITY,
+    bar_interval: float | None = opt.BAR_INTERVAL,
+    fmt: str | None = opt.FORMAT,
+    symbol: str | None = opt.SYMBOL,
+    exchange: str | None = opt.EXCHANGE,
     grid: list[str] = typer.Option(  # noqa: B008
-        [], "--grid", "-g", help="Sweep a parameter: KEY=V1,V2,... (repeatable: cartesian grid)."
+        [],
+        "--grid",
+        "-g",
+        metavar="KEY=V1,V2,...",
+        help="Sweep a parameter (repeatable: cartesian grid).",
     ),
     out: Path = typer.Option(  # noqa: B008
-        Path("backtest-out"), "--out", "-o", file_okay=False, help="Output directory."
+        Path("backtest-out"), "--out", "-o", metavar="DIR", help="Output folder."
     ),
-    fmt: str | None = typer.Option(None, "--format", help="Data format; default: detected."),
-    symbol: str | None = typer.Option(
-        None, help="Symbol of CSV data; default: read from the file name."
+    capital: str = typer.Option(
+        "10000", "--capital", metavar="AMOUNT", help="Starting capital in the quote currency."
     ),
-    exchange: str | None = typer.Option(None, help="Exchange of CSV data; default: binance."),
-    bar_length: float | None = typer.Option(
-        None, help="Seconds per bar of a CSV that does not say (basana); default: file name, 1 d."
-    ),
-    capital: str = typer.Option("10000", help="Starting capital in the quote currency."),
     period: float | None = typer.Option(
-        None, help="Seconds between equity samples for Sharpe/Sortino; default: the bar length."
+        None,
+        "--period",
+        metavar="SECONDS",
+        help="Seconds between equity samples for Sharpe/Sortino; default: the bar length.",
     ),
     db: Path | None = typer.Option(  # noqa: B008
-        None, help="Also write every event to this SQLite file (slower)."
+        None, "--db", metavar="FILE", help="Also write every event to this SQLite file (slower)."
     ),
-    workers: int | None = typer.Option(None, min=1, help="Sweep processes; default: CPU count."),
-    set_: list[str] = typer.Option(  # noqa: B008
-        [], "--set", help="Any setting as SECTION.KEY=VALUE, e.g. risk.max_position=1."
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", metavar="N", help="Sweep processes; default: CPU count."
     ),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw equity.png (matplotlib)."),
+    quiet: bool = opt.QUIET,
 ) -> None:
     """Backtest a strategy on recorded data through the same five services."""
-    from decimal import Decimal, InvalidOperation
-
-    sections = parse_sets(set_)
+    sections = opt.parse_sets(set_)
     settings = settings_or_exit(**sections, log_level="warning")
     configure_logging(settings, console=True)
+    cap = _capital(capital)
+    positive(period, "--period", "a positive number of seconds")
+    if workers is not None and workers < 1:
+        raise UsageProblem(f"--workers {workers}: use 1 or more")
+    files = opt.probe_all(data, fmt, symbol, exchange, bar_interval, default_bundled=False)
+    shortcuts = {"fast": fast, "slow": slow, "quantity": opt.quantity_value(quantity)}
+    params, file_interval = opt.strategy_params(strategy, param, files, bar_interval, shortcuts)
     try:
-        cap = Decimal(capital)
-    except InvalidOperation:
-        raise typer.BadParameter("capital must be a number") from None
-    if not cap > 0:
-        raise typer.BadParameter("capital must be positive")
+        points = grid_points(parse_grid(grid)) if grid else []
+    except ValueError as exc:
+        raise UsageProblem(f"--grid: {exc}") from None
+    for point in points:
+        try:
+            check_strategy(strategy, {**params, **point})
+        except UsageProblem as exc:
+            shown = ",".join(f"{k}={v}" for k, v in point.items())
+            raise UsageProblem(f"--grid point {shown}: {exc}") from None
+    check_out_dir(out, "--out")
+    if db is not None:
+        check_db_path(db)
     spec = BacktestSpec(
-        data=tuple(p.resolve() for p in data),
+        data=tuple(f.path.resolve() for f in files),
         strategy=strategy,
-        params=dict(parse_params(param)),
+        params=params,
         fmt=fmt,
         symbol=symbol,
         exchange=exchange,
-        bar_interval_s=bar_length,
+        bar_interval_s=file_interval,
         capital=cap,
         period_s=period,
         db=db,
         settings=sections,
     )
     console = Console()
+    for f in files:
+        console.print(f"data: {f.describe()}", highlight=False)
+    db_existed = db is not None and db.exists()
+    out_existed = out.exists()
     try:
         if grid:
-            _sweep(spec, grid, out, workers, console)
+            failed = _sweep(spec, grid, out, workers, console, quiet)
+            if failed:
+                raise RunFailed(
+                    f"{failed} of {len(points)} sweep points failed (see {out / 'sweep.json'})"
+                )
         else:
-            _single(spec, out, plot, console)
-    except ValueError as exc:
-        typer.echo(f"tradewind: {exc}", err=True)
-        raise typer.Exit(2) from None
+            _single(spec, out, plot, console, files)
+    except (UsageProblem, RunFailed):
+        raise
+    except Exception as exc:
+        _remove_new(db if not db_existed else None, out if not out_existed else None)
+        if debugging():
+            raise
+        if isinstance(exc, ValueError):
+            raise UsageProblem(str(exc)) from None
+        raise RunFailed(
+            describe_failure(exc, db=None if db is None else str(db), strategy=strategy)
+        ) from None
 
 
-def _single(spec: BacktestSpec, out: Path, plot: bool, console: Console) -> None:
+def _remove_new(db: Path | None, out: Path | None) -> None:
+    """What a failed run created: its database file and an empty output folder."""
+    if db is not None:
+        for p in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
+            with contextlib.suppress(OSError):
+                p.unlink()
+    if out is not None:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
+def _explain(t: Table, result: BacktestResult, strategy: str) -> None:
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(result.params.items()))
+    t.add_row("strategy", f"{strategy} ({shown})")
+
+
+def _single(
+    spec: BacktestSpec, out: Path, plot: bool, console: Console, files: list[DataFile]
+) -> None:
     result = run_backtest(spec)
-    written = write_report(result, out, plot=plot)
+    draw = plot and _plot_available()
+    written = write_report(result, out, plot=draw)
     t = Table(title=f"Backtest: {spec.strategy}", header_style="bold")
     t.add_column("metric")
     t.add_column("value", justify="right")
+    _explain(t, result, spec.strategy)
     for k, v in metric_rows(result):
         t.add_row(k, v)
     events = result.market_events
@@ -125,15 +195,21 @@ def _single(spec: BacktestSpec, out: Path, plot: bool, console: Console) -> None
     console.print(t)
     for kind, path in written.items():
         console.print(f"{kind}: {path}")
+    if plot and not draw:
+        console.print(
+            "png: skipped (matplotlib is not installed: pip install matplotlib)", highlight=False
+        )
 
 
 def _sweep(
-    spec: BacktestSpec, items: list[str], out: Path, workers: int | None, c: Console
-) -> None:
+    spec: BacktestSpec, items: list[str], out: Path, workers: int | None, c: Console, quiet: bool
+) -> int:
     grid = parse_grid(items)
     t0 = time.perf_counter()
 
     def done(p: SweepPoint) -> None:
+        if quiet:
+            return
         if p.result is None:
             status = f"failed: {p.error}"
         else:
@@ -165,3 +241,4 @@ def _sweep(
     c.print(f"{len(points)} points in {time.perf_counter() - t0:.2f} s")
     for kind, path in written.items():
         c.print(f"{kind}: {path}")
+    return sum(1 for p in points if p.result is None)

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from tradewind.cli.errors import UsageProblem
 from tradewind.config import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -19,23 +20,14 @@ def settings_or_exit(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def parse_speed(value: str) -> float:
-    if value.lower() in ("max", "0"):
+def parse_speed(value: str, flag: str = "--speed") -> float:
+    """``max`` (0: no pauses) or a positive factor of real time."""
+    if value.strip().lower() == "max":
         return 0.0
     try:
         speed = float(value)
     except ValueError:
-        raise typer.BadParameter("use a positive number (1 = real time) or 'max'") from None
-    if not speed > 0:
-        raise typer.BadParameter("use a positive number (1 = real time) or 'max'")
+        speed = float("nan")
+    if not speed > 0 or speed == float("inf"):
+        raise UsageProblem(f"{flag} {value}: use a positive number (1 = real time) or 'max'")
     return speed
-
-
-def parse_params(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out

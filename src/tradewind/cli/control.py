@@ -15,6 +15,7 @@ import json
 import socket
 import time
 import uuid
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import typer
@@ -77,7 +78,8 @@ def _run(command: str, args: dict[str, str], timeout: float | None, as_json: boo
         typer.echo(f"tradewind: no reply from risk within {wait:g}s", err=True)
         raise typer.Exit(1)
     if as_json:
-        typer.echo(json.dumps({"ok": reply.ok, "detail": reply.detail, **reply.payload}))
+        payload = plain(dict(reply.payload))
+        typer.echo(json.dumps({"ok": reply.ok, "detail": reply.detail, **payload}))
     else:
         console = Console()
         console.print(f"[bold]{reply.detail}[/bold]")
@@ -88,8 +90,27 @@ def _run(command: str, args: dict[str, str], timeout: float | None, as_json: boo
         raise typer.Exit(1)
 
 
+def plain(v: Any) -> Any:
+    """Decimals as people write them: ``0E-14`` → ``0``, ``61842.000000000000``
+    → ``61842``; nested lists and dicts likewise; anything else as it is."""
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    if isinstance(v, str) and v and (v[0].isdigit() or v[0] in "-+."):
+        try:
+            d = Decimal(v)
+        except InvalidOperation:
+            return v
+        if d.is_finite():
+            d = d.normalize()
+            return f"{d + 0:f}" if d == 0 else f"{d:f}"
+    return v
+
+
 def status_tables(p: dict[str, Any]) -> list[Table]:
     """State and PnL, positions, and limits used, from a status payload."""
+    p = plain(p)
     summary = Table(title="Risk", show_header=False)
     summary.add_column("key")
     summary.add_column("value", justify="right")
@@ -115,7 +136,12 @@ def status_tables(p: dict[str, Any]) -> list[Table]:
     return [summary, positions, limits]
 
 
-_TIMEOUT = typer.Option(None, help="Seconds to wait for risk's reply (default: settings).")
+_TIMEOUT = typer.Option(
+    None,
+    "--timeout",
+    metavar="SECONDS",
+    help="Seconds to wait for risk's reply (default: settings).",
+)
 _JSON = typer.Option(False, "--json", help="Print the reply as JSON.")
 
 

@@ -10,19 +10,24 @@ import typer
 
 from tradewind.cli import app
 from tradewind.cli.common import settings_or_exit
+from tradewind.cli.errors import RunFailed, one_line_errors
 from tradewind.config import ConfigError
 from tradewind.observability.logging import configure_logging
 from tradewind.runtime.loop import run_async
-from tradewind.runtime.process import SERVICES, run_process
+from tradewind.runtime.process import SERVICES, ListenError, run_process
 
 
 @app.command("service")
+@one_line_errors
 def service_command(
-    name: str = typer.Argument(..., help="One of: ws, signal, risk, execution, db_writer."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="One of: ws, signal, risk, execution, db_writer."
+    ),
     consumer: str = typer.Option(
         "",
         "--consumer",
         envvar="TRADEWIND_CONSUMER",
+        metavar="NAME",
         help="This replica's consumer name, unique per replica and stable across "
         "restarts (default: the host name).",
     ),
@@ -30,6 +35,7 @@ def service_command(
         10_000,
         "--lease-ttl-ms",
         envvar="TRADEWIND_LEASE_TTL_MS",
+        metavar="MS",
         min=300,
         help="Risk and signal-partition lease TTL: the takeover time after a crash.",
     ),
@@ -67,6 +73,11 @@ def service_command(
             typer.echo(f"tradewind: {problem}", err=True)
             raise typer.Exit(2)
     configure_logging(settings)
-    code = run_async(run_process(name, settings, consumer or socket.gethostname(), lease_ttl_ms))
+    try:
+        code = run_async(
+            run_process(name, settings, consumer or socket.gethostname(), lease_ttl_ms)
+        )
+    except ListenError as exc:
+        raise RunFailed(str(exc)) from None
     sys.stdout.flush()
     raise typer.Exit(code)

@@ -35,6 +35,15 @@ from tradewind.storage import Store, create_store
 Progress = Callable[[int, int], None]
 
 
+class ServiceFailed(RuntimeError):
+    """A service of the run stopped on an error (``fail_fast``): the run ends."""
+
+    def __init__(self, service: str, error: BaseException) -> None:
+        super().__init__(f"service {service} failed: {error!r}")
+        self.service = service
+        self.error = error
+
+
 @dataclass
 class PositionSummary:
     exchange: str
@@ -64,6 +73,8 @@ class RunSummary:
     latency_p99_ms: float | None
     rows: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
+    rejections: dict[str, int] = field(default_factory=dict)
+    """Risk's rejections by reason."""
 
     def outcome(self) -> dict[str, Any]:
         """Everything that must be identical between two runs on the same data."""
@@ -118,8 +129,10 @@ class Pipeline:
         store: bool = True,
         source: ReplaySource | None = None,
         clock: Clock | None = None,
+        fail_fast: bool = True,
     ) -> None:
         self.settings = settings
+        self.failed = False
         b = settings.bus
         self.bus = bus or MemoryBus(
             capacity=b.capacity, max_deliveries=b.max_deliveries, claim_idle_ms=b.claim_idle_ms
@@ -134,6 +147,7 @@ class Pipeline:
             instruments=instruments,
             store=self.store,
             extras=live_venue(settings, instruments),
+            fail_fast=fail_fast,
         )
         self.db_writer = DbWriterService(ctx) if store else None
         self.execution = ExecutionService(ctx)
@@ -164,7 +178,8 @@ class Pipeline:
         for s in self.services:
             err = s.failed()
             if err is not None:
-                raise RuntimeError(f"service {s.name} failed: {err!r}") from err
+                self.failed = True
+                raise ServiceFailed(s.name, err) from err
 
     async def wait_done(self, progress: Progress | None = None, total: int = 0) -> None:
         """Until the replay has ended and every event is consumed and acknowledged."""
@@ -183,8 +198,13 @@ class Pipeline:
             progress(stats.lines, total)
 
     async def stop(self) -> None:
-        for s in self.services:
-            await s.stop()
+        # After a failure the others may wait on what the failed one would
+        # have consumed: give them a moment, not the drain timeout.
+        if self.failed:
+            await asyncio.gather(*(s.stop(0.5) for s in self.services))
+        else:
+            for s in self.services:
+                await s.stop()
         if self.store is not None:
             await self.store.close()
 
@@ -202,7 +222,7 @@ class Pipeline:
         return RunSummary(
             events_in=self.ws.events_in,
             parse_errors=dict(stats.errors),
-            bars=self.signal.bars_out,
+            bars=self.signal.bars_out + self.signal.bars_in,
             signals=self.signal.signals_out,
             approved=self.risk.approved,
             rejected=self.risk.rejected,
@@ -216,11 +236,17 @@ class Pipeline:
             latency_p99_ms=None if p99 is None else p99 * 1000,
             rows={} if self.db_writer is None else dict(self.db_writer.rows),
             duration_s=duration_s,
+            rejections=dict(self.risk.rejected_by),
         )
 
 
-async def run_embedded(settings: Settings, progress: Progress | None = None) -> RunSummary:
-    pipeline = Pipeline(settings)
+async def run_embedded(
+    settings: Settings,
+    progress: Progress | None = None,
+    source: ReplaySource | None = None,
+    clock: Clock | None = None,
+) -> RunSummary:
+    pipeline = Pipeline(settings, source=source, clock=clock)
     total = count_lines(settings) if progress is not None else 0
     t0 = time.perf_counter()
     await pipeline.start()

@@ -46,6 +46,11 @@ from tradewind.services.lease import PartitionLeases, SingleActive
 from tradewind.storage import Store, create_store
 from tradewind.topics import EXECUTIONS, MARKET, SIGNALS
 
+
+class ListenError(RuntimeError):
+    """The health/metrics port cannot be opened (in use, not permitted)."""
+
+
 SERVICES = ("ws", "signal", "risk", "execution", "db_writer")
 log = structlog.get_logger("tradewind.process")
 
@@ -239,7 +244,15 @@ async def run_process(name: str, settings: Settings, consumer: str, lease_ttl_ms
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, proc.stop.set)
     http = HealthServer(settings.http.host, settings.http.port, proc.live, proc.ready)
-    await http.start()
+    try:
+        await http.start()
+    except OSError as exc:
+        await bus.close()
+        h = settings.http
+        raise ListenError(
+            f"TRADEWIND_HTTP__PORT={h.port}: cannot listen on {h.host}:{h.port} "
+            f"({exc.strerror or exc}); set another port"
+        ) from None
     sampler = LoopLagSampler()
     sampler.start()
     log.info(

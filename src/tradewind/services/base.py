@@ -59,6 +59,10 @@ class ServiceContext:
     durable_state: bool = False
     """Save consumer state with every commit (on a bus that survives restarts)."""
     extras: dict[str, object] = field(default_factory=dict)
+    fail_fast: bool = False
+    """One process, one run (``tradewind run``/``backtest``): a handler error
+    ends the service instead of retrying and dead-lettering, since there it
+    would only repeat (a read-only database, a strategy that raises)."""
 
 
 class Service(ABC):
@@ -123,6 +127,8 @@ class Service(ABC):
                 await asyncio.sleep(0.05)
                 continue
             except Exception:
+                if self.ctx.fail_fast:
+                    raise
                 log.warning(
                     "batch failed; retrying one by one", service=name, size=len(msgs), exc_info=True
                 )
@@ -178,6 +184,8 @@ class Service(ABC):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
         for t in self._tasks:
+            if self.ctx.fail_fast:
+                break  # the run reports it, in one line
             if t.done() and not t.cancelled() and t.exception() is not None:
                 log.error(
                     "task ended with an error",

@@ -30,6 +30,7 @@ import structlog
 from tradewind.bus import Message, Subscription
 from tradewind.clock import ReplayClock
 from tradewind.events import (
+    Bar,
     BookDelta,
     CancelRequest,
     Event,
@@ -50,7 +51,7 @@ from tradewind.topics import EXECUTIONS, MARKET, ORDERS
 
 log = structlog.get_logger("tradewind.execution")
 _EVENT = attrgetter("event")
-_MATCHED = frozenset({Trade, Quote, BookDelta})
+_MATCHED = frozenset({Trade, Quote, BookDelta, Bar})
 
 
 class ExecutionService(Service):

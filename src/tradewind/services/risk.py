@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
@@ -82,6 +83,7 @@ class RiskService(Service):
         self.verifier = control.ControlVerifier(self._token, ctx.settings.control.max_age_s)
         self.approved = 0
         self.rejected = 0
+        self.rejected_by: Counter[str] = Counter()
         self.rebuilt_events = 0
 
     def _signer(self) -> control.Signer | None:
@@ -265,6 +267,8 @@ class RiskService(Service):
         approved = 0
         for d in decisions:
             approved += d.approved
+            if not d.approved:
+                self.rejected_by[d.reason] += 1
             metrics.RISK_DECISIONS.labels("approved" if d.approved else "rejected", d.reason).inc()
             if d.ts_recv:
                 metrics.HOP_LATENCY.labels("signal_to_decision").observe((now - d.ts_recv) / 1e9)

@@ -61,6 +61,8 @@ class SignalService(Service):
         self._timer_ns = int(self.params.timer_interval_s * 1e9)
         self.workers: dict[tuple[str, str], _Worker] = {}
         self.bars_out = 0
+        self.bars_in = 0
+        """Exchange bars received (bar files, kline feeds); stored like built ones."""
         self.signals_out = 0
 
     def _worker(self, exchange: str, symbol: str) -> _Worker:
@@ -239,9 +241,11 @@ class SignalService(Service):
             strat.on_quote(e)
         elif type(e) is BookDelta:
             strat.on_book(e)
-        elif type(e) is Bar and w.bars is None:
-            ctx.last = e.close
-            strat.on_bar(e)
+        elif type(e) is Bar:
+            self.bars_in += 1
+            if w.bars is None:
+                ctx.last = e.close
+                strat.on_bar(e)
 
     def _fire_timers(self, w: _Worker, now: int) -> None:
         """Call ``on_timer`` for every timer boundary up to ``now``, in order;

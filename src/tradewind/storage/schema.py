@@ -249,3 +249,18 @@ dead_letters = Table(
     Column("payload", LargeBinary, nullable=False),
     _ts(),
 )
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("command", Text, nullable=False),
+    Column("started_ns", BigInteger, nullable=False),
+    Column("finished_ns", BigInteger, nullable=False),
+    Column("strategy", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+)
+"""One row per run written into the database (``storage.runs``); JSON text
+in ``params``, ``data`` and ``summary``."""

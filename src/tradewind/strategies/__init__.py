@@ -17,12 +17,22 @@ STRATEGIES[BookImbalance.name] = BookImbalance
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}"
-        ) from None
+    """A built-in or plug-in name, ``module:Class`` or ``file.py:Class`` (``loader``)."""
+    from tradewind.strategies import loader
+
+    cls = STRATEGIES.get(name)
+    if cls is not None:
+        return cls
+    if loader.is_reference(name):
+        return loader.load_reference(name)
+    plugin = loader.load_plugin(name)
+    if plugin is not None:
+        return plugin
+    known = sorted({*STRATEGIES, *loader.plugin_names()})
+    raise ValueError(
+        f"unknown strategy {name!r}; known: {', '.join(known)}, "
+        "or path/to/file.py:ClassName, or package.module:ClassName"
+    )
 
 
 def build_params(name: str, params: dict[str, Any]) -> StrategyParams:

@@ -56,6 +56,7 @@ from operator import attrgetter
 
 from tradewind.config import PaperSettings
 from tradewind.events import (
+    Bar,
     BookDelta,
     CancelRequest,
     Event,
@@ -71,6 +72,7 @@ from tradewind.events import (
     TimeInForce,
     Trade,
 )
+from tradewind.execution.paper.bar_fills import BarFills
 from tradewind.execution.paper.book import Level, MarketHistory, MarketState, dec
 from tradewind.execution.state import OrderState
 from tradewind.instruments import Instrument, InstrumentRegistry
@@ -138,6 +140,8 @@ class PaperExchange:
         self.beyond_history = 0
         self.version = 0
         """Bumped by every change to the order side (what ``paper_store`` saves)."""
+        self.bar_fills = BarFills(self)
+        """Symbols with bars only are matched on their bars (``execution.paper.bar_fills``)."""
 
     def knows(self, coid: str) -> bool:
         return coid in self.orders or coid in self.done
@@ -217,6 +221,10 @@ class PaperExchange:
         self.orders[o.client_order_id] = po
         out: list[Event] = list(st.transition(S.SUBMITTED, o.ts_event))
         key = (o.exchange, o.symbol)
+        late = self.bar_fills.late(po)
+        if late is not None:
+            out.extend(late)
+            return out
         m = self.markets.get(key)
         if m is None or po.arrival >= m.watermark:
             self._seq += 1
@@ -251,6 +259,11 @@ class PaperExchange:
 
     def on_market(self, e: MarketEvent) -> list[Event]:
         """One market event in stream order; the fills and updates it causes."""
+        if type(e) is Bar:
+            by_bar = self.bar_fills.on_bar(e)
+            if by_bar:
+                self.version += 1
+            return self._settle(by_bar) if by_bar else by_bar
         out: list[Event] = []
         key = (e.exchange, e.symbol)
         m = self._market(key)
@@ -276,6 +289,10 @@ class PaperExchange:
         """
         evs = events if isinstance(events, list) else list(events)
         out: list[Event] = []
+        if any(type(e) is Bar for e in evs):
+            for e in evs:
+                out.extend(self.on_market(e))
+            return out
         if len(set(map(_KEY, evs))) == 1:
             key = _KEY(evs[0])
             m = self._market(key)

@@ -1,0 +1,112 @@
+"""``tradewind runs`` and ``tradewind show RUN_ID``: the runs a database holds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradewind.cli import app
+from tradewind.cli.errors import UsageProblem, one_line_errors
+from tradewind.storage import runs
+from tradewind.storage.runs import RunRecord
+
+_DB = typer.Option(
+    Path("tradewind.db"), "--db", metavar="FILE", help="SQLite file written by run or backtest."
+)
+_JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _records(db: Path) -> list[RunRecord]:
+    if not db.is_file():
+        raise UsageProblem(f"--db {db}: no such database file")
+    try:
+        return runs.list_runs(db)
+    except sqlite3.DatabaseError as exc:
+        if "no such table" in str(exc):
+            raise UsageProblem(
+                f"--db {db}: holds no runs table (written before run ids; "
+                "'tradewind migrate' with TRADEWIND_STORE__URL=sqlite:///FILE adds it)"
+            ) from None
+        raise UsageProblem(f"--db {db}: not a Tradewind database ({exc})") from None
+
+
+def _num(v: Any) -> str:
+    """Stored decimals as people write them (``19.3688``, not ``19.36880000000000``)."""
+    if isinstance(v, str):
+        try:
+            return f"{Decimal(v).normalize():f}"
+        except InvalidOperation:
+            return v
+    return str(v)
+
+
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(p.items()))
+
+
+@app.command("runs")
+@one_line_errors
+def runs_command(db: Path = _DB, as_json: bool = _JSON) -> None:
+    """List the runs in a database: when, data, strategy, parameters, results."""
+    recs = _records(db)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in recs], indent=2))
+        return
+    t = Table(title=f"Runs in {db}", header_style="bold")
+    for col in ("run id", "started", "command", "data", "strategy", "signals", "fills", "PnL"):
+        t.add_column(col, justify="right" if col in ("signals", "fills", "PnL") else "left")
+    for r in recs:
+        s = r.summary
+        data = ", ".join(Path(d["path"]).name for d in r.data)
+        pnl = s.get("realized_pnl", s.get("pnl", ""))
+        t.add_row(
+            r.run_id,
+            r.to_json()["started"],
+            r.command,
+            data,
+            f"{r.strategy} ({_params(r.params)})",
+            str(s.get("signals", "")),
+            str(s.get("fills", "")),
+            _num(pnl),
+        )
+    Console().print(t)
+
+
+@app.command("show")
+@one_line_errors
+def show_command(
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="A run id (or a unique prefix)."),
+    db: Path = _DB,
+    as_json: bool = _JSON,
+) -> None:
+    """Print a run's summary again."""
+    _records(db)
+    rec = runs.find_run(db, run_id)
+    if rec is None:
+        raise UsageProblem(f"no run {run_id!r} in {db} ('tradewind runs --db {db}' lists them)")
+    if as_json:
+        typer.echo(json.dumps(rec.to_json(), indent=2))
+        return
+    j = rec.to_json()
+    t = Table(title=f"Run {rec.run_id}", header_style="bold")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("command", rec.command)
+    t.add_row("started", j["started"])
+    for d in rec.data:
+        t.add_row("data", f"{d['path']} ({d['format']}, {d['exchange']}:{d['symbol']})")
+    t.add_row("strategy", f"{rec.strategy} ({_params(rec.params)})")
+    for k, v in rec.summary.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "0"
+        elif isinstance(v, list):
+            v = "; ".join(" ".join(map(str, x)) if isinstance(x, list) else str(x) for x in v)
+        t.add_row(k.replace("_", " "), _num(v))
+    Console().print(t)
