@@ -34,6 +34,8 @@ from tradewind.cli.errors import (
     one_line_errors,
 )
 from tradewind.observability.logging import configure_logging
+from tradewind.storage import runs
+from tradewind.storage.runs import RunRecord, new_run_id
 
 parse_sets = opt.parse_sets
 
@@ -173,6 +175,13 @@ def _remove_new(db: Path | None, out: Path | None) -> None:
             out.rmdir()
 
 
+def _counts(c: dict[str, int]) -> str:
+    total = sum(c.values())
+    if not total:
+        return "0"
+    return f"{total:,} ({', '.join(f'{k} {v:,}' for k, v in sorted(c.items()))})"
+
+
 def _explain(t: Table, result: BacktestResult, strategy: str) -> None:
     shown = ", ".join(f"{k}={v}" for k, v in sorted(result.params.items()))
     t.add_row("strategy", f"{strategy} ({shown})")
@@ -181,15 +190,36 @@ def _explain(t: Table, result: BacktestResult, strategy: str) -> None:
 def _single(
     spec: BacktestSpec, out: Path, plot: bool, console: Console, files: list[DataFile]
 ) -> None:
+    started_ns = time.time_ns()
     result = run_backtest(spec)
+    run_id = None
+    if spec.db is not None:
+        run_id = new_run_id(started_ns)
+        runs.record(
+            spec.db,
+            RunRecord(
+                run_id=run_id,
+                command="backtest",
+                started_ns=started_ns,
+                finished_ns=time.time_ns(),
+                strategy=spec.strategy,
+                params=dict(result.params),
+                data=[f.to_json() for f in files],
+                summary=dict(result.metrics),
+            ),
+        )
     draw = plot and _plot_available()
     written = write_report(result, out, plot=draw)
     t = Table(title=f"Backtest: {spec.strategy}", header_style="bold")
     t.add_column("metric")
     t.add_column("value", justify="right")
+    if run_id is not None:
+        t.add_row("run id", run_id)
     _explain(t, result, spec.strategy)
     for k, v in metric_rows(result):
         t.add_row(k, v)
+    t.add_row("rejected, by reason", _counts(result.metrics.get("rejections") or {}))
+    t.add_row("bad messages skipped", _counts(result.metrics.get("parse_errors") or {}))
     events = result.market_events
     t.add_row("wall time", f"{result.wall_s:.2f} s ({events / max(result.wall_s, 1e-9):,.0f} ev/s)")
     console.print(t)
