@@ -218,5 +218,21 @@ CREATE INDEX ix_trades_exchange_symbol_ts_event ON trades (exchange, symbol, ts_
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
 
+-- Running upgrade 0002 -> 0004_run_ids
+
+CREATE TABLE runs (
+    run_id TEXT NOT NULL, 
+    command TEXT NOT NULL, 
+    started_ns BIGINT NOT NULL, 
+    finished_ns BIGINT NOT NULL, 
+    strategy TEXT NOT NULL, 
+    params TEXT NOT NULL, 
+    data TEXT NOT NULL, 
+    summary TEXT NOT NULL, 
+    PRIMARY KEY (run_id)
+);
+
+UPDATE alembic_version SET version_num='0004_run_ids' WHERE alembic_version.version_num = '0002';
+
 COMMIT;
 
