@@ -7,17 +7,20 @@
 # works with a read-only root filesystem. No secrets are baked in: they come
 # from files (/run/secrets, TRADEWIND_*_FILE) at run time.
 #
-# The base image is pinned by tag in both stages (edit both together); add
-# `@sha256:...` from your registry mirror to pin it by digest, and rebuild when
-# the base image or requirements.lock changes (see docs/deploy.md).
+# The base is a build argument whose default is the official Python image named
+# in deploy/images.env (scripts/sync_images.py keeps the two equal; add
+# `@sha256:...` there to pin it by digest). CI passes a Debian-built base
+# (--build-arg PYTHON_BASE=..., .ci/container_checks.sh). Rebuild when the base
+# image or requirements.lock changes (docs/deploy.md, "Updating images").
+ARG PYTHON_BASE=docker.io/library/python:3.11.16-slim-bookworm
 
 # --- build: a virtualenv with the locked, hash-checked dependencies --------------
-FROM python:3.11.14-slim-bookworm AS build
+FROM ${PYTHON_BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 COPY requirements.lock ./
 # Every distribution, build backends included, must match a hash in the lock.
 RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
@@ -30,7 +33,8 @@ RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-index --no-build-iso
  && /opt/venv/bin/pip uninstall --yes setuptools wheel pip
 
 # --- runtime -----------------------------------------------------------------------
-FROM python:3.11.14-slim-bookworm AS runtime
+FROM ${PYTHON_BASE} AS runtime
+ARG PYTHON_BASE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -42,7 +46,7 @@ LABEL org.opencontainers.image.title="tradewind" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Tradewind" \
       org.opencontainers.image.documentation="docs/deploy.md" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11.14-slim-bookworm"
+      org.opencontainers.image.base.name="${PYTHON_BASE}"
 
 RUN groupadd --system --gid 10001 tradewind \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

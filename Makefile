@@ -1,10 +1,14 @@
 # Tradewind — build, run and check the deployment artefacts.
 # `make help` lists the targets.
 
-PYTHON        ?= /work/.venv/bin/python
+PYTHON        ?= .venv/bin/python
 VENV_BIN      ?= $(dir $(PYTHON))
-PIPTOOLS_COMPILE   ?= $(VENV_BIN)pip-compile
-PIP_AUDIT     ?= pip-audit
+# The locks are compiled under the oldest Python we support (Debian bookworm's
+# 3.11.2): pip-compile keeps only the pins whose markers hold for the Python it
+# runs on, and async-timeout is needed below 3.11.3 only.
+LOCK_PYTHON   ?= /usr/bin/python3.11
+LOCK_VENV     ?= .venv-lock
+PIPTOOLS_COMPILE   ?= $(LOCK_VENV)/bin/pip-compile
 COMPOSE       ?= docker-compose
 IMAGE         ?= tradewind:local
 VERSION       ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -23,7 +27,8 @@ LOCK_FLAGS     = --quiet --generate-hashes --allow-unsafe --all-build-deps --str
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from pyproject.toml
+lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from pyproject.toml, under LOCK_PYTHON
+	[ -x $(PIPTOOLS_COMPILE) ] || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools; }
 	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIPTOOLS_COMPILE) $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
 	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIPTOOLS_COMPILE) $(LOCK_FLAGS) --extra dev --output-file requirements-dev.lock pyproject.toml
 

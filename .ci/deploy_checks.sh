@@ -5,16 +5,18 @@
 #   .checkov.yaml); yamllint; docker-compose config (default and offline
 #   profile); kubectl kustomize (dev, prod); kubernetes-validate --strict
 #   1.29..1.32; shellcheck; promtool check config / check rules / test rules;
-#   PowerShell parse (tree-sitter-powershell); deploy-k8s.sh --dry-run.
-# Usage: bash .ci/deploy_checks.sh   (PYTHON=/path/to/python to choose the venv)
+#   PowerShell parse (tree-sitter-powershell); deploy-k8s.sh --dry-run; image
+#   references in sync with deploy/images.env.
+# Usage: bash .ci/deploy_checks.sh   (default: the clone's .venv and .venv-tools;
+#   PYTHON=/path/to/python to choose another venv)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"
-PYTHON="${PYTHON:-/work/.venv/bin/python}"
-[[ -x "${PYTHON}" ]] || PYTHON="$(command -v python3)"
+PYTHON="${PYTHON:-${root}/.venv/bin/python}"
+[[ -x "${PYTHON}" ]] || { echo "no python at ${PYTHON} (python3 -m venv .venv, then bash .ci/install_deploy_tools.sh)" >&2; exit 1; }
 venv_bin="$(dirname "${PYTHON}")"
-export PATH="${venv_bin}:${PATH}:/opt/tradewind-tools/bin"
+export PATH="${venv_bin}:${root}/.venv-tools/bin:${PATH}"
 K8S_VERSIONS="${K8S_VERSIONS:-1.29.0 1.30.0 1.31.0 1.32.0}"
 
 start=$(date +%s)
@@ -48,10 +50,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 
 # --- image ------------------------------------------------------------------------
+step "image references match deploy/images.env" "${PYTHON}" scripts/sync_images.py --check
 step "hadolint Dockerfile" hadolint --config .hadolint.yaml Dockerfile
 step "checkov Dockerfile" checkov --config-file .checkov.yaml -f Dockerfile --framework dockerfile
 step "checkov secrets (whole repository)" checkov --config-file .checkov.yaml -d . --framework secrets \
-  --skip-path .venv --skip-path .git
+  --skip-path .venv --skip-path .venv-tools --skip-path .venv-oldest --skip-path .git
 
 # --- YAML and Compose ---------------------------------------------------------------
 step "yamllint" yamllint -c .yamllint.yaml docker-compose.yml .checkov.yaml .hadolint.yaml \
@@ -101,8 +104,18 @@ step "kubernetes-validate secret template" kubernetes-validate --strict --quiet 
 step "checkov k8s renders (dev, prod)" checkov --config-file .checkov.yaml -d "${work}/k8s" --framework kubernetes
 
 # --- scripts -----------------------------------------------------------------------
-step "shellcheck" shellcheck k8s/deploy-k8s.sh k8s/cleanup-k8s.sh k8s/base/sync-files.sh \
-  .ci/deploy_checks.sh .ci/install_deploy_tools.sh
+# Every tracked shell script: *.sh, and any file whose first line runs a shell.
+shell_scripts() {
+  git ls-files -z | while IFS= read -r -d '' f; do
+    [[ -f "${f}" ]] || continue
+    if [[ "${f}" == *.sh ]] || head -n1 "${f}" | grep -Eq '^#!.*[/ ](ba|da)?sh( |$)'; then
+      printf '%s\n' "${f}"
+    fi
+  done
+}
+mapfile -t scripts < <(shell_scripts)
+echo "shellcheck covers: ${scripts[*]}"
+step "shellcheck (${#scripts[@]} scripts)" shellcheck -x "${scripts[@]}"
 step "PowerShell parse (tree-sitter)" "${PYTHON}" tests/deploy/ps_parse.py k8s/deploy-k8s.ps1 k8s/cleanup-k8s.ps1
 step "deploy-k8s.sh --dry-run (dev, prod)" sh -c \
   "bash k8s/deploy-k8s.sh --dry-run --overlay dev >/dev/null && bash k8s/deploy-k8s.sh --dry-run --overlay prod --registry registry.example.com/acme --tag 1.0.0 | grep -q 'registry.example.com/acme/tradewind:1.0.0'"

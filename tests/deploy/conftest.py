@@ -29,11 +29,8 @@ DRAIN_TIMEOUT_S = 20
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name) or (
-        f"/opt/tradewind-tools/bin/{name}"
-        if os.access(f"/opt/tradewind-tools/bin/{name}", os.X_OK)
-        else None
-    )
+    tools = ROOT / ".venv-tools" / "bin" / name
+    path = shutil.which(name) or (str(tools) if os.access(tools, os.X_OK) else None)
     if path:
         return path
     reason = f"{name} is not installed (bash .ci/install_deploy_tools.sh)"

@@ -166,9 +166,12 @@ def test_dockerfile_contract():
     text = (ROOT / "Dockerfile").read_text()
     froms = re.findall(r"^FROM (\S+)", text, re.M)
     assert len(froms) >= 2, "multi-stage"
-    assert all(
-        re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", f) for f in froms
-    ), froms
+    assert all(f == "${PYTHON_BASE}" for f in froms), froms
+    base = re.search(r"^ARG PYTHON_BASE=(\S+)$", text, re.M)
+    assert base, "the base is a build argument with a default"
+    assert re.fullmatch(
+        r"docker\.io/library/python:3\.1[1-9]\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base[1]
+    ), base[1]
     assert "--require-hashes" in text and "requirements.lock" in text
     assert re.search(r"^USER 10001:10001$", text, re.M)
     assert re.search(r"^HEALTHCHECK .*\n?.*/livez", text, re.M)
