@@ -20,6 +20,10 @@ OFFLINE_ENV    = TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443"}'
 LOCK_FLAGS     = --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
                  --no-emit-index-url --no-emit-find-links
 
+# Every image tag/digest (Dockerfile base, Compose, Kubernetes): one file.
+include deploy/images.env
+export PYTHON_BASE REDIS_IMAGE POSTGRES_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE
+
 .DEFAULT_GOAL := help
 .PHONY: help lock image secrets up up-offline down logs ps audit \
         deploy-tools deploy-checks test-deploy k8s-sync k8s-render k8s-dry-run
@@ -33,7 +37,7 @@ lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from py
 	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(PIPTOOLS_COMPILE) $(LOCK_FLAGS) --extra dev --output-file requirements-dev.lock pyproject.toml
 
 image: ## build the one image of the five services
-	docker build --pull --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	docker build --pull --build-arg PYTHON_BASE=$(PYTHON_BASE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
 	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t $(IMAGE) .
 
 secrets: ## create random local secret files for Compose under $(SECRETS_DIR) (kept if present)
@@ -63,8 +67,8 @@ logs: ## follow the services' logs
 ps: ## show the containers and their health
 	$(COMPOSE) --profile offline ps
 
-audit: ## pip-audit the locked dependencies (needs an advisory database: network)
-	$(PIP_AUDIT) --require-hashes --disable-pip --strict -r requirements.lock
+audit: ## pip-audit both locks --strict, and scan IMAGE with Trivy (needs advisory databases: network)
+	bash .ci/audit.sh $(IMAGE)
 
 deploy-tools: ## install the deployment checkers (apt + pip into the venv of PYTHON)
 	bash .ci/install_deploy_tools.sh $(patsubst %/bin/,%,$(VENV_BIN))

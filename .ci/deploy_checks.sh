@@ -57,7 +57,7 @@ step "checkov secrets (whole repository)" checkov --config-file .checkov.yaml -d
   --skip-path .venv --skip-path .venv-tools --skip-path .venv-oldest --skip-path .git
 
 # --- YAML and Compose ---------------------------------------------------------------
-step "yamllint" yamllint -c .yamllint.yaml docker-compose.yml .checkov.yaml .hadolint.yaml \
+step "yamllint" yamllint -c .yamllint.yaml docker-compose.yml docker-compose.ci.yml .checkov.yaml .hadolint.yaml \
   .yamllint.yaml infrastructure k8s
 compose_env="${work}/compose.env"
 cp .env.example "${compose_env}"
