@@ -17,8 +17,20 @@ not_run=()
 # --- Python dependencies ---------------------------------------------------------
 if ! command -v pip-audit >/dev/null; then
   not_run+=("pip-audit: not installed (bash .ci/install_deploy_tools.sh)")
-elif ! python3 -c 'import urllib.request as u; u.urlopen("https://pypi.org/pypi/pip/json", timeout=10)' 2>/dev/null; then
-  not_run+=("pip-audit: PyPI's vulnerability data is unreachable")
+elif ! probe="$(python3 - <<'PY' 2>&1
+import re, urllib.request
+# pip-audit reads PyPI's per-release JSON (/pypi/NAME/VERSION/json), where the
+# advisories are; probe it with the first pin of the lock. Some mirrors and
+# proxies serve only the per-project page.
+name, version = re.search(r"^([A-Za-z0-9_.-]+)==(\S+)", open("requirements.lock").read(), re.M).groups()
+url = f"https://pypi.org/pypi/{name}/{version}/json"
+try:
+    urllib.request.urlopen(url, timeout=10)
+except Exception as exc:
+    raise SystemExit(f"{url}: {exc}")
+PY
+)"; then
+  not_run+=("pip-audit: PyPI's advisory data is unreachable (${probe##*$'\n'})")
 else
   for lock in requirements.lock requirements-dev.lock; do
     if pip-audit --strict --require-hashes --disable-pip --progress-spinner off -r "${lock}"; then
