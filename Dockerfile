@@ -15,6 +15,9 @@
 ARG PYTHON_BASE=docker.io/library/python:3.11.16-slim-bookworm
 
 # --- build: a virtualenv with the locked, hash-checked dependencies --------------
+# checkov cannot resolve an ARG in FROM; the ARG default above is an exact tag,
+# held equal to deploy/images.env by `scripts/sync_images.py --check`.
+# checkov:skip=CKV_DOCKER_7:base is ARG PYTHON_BASE, an exact tag checked against deploy/images.env
 FROM ${PYTHON_BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
