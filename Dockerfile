@@ -12,7 +12,7 @@
 # `@sha256:...` there to pin it by digest). CI passes a Debian-built base
 # (--build-arg PYTHON_BASE=..., .ci/container_checks.sh). Rebuild when the base
 # image or requirements.lock changes (docs/deploy.md, "Updating images").
-ARG PYTHON_BASE=docker.io/library/python:3.11.16-slim-bookworm
+ARG PYTHON_BASE=python:3.11.16-slim-bookworm
 
 # --- build: a virtualenv with the locked, hash-checked dependencies --------------
 # checkov cannot resolve an ARG in FROM; the ARG default above is an exact tag,
