@@ -17,9 +17,7 @@ from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.replay import ReplaySource
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKET_DATA = Path(
-    os.environ.get("TRADEWIND_MARKET_DATA", ROOT.parent / "shared" / "data" / "market")
-)
+MARKET_DATA = Path(os.environ.get("TRADEWIND_MARKET_DATA", ROOT / "tests" / "data" / "market"))
 TRADES_FILE = MARKET_DATA / "binance_spot_btcusdt_trades_20240808.jsonl"
 
 

@@ -29,7 +29,7 @@ from tradewind.exchanges.formats import PARSERS, BatchParser, Parser, detect_for
 
 DATA = Path(
     os.environ.get(
-        "TRADEWIND_MARKET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "market"
+        "TRADEWIND_MARKET_DATA", Path(__file__).resolve().parents[1] / "tests" / "data" / "market"
     )
 )
 

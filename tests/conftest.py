@@ -28,9 +28,9 @@ from tradewind.instruments import InstrumentRegistry
 from tradewind.services.base import ServiceContext
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKET_DATA = Path(
-    os.environ.get("TRADEWIND_MARKET_DATA", ROOT.parent / "shared" / "data" / "market")
-)
+MARKET_DATA = Path(os.environ.get("TRADEWIND_MARKET_DATA", ROOT / "tests" / "data" / "market"))
+"""The recordings the tests replay (sources and licences in its ``SOURCES.md``):
+in the repository, so a plain clone runs every test that needs them."""
 REQUIRE = os.environ.get("TRADEWIND_REQUIRE_SERVICES") == "1"
 
 

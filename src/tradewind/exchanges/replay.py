@@ -1,7 +1,7 @@
 """Replay of recorded exchange messages, paced by exchange time.
 
 The files hold one exchange message per line exactly as it was received (see
-``shared/data/market/SOURCES.md``). A bad line is counted by reason and
+``tests/data/market/SOURCES.md``). A bad line is counted by reason and
 skipped; it never stops a replay.
 """
 
