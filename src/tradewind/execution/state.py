@@ -1,7 +1,8 @@
 """The order state machine.
 
 Every order moves NEW → SUBMITTED → ACCEPTED → PARTIALLY_FILLED → FILLED, or
-ends CANCELED, REJECTED or EXPIRED. The machine refuses (and counts) anything
+ends CANCELED, REJECTED or EXPIRED; it is FILLED exactly when its fills add up
+to its quantity, and never fills beyond it. The machine refuses (and counts) anything
 else, so a late, duplicated or reordered venue report can never move an order
 backwards or revive a finished one. Each accepted transition becomes one
 ``OrderUpdate`` whose id is derived from its content (order, status, filled
@@ -104,8 +105,22 @@ class OrderState(msgspec.Struct, kw_only=True):
         return dst in TRANSITIONS[self.status]
 
     def record_fill(self, fill_id: str, qty: Decimal, price: Decimal) -> bool:
-        """Add a fill once; False when this fill was already counted."""
+        """Add a fill once; False when this fill was already counted, or would
+        fill more than the order's quantity (a venue's duplicate under another
+        id), which is counted and logged: a position must never move by more
+        than the order asked for."""
         if fill_id in self.fill_ids:
+            return False
+        if self.filled_qty + qty > self.quantity:
+            metrics.EXCHANGE_ERRORS.labels(self.exchange, "overfill").inc()
+            log.warning(
+                "fill beyond the order's quantity refused",
+                client_order_id=self.client_order_id,
+                fill_id=fill_id,
+                filled_qty=str(self.filled_qty),
+                qty=str(qty),
+                quantity=str(self.quantity),
+            )
             return False
         self.fill_ids.append(fill_id)
         self.filled_qty += qty
@@ -141,7 +156,9 @@ class OrderState(msgspec.Struct, kw_only=True):
                     raise IllegalTransition(self.client_order_id, self.status, dst)
                 return []
             cur = step
-        if dst is S.PARTIALLY_FILLED and self.filled_qty <= 0:
+        if (dst is S.PARTIALLY_FILLED and self.filled_qty <= 0) or (
+            dst is S.FILLED and self.filled_qty < self.quantity
+        ):
             metrics.ILLEGAL_TRANSITIONS.labels(self.status.value, dst.value).inc()
             if strict:
                 raise IllegalTransition(self.client_order_id, self.status, dst)

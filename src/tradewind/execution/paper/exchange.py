@@ -30,8 +30,8 @@ Matching rules:
   Resting fills pay the maker fee.
 - post-only orders that would take are rejected; IOC remainders expire; FOK
   orders fill completely at arrival or expire; reduce-only orders are clipped
-  to the paper account's position as of their arrival and rejected when there
-  is nothing to reduce.
+  to the paper account's position as of their arrival (the rest expires once
+  the clipped quantity has filled) and rejected when there is nothing to reduce.
 - a cancel takes effect at its own arrival time when the market has not
   passed it yet, else at once; fills already emitted stand (as on a venue,
   where a cancel can lose the race against a fill).
@@ -448,7 +448,10 @@ class PaperExchange:
         if len(ledger) > max(LEDGER_COMPACT_AT, 2 * self._ledger_kept.get(key, 0)):
             self._compact_ledger(key)
         done = po.remaining <= 0
-        out.extend(po.state.transition(S.FILLED if done else S.PARTIALLY_FILLED, ts))
+        full = po.state.filled_qty >= po.state.quantity
+        out.extend(po.state.transition(S.FILLED if full else S.PARTIALLY_FILLED, ts))
+        if done and not full:
+            out.extend(po.state.transition(S.EXPIRED, ts, "reduce-only: rest beyond the position"))
         if done:
             self._unrest(po)
 

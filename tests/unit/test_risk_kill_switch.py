@@ -1,0 +1,296 @@
+"""The kill switch and the loss trips of the risk engine: each example is
+named for the bug it catches; the properties run random books of positions and
+open orders on several exchanges and symbols (prices below and above 1)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tradewind.config import RiskSettings
+from tradewind.events import (
+    CancelRequest,
+    Control,
+    Fill,
+    Liquidity,
+    OrderRequest,
+    OrderType,
+    RiskDecision,
+    Side,
+    TradingState,
+)
+from tradewind.instruments import InstrumentRegistry
+from tradewind.risk.engine import RiskEngine
+from tradewind.risk.reasons import Reason
+
+NS = 1_000_000_000
+T0 = 1_723_161_255 * NS
+INSTRUMENTS = InstrumentRegistry.load()
+KEYS = [
+    ("binance", "BTCUSDT"),
+    ("binance", "FTMUSDT"),
+    ("coinbase", "ETH-USD"),
+    ("bybit", "BTCUSDT"),
+]
+PRICE = {KEYS[0]: D("60000"), KEYS[1]: D("0.3"), KEYS[2]: D("3000"), KEYS[3]: D("60010")}
+UNIT = {KEYS[0]: D("0.001"), KEYS[1]: D("10"), KEYS[2]: D("0.01"), KEYS[3]: D("0.001")}
+
+
+def engine(**risk: Any) -> RiskEngine:
+    base: dict[str, Any] = {"max_daily_loss": D(10**9), "max_drawdown": D(10**9)}
+    return RiskEngine(RiskSettings(**{**base, **risk}), INSTRUMENTS)
+
+
+_n = [0]
+
+
+def fill(key: tuple[str, str], side: Side, qty: D, price: D, fee: D = D(0), ts: int = T0) -> Fill:
+    _n[0] += 1
+    return Fill(
+        id=f"f{_n[0]}",
+        ts_event=ts,
+        client_order_id=f"c{_n[0]}",
+        exchange_order_id=f"e{_n[0]}",
+        exchange=key[0],
+        symbol=key[1],
+        side=side,
+        price=price,
+        qty=qty,
+        fee=fee,
+        fee_currency="USDT",
+        liquidity=Liquidity.TAKER,
+    )
+
+
+def open_order(e: RiskEngine, coid: str, key: tuple[str, str], side: Side, qty: D) -> None:
+    e.on_order(
+        OrderRequest(
+            id=coid,
+            ts_event=T0,
+            client_order_id=coid,
+            signal_id=f"s-{coid}",
+            strategy="t",
+            exchange=key[0],
+            symbol=key[1],
+            side=side,
+            order_type=OrderType.LIMIT,
+            quantity=qty,
+            price=PRICE[key],
+        ),
+        PRICE[key],
+    )
+
+
+def mark(e: RiskEngine, key: tuple[str, str], price: D, ts: int = T0) -> None:
+    e.on_market(key[0], key[1], ts, float(price))
+
+
+def orders(out: list[Any]) -> list[OrderRequest]:
+    return [x for x in out if isinstance(x, OrderRequest)]
+
+
+def test_flattening_a_short_buys_it_back() -> None:
+    """A short is closed by a buy of its size; a sell would double it."""
+    e = engine()
+    mark(e, KEYS[1], D("0.3"))
+    e.on_fill(fill(KEYS[1], Side.SELL, D("500"), D("0.3")))
+    assert e.halt("op-1", flatten=True) == (0, 1)
+    [o] = orders(e.drain())
+    assert (o.side, o.quantity, o.reduce_only) == (Side.BUY, D("500"), True)
+    assert (o.exchange, o.symbol, o.order_type) == ("binance", "FTMUSDT", OrderType.MARKET)
+    assert o.ref_last == 0.3 and o.strategy == "kill_switch"
+
+
+def test_loss_trip_flattens_when_configured() -> None:
+    """With ``flatten_on_breach`` a daily-loss trip closes every position at once
+    (a decision and a reduce-only market order each), and only then."""
+    for flatten in (True, False):
+        e = engine(max_daily_loss=D(50), flatten_on_breach=flatten)
+        mark(e, KEYS[0], D("60000"))
+        e.on_fill(fill(KEYS[0], Side.BUY, D("0.01"), D("60000")))
+        mark(e, KEYS[0], D("54000"), T0 + NS)
+        assert e.state is TradingState.HALTED and e.trips == ["daily_loss"]
+        out = e.drain()
+        closes = orders(out)
+        assert e.flattening is flatten
+        if not flatten:
+            assert closes == []
+            continue
+        [o] = closes
+        assert (o.side, o.quantity, o.reduce_only) == (Side.SELL, D("0.01"), True)
+        [d] = [x for x in out if isinstance(x, RiskDecision)]
+        assert d.reason == Reason.FLATTEN and d.client_order_id == o.client_order_id
+        [c] = [x for x in out if isinstance(x, Control)]
+        assert c.args["flattening"] == "1" and c.args["state"] == "halted"
+
+
+def test_no_flatten_when_a_trip_only_goes_reducing() -> None:
+    e = engine(max_daily_loss=D(50), flatten_on_breach=True, loss_breach_state="reducing")
+    mark(e, KEYS[0], D("60000"))
+    e.on_fill(fill(KEYS[0], Side.BUY, D("0.01"), D("60000")))
+    mark(e, KEYS[0], D("54000"), T0 + NS)
+    assert e.state is TradingState.REDUCING
+    assert orders(e.drain()) == [] and not e.flattening
+
+
+def test_cancels_carry_each_orders_exchange_and_symbol() -> None:
+    """The executor routes a cancel by its exchange and symbol; a cancel
+    without them cannot reach the order."""
+    e = engine()
+    open_order(e, "a", KEYS[2], Side.BUY, D("0.1"))
+    open_order(e, "b", KEYS[1], Side.SELL, D("100"))
+    open_order(e, "c", KEYS[3], Side.BUY, D("0.002"))
+    assert e.halt("op-2", flatten=False) == (3, 0)
+    cancels = [x for x in e.drain() if isinstance(x, CancelRequest)]
+    got = {(c.client_order_id, c.exchange, c.symbol) for c in cancels}
+    assert got == {("a", *KEYS[2]), ("b", *KEYS[1]), ("c", *KEYS[3])}
+    assert all(c.reason == "kill switch (op-2)" for c in cancels)
+    assert len({c.id for c in cancels}) == 3
+
+
+def test_cooldown_counts_the_fees_of_the_losing_close() -> None:
+    """A close that loses 95 on price and 10 in fees is a stop-out at 100."""
+    e = engine(stopout_loss=D(100), cooldown_s=60)
+    key = KEYS[0]
+    mark(e, key, D("60000"))
+    e.on_fill(fill(key, Side.BUY, D("0.01"), D("60000")))
+    e.on_fill(fill(key, Side.SELL, D("0.01"), D("50500"), fee=D("10"), ts=T0 + NS))
+    assert e.cooldowns.active(key, T0 + 2 * NS) == T0 + 61 * NS
+    e2 = engine(stopout_loss=D(100), cooldown_s=60)
+    mark(e2, key, D("60000"))
+    e2.on_fill(fill(key, Side.BUY, D("0.01"), D("60000")))
+    e2.on_fill(fill(key, Side.SELL, D("0.01"), D("50500"), fee=D("4"), ts=T0 + NS))
+    assert e2.cooldowns.active(key, T0 + 2 * NS) is None
+
+
+def test_a_loss_trip_fires_once_per_state_change() -> None:
+    """Further losses while already halted neither trip again nor resend cancels."""
+    e = engine(max_daily_loss=D(50))
+    key = KEYS[0]
+    mark(e, key, D("60000"))
+    e.on_fill(fill(key, Side.BUY, D("0.01"), D("60000")))
+    open_order(e, "o1", key, Side.BUY, D("0.001"))
+    mark(e, key, D("54000"), T0 + NS)
+    first = e.drain()
+    assert e.trips == ["daily_loss"]
+    assert sum(isinstance(x, CancelRequest) for x in first) == 1
+    for i in range(2, 6):
+        mark(e, key, D(54000 - 1000 * i), T0 + i * NS)
+    assert e.trips == ["daily_loss"] and e.drain() == []
+    e.resume("r1")
+    e.drain()
+    mark(e, key, D("40000"), T0 + 10 * NS)
+    assert e.trips == ["daily_loss", "daily_loss"]
+
+
+def test_reducing_then_a_halting_breach_is_a_new_state_change() -> None:
+    e = engine(max_daily_loss=D(50), loss_breach_state="reducing")
+    mark(e, KEYS[0], D("60000"))
+    e.on_fill(fill(KEYS[0], Side.BUY, D("0.01"), D("60000")))
+    e.halt("op", flatten=False)
+    mark(e, KEYS[0], D("50000"), T0 + NS)
+    assert e.state is TradingState.HALTED and e.trips == ["operator"]
+
+
+# --- properties ----------------------------------------------------------------------
+
+position = st.tuples(st.sampled_from(range(len(KEYS))), st.integers(-40, 40))
+order = st.tuples(st.sampled_from(range(len(KEYS))), st.booleans(), st.integers(1, 20))
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(
+    st.lists(position, max_size=8),
+    st.lists(order, max_size=8),
+    st.lists(st.sampled_from(range(len(KEYS))), max_size=4),
+)
+def test_kill_switch_closes_every_position_once_and_cancels_every_order(
+    positions: list[tuple[int, int]], open_orders: list[tuple[int, bool, int]], marked: list[int]
+) -> None:
+    e = engine()
+    want: dict[tuple[str, str], D] = {k: D(0) for k in KEYS}
+    for k in marked:
+        mark(e, KEYS[k], PRICE[KEYS[k]] * D("1.01"))
+    for k, units in positions:
+        key = KEYS[k]
+        if units:
+            side = Side.BUY if units > 0 else Side.SELL
+            q = UNIT[key] * abs(units)
+            e.on_fill(fill(key, side, q, PRICE[key], fee=PRICE[key] * q / 1000))
+            want[key] += q if units > 0 else -q
+    routes: dict[str, tuple[str, str]] = {}
+    for i, (k, buy, units) in enumerate(open_orders):
+        coid = f"o{i}"
+        open_order(e, coid, KEYS[k], Side.BUY if buy else Side.SELL, UNIT[KEYS[k]] * units)
+        routes[coid] = KEYS[k]
+    cancels, closes = e.halt("op", flatten=True)
+    out = e.drain()
+    got_cancels = [x for x in out if isinstance(x, CancelRequest)]
+    assert cancels == len(got_cancels) == len(routes)
+    assert {c.client_order_id: (c.exchange, c.symbol) for c in got_cancels} == routes
+    flat = orders(out)
+    nonzero = {k: q for k, q in want.items() if q != 0}
+    assert closes == len(flat) == len(nonzero)
+    assert len({(o.exchange, o.symbol) for o in flat}) == len(flat), "one order per position"
+    for o in flat:
+        q = nonzero[(o.exchange, o.symbol)]
+        assert o.reduce_only and o.order_type is OrderType.MARKET
+        assert o.side is (Side.SELL if q > 0 else Side.BUY)
+        assert o.quantity == abs(q)
+    assert sum(isinstance(x, Control) for x in out) == 1
+    assert e.state is TradingState.HALTED
+    e.halt("op-again", flatten=False)
+    again = e.drain()
+    assert {x.client_order_id for x in again if isinstance(x, CancelRequest)} >= set(routes)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    st.sampled_from(["halted", "reducing"]),
+    st.lists(
+        st.tuples(st.sampled_from(range(len(KEYS))), st.integers(-150, 150), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_a_trip_fires_once_per_state_change(
+    breach: str, moves: list[tuple[int, int, bool]]
+) -> None:
+    """Random marks (and an occasional resume) over open positions: a trip is
+    recorded exactly when the state gets more severe, with one control record
+    and one cancel per open order each time."""
+    severity = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+    e = engine(max_daily_loss=D(40), max_drawdown=D(25), loss_breach_state=breach)
+    for key in KEYS:
+        mark(e, key, PRICE[key])
+        e.on_fill(fill(key, Side.BUY, UNIT[key] * 5, PRICE[key], fee=D("0.01")))
+    open_order(e, "keep", KEYS[0], Side.BUY, D("0.001"))
+    e.drain()
+    for i, (k, permille, resume) in enumerate(moves, 1):
+        ts = T0 + i * NS
+        before_state, before_trips = e.state, len(e.trips)
+        if resume and e.state is not TradingState.ACTIVE:
+            e.resume(f"r{i}")
+            assert e.state is TradingState.ACTIVE
+            e.drain()
+            before_state = e.state
+        key = KEYS[k]
+        mark(e, key, PRICE[key] * (1 + D(permille) / 1000), ts)
+        out = e.drain()
+        tripped = len(e.trips) - before_trips
+        assert tripped in (0, 1)
+        if tripped:
+            assert severity[e.state] > severity[before_state]
+            assert e.state is TradingState(breach)
+            assert sum(isinstance(x, Control) for x in out) == 1
+            assert sum(isinstance(x, CancelRequest) for x in out) == len(e.open_orders)
+        else:
+            assert e.state is before_state and out == []
