@@ -1,0 +1,402 @@
+"""The paper exchange on synthetic markets: the paths the recorded-book tests
+do not reach, each named for the bug it catches, and the invariants over random
+interleavings of market events, orders and cancels on several exchanges and
+symbols, with a real spread and fees, prices below and above 1."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tradewind.config import PaperSettings
+from tradewind.events import (
+    BookDelta,
+    CancelRequest,
+    Event,
+    Fill,
+    Liquidity,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Quote,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from tradewind.exchanges.paper import PaperExchange
+from tradewind.instruments import InstrumentRegistry
+
+S = OrderStatus
+ADA = ("bybit", "ADAUSDT")
+"""Not in the bundled instruments: tick and lot 1e-8, a coin priced below 1."""
+BTC = ("binance", "BTCUSDT")
+_n = [0]
+
+
+def paper(**kw: Any) -> PaperExchange:
+    base: dict[str, Any] = {"latency_ms": 0.0, "latency_jitter_ms": 0.0}
+    return PaperExchange(PaperSettings(**{**base, **kw}), InstrumentRegistry.load())
+
+
+def quote(key: tuple[str, str], ts: int, bid: float, ask: float, qty: float = 100.0) -> Quote:
+    _n[0] += 1
+    return Quote(
+        id=f"q{_n[0]}",
+        ts_event=ts,
+        exchange=key[0],
+        symbol=key[1],
+        bid=bid,
+        bid_qty=qty,
+        ask=ask,
+        ask_qty=qty,
+        ts_recv=ts,
+    )
+
+
+def trade(key: tuple[str, str], ts: int, price: float, qty: float, side: Side) -> Trade:
+    _n[0] += 1
+    return Trade(
+        id=f"t{_n[0]}",
+        ts_event=ts,
+        exchange=key[0],
+        symbol=key[1],
+        price=price,
+        qty=qty,
+        side=side,
+        trade_id=str(_n[0]),
+        ts_recv=ts,
+    )
+
+
+def snapshot(
+    key: tuple[str, str], ts: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+) -> BookDelta:
+    _n[0] += 1
+    return BookDelta(
+        id=f"b{_n[0]}",
+        ts_event=ts,
+        exchange=key[0],
+        symbol=key[1],
+        bids=bids,
+        asks=asks,
+        snapshot=True,
+        first_update_id=_n[0],
+        last_update_id=_n[0],
+        ts_recv=ts,
+    )
+
+
+def order(
+    coid: str,
+    side: Side,
+    qty: str,
+    ts: int,
+    *,
+    key: tuple[str, str] = ADA,
+    price: str | None = None,
+    tif: TimeInForce = TimeInForce.GTC,
+    reduce_only: bool = False,
+    refs: tuple[float | None, float | None, float | None] = (None, None, None),
+) -> OrderRequest:
+    return OrderRequest(
+        id=coid,
+        ts_event=ts,
+        client_order_id=coid,
+        signal_id=f"s-{coid}",
+        strategy="t",
+        exchange=key[0],
+        symbol=key[1],
+        side=side,
+        order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
+        quantity=D(qty),
+        price=None if price is None else D(price),
+        time_in_force=tif,
+        reduce_only=reduce_only,
+        ref_bid=refs[0],
+        ref_ask=refs[1],
+        ref_last=refs[2],
+    )
+
+
+def cancel(coid: str, ts: int, key: tuple[str, str] = ADA) -> CancelRequest:
+    return CancelRequest(
+        id=f"x-{coid}-{ts}", ts_event=ts, client_order_id=coid, exchange=key[0], symbol=key[1]
+    )
+
+
+def statuses(out: list[Event], coid: str) -> list[OrderStatus]:
+    return [e.status for e in out if isinstance(e, OrderUpdate) and e.client_order_id == coid]
+
+
+def fills(out: list[Event], coid: str) -> list[Fill]:
+    return [e for e in out if isinstance(e, Fill) and e.client_order_id == coid]
+
+
+def test_a_cancel_that_lands_before_its_order_cancels_it_unfilled() -> None:
+    """Order and cancel both in flight: the cancel lands first, the order then
+    never reaches the (crossing) market."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("a", Side.BUY, "10", 2000, price="0.40"))
+    out += px.cancel(cancel("a", 1500))
+    assert statuses(out, "a") == [S.SUBMITTED]
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert statuses(out, "a") == [S.SUBMITTED, S.ACCEPTED, S.CANCELED]
+    assert [u.ts_event for u in out if isinstance(u, OrderUpdate)][-1] == 2000
+    assert fills(out, "a") == [] and px.open_count() == 0 and px.knows("a")
+
+
+def test_cancelling_one_in_flight_order_keeps_the_others() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    for coid in ("a", "b", "c"):
+        out += px.submit(order(coid, Side.BUY, "10", 2000, price="0.40"))
+    out += px.submit(order("z", Side.SELL, "1", 2000, key=BTC, price="1"))
+    out += px.cancel(cancel("b", 1500))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert statuses(out, "b")[-1] is S.CANCELED and fills(out, "b") == []
+    for coid in ("a", "c"):
+        assert [(f.price, f.qty) for f in fills(out, coid)] == [(D("0.36"), D("10"))]
+        assert statuses(out, coid)[-1] is S.FILLED
+    assert statuses(out, "z") == [S.SUBMITTED], "another symbol's order is still in flight"
+
+
+def test_a_market_orders_remainder_beyond_the_book_expires() -> None:
+    px = paper(taker_fee_bps=D("7.5"))
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0), (0.37, 20.0)]))
+    out += px.submit(order("m", Side.BUY, "80", 2000))
+    out += px.on_market(trade(ADA, 3000, 0.36, 1.0, Side.BUY))
+    assert [(f.price, f.qty, f.fee) for f in fills(out, "m")] == [
+        (D("0.36"), D("30"), D("0.00810000")),
+        (D("0.37"), D("20"), D("0.00555000")),
+    ]
+    ups = [u for u in out if isinstance(u, OrderUpdate) and u.client_order_id == "m"]
+    assert ups[-1].status is S.EXPIRED and ups[-1].filled_qty == D("50")
+    assert ups[-1].reason == "market order beyond visible liquidity"
+    assert px.open_count() == 0
+
+
+def test_sell_side_reference_fallback_uses_the_bid_with_slippage_down() -> None:
+    """No market known: a sell is priced from the bid (else the last trade),
+    worsened by the slippage and rounded down to the tick."""
+    px = paper(slippage_bps=D("10"))
+    sell = order("s", Side.SELL, "0.01", 10, key=BTC, refs=(60000.0, 60010.0, 59000.0))
+    buy = order("b", Side.BUY, "0.01", 10, key=BTC, refs=(60000.0, 60010.0, 59000.0))
+    last_only = order("l", Side.SELL, "0.01", 10, key=BTC, refs=(None, 60010.0, 59000.0))
+    assert px.fill_price(sell) == D("59940.00")
+    assert px.fill_price(buy) == D("60070.01")
+    assert px.fill_price(last_only) == D("58941.00")
+    out = px.submit(sell) + px.advance(11)
+    assert [(f.price, f.qty) for f in fills(out, "s")] == [(D("59940.00"), D("0.01"))]
+
+
+def test_a_market_order_after_trades_only_pays_the_slippage_on_the_last_price() -> None:
+    px = paper(slippage_bps=D("100"))
+    out = px.on_market(trade(ADA, 1000, 0.5, 3.0, Side.BUY))
+    out += px.on_market(trade(ADA, 1001, 0.4, 3.0, Side.SELL))
+    out += px.submit(order("b", Side.BUY, "10", 2000))
+    out += px.submit(order("s", Side.SELL, "10", 2000))
+    out += px.advance(2000)
+    assert [f.price for f in fills(out, "b")] == [D("0.404")]
+    assert [f.price for f in fills(out, "s")] == [D("0.396")]
+
+
+def test_reduce_only_follows_the_sign_of_the_position() -> None:
+    """Short 30: a reduce-only buy of 50 is clipped to 30 (its rest expires so
+    nothing stays open); a reduce-only sell has nothing to reduce."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("short", Side.SELL, "30", 1500))
+    out += px.submit(order("rb", Side.BUY, "50", 2000, reduce_only=True))
+    out += px.submit(order("rs", Side.SELL, "5", 2000, reduce_only=True))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert sum(f.qty for f in fills(out, "short")) == D("30")
+    assert [(f.price, f.qty) for f in fills(out, "rb")] == [(D("0.36"), D("30"))]
+    ups = [u for u in out if isinstance(u, OrderUpdate) and u.client_order_id == "rb"]
+    assert [u.status for u in ups][-2:] == [S.PARTIALLY_FILLED, S.EXPIRED]
+    assert ups[-1].filled_qty == D("30") and ups[-1].quantity == D("50")
+    assert statuses(out, "rs")[-1] is S.REJECTED
+    assert px.open_count() == 0 and px._position(ADA, 3000) == 0
+
+
+def test_resting_fills_pay_the_maker_fee_at_the_limit() -> None:
+    px = paper(maker_fee_bps=D("2"), taker_fee_bps=D("10"))
+    out = px.on_market(quote(BTC, 1000, 60000.0, 60000.5, qty=0.0))
+    out += px.submit(order("l", Side.SELL, "0.3", 1500, key=BTC, price="60001"))
+    out += px.on_market(trade(BTC, 2000, 60002.0, 1.0, Side.BUY))
+    [f] = fills(out, "l")
+    assert (f.price, f.qty, f.liquidity, f.fee) == (
+        D("60001"),
+        D("0.3"),
+        Liquidity.MAKER,
+        D("3.60006000"),
+    )
+
+
+# --- properties ----------------------------------------------------------------------
+
+MID = {ADA: 0.35, BTC: 61000.0}
+TICK = {ADA: 0.0001, BTC: 0.01}
+
+
+def _px(key: tuple[str, str], k: int) -> float:
+    return round(MID[key] + TICK[key] * k, 8)
+
+
+step = st.one_of(
+    st.tuples(st.just("quote"), st.integers(0, 1), st.integers(-8, 8), st.integers(1, 3)),
+    st.tuples(st.just("book"), st.integers(0, 1), st.integers(-8, 8), st.integers(1, 3)),
+    st.tuples(st.just("trade"), st.integers(0, 1), st.integers(-12, 12), st.integers(1, 40)),
+    st.tuples(st.just("market"), st.integers(0, 1), st.booleans(), st.integers(1, 40)),
+    st.tuples(st.just("limit"), st.integers(0, 1), st.integers(-10, 10), st.integers(1, 40)),
+    st.tuples(st.just("cancel"), st.integers(0, 30), st.integers(0, 3), st.just(0)),
+)
+TIFS = [TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY]
+
+
+def script(steps: list[tuple[Any, ...]], mirror: bool = False) -> list[Any]:
+    """Market events, orders and cancels from ``steps``; ``mirror`` reflects
+    every price about the mid and swaps buy and sell."""
+    keys = [ADA, BTC]
+    sign = -1 if mirror else 1
+    out: list[Any] = []
+    ts = 1_000
+    for n, (kind, a, b, c) in enumerate(steps):
+        ts += 1_000 * (n % 3)
+        key = keys[a % 2]
+        unit = D("10") if key is ADA else D("0.001")
+
+        def side(buy: bool) -> Side:
+            return Side.BUY if buy != mirror else Side.SELL
+
+        if kind == "quote":
+            lo, hi = _px(key, sign * b - c), _px(key, sign * b + c)
+            out.append(quote(key, ts, min(lo, hi), max(lo, hi), qty=50.0 if key is ADA else 0.05))
+        elif kind == "book":
+            bids = [(_px(key, sign * b - c - i), 20.0 if key is ADA else 0.02) for i in range(3)]
+            asks = [(_px(key, sign * b + c + i), 20.0 if key is ADA else 0.02) for i in range(3)]
+            out.append(snapshot(key, ts, bids, asks))
+        elif kind == "trade":
+            q = float(unit) * c / 4
+            out.append(trade(key, ts, _px(key, sign * b), q, side(b % 2 == 0)))
+        elif kind in ("market", "limit"):
+            buy = b if kind == "market" else b % 2 == 0
+            limit = None if kind == "market" else str(D(repr(_px(key, sign * b))))
+            ref = _px(key, 0)
+            out.append(
+                order(
+                    f"o{n}",
+                    side(bool(buy)),
+                    str(unit * c),
+                    ts,
+                    key=key,
+                    price=limit,
+                    tif=TIFS[c % 4] if kind == "limit" else TimeInForce.GTC,
+                    reduce_only=c % 7 == 0,
+                    refs=(ref, ref, ref),
+                )
+            )
+        else:
+            orders = [o for o in out if isinstance(o, OrderRequest)]
+            if orders:
+                o = orders[a % len(orders)]
+                out.append(cancel(o.client_order_id, ts - 1_000 * b, (o.exchange, o.symbol)))
+    return out
+
+
+def play(px: PaperExchange, items: list[Any]) -> list[Event]:
+    out: list[Event] = []
+    for it in items:
+        if isinstance(it, OrderRequest):
+            out += px.submit(it)
+        elif isinstance(it, CancelRequest):
+            out += px.cancel(it)
+        else:
+            out += px.on_market(it)
+    return out
+
+
+def finish(px: PaperExchange, items: list[Any]) -> list[Event]:
+    """Cancel what still rests and land what is in flight: every order must end."""
+    last = max((it.ts_event for it in items), default=0) + 10_000
+    out = px.advance(last)
+    for st_ in px.open_orders():
+        out += px.cancel(cancel(st_.client_order_id, last, (st_.exchange, st_.symbol)))
+    return out + px.advance(last + 10_000)
+
+
+PROPS = settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@PROPS
+@given(st.lists(step, min_size=1, max_size=40))
+def test_fills_add_up_respect_limits_and_fees_and_every_order_ends(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    px = paper(taker_fee_bps=D("7.5"), maker_fee_bps=D("1.5"), slippage_bps=D("3"))
+    items = script(steps)
+    out = play(px, items) + finish(px, items)
+    orders = {o.client_order_id: o for o in items if isinstance(o, OrderRequest)}
+    rate = {Liquidity.TAKER: D("7.5"), Liquidity.MAKER: D("1.5")}
+    ended: dict[str, OrderUpdate] = {}
+    total: dict[str, D] = dict.fromkeys(orders, D(0))
+    for e in out:
+        coid = e.client_order_id if isinstance(e, Fill | OrderUpdate) else ""
+        if coid:
+            assert coid not in ended, f"{coid} changed after it ended"
+        if isinstance(e, Fill):
+            o = orders[coid]
+            assert (e.exchange, e.symbol, e.side) == (o.exchange, o.symbol, o.side)
+            assert e.qty > 0
+            total[coid] += e.qty
+            assert total[coid] <= o.quantity
+            if o.price is not None:
+                assert e.price <= o.price if o.side is Side.BUY else e.price >= o.price
+            assert e.fee == (e.price * e.qty * rate[e.liquidity] / 10_000).quantize(D("1e-8"))
+        elif isinstance(e, OrderUpdate):
+            assert e.filled_qty == total[coid]
+            assert (e.status is S.FILLED) is (e.filled_qty == e.quantity) or not e.status.terminal
+            if e.status.terminal:
+                ended[coid] = e
+    assert set(ended) == set(orders), "every order ends"
+    assert px.open_count() == 0
+
+
+@PROPS
+@given(st.lists(step, min_size=1, max_size=40))
+def test_buys_and_sells_mirror_each_other(steps: list[tuple[Any, ...]]) -> None:
+    """The same run reflected about the mid, buys for sells: the same
+    quantities fill at the reflected prices with the same liquidity, and every
+    order takes the same path through its states."""
+    runs = []
+    for mirror in (False, True):
+        px = paper(taker_fee_bps=D("7.5"), maker_fee_bps=D("1.5"), slippage_bps=D(0))
+        items = script(steps, mirror)
+        out = play(px, items) + finish(px, items)
+        runs.append(
+            [
+                (e.id, e.qty, e.price, e.liquidity, e.symbol)
+                if isinstance(e, Fill)
+                else (e.id, e.status, e.filled_qty)
+                for e in out
+                if isinstance(e, Fill | OrderUpdate)
+            ]
+        )
+    plain, mirrored = runs
+    assert len(plain) == len(mirrored)
+    mids = {ADA[1]: D("0.35"), BTC[1]: D("61000")}
+    for a, b in zip(plain, mirrored, strict=True):
+        if len(a) == 5:
+            assert (a[0], a[1], a[3], a[4]) == (b[0], b[1], b[3], b[4])
+            assert a[2] + b[2] == 2 * mids[a[4]]
+        else:
+            assert a == b
