@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from tradewind.events import OrderRequest, OrderStatus, OrderType, OrderUpdate, Side
 from tradewind.execution.state import TRANSITIONS, IllegalTransition, OrderState
@@ -101,11 +102,39 @@ def test_a_fill_beyond_the_quantity_is_refused_and_counted() -> None:
     st_ = state("1", exchange="ovf")
     before = overfills("ovf")
     assert st_.record_fill("f1", D("0.6"), D("1"))
-    assert not st_.record_fill("f2", D("0.5"), D("1"))
+    with capture_logs() as logs:
+        assert not st_.record_fill("f2", D("0.5"), D("1"))
     assert overfills("ovf") == before + 1
+    assert logs == [
+        {
+            "event": "fill beyond the order's quantity refused",
+            "client_order_id": "c9",
+            "fill_id": "f2",
+            "filled_qty": "0.6",
+            "qty": "0.5",
+            "quantity": "1",
+            "log_level": "warning",
+        }
+    ]
     assert st_.filled_qty == D("0.6") and st_.fill_ids == ["f1"]
     assert st_.record_fill("f3", D("0.4"), D("2"))
     assert st_.filled_qty == D("1") and st_.avg_price == D("1.4")
+
+
+def test_a_refused_transition_is_logged_with_the_order() -> None:
+    st_ = state()
+    st_.transition(S.REJECTED, 1)
+    with capture_logs() as logs:
+        assert st_.transition(S.ACCEPTED, 2) == []
+    assert logs == [
+        {
+            "event": "illegal order transition refused",
+            "client_order_id": "c9",
+            "from_status": "rejected",
+            "to_status": "accepted",
+            "log_level": "warning",
+        }
+    ]
 
 
 def test_filled_needs_the_whole_quantity() -> None:
@@ -113,8 +142,10 @@ def test_filled_needs_the_whole_quantity() -> None:
     st_.record_fill("f1", D("0.5"), D("1"))
     assert st_.transition(S.FILLED, 1) == []
     assert st_.status is S.NEW
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition) as refused:
         st_.transition(S.FILLED, 1, strict=True)
+    assert (refused.value.src, refused.value.dst) == (S.NEW, S.FILLED)
+    assert str(refused.value) == "order c9: new -> filled is not allowed"
     st_.record_fill("f2", D("0.5"), D("1"))
     assert [u.status for u in st_.transition(S.FILLED, 2)][-1] is S.FILLED
 

@@ -56,8 +56,8 @@ def test_quantity_bounds_are_inclusive() -> None:
     assert rules.quantity_rules(BTC, BTC.max_qty) is None
     below = rules.quantity_rules(BTC, BTC.min_qty / 2)
     above = rules.quantity_rules(BTC, BTC.max_qty + 1)
-    assert below is not None and below[0] is Reason.BELOW_MIN_QUANTITY
-    assert above is not None and above[0] is Reason.ABOVE_MAX_QUANTITY
+    assert below == (Reason.BELOW_MIN_QUANTITY, "quantity 0.000005 < minimum 0.00001")
+    assert above == (Reason.ABOVE_MAX_QUANTITY, "quantity 9001 > maximum 9000")
 
 
 def test_reference_price_takes_the_side_the_order_would_take() -> None:
@@ -82,7 +82,7 @@ def test_fat_finger_is_measured_from_the_mid_not_the_last_trade() -> None:
     assert rules.anchor_price(sig(**refs)) == D("0.35")
     assert rules.fat_finger(sig(Side.BUY, "0.357", **refs), D("0.357"), D(2)) is None
     bad = rules.fat_finger(sig(Side.SELL, "0.3571", **refs), D("0.3571"), D(2))
-    assert bad is not None and bad[0] is Reason.FAT_FINGER
+    assert bad == (Reason.FAT_FINGER, "limit 0.3571 is 2.03% from 0.35 (band 2%)")
     low = rules.fat_finger(sig(Side.BUY, "0.3429", **refs), D("0.3429"), D(2))
     assert low is not None and low[0] is Reason.FAT_FINGER
     assert rules.fat_finger(sig(Side.BUY, "0.343", **refs), D("0.343"), D(2)) is None
@@ -93,7 +93,10 @@ def test_fat_finger_without_both_sides_uses_the_last_trade() -> None:
     assert rules.anchor_price(sig(ref_ask=0.30, ref_last=0.5)) == D("0.5")
     assert rules.fat_finger(sig(Side.BUY, "0.51", ref_last=0.5), D("0.51"), D(2)) is None
     none = rules.fat_finger(sig(Side.BUY, "0.5"), D("0.5"), D(2))
-    assert none is not None and none[0] is Reason.NO_REFERENCE_PRICE
+    assert none == (
+        Reason.NO_REFERENCE_PRICE,
+        "no mid or last trade to check the limit price against",
+    )
 
 
 def test_fat_finger_leaves_market_orders_alone() -> None:
