@@ -26,7 +26,7 @@ export PYTHON_BASE REDIS_IMAGE POSTGRES_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE
 
 .DEFAULT_GOAL := help
 .PHONY: help lock image secrets up up-offline down logs ps audit \
-        deploy-tools deploy-checks test-deploy k8s-sync k8s-render k8s-dry-run
+        deploy-tools deploy-checks test-deploy k8s-sync k8s-render k8s-dry-run mutation
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ deploy-checks: ## hadolint, checkov, yamllint, compose, kustomize, kubernetes-va
 
 test-deploy: ## the deployment tests (pytest tests/deploy)
 	$(PYTHON) -m pytest tests/deploy -q
+
+mutation: ## mutation score of risk/, portfolio, execution (state, book, paper) per file; slow, pre-release
+	$(PYTHON) scripts/mutation.py $(MUTATION_ARGS)
 
 k8s-sync: ## copy schema.sql, alert rules and dashboards into k8s/base/files/
 	bash k8s/base/sync-files.sh
