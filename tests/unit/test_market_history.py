@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradewind.events import BookDelta, MarketEvent, Quote, Side, Trade
-from tradewind.execution.book import MarketHistory, MarketState
+from tradewind.execution.paper.book import MarketHistory, MarketState
 
 _n = [0]
 

@@ -27,7 +27,7 @@ from tradewind.events import (
     TimeInForce,
     Trade,
 )
-from tradewind.exchanges.paper import PaperExchange
+from tradewind.execution.paper.exchange import PaperExchange
 from tradewind.instruments import InstrumentRegistry
 
 S = OrderStatus
