@@ -85,7 +85,7 @@ def test_market_order_update_has_no_price_and_no_average_before_a_fill() -> None
     st_ = state("2", side=Side.BUY, price=None, exchange="bybit")
     [u] = st_.transition(S.SUBMITTED, 1)
     assert (u.price, u.avg_price, u.side, u.order_type) == (None, None, Side.BUY, OrderType.MARKET)
-    assert (u.filled_qty, u.id, u.exchange) == (D(0), "c9:submitted:0", "bybit")
+    assert (u.filled_qty, u.id, u.exchange, u.reason) == (D(0), "c9:submitted:0", "bybit", "")
 
 
 @pytest.mark.parametrize("src", list(S))
@@ -135,6 +135,9 @@ def test_a_refused_transition_is_logged_with_the_order() -> None:
             "log_level": "warning",
         }
     ]
+    with pytest.raises(IllegalTransition) as refused:
+        st_.transition(S.ACCEPTED, 3, strict=True)
+    assert str(refused.value) == "order c9: rejected -> accepted is not allowed"
 
 
 def test_filled_needs_the_whole_quantity() -> None:

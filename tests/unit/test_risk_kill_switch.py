@@ -17,7 +17,9 @@ from tradewind.events import (
     Fill,
     Liquidity,
     OrderRequest,
+    OrderStatus,
     OrderType,
+    OrderUpdate,
     RiskDecision,
     Side,
     TradingState,
@@ -143,12 +145,32 @@ def test_cancels_carry_each_orders_exchange_and_symbol() -> None:
     open_order(e, "a", KEYS[2], Side.BUY, D("0.1"))
     open_order(e, "b", KEYS[1], Side.SELL, D("100"))
     open_order(e, "c", KEYS[3], Side.BUY, D("0.002"))
+    assert e.orders.pending(*KEYS[0]) == (0, 0), "same exchange or same symbol is not the key"
+    assert e.orders.pending(*KEYS[3]) == (D("0.002"), 0)
+    assert e.worst_position(KEYS[1]) == (0, D("-100"))
     assert e.halt("op-2", flatten=False) == (3, 0)
     cancels = [x for x in e.drain() if isinstance(x, CancelRequest)]
     got = {(c.client_order_id, c.exchange, c.symbol) for c in cancels}
     assert got == {("a", *KEYS[2]), ("b", *KEYS[1]), ("c", *KEYS[3])}
     assert all(c.reason == "kill switch (op-2)" for c in cancels)
     assert len({c.id for c in cancels}) == 3
+    e.on_order_update(
+        OrderUpdate(
+            id="u",
+            ts_event=T0,
+            client_order_id="never-approved",
+            exchange_order_id="",
+            exchange=KEYS[0][0],
+            symbol=KEYS[0][1],
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            status=OrderStatus.CANCELED,
+            quantity=D(1),
+            filled_qty=D(0),
+            avg_price=None,
+        )
+    )
+    assert len(e.open_orders) == 3, "an unknown order's end changes nothing"
 
 
 def test_cooldown_counts_the_fees_of_the_losing_close() -> None:
