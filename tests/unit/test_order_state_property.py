@@ -43,6 +43,13 @@ def state(
     return st_
 
 
+def transitions(exchange: str, status: S) -> float:
+    v = REGISTRY.get_sample_value(
+        "tradewind_orders_total", {"exchange": exchange, "status": status.value}
+    )
+    return v or 0.0
+
+
 def overfills(exchange: str) -> float:
     v = REGISTRY.get_sample_value(
         "tradewind_exchange_errors_total", {"exchange": exchange, "kind": "overfill"}
@@ -53,19 +60,24 @@ def overfills(exchange: str) -> float:
 def test_updates_carry_the_order_its_reason_and_its_fills() -> None:
     """Consumers act on these fields (risk routes by exchange and symbol, the
     store keeps the reason): every one must be the order's own."""
-    st_ = state("100")
+    st_ = state("100", exchange="kraken-u")
+    assert st_.strategy == "strat" and st_.ts_recv == 3
+    before = {s: transitions("kraken-u", s) for s in (S.SUBMITTED, S.ACCEPTED, S.CANCELED)}
     assert st_.record_fill("f1", D("40"), D("0.35"))
     assert st_.record_fill("f2", D("25"), D("0.36"))
     ups = st_.transition(S.CANCELED, 77, "operator asked")
     assert [u.status for u in ups] == [S.SUBMITTED, S.ACCEPTED, S.CANCELED]
     assert [u.reason for u in ups] == ["", "", "operator asked"], "the reason is the final step's"
+    assert {s: transitions("kraken-u", s) - n for s, n in before.items()} == dict.fromkeys(
+        before, 1
+    )
     last = ups[-1]
     assert last == OrderUpdate(
         id="c9:canceled:65",
         ts_event=77,
         client_order_id="c9",
         exchange_order_id="ex-9",
-        exchange="kraken",
+        exchange="kraken-u",
         symbol="ADA/USD",
         side=Side.SELL,
         order_type=OrderType.LIMIT,
