@@ -316,3 +316,66 @@ def test_a_trip_fires_once_per_state_change(
             assert sum(isinstance(x, CancelRequest) for x in out) == len(e.open_orders)
         else:
             assert e.state is before_state and out == []
+
+
+def test_every_flatten_order_has_its_own_id_and_a_decision_on_its_side() -> None:
+    """Two flattens from the same source must not share a client order id (the
+    executor would drop the second as a duplicate)."""
+    e = engine()
+    mark(e, KEYS[0], D("60000"))
+    e.on_fill(fill(KEYS[0], Side.SELL, D("0.01"), D("60000")))
+    e.flatten("same")
+    e.flatten("same")
+    out = e.drain()
+    first, second = orders(out)
+    assert first.client_order_id != second.client_order_id
+    assert e.flatten_seq == 2
+    decisions = [x for x in out if isinstance(x, RiskDecision)]
+    assert [d.side for d in decisions] == [Side.BUY, Side.BUY]
+    assert [d.client_order_id for d in decisions] == [o.client_order_id for o in (first, second)]
+    assert decisions[0].detail == "close -0.01 (same)"
+
+
+def test_a_rebuilt_resume_restarts_the_loss_budget() -> None:
+    """Replaying the record of a resume must rebase the loss guard, or a
+    rebuilt risk service trips again at once on the loss it was resumed from."""
+    e = engine(max_daily_loss=D(50))
+    mark(e, KEYS[0], D("60000"))
+    e.apply_record(
+        {"action": "resume", "state": "active", "seq": "4", "equity": "-60", "flattening": "0"}
+    )
+    assert (e.state, e.control_seq, e.flattening) == (TradingState.ACTIVE, 4, False)
+    assert (e.loss.day_start_equity, e.loss.peak) == (D(-60), D(-60))
+    e.apply_record({"action": "halt", "state": "halted", "seq": "5", "tripped_by": "operator"})
+    assert (e.state, e.tripped_by, e.control_seq) == (TradingState.HALTED, "operator", 5)
+    assert e.loss.day_start_equity == D(-60)
+
+
+def test_utilisation_reports_every_limit_scaled_to_the_symbol() -> None:
+    e = engine(
+        max_position=D(1),
+        max_position_by_symbol={"binance:FTMUSDT": D(1000)},
+        max_open_orders=10,
+        max_orders_per_second=5,
+        max_orders_per_minute=50,
+    )
+    mark(e, KEYS[1], D("0.3"))
+    e.on_fill(fill(KEYS[1], Side.BUY, D("500"), D("0.3")))
+    e._approvals.extend([T0 - 2 * NS, T0 - NS, T0])
+    used = e.utilisation()
+    assert used["position"] == (D("0.5"), D(1)), "500 of 1000 FTM is half the limit"
+    assert used["gross_exposure"] == (D("150.0"), e.settings.max_gross_exposure)
+    assert used["net_exposure"] == (D("150.0"), e.settings.max_net_exposure)
+    assert used["open_orders"] == (D(0), D(10))
+    assert used["orders_per_second"] == (D(1), D(5))
+    assert used["orders_per_minute"] == (D(3), D(50))
+    assert set(used) == {
+        "position",
+        "gross_exposure",
+        "net_exposure",
+        "open_orders",
+        "orders_per_second",
+        "orders_per_minute",
+        "daily_loss",
+        "drawdown",
+    }
