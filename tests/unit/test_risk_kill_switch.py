@@ -379,3 +379,67 @@ def test_utilisation_reports_every_limit_scaled_to_the_symbol() -> None:
         "daily_loss",
         "drawdown",
     }
+
+
+def test_a_stop_out_is_measured_in_the_account_currency() -> None:
+    """A close on a BTC-quoted symbol loses 0.0015 BTC = 90 USDT at a BTC mark
+    of 60,000: a stop-out at 80 USDT, which dividing by the rate would miss."""
+    e = engine(stopout_loss=D(80), cooldown_s=60)
+    key = ("binance", "XMRBTC")
+    mark(e, KEYS[0], D("60000"))
+    mark(e, key, D("0.005"))
+    e.on_fill(fill(key, Side.BUY, D("1"), D("0.005")))
+    e.on_fill(fill(key, Side.SELL, D("1"), D("0.0035"), ts=T0 + NS))
+    assert e.cooldowns.active(key, T0 + 2 * NS) == T0 + 61 * NS
+
+
+def test_state_change_records_say_what_happened() -> None:
+    """The records a rebuild replays: the action, whether positions are being
+    closed, and the equity a resume rebases on."""
+    e = engine(max_daily_loss=D(50))
+    mark(e, KEYS[0], D("60000"))
+    e.on_fill(fill(KEYS[0], Side.BUY, D("0.01"), D("60000"), fee=D("1")))
+    mark(e, KEYS[0], D("54000"), T0 + NS)
+    [trip] = [x for x in e.drain() if isinstance(x, Control)]
+    assert (trip.args["action"], trip.args["flattening"]) == ("trip", "0")
+    assert D(trip.args["equity"]) == e.equity() == D(-61)
+    e.resume("r")
+    e.halt("h", flatten=False)
+    resume, halt = (x for x in e.drain() if isinstance(x, Control))
+    assert (resume.args["action"], resume.args["flattening"]) == ("resume", "0")
+    assert (halt.args["action"], halt.args["flattening"]) == ("halt", "0")
+
+
+def test_an_approved_order_keeps_the_signals_time_in_force() -> None:
+    from tradewind.events import Signal, TimeInForce
+
+    e = engine()
+    mark(e, KEYS[0], D("60000"))
+    for tif in (TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY):
+        sig = Signal(
+            id=f"tif-{tif.value}",
+            ts_event=T0,
+            strategy="t",
+            exchange=KEYS[0][0],
+            symbol=KEYS[0][1],
+            side=Side.BUY,
+            quantity=D("0.001"),
+            order_type=OrderType.LIMIT,
+            limit_price=D("60000"),
+            time_in_force=tif,
+            ref_bid=59999.0,
+            ref_ask=60001.0,
+        )
+        d, o = e.evaluate(sig)
+        assert d.approved and o is not None and o.time_in_force is tif
+    bad = Signal(
+        id="zero",
+        ts_event=T0,
+        strategy="t",
+        exchange=KEYS[0][0],
+        symbol=KEYS[0][1],
+        side=Side.BUY,
+        quantity=D("0.000001"),
+    )
+    d, o = e.evaluate(bad)
+    assert (d.reason, d.quantity, o) == (Reason.INVALID_QUANTITY, D(0), None)
