@@ -18,6 +18,7 @@ from tradewind.events import (
     Event,
     Fill,
     Liquidity,
+    MarketEvent,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -190,6 +191,10 @@ def test_sell_side_reference_fallback_uses_the_bid_with_slippage_down() -> None:
     assert px.fill_price(sell) == D("59940.00")
     assert px.fill_price(buy) == D("60070.01")
     assert px.fill_price(last_only) == D("58941.00")
+    odd = order("o", Side.SELL, "0.01", 10, key=BTC, refs=(60000.05, 60010.0, None))
+    assert px.fill_price(odd) == D("59940.04"), "59940.04995 rounds down for a sell"
+    odd_buy = order("ob", Side.BUY, "0.01", 10, key=BTC, refs=(None, 60000.01, None))
+    assert px.fill_price(odd_buy) == D("60060.02"), "60060.01001 rounds up for a buy"
     out = px.submit(sell) + px.advance(11)
     assert [(f.price, f.qty) for f in fills(out, "s")] == [(D("59940.00"), D("0.01"))]
 
@@ -235,6 +240,90 @@ def test_resting_fills_pay_the_maker_fee_at_the_limit() -> None:
         Liquidity.MAKER,
         D("3.60006000"),
     )
+
+
+def test_a_cancel_ahead_of_the_market_waits_for_its_time() -> None:
+    """A resting order's cancel that the market has not reached yet lands at
+    its own time: a trade before it still fills, one after it does not."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.on_market(quote(ADA, 1500, 0.35, 0.36))
+    out += px.submit(order("r", Side.BUY, "30", 1000, price="0.34"))
+    assert px.late_orders == 1 and not px.in_flight, "matched from history, never in flight"
+    out += px.cancel(cancel("r", 3000))
+    assert statuses(out, "r") == [S.SUBMITTED, S.ACCEPTED]
+    out += px.on_market(trade(ADA, 2000, 0.34, 10.0, Side.SELL))
+    out += px.on_market(trade(ADA, 4000, 0.33, 10.0, Side.SELL))
+    assert [(f.ts_event, f.qty) for f in fills(out, "r")] == [(2000, D("10"))]
+    ups = [u for u in out if isinstance(u, OrderUpdate) and u.client_order_id == "r"]
+    assert (ups[-1].status, ups[-1].ts_event) == (S.CANCELED, 3000)
+
+
+def test_a_late_cancel_takes_effect_at_its_own_time() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("r", Side.BUY, "30", 1000, price="0.34"))
+    out += px.on_market(quote(ADA, 5000, 0.35, 0.36))
+    out += px.cancel(cancel("r", 3000))
+    ups = [u for u in out if isinstance(u, OrderUpdate) and u.client_order_id == "r"]
+    assert (ups[-1].status, ups[-1].ts_event, ups[-1].reason) == (S.CANCELED, 3000, "canceled")
+
+
+def test_a_batch_of_several_symbols_equals_one_by_one() -> None:
+    events: list[MarketEvent] = [
+        quote(ADA, 1000, 0.35, 0.36),
+        quote(BTC, 1000, 61000.0, 61000.5),
+        trade(ADA, 2000, 0.36, 5.0, Side.BUY),
+        trade(BTC, 2000, 61000.5, 0.01, Side.BUY),
+    ]
+    results = []
+    for batched in (True, False):
+        px = paper()
+        out = px.submit(order("a", Side.BUY, "10", 1000, price="0.36"))
+        out += px.submit(order("b", Side.SELL, "0.01", 1000, key=BTC))
+        if batched:
+            out += px.on_markets(events)
+        else:
+            for e in events:
+                out += px.on_market(e)
+        results.append(out)
+    assert results[0] == results[1]
+    assert fills(results[0], "a") and fills(results[0], "b")
+
+
+def test_rejections_and_expiries_say_why() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("po", Side.BUY, "10", 2000, price="0.36", tif=TimeInForce.POST_ONLY))
+    out += px.submit(order("fl", Side.BUY, "40", 2000, price="0.36", tif=TimeInForce.FOK))
+    out += px.submit(order("fm", Side.SELL, "60", 2000, tif=TimeInForce.FOK))
+    out += px.on_market(trade(ADA, 3000, 0.36, 1.0, Side.BUY))
+    last = {u.client_order_id: u for u in out if isinstance(u, OrderUpdate)}
+    assert (last["po"].status, last["po"].reason) == (
+        S.REJECTED,
+        "post-only order would take liquidity",
+    )
+    for coid in ("fl", "fm"):
+        assert (last[coid].status, last[coid].reason) == (
+            S.EXPIRED,
+            "fill-or-kill: not enough liquidity",
+        )
+    assert not fills(out, "fl") and not fills(out, "fm")
+
+
+def test_a_quote_moving_away_keeps_the_queue_ahead() -> None:
+    """A bid rising above a resting buy leaves the queue in front of it as it
+    was: a sell trade at the price then eats that queue, not the order."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36, qty=50.0))
+    out += px.submit(order("q", Side.BUY, "10", 1000, price="0.35"))
+    out += px.on_market(quote(ADA, 1500, 0.35, 0.36, qty=50.0))
+    assert px.orders["q"].queue_ahead == D("50.0")
+    out += px.on_market(quote(ADA, 2000, 0.36, 0.37, qty=50.0))
+    out += px.on_market(trade(ADA, 2500, 0.35, 10.0, Side.SELL))
+    assert fills(out, "q") == [] and px.orders["q"].queue_ahead == D("40.0")
+    out += px.on_market(quote(ADA, 3000, 0.34, 0.35, qty=5.0))
+    assert px.orders["q"].queue_ahead == 0, "the bid fell below the price: nothing ahead"
 
 
 # --- properties ----------------------------------------------------------------------
