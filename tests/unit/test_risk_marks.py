@@ -1,0 +1,56 @@
+"""Marks at their edges: a zero price is no price, a late trade does not move
+the mark back, a symbol seen without a trade survives a snapshot, and quotes
+convert through the account currency on the same exchange."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from tradewind.instruments import InstrumentRegistry
+from tradewind.risk.marks import Marks, price_or_none
+
+KEY = ("binance", "XMRBTC")
+
+
+def marks() -> Marks:
+    return Marks(InstrumentRegistry.load(), "USDT", ["USD", "USDC"])
+
+
+def test_zero_negative_and_non_finite_prices_are_no_price() -> None:
+    for bad in (D(0), D(-1), D("NaN"), D("Infinity"), 0.0, -2.5, float("nan"), None):
+        assert price_or_none(bad) is None
+    assert price_or_none(D("0.0001")) == D("0.0001")
+    assert price_or_none(0.35) == D("0.35")
+
+
+def test_a_late_trade_does_not_move_the_mark_back() -> None:
+    m = marks()
+    assert m.trade(KEY, 10, 0.005) == D("0.005")
+    assert m.trade(KEY, 5, 0.004) is None
+    assert m.price(KEY) == D("0.005") and m.fresh[KEY] == 10
+    assert m.trade(KEY, 10, 0.006) == D("0.006"), "the same time may move it"
+    assert m.trade(KEY, 11, 0.0) is None and m.price(KEY) == D("0.006")
+    assert m.fresh[KEY] == 11
+
+
+def test_snapshot_keeps_symbols_seen_without_a_trade() -> None:
+    m = marks()
+    m.seen(("bybit", "ETHUSDT"), 7)
+    m.trade(KEY, 9, 0.005)
+    snap = m.snapshot()
+    assert snap == {"bybit|ETHUSDT": [7, -1, ""], "binance|XMRBTC": [9, 9, "0.005"]}
+    r = marks()
+    r.restore(snap)
+    assert (r.fresh, r.prices) == (m.fresh, m.prices)
+
+
+def test_quotes_convert_through_the_account_currency_on_the_same_exchange() -> None:
+    m = marks()
+    assert m.fx("binance", "USDT") == 1 and m.fx("binance", "") == 1
+    assert m.fx("binance", "BTC") is None
+    m.trade(("coinbase", "BTC-USD"), 1, 61000.0)
+    assert m.fx("binance", "BTC") is None, "another exchange's price does not convert"
+    assert m.fx("coinbase", "BTC") == D("61000.0")
+    m.trade(("binance", "BTCUSDT"), 1, 60000.0)
+    assert m.fx("binance", "BTC") == D("60000.0")
+    assert m.quote_of(KEY) == "BTC"
