@@ -279,3 +279,20 @@ def test_save_and_restore_round_trip(events: list[MarketEvent], every: int, hori
     h.apply(more)
     r.apply(more)
     assert r.state == h.state and r.events == h.events
+
+
+def test_a_lost_chunk_drops_the_history_before_it() -> None:
+    """Restoring without one saved chunk keeps only what follows it, and an
+    order older than that is known to be matched from a later state."""
+    h = MarketHistory(10**12, checkpoint_every=4)
+    for ts in range(1, 15):
+        h.apply(trade(ts * 10, 0.3 + ts / 100))
+    chunks = [h.chunk_at(p) for p in h.sealed()]
+    assert [c.pos for c in chunks] == [0, 4, 8]
+    r = MarketHistory(10**12, checkpoint_every=4)
+    r.restore(h.meta(), [chunks[0], None, chunks[2]])
+    assert (r.start, r.end) == (8, 14)
+    assert r.evicted_max_ts == 89, "just before the first event kept (time 90)"
+    assert r.insertion_point(50) == (8, False)
+    assert r.insertion_point(95) == (9, True)
+    assert r.state == h.state and r.events == h.events[8:]
