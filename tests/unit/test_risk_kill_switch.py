@@ -443,3 +443,9 @@ def test_an_approved_order_keeps_the_signals_time_in_force() -> None:
     )
     d, o = e.evaluate(bad)
     assert (d.reason, d.quantity, o) == (Reason.INVALID_QUANTITY, D(0), None)
+
+
+def test_an_engine_started_halted_says_why() -> None:
+    assert (engine().state, engine().tripped_by) == (TradingState.ACTIVE, "")
+    e = engine(initial_state="halted")
+    assert (e.state, e.tripped_by) == (TradingState.HALTED, "initial_state")
