@@ -58,7 +58,7 @@ def test_readme_commands_make_signals_and_fills(tmp_path: Path) -> None:
     outputs = []
     for cmd in commands:
         assert cmd[0] == ".venv/bin/tradewind"
-        args = [a.replace("../shared/data/market", str(MARKET_DATA)) for a in cmd[1:]]
+        args = [a.replace("tests/data/market", str(MARKET_DATA)) for a in cmd[1:]]
         res = subprocess.run(
             [tradewind_exe(), *args, "-q"],
             cwd=tmp_path,
