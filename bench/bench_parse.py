@@ -9,7 +9,7 @@ lines (what the replay hands a ``BatchParser`` on a trade recording, sliced
 inside the timed loop as the replay slices its reads); the frame-by-frame
 ``parse`` of a live feed is printed too, with its own ratio.
 
-    /work/.venv/bin/python bench/bench_parse.py [--seconds 1.0]
+    .venv/bin/python bench/bench_parse.py [--seconds 1.0]
 """
 
 from __future__ import annotations
