@@ -9,6 +9,7 @@ appear in reprs, logs or errors.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -191,10 +192,59 @@ class HttpSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
 
 
+MIN_SECRET_BITS = 256
+"""Shared secrets (control token, order key) must carry at least 32 bytes of
+entropy: ``python -c 'import secrets; print(secrets.token_urlsafe(32))'`` or
+``openssl rand -hex 32``."""
+_ALPHABETS = (
+    (16, frozenset("0123456789abcdefABCDEF")),
+    (32, frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=")),
+    (64, frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")),
+)
+
+
+def secret_bits(value: str) -> float:
+    """An upper bound of a random secret's entropy: its length times the bits
+    per character of the smallest common alphabet (hex, base32, base64) it
+    fits, 6.5 bits for anything else; a string of few distinct characters
+    counts as nothing, so ``aaaa…`` never passes however long."""
+    if len(set(value)) < 8:
+        return 0.0
+    chars = set(value)
+    per_char = next((math.log2(n) for n, a in _ALPHABETS if chars <= a), 6.5)
+    return len(value) * per_char
+
+
+def _strong_secret(v: SecretStr | None) -> SecretStr | None:
+    if v is None:
+        return None
+    raw = v.get_secret_value()
+    if not raw.strip():
+        raise ValueError("is empty; unset it or create one of 32 random bytes")
+    if raw != raw.strip() or any(c.isspace() for c in raw):
+        raise ValueError("contains whitespace; use 32 random bytes as hex or base64")
+    bits = secret_bits(raw)
+    if bits < MIN_SECRET_BITS:
+        raise ValueError(
+            f"is too weak (about {int(bits)} of the {MIN_SECRET_BITS} bits required); "
+            "create one with `openssl rand -hex 32`"
+        )
+    return v
+
+
 class ControlSettings(_Section):
+    """Trust on the bus: the operator's control token (``tradewind halt`` …) and
+    the order key risk signs its orders with and execution checks them by."""
+
     token: SecretStr | None = None
+    order_key: SecretStr | None = None
     max_age_s: float = Field(30.0, gt=0, le=3600)
     reply_timeout_s: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("token", "order_key")
+    @classmethod
+    def _strong(cls, v: SecretStr | None) -> SecretStr | None:
+        return _strong_secret(v)
 
 
 class Settings(BaseSettings):

@@ -89,6 +89,14 @@ class ControlVerifier:
             self._seen.popitem(last=False)
         return Verdict.OK
 
+    def snapshot(self) -> list[list[str | int]]:
+        """The ids still inside the window, with their command times: bounded
+        by the window (older ones would be refused as expired anyway)."""
+        return [[k, ts] for k, ts in self._seen.items()]
+
+    def restore(self, data: list[list[str | int]] | None) -> None:
+        self._seen = OrderedDict((str(k), int(ts)) for k, ts in data or [])
+
     def _forget(self, now_ns: int) -> None:
         """Ids older than the window can go: their commands would be refused as expired."""
         horizon = now_ns - 2 * self._window_ns

@@ -27,7 +27,7 @@ from tradewind.services import (
 from tradewind.topics import CONTROL, EXECUTIONS, ORDERS
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-TOKEN = "kill-switch-test-token"
+TOKEN = "kill-switch-test-" + "0123456789abcdef" * 4
 BOUND_S = 10.0
 
 

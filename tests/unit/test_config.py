@@ -50,10 +50,11 @@ def test_secret_file_supplies_a_secret_and_is_never_shown(
 
 
 def test_secrets_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "tradewind_control__token").write_text("tok-123")
+    token = "tok-" + "0123456789abcdef" * 4
+    (tmp_path / "tradewind_control__token").write_text(token + "\n")
     monkeypatch.setenv("TRADEWIND_SECRETS_DIR", str(tmp_path))
     s = load_settings()
-    assert s.control.token is not None and s.control.token.get_secret_value() == "tok-123"
+    assert s.control.token is not None and s.control.token.get_secret_value() == token
 
 
 @pytest.mark.parametrize(

@@ -50,3 +50,20 @@ def test_refused_commands_change_nothing_and_accepted_ones_act() -> None:
     assert reply.ok and reply.payload["state"] == "halted"
     reply, _ = handle(e, v, make_control(TOKEN, "resume", {}, now), now)
     assert reply.ok and e.state is TradingState.ACTIVE
+
+
+def test_used_ids_survive_a_snapshot_and_expire_with_the_window() -> None:
+    """What risk commits with its state: a restarted or standby risk that
+    restores it refuses the replay of a command accepted before."""
+    now = time.time_ns()
+    v = ControlVerifier(TOKEN, max_age_s=30)
+    c = make_control(TOKEN, "resume", {}, now)
+    assert v.verify(c, now) is Verdict.OK
+    saved = msgspec.json.decode(msgspec.json.encode(v.snapshot()))
+    fresh = ControlVerifier(TOKEN, max_age_s=30)
+    fresh.restore(saved)
+    assert fresh.verify(c, now + 12 * NS) is Verdict.REPLAYED
+    assert ControlVerifier(TOKEN, max_age_s=30).verify(c, now + 12 * NS) is Verdict.OK
+    later = make_control(TOKEN, "status", {}, now + 90 * NS)
+    assert fresh.verify(later, now + 90 * NS) is Verdict.OK
+    assert [i for i, _ in fresh.snapshot()] == [later.id], "ids past the window are dropped"

@@ -15,7 +15,7 @@ from tradewind.runtime.embedded import Pipeline
 from tradewind.services.risk import RiskService
 from tradewind.topics import CONTROL, CONTROL_REPLIES
 
-TOKEN = "restart-test-token"
+TOKEN = "restart-test-" + "0123456789abcdef" * 4
 
 
 async def _reply(p: Pipeline, request_id: str) -> ControlReply:

@@ -89,6 +89,15 @@ class FencedError(BusError):
     """A fenced commit found a lease held by someone else; nothing was applied."""
 
 
+def lease_loss_reason(key: str, holder: bytes | None) -> str:
+    """Why a lease is no longer ours: nobody renewed it in time, or another
+    owner took it (tokens are ``owner:random``, see ``services.lease``)."""
+    if holder is None:
+        return f"lease {key} expired (not renewed within its TTL; nobody holds it now)"
+    owner = holder.rsplit(b":", 1)[0].decode(errors="replace")
+    return f"lease {key} is held by {owner}"
+
+
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
@@ -144,7 +153,8 @@ class RedisBus(Bus):
         """Commits go over a lean pipelined connection (``bus/resp.py``)."""
         self._known: set[str] = set()
         self.fence: dict[str, bytes] = {}
-        """Lease keys every new subscription's commits are fenced on."""
+        """Lease keys every new subscription's commits, and every publish, are
+        fenced on (a single-active service: risk, ws)."""
         self._reconnects = metrics.BUS_RECONNECTS.labels(name)
 
     @classmethod
@@ -313,9 +323,20 @@ class RedisBus(Bus):
                 delay = min(delay * 2, 2.0)
         status, read = (int(res[0]), res[1]) if isinstance(res, list) else (int(res), None)
         if status < 0:
-            raise FencedError("a lease fencing this commit is held elsewhere")
+            raise FencedError(await self._fence_reason(fence or {}))
         self._known.update(tx.written)
         return status, read
+
+    async def _fence_reason(self, fence: Mapping[str, bytes]) -> str:
+        """Which lease fenced a commit off, and whether it expired or passed on."""
+        for key, token in fence.items():
+            try:
+                value: Any = await asyncio.wait_for(self.redis.get(key), self.op_timeout_s)
+            except _TRANSIENT:
+                break
+            if value is None or bytes(value) != token:
+                return lease_loss_reason(key, None if value is None else bytes(value))
+        return "a lease fencing this commit is no longer ours"
 
     # --- Bus API -----------------------------------------------------------------
 
@@ -323,7 +344,7 @@ class RedisBus(Bus):
         for i in range(0, len(events), _PUBLISH_CHUNK):
             tx = Tx()
             self.add_events(tx, topic, events[i : i + _PUBLISH_CHUNK])
-            await self.transact(tx)
+            await self.transact(tx, self.fence or None)
 
     async def publish_with_state(
         self, topic: str, events: Sequence[Event], state: Mapping[str, bytes]
@@ -334,7 +355,7 @@ class RedisBus(Bus):
         self.add_events(tx, topic, events)
         for k, v in state.items():
             tx.set(self.state_key(k), v)
-        await self.transact(tx)
+        await self.transact(tx, self.fence or None)
 
     async def subscribe(
         self,

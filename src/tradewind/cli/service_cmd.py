@@ -37,7 +37,7 @@ def service_command(
         envvar="TRADEWIND_LEASE_TTL_MS",
         metavar="MS",
         min=300,
-        help="Risk and signal-partition lease TTL: the takeover time after a crash.",
+        help="Risk, ws-shard and signal-partition lease TTL: the takeover time after a crash.",
     ),
 ) -> None:
     """Run one service in this process over Redis (and PostgreSQL for db_writer)."""

@@ -166,6 +166,16 @@ CONTROL_COMMANDS = Counter(
     "Operator commands received by risk, by command and result (ok or why rejected).",
     ["command", "result"],
 )
+LEASE_LOSSES = Counter(
+    "tradewind_lease_losses_total",
+    "Single-active leases lost by a running service (it then waits as a standby).",
+    ["service"],
+)
+FORGED = Counter(
+    "tradewind_forged_events_total",
+    "Events refused as unsigned, wrongly signed or about unknown orders (dead-lettered).",
+    ["service", "kind"],
+)
 
 # --- execution and portfolio --------------------------------------------------------
 ORDERS = Counter("tradewind_orders_total", "Order state transitions.", ["exchange", "status"])

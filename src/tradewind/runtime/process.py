@@ -8,8 +8,11 @@ and exits 0 within ``drain_timeout_s``.
 Replicas: ``db_writer`` and ``execution`` share work through their consumer
 groups; ``signal`` replicas split the market partitions through leases;
 ``risk`` runs single-active: only the lease holder consumes, standbys wait for
-the lease (account-wide limits need one serial decision stream). A risk
-process that loses its lease stops and exits 1, to come back as a standby.
+the lease (account-wide limits need one serial decision stream); ``ws``
+runs the same way per feed shard (a hot standby per shard: one publisher of
+each symbol's ticks). A process that loses its lease stops its service and
+waits as a standby again; a restart with the same consumer name takes its own
+lease back at once (``services.lease``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tradewind.services import (
     WsService,
 )
 from tradewind.services.lease import PartitionLeases, SingleActive
+from tradewind.services.ws import feed_shard
 from tradewind.storage import Store, create_store
 from tradewind.topics import EXECUTIONS, MARKET, SIGNALS
 
@@ -64,7 +68,8 @@ class _Process:
     bus: RedisBus
     store: Store | None = None
     service: Service | None = None
-    risk_lease: SingleActive | None = None
+    lease: SingleActive | None = None
+    """The single-active lease of risk, or of ws's feed shard."""
     partitions: PartitionLeases | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -88,8 +93,11 @@ class _Process:
             ok, detail["bus"] = False, "unreachable"
         if self.store is not None and not await self.store.ping():
             ok, detail["store"] = False, "unreachable"
+        if self.name == "risk" and self.settings.control.token is None:
+            detail["control"] = "no token configured: operator commands are refused"
         if self.standby:
-            return False, {**detail, "role": "standby: another replica holds the risk lease"}
+            role = f"standby: another replica holds the {self.name} lease"
+            return False, {**detail, "role": role}
         svc = self.service
         if svc is None:
             return False, {**detail, "state": "starting"}
@@ -134,8 +142,8 @@ class _Process:
             self.store = create_store(self.settings)
             await self.store.start()
         ctx = self.context()
-        if self.name == "risk":
-            await self._start_risk(ctx)
+        if self.name in ("risk", "ws"):
+            await self._start_single(ctx)
         elif self.name == "signal":
             svc = SignalService(ctx, partitioned=True)
             self.service = svc
@@ -147,11 +155,7 @@ class _Process:
             self.spawn(leases.run(self.stop), "partition-leases")
         else:
             service: Service
-            if self.name == "ws":
-                feed = self.settings.feed
-                lockstep = feed.source == "replay" and feed.speed == 0
-                service = WsService(ctx, settle=self.bus.wait_idle if lockstep else None)
-            elif self.name == "execution":
+            if self.name == "execution":
                 service = ExecutionService(ctx)
             else:
                 service = DbWriterService(ctx)
@@ -159,22 +163,51 @@ class _Process:
             await service.start()
         self.spawn(self._sample_streams(), "stream-metrics")
 
-    async def _start_risk(self, ctx: ServiceContext) -> None:
-        lease = SingleActive(self.bus, "risk", self.consumer, self.lease_ttl_ms)
-        self.risk_lease = lease
+    async def _start_single(self, ctx: ServiceContext) -> None:
+        """Wait as a standby for the lease, then run the service fenced on it."""
+        name = "risk" if self.name == "risk" else f"ws:{feed_shard(self.settings)}"
+        lease = SingleActive(self.bus, name, self.consumer, self.lease_ttl_ms)
+        self.lease = lease
         self.standby = True
-        log.info("risk standby: waiting for the lease", consumer=self.consumer)
+        log.info("standby: waiting for the lease", service=self.name, lease=lease.lease.key)
         if not await lease.acquire(self.stop):
             return
         self.standby = False
-        # The previous holder may have died holding entries: they come first.
-        keys = [k for t in (SIGNALS, EXECUTIONS, MARKET) for k, _p in self.bus.streams_of(t)]
-        taken = await self.bus.take_over(keys, "risk", self.consumer)
-        log.info("risk lease acquired", consumer=self.consumer, taken_over=taken)
         self.bus.fence = lease.fence
-        self.service = RiskService(ctx)
-        await self.service.start()
-        self.spawn(lease.hold(self.stop), "risk-lease")
+        service: Service
+        if self.name == "risk":
+            # The previous holder may have died holding entries: they come first.
+            keys = [k for t in (SIGNALS, EXECUTIONS, MARKET) for k, _p in self.bus.streams_of(t)]
+            taken = await self.bus.take_over(keys, "risk", self.consumer)
+            log.info("risk lease acquired", consumer=self.consumer, taken_over=taken)
+            service = RiskService(ctx)
+        else:
+            # Resumes from the replay position the last holder committed.
+            log.info("ws lease acquired", consumer=self.consumer, lease=lease.lease.key)
+            feed = self.settings.feed
+            lockstep = feed.source == "replay" and feed.speed == 0
+            service = WsService(ctx, settle=self.bus.wait_idle if lockstep else None)
+        self.service = service
+        await service.start()
+        self.spawn(lease.hold(self.stop), f"{self.name}-lease")
+
+    async def _rejoin(self) -> None:
+        """After losing the lease: stop the service (its commits are fenced off
+        already), then wait as a standby and start afresh from committed state."""
+        lease = self.lease
+        assert lease is not None
+        log.error(
+            "lease lost; rejoining as a standby",
+            service=self.name,
+            reason=lease.reason or "unknown",
+        )
+        metrics.LEASE_LOSSES.labels(self.name).inc()
+        svc, self.service = self.service, None
+        self.bus.fence = {}
+        if svc is not None:
+            await svc.stop(timeout=self.settings.drain_timeout_s * 0.7)
+        self.tasks = [t for t in self.tasks if not t.done()]
+        await self._start_single(self.context())
 
     async def _sample_streams(self) -> None:
         """Lag of this service's groups (readiness, metrics) every couple of seconds."""
@@ -208,10 +241,9 @@ class _Process:
                 log.error("service failed", service=self.name, error=repr(svc.failed()))
                 self.exit_code = 1
                 return
-            if self.risk_lease is not None and self.risk_lease.lost.is_set():
-                log.error("risk lease lost; stopping to rejoin as a standby")
-                self.exit_code = 1
-                return
+            if self.lease is not None and self.lease.lost.is_set():
+                await self._rejoin()
+                continue
             ok, _ = await self.ready()
             ready_gauge.set(1 if ok else 0)
             with contextlib.suppress(TimeoutError):
@@ -229,8 +261,8 @@ class _Process:
                 await t
         if self.partitions is not None:
             await self.partitions.release_all()
-        if self.risk_lease is not None:
-            await self.risk_lease.release()
+        if self.lease is not None:
+            await self.lease.release()
         if self.store is not None:
             await self.store.close()
         await self.bus.close()

@@ -31,15 +31,29 @@ from typing import Any
 import structlog
 
 from tradewind.bus.base import BusError
-from tradewind.bus.redis import RedisBus
+from tradewind.bus.redis import RedisBus, lease_loss_reason
 
 log = structlog.get_logger("tradewind.lease")
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+_ACQUIRE = """
+-- KEYS[1]: the lease. ARGV: token, ttl (ms), the owner's prefix ("name:").
+-- 1: taken (free, or held by an earlier incarnation of the same owner, whose
+-- token is replaced so its commits are fenced off); 0: held by another owner.
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] or string.sub(v, 1, #ARGV[3]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
+"""
+_RENEW = """
+-- 1 when renewed; otherwise the current holder's token, or false once expired.
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return v
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -50,6 +64,8 @@ return 0
 
 
 def new_token(owner: str) -> bytes:
+    """``owner:random``: the random part changes with every incarnation (the
+    fencing token); the owner part lets a restart take its own lease back."""
     return f"{owner}:{uuid.uuid4().hex[:12]}".encode()
 
 
@@ -59,19 +75,28 @@ class Lease:
         self.key = bus.k("lease", name)
         self.token = token
         self.ttl_ms = ttl_ms
+        self.lost_reason = ""
 
     async def acquire(self) -> bool:
+        """Take the lease when free or held by this owner's previous incarnation
+        (a restart after SIGKILL does not wait out its own TTL)."""
+        prefix = self.token.rsplit(b":", 1)[0] + b":"
         ok = await self.bus.retry(
-            lambda: self.bus.redis.set(self.key, self.token, nx=True, px=self.ttl_ms), "lease"
+            lambda: self.bus.redis.eval(_ACQUIRE, 1, self.key, self.token, self.ttl_ms, prefix),
+            "lease",
         )
-        return bool(ok)
+        return bool(ok == 1)
 
     async def renew(self) -> bool:
-        ok = await self.bus.retry(
+        """False once lost; ``lost_reason`` then says whether it expired or who holds it."""
+        res: Any = await self.bus.retry(
             lambda: self.bus.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms),
             "lease",
         )
-        return bool(ok)
+        if res == 1:
+            return True
+        self.lost_reason = lease_loss_reason(self.key, None if res is None else bytes(res))
+        return False
 
     async def release(self) -> None:
         with contextlib.suppress(BusError):
@@ -86,7 +111,10 @@ class Lease:
 
 
 class SingleActive:
-    """Wait for one lease, then keep it; ``lost`` is set the moment it is gone."""
+    """Wait for one lease, then keep it; ``lost`` is set the moment it is gone.
+
+    Standbys poll every tenth of the TTL, so a dead holder's lease passes on
+    at most ``1.1 * ttl_ms`` after its last renewal (at once after a release)."""
 
     def __init__(self, bus: RedisBus, name: str, owner: str, ttl_ms: int) -> None:
         self.lease = Lease(bus, name, new_token(owner), ttl_ms)
@@ -94,12 +122,16 @@ class SingleActive:
         self.held = False
 
     @property
+    def reason(self) -> str:
+        return self.lease.lost_reason
+
+    @property
     def fence(self) -> dict[str, bytes]:
         return {self.lease.key: self.lease.token}
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Until acquired (True) or ``stop`` is set (False); standbys wait here."""
-        interval = self.lease.ttl_ms / 3000.0
+        interval = self.lease.ttl_ms / 10_000.0
         while not stop.is_set():
             try:
                 if await self.lease.acquire():
@@ -123,13 +155,18 @@ class SingleActive:
                 break
             try:
                 ok = await asyncio.wait_for(self.lease.renew(), ttl / 3)
-            except (BusError, TimeoutError):
+            except (BusError, TimeoutError) as exc:
                 ok = time.monotonic() - last_ok < ttl * 2 / 3
+                if not ok:
+                    self.lease.lost_reason = (
+                        f"lease {self.lease.key} could not be renewed within its TTL "
+                        f"({type(exc).__name__}); it may have passed on"
+                    )
             else:
                 if ok:
                     last_ok = time.monotonic()
             if not ok:
-                log.error("lease lost", key=self.lease.key)
+                log.error("lease lost", key=self.lease.key, reason=self.reason)
                 self.held = False
                 self.lost.set()
                 return
@@ -171,6 +208,10 @@ class PartitionLeases:
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.ttl_ms / 3000.0
+        try:
+            await self._forget_earlier_self()
+        except BusError as exc:
+            log.warning("partition membership cleanup failed", error=str(exc))
         while not stop.is_set():
             try:
                 await self.step()
@@ -194,11 +235,24 @@ class PartitionLeases:
         replies = await self.bus.retry(beat, "lease")
         return max(1, int(replies[-1]))
 
+    async def _forget_earlier_self(self) -> None:
+        """Drop this owner's earlier incarnation from the membership set, so a
+        restarted replica aims at its full share at once instead of half."""
+        mine = f"{self.owner}:".encode()
+        members: Any = await self.bus.retry(
+            lambda: self.bus.redis.zrange(self.members_key, 0, -1), "lease"
+        )
+        stale = [m for m in members if bytes(m).startswith(mine) and bytes(m) != self.token]
+        if stale:
+            await self.bus.retry(lambda: self.bus.redis.zrem(self.members_key, *stale), "lease")
+
     async def step(self) -> None:
         before = frozenset(self.owned)
         for p, lease in list(self.owned.items()):
             if not await lease.renew():
-                log.warning("partition lease lost", group=self.group, partition=p)
+                log.warning(
+                    "partition lease lost", group=self.group, partition=p, reason=lease.lost_reason
+                )
                 del self.owned[p]
         target = math.ceil(self.partitions / await self._live_members())
         if len(self.owned) > target:

@@ -61,6 +61,7 @@ from tradewind.topics import (
 )
 
 STATE_KEY = "risk:engine"
+CONTROL_IDS = "control_ids"
 MARKET_STATE_KEY = "risk:engine:market"
 """Newer than ``STATE_KEY`` after batches of market data alone; see ``_state``."""
 _ACCOUNT_EVENTS = frozenset({Signal, Fill, OrderUpdate, Control})
@@ -108,11 +109,17 @@ class RiskService(Service):
                 if market is not None:
                     snapshot.update(json.loads(market))
                 self.engine.restore(snapshot)
+                self.verifier.restore(snapshot.get(CONTROL_IDS))
             elif self.ctx.store is not None:
                 verify = self.verify_record if self._token is not None else None
                 self.rebuilt_events = await rebuild(self.engine, self.ctx.store, verify)
                 log.info("risk state rebuilt from the store", events=self.rebuilt_events)
-        self._committed = self.engine.snapshot() if self.ctx.durable_state else None
+        if self._token is None:
+            log.warning(
+                "no control token configured: operator commands (halt, resume, status) "
+                "will be refused; set TRADEWIND_CONTROL__TOKEN_FILE"
+            )
+        self._committed = self._snapshot() if self.ctx.durable_state else None
         self._publish_state()
         await super().start()
         await self.consume([SIGNALS, EXECUTIONS, MARKET, CONTROL], self._on_batch)
@@ -124,7 +131,7 @@ class RiskService(Service):
         if self.ctx.durable_state:
             rollback = self._committed
         elif any(type(m.event) in _ACCOUNT_EVENTS for m in msgs):
-            rollback = self.engine.snapshot()
+            rollback = self._snapshot()
         else:
             rollback = None  # marks alone re-apply to the same state
         try:
@@ -134,10 +141,18 @@ class RiskService(Service):
                 self._reload(rollback)
             raise
 
+    def _snapshot(self) -> dict[str, Any]:
+        """The engine's snapshot and the control ids used inside the expiry
+        window: committed together, so a replayed command stays refused."""
+        snapshot = self.engine.snapshot()
+        snapshot[CONTROL_IDS] = self.verifier.snapshot()
+        return snapshot
+
     def _reload(self, snapshot: dict[str, Any]) -> None:
         engine = RiskEngine(self.settings.risk, self.ctx.instruments, self._signer())
         engine.restore(snapshot)
         self.engine = engine
+        self.verifier.restore(snapshot.get(CONTROL_IDS))
 
     async def _process(self, sub: Subscription, msgs: list[Message]) -> None:
         engine = self.engine
@@ -211,7 +226,7 @@ class RiskService(Service):
         is, so the market key is never older than the snapshot it overlays."""
         engine = self.engine
         if account or any(type(m.event) not in _MARKET_EVENTS for m in msgs):
-            snapshot = engine.snapshot()
+            snapshot = self._snapshot()
             market = {k: snapshot[k] for k in RiskEngine.MARKET_FIELDS}
             state = {STATE_KEY: json.dumps(snapshot).encode()}
         else:

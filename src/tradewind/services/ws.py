@@ -17,6 +17,7 @@ from operator import attrgetter
 
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
+from tradewind.config import Settings
 from tradewind.events import Bar, BookDelta, MarketEvent, Quote, Trade
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
 from tradewind.observability import metrics
@@ -189,3 +190,16 @@ class WsService(Service):
         if not self.last_event_at:
             return 0.0
         return time.time() - min(self.last_event_at.values())
+
+
+def feed_shard(settings: Settings) -> str:
+    """The identity of what one ws replica publishes: replicas with the same
+    feed (recording, or exchanges and symbols) are one shard, of which one is
+    active at a time (the ``ws:{shard}`` lease) and the rest hot standbys."""
+    feed = settings.feed
+    if feed.source == "replay":
+        what: object = ["replay", sorted(p.name for p in feed.data or [bundled_recording()])]
+    else:
+        what = ["live", sorted(feed.exchanges), sorted(feed.symbols), feed.symbols_by_exchange]
+    raw = json.dumps(what, sort_keys=True).encode()
+    return hashlib.blake2b(raw, digest_size=6).hexdigest()
