@@ -46,6 +46,10 @@ class _Section(BaseModel):
 class BusSettings(_Section):
     kind: Literal["memory", "redis"] = "memory"
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    username: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    """This service's Redis ACL user (``tradewind acl``); with ``password``
+    (from ``TRADEWIND_BUS__PASSWORD_FILE``) it overrides credentials in the URL."""
+    password: SecretStr | None = None
     prefix: str = Field("tw", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     partitions: int = Field(8, ge=1, le=1024)
     market_maxlen: int = Field(1_000_000, ge=1000)

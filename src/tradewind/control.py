@@ -17,10 +17,38 @@ from collections import OrderedDict
 from collections.abc import Callable
 from enum import StrEnum
 
-from tradewind.events import Control
+import msgspec
+
+from tradewind.events import CancelRequest, Control, OrderRequest, encode
 
 COMMANDS = frozenset({"halt", "resume", "status"})
 Signer = Callable[[str, dict[str, str], int], str]
+
+
+OrderLike = OrderRequest | CancelRequest
+
+
+class UnsignedOrder(ValueError):
+    """An order or cancel on the bus that risk did not sign (or that was altered)."""
+
+
+def order_signature(key: str, order: OrderLike) -> str:
+    """HMAC-SHA256 over the order's encoding without its signature: every field
+    risk decided (symbol, side, quantity, price, ids …) is covered."""
+    body = encode(msgspec.structs.replace(order, signature=""))
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sign_order(key: str, order: OrderLike) -> OrderLike:
+    return msgspec.structs.replace(order, signature=order_signature(key, order))
+
+
+def check_order(key: str, order: OrderLike) -> None:
+    """Raise ``UnsignedOrder`` unless risk signed exactly this order."""
+    if not order.signature:
+        raise UnsignedOrder(f"order {order.client_order_id[:64]!r} is not signed by risk")
+    if not hmac.compare_digest(order_signature(key, order), order.signature):
+        raise UnsignedOrder(f"order {order.client_order_id[:64]!r} has a wrong signature")
 
 
 class Verdict(StrEnum):

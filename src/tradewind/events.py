@@ -180,6 +180,9 @@ class OrderRequest(_Event, tag="order", frozen=True):
     ref_ask: float | None = None
     ref_last: float | None = None
     ts_recv: int = 0
+    signature: str = ""
+    """Risk's HMAC over the rest of the order (``control.sign_order``): execution
+    acts only on orders risk decided, whoever else can write to the bus."""
 
 
 class CancelRequest(_Event, tag="cancel", frozen=True):
@@ -188,6 +191,7 @@ class CancelRequest(_Event, tag="cancel", frozen=True):
     symbol: str
     reason: str = ""
     ts_recv: int = 0
+    signature: str = ""
 
 
 class RiskDecision(_Event, tag="decision", frozen=True):

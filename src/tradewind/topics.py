@@ -31,6 +31,30 @@ topic is trimmed only below what all its consumer groups, db_writer's among
 them, have acknowledged (``Bus.trim_consumed``, see docs/distributed.md)."""
 
 
+SERVICES: Final = ("ws", "signal", "risk", "execution", "db_writer")
+CONSUMES: Final[dict[str, tuple[str, ...]]] = {
+    "ws": (),
+    "signal": (MARKET, EXECUTIONS),
+    "risk": (SIGNALS, EXECUTIONS, MARKET, CONTROL),
+    "execution": (ORDERS, MARKET),
+    "db_writer": (*ALL, DEAD_LETTER),
+    "operator": (CONTROL_REPLIES,),
+}
+PRODUCES: Final[dict[str, tuple[str, ...]]] = {
+    "ws": (MARKET,),
+    "signal": (BARS, SIGNALS),
+    "risk": (DECISIONS, ORDERS, POSITIONS, CONTROL, CONTROL_REPLIES),
+    "execution": (EXECUTIONS,),
+    "db_writer": (),
+    "operator": (CONTROL,),
+}
+"""Who reads and who writes each topic: the services, and ``operator`` (the
+``tradewind halt/resume/status`` client). Every consumer also writes
+``dead_letter``. The Redis ACL users are generated from these two tables
+(``tradewind.acl``), so a topic a service does not produce is one it cannot
+write: only risk writes ``orders``, only execution ``executions``."""
+
+
 def partition_of(symbol: str, partitions: int) -> int:
     """Stable across processes and Python versions (unlike ``hash``)."""
     if partitions <= 1:

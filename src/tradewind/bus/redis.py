@@ -43,6 +43,7 @@ import asyncio
 import hashlib
 import itertools
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -87,6 +88,16 @@ _TRANSIENT: tuple[type[Exception], ...] = (
 
 class FencedError(BusError):
     """A fenced commit found a lease held by someone else; nothing was applied."""
+
+
+def with_credentials(url: str, username: str | None, password: str) -> str:
+    """``url`` authenticating as ``username`` (an ACL user) with ``password``,
+    replacing credentials it held; the result is as secret as the password."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = urllib.parse.quote(username or "", safe="")
+    netloc = f"{user}:{urllib.parse.quote(password, safe='')}@{host}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def lease_loss_reason(key: str, holder: bytes | None) -> str:
@@ -160,8 +171,11 @@ class RedisBus(Bus):
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBus:
         b = settings.bus
+        url = b.redis_url.get_secret_value()
+        if b.password is not None:
+            url = with_credentials(url, b.username, b.password.get_secret_value())
         return cls(
-            b.redis_url.get_secret_value(),
+            url,
             prefix=b.prefix,
             partitions=b.partitions,
             market_maxlen=b.market_maxlen,

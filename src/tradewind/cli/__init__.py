@@ -85,6 +85,7 @@ _COMMAND_MODULES = (
     "service_cmd",
     "strategies_cmd",
     "runs_cmd",
+    "acl_cmd",
 )
 
 for _name in _COMMAND_MODULES:

@@ -52,6 +52,14 @@ def service_command(
             err=True,
         )
         raise typer.Exit(2)
+    if name in ("risk", "execution") and settings.control.order_key is None:
+        typer.echo(
+            "tradewind: invalid setting TRADEWIND_CONTROL__ORDER_KEY: risk signs every order "
+            "with it and execution checks it; give both the same 32 random bytes "
+            "(TRADEWIND_CONTROL__ORDER_KEY_FILE)",
+            err=True,
+        )
+        raise typer.Exit(2)
     if name == "db_writer" and not settings.store.url.get_secret_value().startswith(
         ("postgresql://", "postgres://", "sqlite:///")
     ):

@@ -82,6 +82,9 @@ class RiskEngine:
         self.trips: list[str] = []
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._fills: OrderedDict[str, None] = OrderedDict()
+        self._issued: OrderedDict[str, None] = OrderedDict()
+        """Client order ids risk approved or created, newest last: a fill for
+        any other order did not come from an order of this account."""
         self._approvals: deque[int] = deque()
 
     @property
@@ -298,10 +301,14 @@ class RiskEngine:
 
     def on_order(self, o: OrderRequest, price: Decimal) -> None:
         """An approved order is open from now on (also when rebuilt from history)."""
+        _remember(self._issued, o.client_order_id)
         self.orders.add(
             o.client_order_id,
             OpenOrder(o.exchange, o.symbol, o.side, o.quantity, o.reduce_only, price),
         )
+
+    def knows_order(self, client_order_id: str) -> bool:
+        return client_order_id in self._issued or client_order_id in self.orders.orders
 
     def on_fill(self, fill: Fill) -> PositionState:
         key = (fill.exchange, fill.symbol)
@@ -574,6 +581,7 @@ class RiskEngine:
         out["flatten_seq"] = self.flatten_seq
         out["seen"] = list(self._seen)[-10_000:]
         out["fills"] = list(self._fills)[-10_000:]
+        out["issued"] = list(self._issued)[-10_000:]
         return out
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -603,6 +611,8 @@ class RiskEngine:
         self.flatten_seq = int(data.get("flatten_seq", 0))
         self._seen = OrderedDict((k, None) for k in data["seen"])
         self._fills = OrderedDict((k, None) for k in data.get("fills", []))
+        issued = data.get("issued", list(self.orders.orders))
+        self._issued = OrderedDict((k, None) for k in issued)
 
     def remember_signal(self, signal_id: str) -> None:
         _remember(self._seen, signal_id)

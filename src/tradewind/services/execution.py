@@ -29,6 +29,7 @@ import structlog
 
 from tradewind.bus import Message, Subscription
 from tradewind.clock import ReplayClock
+from tradewind.control import UnsignedOrder, check_order
 from tradewind.events import (
     Bar,
     BookDelta,
@@ -84,6 +85,8 @@ class ExecutionService(Service):
                 owner=f"{self.name}:{ctx.consumer}",
                 publish=self._publish,
             )
+        key = ctx.settings.control.order_key
+        self._order_key = None if key is None else key.get_secret_value()
         self._lock = asyncio.Lock()
         self.latencies: list[float] = []
         self.orders = 0
@@ -161,6 +164,7 @@ class ExecutionService(Service):
             new = 0
             for m in msgs:
                 e = m.event
+                self._check_signed(e)
                 if isinstance(e, OrderRequest):
                     new += not paper.knows(e.client_order_id)
                     out.extend(paper.submit(e))
@@ -213,9 +217,21 @@ class ExecutionService(Service):
     async def _on_orders_live(self, sub: Subscription, msgs: list[Message]) -> None:
         assert self.router is not None
         for m in msgs:
+            self._check_signed(m.event)
             if isinstance(m.event, OrderRequest):
                 self.orders += 1
             self._account(await self.router.handle(sub, m))
+
+    def _check_signed(self, e: Event) -> None:
+        """With an order key, act only on orders and cancels risk signed; any
+        other is refused (the batch is retried one by one and it is dead-lettered)."""
+        key = self._order_key
+        if key is not None and isinstance(e, (OrderRequest, CancelRequest)):
+            try:
+                check_order(key, e)
+            except UnsignedOrder:
+                metrics.FORGED.labels(self.name, "order").inc()
+                raise
 
     async def _publish(self, events: Sequence[Event]) -> None:
         if events:

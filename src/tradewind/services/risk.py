@@ -73,6 +73,10 @@ _TS = attrgetter("ts_event")
 log = structlog.get_logger("tradewind.risk")
 
 
+class UnknownOrder(ValueError):
+    """A fill for an order risk never approved: refused, then dead-lettered."""
+
+
 class RiskService(Service):
     name = "risk"
 
@@ -80,6 +84,8 @@ class RiskService(Service):
         super().__init__(ctx)
         secret = ctx.settings.control.token
         self._token = None if secret is None else secret.get_secret_value()
+        key = ctx.settings.control.order_key
+        self._order_key = None if key is None else key.get_secret_value()
         self.engine = RiskEngine(ctx.settings.risk, ctx.instruments, self._signer())
         self.verifier = control.ControlVerifier(self._token, ctx.settings.control.max_age_s)
         self.approved = 0
@@ -190,6 +196,12 @@ class RiskService(Service):
                 if order is not None:
                     orders.append(order)
             elif isinstance(e, Fill):
+                if not engine.knows_order(e.client_order_id):
+                    metrics.FORGED.labels(self.name, "fill").inc()
+                    raise UnknownOrder(
+                        f"fill {e.id[:64]!r} is for order {e.client_order_id[:64]!r}, "
+                        "which risk never approved"
+                    )
                 pos = engine.on_fill(e)
                 positions.append(pos.event(e.ts_event, f"pos:{e.id}"))
             elif isinstance(e, OrderUpdate):
@@ -205,6 +217,14 @@ class RiskService(Service):
             self._drain(orders, decisions, records)
         account = bool(decisions or orders or positions or records or replies or engine.trips)
         snapshot, state = self._state(msgs, account) if self.ctx.durable_state else (None, None)
+        order_key = self._order_key
+        if order_key is not None and orders:
+            orders = [
+                control.sign_order(order_key, o)
+                if isinstance(o, (OrderRequest, CancelRequest))
+                else o
+                for o in orders
+            ]
         publish: dict[str, Sequence[Event]] = {
             DECISIONS: decisions,
             ORDERS: orders,
