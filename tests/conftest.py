@@ -132,6 +132,68 @@ def redis_server() -> Iterator[str]:
             proc.wait(10)
 
 
+class AclRedis:
+    """A throwaway Redis whose users are those ``tradewind acl`` generates for
+    one prefix: the default user is off, each service has its own user."""
+
+    def __init__(self, port: int, prefix: str, passwords: dict[str, str]) -> None:
+        from tradewind.acl import user_name
+        from tradewind.bus.redis import with_credentials
+
+        self.port = port
+        self.prefix = prefix
+        self.passwords = passwords
+        base = f"redis://127.0.0.1:{port}/0"
+        self.base_url = base
+        self.urls = {u: with_credentials(base, user_name(u), pw) for u, pw in passwords.items()}
+        self.admin_url = self.urls["admin"]
+
+    def env(self, user: str, tmp: Path) -> dict[str, str]:
+        """A service's bus credentials as deployed: user name, password file."""
+        from tradewind.acl import user_name
+
+        path = tmp / f"redis_{user}_password"
+        path.write_text(self.passwords[user] + "\n")
+        return {
+            "TRADEWIND_BUS__REDIS_URL": self.base_url,
+            "TRADEWIND_BUS__USERNAME": user_name(user),
+            "TRADEWIND_BUS__PASSWORD_FILE": str(path),
+        }
+
+
+@pytest.fixture
+def acl_redis(redis_prefix: str, tmp_path: Path) -> Iterator[AclRedis]:
+    """A Redis of its own for one test, its ACL file generated from the topic table."""
+    import secrets
+
+    from tradewind.acl import USERS, acl_file
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        skip_or_fail("no redis-server binary for a Redis with ACL users")
+    assert binary is not None
+    passwords = {u: secrets.token_urlsafe(32) for u in USERS}
+    d = tmp_path / "acl-redis"
+    d.mkdir()
+    (d / "users.acl").write_text(acl_file(redis_prefix, passwords))
+    port = free_port()
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [binary, *args, "--dir", str(d), "--aclfile", str(d / "users.acl")],
+        stdout=(d / "redis.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        if not _wait_port(port):
+            pytest.fail(
+                f"redis-server with the ACL file did not start: {(d / 'redis.log').read_text()}"
+            )
+        yield AclRedis(port, redis_prefix, passwords)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture
 def redis_url(redis_server: str) -> str:
     return redis_server

@@ -42,7 +42,7 @@ COMMON = ("tx:*", "streams", "meta:partitions")
 """Every user: commit tokens, the stream registry, the partition count."""
 
 _ROOT = (
-    "+ping +echo +hello +auth +select +time +client|setname +client|setinfo +client|id "
+    "+ping +echo +hello +auth +select +time +client|setname +client|id "
     "+multi +exec +discard +script|load +script|exists +evalsha +eval"
 )
 _META = "+xlen +xinfo|groups +smembers"

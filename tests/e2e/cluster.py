@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.conftest import free_port
+from tests.conftest import AclRedis, free_port
 from tradewind.bus.redis import RedisBus
 
 TRADEWIND = [str(Path(sys.executable).with_name("tradewind"))]
@@ -46,6 +46,9 @@ COLUMNS = {
     "fee_currency, liquidity, strategy, ts_event",
     "positions": "id, exchange, symbol, qty, avg_price, realized_pnl, fees, ts_event",
 }
+TRADES = {"trades": "id, exchange, symbol, trade_id, price, qty, side, ts_event"}
+CONTROL_TOKEN = "e2e-control-" + "0123456789abcdef" * 4
+ORDER_KEY = "e2e-orders-" + "fedcba9876543210" * 4
 MONEY = {"quantity", "price", "qty", "fee", "avg_price", "realized_pnl", "fees"}
 
 
@@ -69,8 +72,21 @@ def clean_env() -> dict[str, str]:
 class Cluster:
     """Service processes sharing one Redis prefix and one database."""
 
-    def __init__(self, tmp: Path, redis_url: str, prefix: str, pg_url: str, speed: float) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        redis_url: str,
+        prefix: str,
+        pg_url: str,
+        speed: float,
+        acl: AclRedis | None = None,
+    ) -> None:
+        """With ``acl``, every service connects as its own ACL user (password
+        from a file, as deployed) and ``redis_url`` is the admin's."""
         self.tmp = tmp
+        self.acl = acl
+        if acl is not None:
+            redis_url = acl.admin_url
         self.redis_url = redis_url
         self.prefix = prefix
         self.pg_url = pg_url
@@ -87,6 +103,8 @@ class Cluster:
             "TRADEWIND_STRATEGY__PARAMS": json.dumps(STRATEGY),
             "TRADEWIND_DRAIN_TIMEOUT_S": "10",
             "TRADEWIND_LEASE_TTL_MS": str(LEASE_TTL_MS),
+            "TRADEWIND_CONTROL__TOKEN": CONTROL_TOKEN,
+            "TRADEWIND_CONTROL__ORDER_KEY": ORDER_KEY,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
@@ -96,9 +114,12 @@ class Cluster:
         port = self.ports.get(key) or free_port()
         self.ports[key] = port
         log = (self.tmp / f"{key}.log").open("ab")
+        env = {**self.env, "TRADEWIND_HTTP__PORT": str(port)}
+        if self.acl is not None:
+            env.update(self.acl.env(service, self.tmp))
         self.procs[key] = subprocess.Popen(
             [*TRADEWIND, "service", service, "--consumer", consumer],
-            env={**self.env, "TRADEWIND_HTTP__PORT": str(port)},
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -134,6 +155,9 @@ class Cluster:
         proc = self.procs[key]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+    def signal(self, key: str, sig: signal.Signals) -> None:
+        self.procs[key].send_signal(sig)
 
     def tail(self, key: str) -> str:
         path = self.tmp / f"{key}.log"
@@ -186,12 +210,12 @@ class Cluster:
             quiet = quiet + 1 if done and await bus.idle() else 0
             await asyncio.sleep(0.25)
 
-    async def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+    async def rows(self, columns: dict[str, str] = COLUMNS) -> dict[str, list[tuple[Any, ...]]]:
         conn = await asyncpg.connect(self.pg_url, timeout=10)
         try:
             return {
                 t: sorted(norm(cols, tuple(r)) for r in await conn.fetch(f"SELECT {cols} FROM {t}"))
-                for t, cols in COLUMNS.items()
+                for t, cols in columns.items()
             }
         finally:
             await conn.close()

@@ -207,6 +207,9 @@ class RedisBus(Bus):
                 client_name=self.name,
                 health_check_interval=30,
                 maint_notifications_config=MaintNotificationsConfig(enabled=False),
+                # No CLIENT SETINFO: Redis < 7.2 lacks it, and the ACL users
+                # (``tradewind.acl``) name only the commands the bus needs.
+                driver_info=None,
             )
             self._trim = self._client.register_script(TRIM_CONSUMED)
             self._fast = self.connection()

@@ -120,7 +120,7 @@ class RiskService(Service):
                 verify = self.verify_record if self._token is not None else None
                 self.rebuilt_events = await rebuild(self.engine, self.ctx.store, verify)
                 log.info("risk state rebuilt from the store", events=self.rebuilt_events)
-        if self._token is None:
+        if self._token is None and self.ctx.durable_state:
             log.warning(
                 "no control token configured: operator commands (halt, resume, status) "
                 "will be refused; set TRADEWIND_CONTROL__TOKEN_FILE"
