@@ -22,12 +22,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradewind.bus import create_bus
+from tradewind.bus import Bus, create_bus
 from tradewind.cli import app
 from tradewind.cli.common import settings_or_exit
 from tradewind.config import Settings
 from tradewind.control import make_control
-from tradewind.events import ControlReply
+from tradewind.events import Control, ControlReply
 from tradewind.runtime.loop import run_async
 from tradewind.topics import CONTROL, CONTROL_REPLIES
 
@@ -42,26 +42,31 @@ async def send(
     bus = create_bus(settings)
     await bus.start()
     try:
-        group = f"cli-{uuid.uuid4().hex[:12]}"
-        sub = await bus.subscribe([CONTROL_REPLIES], group, "cli")
-        try:
-            issued_by = f"{getpass.getuser()}@{socket.gethostname()}"
-            c = make_control(secret.get_secret_value(), command, args, time.time_ns(), issued_by)
-            await bus.publish(CONTROL, [c])
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                msgs = await sub.fetch(256, min(left, 0.5))
-                if msgs:
-                    await sub.ack(msgs)
-                for m in msgs:
-                    if isinstance(m.event, ControlReply) and m.event.request_id == c.id:
-                        return m.event
-            return None
-        finally:
-            await sub.close()
-            await bus.drop_group(CONTROL_REPLIES, group)
+        issued_by = f"{getpass.getuser()}@{socket.gethostname()}"
+        c = make_control(secret.get_secret_value(), command, args, time.time_ns(), issued_by)
+        return await exchange(bus, c, timeout)
     finally:
         await bus.close()
+
+
+async def exchange(bus: Bus, c: Control, timeout: float) -> ControlReply | None:
+    """Publish ``c`` and wait for risk's reply to it; None after ``timeout``."""
+    group = f"cli-{uuid.uuid4().hex[:12]}"
+    sub = await bus.subscribe([CONTROL_REPLIES], group, "cli")
+    try:
+        await bus.publish(CONTROL, [c])
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            msgs = await sub.fetch(256, min(left, 0.5))
+            if msgs:
+                await sub.ack(msgs)
+            for m in msgs:
+                if isinstance(m.event, ControlReply) and m.event.request_id == c.id:
+                    return m.event
+        return None
+    finally:
+        await sub.close()
+        await bus.drop_group(CONTROL_REPLIES, group)
 
 
 def _run(command: str, args: dict[str, str], timeout: float | None, as_json: bool) -> None:
