@@ -43,13 +43,18 @@ image: ## build the one image of the five services
 secrets: ## create random local secret files for Compose under $(SECRETS_DIR) (kept if present)
 	@mkdir -p $(SECRETS_DIR) && chmod 700 $(SECRETS_DIR)
 	@printf '*\n' > $(SECRETS_DIR)/.gitignore
-	@for s in postgres_password control_token grafana_admin_password; do \
+	@for s in postgres_password control_token order_key grafana_admin_password \
+	          redis_ws_password redis_signal_password redis_risk_password redis_execution_password \
+	          redis_db_writer_password redis_operator_password redis_admin_password; do \
 	  [ -s $(SECRETS_DIR)/$$s ] || $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $(SECRETS_DIR)/$$s; \
 	done
+	@PYTHONPATH=src $(PYTHON) -m tradewind.acl --prefix "$${TRADEWIND_BUS__PREFIX:-tw}" \
+	  --secrets-dir $(SECRETS_DIR) > $(SECRETS_DIR)/redis_acl.new && mv $(SECRETS_DIR)/redis_acl.new $(SECRETS_DIR)/redis_acl
 	@for s in exchange_api_key exchange_api_secret; do \
 	  [ -s $(SECRETS_DIR)/$$s ] || printf 'paper-no-key\n' > $(SECRETS_DIR)/$$s; \
 	done
-	@chmod 644 $(SECRETS_DIR)/*_password $(SECRETS_DIR)/*_token $(SECRETS_DIR)/exchange_api_*
+	@chmod 644 $(SECRETS_DIR)/*_password $(SECRETS_DIR)/*_token $(SECRETS_DIR)/order_key \
+	  $(SECRETS_DIR)/redis_acl $(SECRETS_DIR)/exchange_api_*
 	@echo "secrets in $(SECRETS_DIR) (directory 0700; put real exchange keys in exchange_api_key/_secret)"
 
 up: secrets ## start the stack against the live exchanges

@@ -40,7 +40,9 @@ Set-StrictMode -Version Latest
 
 $Namespace = 'tradewind'
 $Selector = 'app.kubernetes.io/part-of=tradewind'
-$RequiredSecrets = @('tradewind-postgres', 'tradewind-control', 'tradewind-exchange', 'tradewind-grafana')
+$RequiredSecrets = @('tradewind-postgres', 'tradewind-control', 'tradewind-exchange', 'tradewind-grafana',
+    'tradewind-redis-acl', 'tradewind-redis-ws', 'tradewind-redis-signal', 'tradewind-redis-risk',
+    'tradewind-redis-execution', 'tradewind-redis-db-writer')
 $Revisions = 'custom-columns=NAME:.metadata.name,REVISION:.metadata.annotations.deployment\.kubernetes\.io/revision'
 $Here = $PSScriptRoot
 $Script:Cmdlet = $PSCmdlet

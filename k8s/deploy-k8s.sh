@@ -17,7 +17,9 @@ set -euo pipefail
 
 NAMESPACE="tradewind"
 SELECTOR="app.kubernetes.io/part-of=tradewind"
-REQUIRED_SECRETS=(tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana)
+REQUIRED_SECRETS=(tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana
+  tradewind-redis-acl tradewind-redis-ws tradewind-redis-signal tradewind-redis-risk
+  tradewind-redis-execution tradewind-redis-db-writer)
 REVISIONS='custom-columns=NAME:.metadata.name,REVISION:.metadata.annotations.deployment\.kubernetes\.io/revision'
 overlay="dev"
 registry=""

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import DRAIN_TIMEOUT_S, ROOT, SERVICES, require_tool
 
-TRADEWIND_IMAGE_SERVICES = (*SERVICES, "migrate", "fake-exchange")
+TRADEWIND_IMAGE_SERVICES = (*SERVICES, "migrate", "fake-exchange", "ctl")
 INFRA = ("redis", "postgres", "prometheus", "grafana")
 
 
@@ -35,8 +35,8 @@ def test_every_service_is_hardened(compose, name):
     assert str(svc.get("user", "")).split(":")[0] not in ("", "0", "root"), f"{name}: non-root user"
     assert svc.get("restart") in ("unless-stopped", "always", "on-failure", "no"), name
     assert svc.get("logging", {}).get("options", {}).get("max-size"), f"{name}: log rotation"
-    if name == "migrate":
-        # One-shot: no health check and no restart; db_writer waits for it to complete.
+    if name in ("migrate", "ctl"):
+        # One-shot: no health check and no restart (db_writer waits for migrate).
         assert svc["restart"] == "no"
         assert svc["healthcheck"] == {"disable": True}
     else:
@@ -100,7 +100,8 @@ def test_monitoring_is_provisioned_from_infrastructure(compose):
 
 def test_offline_profile_adds_only_the_fake_exchange(compose):
     profiled = {n for n, s in compose["services"].items() if s.get("profiles")}
-    assert profiled == {"fake-exchange"}
+    assert profiled == {"fake-exchange", "ctl"}
+    assert compose["services"]["ctl"]["profiles"] == ["tools"]
     fake = compose["services"]["fake-exchange"]
     assert fake["profiles"] == ["offline"]
     assert fake["command"][:1] == ["fake-exchange"] and "9443" in fake["command"]
@@ -191,3 +192,20 @@ def test_execution_names_its_venue(compose):
     assert "\nTRADEWIND_EXECUTION__VENUE=paper\n" in example
     makefile = (ROOT / "Makefile").read_text()
     assert "paper-no-key" in makefile, "make secrets writes the no-key marker the guard knows"
+
+
+def test_every_service_has_its_own_redis_user_and_the_default_user_is_off(compose):
+    """Least privilege on the bus (docs/distributed.md, "Security")."""
+    services = compose["services"]
+    redis = services["redis"]
+    assert "--aclfile" in redis["command"] and redis["secrets"] == ["redis_acl"]
+    assert "healthcheck" in redis["healthcheck"]["test"]
+    users = {"ctl": "operator", **{s: s for s in SERVICES}}
+    for name, user in users.items():
+        env = services[name]["environment"]
+        assert env["TRADEWIND_BUS__USERNAME"] == f"tradewind-{user}"
+        assert env["TRADEWIND_BUS__PASSWORD_FILE"] == f"/run/secrets/redis_{user}_password"
+        assert f"redis_{user}_password" in services[name]["secrets"]
+    for name in ("risk", "execution"):
+        assert services[name]["environment"]["TRADEWIND_CONTROL__ORDER_KEY_FILE"]
+        assert "order_key" in services[name]["secrets"]

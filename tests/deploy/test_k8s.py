@@ -252,9 +252,11 @@ def test_scaling_objects(renders):
             > 1
         }
         assert set(pdbs) == multi
-        # ws (shards) and risk (lease) never autoscale.
-        assert deployments["ws"]["spec"]["replicas"] == 1
-        assert deployments["risk"]["spec"]["replicas"] == (1 if overlay == "dev" else 2)
+        # ws (a lease per shard) and risk (lease) never autoscale; prod runs a
+        # hot standby of each, so their PDBs keep one pod through a drain.
+        standby = 1 if overlay == "dev" else 2
+        assert deployments["ws"]["spec"]["replicas"] == standby
+        assert deployments["risk"]["spec"]["replicas"] == standby
     prod = by_kind(renders["prod"], "Deployment")
     for name in K8S_NAMES.values():
         assert pod_spec(prod[name])["affinity"]["podAntiAffinity"]
@@ -593,3 +595,27 @@ def test_secrets_guide_uses_a_served_external_secrets_api():
     eso = [d for d in docs if d and d.get("kind") == "ExternalSecret"]
     assert eso and all(d["apiVersion"] == "external-secrets.io/v1" for d in eso)
     assert "external-secrets.io/v1beta1\n" not in guide
+
+
+def test_each_service_has_its_own_redis_user_secret(renders):
+    """Least privilege on the bus: a Secret per service's Redis ACL user, the
+    ACL file (default user off) from a Secret of its own (docs/distributed.md)."""
+    for overlay in OVERLAYS:
+        docs = renders[overlay]
+        redis = pod_spec(by_kind(docs, "StatefulSet")["redis"])
+        args = redis["containers"][0]["args"]
+        assert args[args.index("--aclfile") + 1].startswith("/etc/redis/acl/")
+        assert any(
+            v.get("secret", {}).get("secretName") == "tradewind-redis-acl" for v in redis["volumes"]
+        )
+        deployments = by_kind(docs, "Deployment")
+        for service, name in K8S_NAMES.items():
+            spec = pod_spec(deployments[name])
+            env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+            assert env["TRADEWIND_BUS__USERNAME"] == f"tradewind-{service}", name
+            assert env["TRADEWIND_BUS__PASSWORD_FILE"] == "/run/secrets/redis_password"
+            sources = next(v for v in spec["volumes"] if v["name"] == "secrets")["projected"]
+            names = {s["secret"]["name"] for s in sources["sources"]}
+            assert f"tradewind-redis-{name}" in names, (name, names)
+            if service in ("risk", "execution"):
+                assert env["TRADEWIND_CONTROL__ORDER_KEY_FILE"] == "/run/secrets/order_key"
