@@ -4,8 +4,8 @@ including those inside functions and under ``TYPE_CHECKING``).
 Packages in layers, lowest first; a package imports only from its own layer or
 lower ones, and the packages of one layer form no cycle:
 
-0. ground floor: ``config``, ``events``, ``topics``, ``clock``, ``instruments``,
-   ``control``, ``observability``, ``bus``
+0. ground floor: ``config``, ``events``, ``topics``, ``acl``, ``clock``,
+   ``instruments``, ``control``, ``observability``, ``bus``
 1. ``portfolio``, ``strategies``, ``storage``
 2. ``execution`` (order state, outbox, router, ``paper/``), ``risk``
 3. ``exchanges`` (venues implement ``execution``'s venue interface)
@@ -35,7 +35,17 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "tradewind"
 
 LAYERS: list[set[str]] = [
-    {"config", "events", "topics", "clock", "instruments", "control", "observability", "bus"},
+    {
+        "config",
+        "events",
+        "topics",
+        "acl",
+        "clock",
+        "instruments",
+        "control",
+        "observability",
+        "bus",
+    },
     {"portfolio", "strategies", "storage"},
     {"execution", "risk"},
     {"exchanges"},
