@@ -162,9 +162,9 @@ class ExecutionService(Service):
             assert paper is not None
             out: list[Event] = []
             new = 0
+            self._check_signed(msgs)
             for m in msgs:
                 e = m.event
-                self._check_signed(e)
                 if isinstance(e, OrderRequest):
                     new += not paper.knows(e.client_order_id)
                     out.extend(paper.submit(e))
@@ -216,22 +216,28 @@ class ExecutionService(Service):
     # --- live --------------------------------------------------------------------
     async def _on_orders_live(self, sub: Subscription, msgs: list[Message]) -> None:
         assert self.router is not None
+        self._check_signed(msgs)
         for m in msgs:
-            self._check_signed(m.event)
             if isinstance(m.event, OrderRequest):
                 self.orders += 1
             self._account(await self.router.handle(sub, m))
 
-    def _check_signed(self, e: Event) -> None:
-        """With an order key, act only on orders and cancels risk signed; any
-        other is refused (the batch is retried one by one and it is dead-lettered)."""
+    def _check_signed(self, msgs: list[Message]) -> None:
+        """With an order key, act only on orders and cancels risk signed. Checked
+        for the whole batch before any is acted on: one unsigned order fails
+        the batch untouched, it is retried one by one, and the bad one is
+        dead-lettered while the others go through."""
         key = self._order_key
-        if key is not None and isinstance(e, (OrderRequest, CancelRequest)):
-            try:
-                check_order(key, e)
-            except UnsignedOrder:
-                metrics.FORGED.labels(self.name, "order").inc()
-                raise
+        if key is None:
+            return
+        for m in msgs:
+            e = m.event
+            if isinstance(e, (OrderRequest, CancelRequest)):
+                try:
+                    check_order(key, e)
+                except UnsignedOrder:
+                    metrics.FORGED.labels(self.name, "order").inc()
+                    raise
 
     async def _publish(self, events: Sequence[Event]) -> None:
         if events:
