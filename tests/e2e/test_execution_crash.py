@@ -29,8 +29,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, market_file
+from tests.e2e.cluster import ORDER_KEY
 from tests.integration.test_execution_live import diverges, orders
 from tradewind.bus.redis import RedisBus
+from tradewind.control import sign_order
 from tradewind.events import (
     Event,
     Fill,
@@ -58,6 +60,7 @@ def base_env(redis_url: str, prefix: str, tmp: Path) -> dict[str, str]:
             "TRADEWIND_BUS__KIND": "redis",
             "TRADEWIND_BUS__REDIS_URL": redis_url,
             "TRADEWIND_BUS__PREFIX": prefix,
+            "TRADEWIND_CONTROL__ORDER_KEY": ORDER_KEY,
             "TRADEWIND_BUS__CLAIM_IDLE_MS": "1000",
             "TRADEWIND_BUS__BLOCK_MS": "50",
             "TRADEWIND_BUS__BATCH_SIZE": "16",
@@ -86,6 +89,11 @@ def runner_env(fake: FakeBinanceOrders, redis_url: str, prefix: str, tmp: Path) 
         }
     )
     return env
+
+
+def signed(events: list[Any]) -> list[Any]:
+    """As risk publishes them: orders signed with the order key execution checks."""
+    return [sign_order(ORDER_KEY, e) if isinstance(e, OrderRequest) else e for e in events]
 
 
 def _readyz(port: int) -> tuple[int, dict[str, Any]]:
@@ -158,7 +166,7 @@ async def test_sigkill_mid_burst_then_restart_reconciles(
     try:
         procs.append(await spawn(env, log))
         sent = orders(80, "crash")
-        await bus.publish(ORDERS, sent)
+        await bus.publish(ORDERS, signed(sent))
         deadline = time.monotonic() + 30
         while len(fake.received) < 25 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
@@ -247,7 +255,7 @@ async def publish(bus: RedisBus, items: list[Event]) -> None:
         if run and (e is None or isinstance(e, OrderRequest) != isinstance(run[0], OrderRequest)):
             topic = ORDERS if isinstance(run[0], OrderRequest) else MARKET
             for i in range(0, len(run), 200):
-                await bus.publish(topic, run[i : i + 200])
+                await bus.publish(topic, signed(run[i : i + 200]))
             run = []
         if e is not None:
             run.append(e)
