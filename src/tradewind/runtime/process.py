@@ -96,8 +96,10 @@ class _Process:
         if self.name == "risk" and self.settings.control.token is None:
             detail["control"] = "no token configured: operator commands are refused"
         if self.standby:
+            # Ready: healthy and able to take over. A budget of minAvailable 1
+            # over an active and a standby then lets a drain evict either one.
             role = f"standby: another replica holds the {self.name} lease"
-            return False, {**detail, "role": role}
+            return ok, {**detail, "role": role}
         svc = self.service
         if svc is None:
             return False, {**detail, "state": "starting"}
