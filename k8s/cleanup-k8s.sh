@@ -16,7 +16,9 @@ set -euo pipefail
 NAMESPACE="tradewind"
 SELECTOR="app.kubernetes.io/part-of=tradewind"
 KINDS="deployment,statefulset,service,configmap,horizontalpodautoscaler,poddisruptionbudget,networkpolicy,serviceaccount,role,rolebinding,job"
-SECRETS=(tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana)
+SECRETS=(tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana
+  tradewind-redis-acl tradewind-redis-ws tradewind-redis-signal tradewind-redis-risk
+  tradewind-redis-execution tradewind-redis-db-writer)
 context=""
 delete_data=0
 delete_secrets=0

@@ -71,9 +71,21 @@ kc apply -f "${root}/k8s/base/namespace.yaml"
 secret() {
   kc -n tradewind create secret generic "$1" "${@:2}" --dry-run=client -o yaml | kc apply -f -
 }
-rand() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
+# 48 random bytes: well above the 32 bytes of entropy tokens must carry.
+rand() { head -c 48 /dev/urandom | base64 | tr -d '/+=\n'; }
 secret tradewind-postgres --from-literal=password="$(rand)"
-secret tradewind-control --from-literal=token="$(rand)"
+secret tradewind-control --from-literal=token="$(rand)" --from-literal=order-key="$(rand)"
+# A Redis ACL user per service; the ACL file from the topic table (stdlib only).
+acl_dir="$(mktemp -d)"
+for user in ws signal risk execution db_writer operator admin; do
+  rand > "${acl_dir}/redis_${user}_password"
+done
+PYTHONPATH="${root}/src" python3 -m tradewind.acl --secrets-dir "${acl_dir}" > "${acl_dir}/users.acl"
+secret tradewind-redis-acl --from-file=users.acl="${acl_dir}/users.acl"
+for user in ws signal risk execution db_writer; do
+  secret "tradewind-redis-${user//_/-}" --from-file=password="${acl_dir}/redis_${user}_password"
+done
+rm -rf "${acl_dir}"
 secret tradewind-grafana --from-literal=admin-password="$(rand)"
 secret tradewind-exchange --from-literal=api-key=paper-no-key --from-literal=api-secret=paper-no-key
 

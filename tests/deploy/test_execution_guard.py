@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from tests.conftest import free_port, service_context
-from tests.e2e.cluster import TRADEWIND, clean_env
+from tests.e2e.cluster import ORDER_KEY, TRADEWIND, clean_env
 from tradewind.config import load_settings
 from tradewind.execution.guard import venue_problem
 from tradewind.services.execution import ExecutionService
@@ -101,7 +101,12 @@ def _key_files(tmp_path: Path, key: str, secret: str) -> dict[str, str]:
     ],
 )
 def test_the_process_refuses_with_one_line(tmp_path: Path, venue: str, key: str, why: str) -> None:
-    env = {**clean_env(), **_key_files(tmp_path, key, key), "TRADEWIND_EXECUTION__VENUE": venue}
+    env = {
+        **clean_env(),
+        **_key_files(tmp_path, key, key),
+        "TRADEWIND_EXECUTION__VENUE": venue,
+        "TRADEWIND_CONTROL__ORDER_KEY": ORDER_KEY,
+    }
     proc = subprocess.run(
         [*TRADEWIND, "service", "execution"],
         env=env,
@@ -124,6 +129,7 @@ def test_compose_placeholders_start_on_paper_and_log_the_venue(
         **clean_env(),
         **_key_files(tmp_path, "paper-no-key", "paper-no-key"),
         "TRADEWIND_EXECUTION__VENUE": "paper",
+        "TRADEWIND_CONTROL__ORDER_KEY": ORDER_KEY,
         "TRADEWIND_BUS__REDIS_URL": redis_url,
         "TRADEWIND_BUS__PREFIX": redis_prefix,
         "TRADEWIND_HTTP__PORT": str(free_port()),

@@ -22,7 +22,11 @@ from .conftest import ROOT, require_tool
 
 CTX = "kind-tw"
 TARGET = f"{CTX} (cluster {CTX} at https://127.0.0.1:6443)"
-SECRETS = "tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana"
+SECRETS = (
+    "tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana "
+    "tradewind-redis-acl tradewind-redis-ws tradewind-redis-signal tradewind-redis-risk "
+    "tradewind-redis-execution tradewind-redis-db-writer"
+)
 STS = ["postgres", "prometheus", "redis"]
 DEPLOYS = ["db-writer", "execution", "fake-exchange", "grafana", "risk", "signal", "ws"]
 REV = "deployment\\.kubernetes\\.io/revision"
@@ -268,8 +272,8 @@ def test_a_missing_secret_is_named(fake: Fake) -> None:
     assert proc.returncode == 1
     assert short(calls) == DEPLOY_PROLOGUE[:6]
     assert (
-        "missing Secrets in namespace tradewind: tradewind-exchange tradewind-grafana"
-        in proc.stderr
+        "missing Secrets in namespace tradewind: tradewind-exchange tradewind-grafana "
+        "tradewind-redis-acl" in proc.stderr
     )
 
 
