@@ -150,8 +150,9 @@ async def test_a_captured_command_stays_refused_after_restart_and_failover(
         await bus.close()
 
 
-async def test_risk_frozen_past_its_lease_resumes_by_itself(
-    cluster: Cluster, undisturbed: dict[str, list[tuple[Any, ...]]]
+@pytest.mark.parametrize("frozen", ["risk-c1", "ws-c1"])
+async def test_a_service_frozen_past_its_lease_resumes_by_itself(
+    cluster: Cluster, undisturbed: dict[str, list[tuple[Any, ...]]], frozen: str
 ) -> None:
     c = cluster
     start_consumers(c)
@@ -159,16 +160,15 @@ async def test_risk_frozen_past_its_lease_resumes_by_itself(
     bus = await observer_bus(c)
     try:
         await c.wait_replayed(bus, TOTAL // 3, timeout=60)
-        c.signal("risk-c1", signal.SIGSTOP)
+        c.signal(frozen, signal.SIGSTOP)
         await asyncio.sleep(LEASE_TTL_MS / 1000 * 4)
         assert not await c.replay_done(bus), "the replay ended before the pause"
-        c.signal("risk-c1", signal.SIGCONT)
+        c.signal(frozen, signal.SIGCONT)
         await c.wait_done(bus, timeout=90)
-        _assert_same(await c.rows(), {t: undisturbed[t] for t in COLUMNS})
-        log = c.tail("risk-c1")
-        assert "rejoining as a standby" in c.tmp.joinpath("risk-c1.log").read_text()
-        assert "expired" in c.tmp.joinpath("risk-c1.log").read_text(), log
-        assert c.procs["risk-c1"].poll() is None, "risk exited instead of rejoining"
+        _assert_same(await c.rows({**COLUMNS, **TRADES}), undisturbed)
+        log = c.tmp.joinpath(f"{frozen}.log").read_text()
+        assert "rejoining as a standby" in log and "expired" in log, c.tail(frozen)
+        assert c.procs[frozen].poll() is None, f"{frozen} exited instead of rejoining"
     finally:
         await bus.close()
 

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from tradewind.bus import BusError
-from tradewind.bus.redis import RedisBus
+from tradewind.bus.redis import FencedError, RedisBus
 from tradewind.config import Settings
 from tradewind.instruments import InstrumentRegistry
 from tradewind.observability import metrics
@@ -193,7 +193,7 @@ class _Process:
         await service.start()
         self.spawn(lease.hold(self.stop), f"{self.name}-lease")
 
-    async def _rejoin(self) -> None:
+    async def _rejoin(self, fenced: str = "") -> None:
         """After losing the lease: stop the service (its commits are fenced off
         already), then wait as a standby and start afresh from committed state."""
         lease = self.lease
@@ -201,8 +201,9 @@ class _Process:
         log.error(
             "lease lost; rejoining as a standby",
             service=self.name,
-            reason=lease.reason or "unknown",
+            reason=lease.reason or fenced or "unknown",
         )
+        await lease.release()
         metrics.LEASE_LOSSES.labels(self.name).inc()
         svc, self.service = self.service, None
         self.bus.fence = {}
@@ -239,13 +240,17 @@ class _Process:
         ready_gauge = metrics.SERVICE_UP.labels(self.name)
         while not self.stop.is_set():
             svc = self.service
-            if svc is not None and svc.failed() is not None:
-                log.error("service failed", service=self.name, error=repr(svc.failed()))
+            err = None if svc is None else svc.failed()
+            if self.lease is not None and (
+                self.lease.lost.is_set() or isinstance(err, FencedError)
+            ):
+                # A fenced publish ends ws's pump before the renewal notices.
+                await self._rejoin(str(err) if err is not None else "")
+                continue
+            if err is not None:
+                log.error("service failed", service=self.name, error=repr(err))
                 self.exit_code = 1
                 return
-            if self.lease is not None and self.lease.lost.is_set():
-                await self._rejoin()
-                continue
             ok, _ = await self.ready()
             ready_gauge.set(1 if ok else 0)
             with contextlib.suppress(TimeoutError):
