@@ -33,13 +33,7 @@ EOF
 export CONTAINERS_CONF="${work}/containers.conf"
 
 # Settings and secrets as `make secrets` and `make up-offline` make them.
-mkdir -m 700 "${work}/secrets"
-for s in postgres_password control_token grafana_admin_password; do
-  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"${work}/secrets/${s}"
-done
-printf 'paper-no-key\n' >"${work}/secrets/exchange_api_key"
-printf 'paper-no-key\n' >"${work}/secrets/exchange_api_secret"
-chmod 644 "${work}/secrets/"*
+make -s secrets SECRETS_DIR="${work}/secrets" PYTHON="${root}/.venv/bin/python" >/dev/null
 # Published ports on free loopback ports, so nothing on this machine clashes.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 prom_port="$(free_port)"
@@ -53,7 +47,10 @@ compose() {
 }
 ctr() { echo "${project}_$1_1"; }
 psql_tw() { podman exec "$(ctr postgres)" psql -h /tmp -U tradewind -d tradewind -tAc "$1"; }
-redis_cli() { podman exec "$(ctr redis)" redis-cli "$@"; }
+redis_cli() {
+  podman exec "$(ctr redis)" redis-cli --no-auth-warning --user admin \
+    --pass "$(cat "${work}/secrets/redis_admin_password")" "$@"
+}
 
 logs_and_down() {
   local rc=$?
