@@ -84,6 +84,10 @@ class FeedSettings(_Section):
     source: Literal["replay", "live"] = "replay"
     data: list[Path] = []
     speed: float = Field(0.0, ge=0.0, description="0 = as fast as possible, 1 = real time")
+    format: str | None = Field(
+        None,
+        description="format of every file in data (see docs/market-data.md); default: detected",
+    )
     exchanges: list[str] = ["binance"]
     symbols: list[str] = ["BTCUSDT"]
     stale_after_s: float = Field(30.0, gt=0)

@@ -55,7 +55,7 @@ LAYERS: list[set[str]] = [
     {"cli"},
     {"__main__"},
 ]
-VENUES = {"binance", "coinbase", "kraken", "bybit", "ccxt"}
+VENUES = {"binance", "coinbase", "kraken", "bybit", "okx", "ccxt"}
 EXCHANGE_REGISTRIES = {"formats", "feeds", "replay", "csv_source", "fake"}
 
 

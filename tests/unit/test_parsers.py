@@ -31,7 +31,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int], dict[str, int]]] = {
     ),
     # The REST bodies do not name their symbol; the live feed knows it from its request.
     "binance_spot_rest_depth_20210814.jsonl": (
-        "binance",
+        "binance-depth-snapshot",
         {},
         {"depth_snapshot_without_symbol": 4},
     ),

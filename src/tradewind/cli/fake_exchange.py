@@ -44,6 +44,9 @@ def fake_exchange_command(
         metavar="VENUE",
         help="Venues to serve (default: every recorded one).",
     ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Format of every --data file; default: detected."
+    ),
 ) -> None:
     """Serve recorded market data over each exchange's real protocol, with faults
     on command (POST /_fake/control) and status at GET /_fake/status."""
@@ -59,6 +62,7 @@ def fake_exchange_command(
             port=port,
             speed=parse_speed(speed),
             exchanges=list(exchange) if exchange else None,
+            fmt=fmt,
         )
     except ValueError as exc:
         typer.echo(f"tradewind: {exc}", err=True)

@@ -20,7 +20,7 @@ data.binance.vision files, microseconds; both become nanoseconds.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from tradewind.clock import ReplayClock
 from tradewind.events import Bar, MarketEvent, Side, Trade
 from tradewind.exchanges.common.book import price, quantity
 from tradewind.exchanges.common.errors import ParseError
-from tradewind.exchanges.formats import PARSERS, Parser, detect_format, register_format
+from tradewind.exchanges.formats import PARSERS, Parser, register_format
 from tradewind.exchanges.replay import ReplaySource
 
 KLINE = "binance_kline_csv"
@@ -313,26 +313,19 @@ class CsvReplaySource(ReplaySource):
         exchange: str | None = None,
         interval_s: float | None = None,
     ) -> None:
-        super().__init__(paths, speed=speed, clock=clock, fmt=fmt)
-        self.symbol = symbol
+        super().__init__(paths, speed=speed, clock=clock, fmt=fmt, symbol=symbol)
         self.exchange = exchange
         self.interval_s = interval_s
-        self.formats = [self.fmt or detect_format(p) for p in self.paths]
 
     @property
     def bars_only(self) -> bool:
         """Every file holds bars and nothing else (strategies must take them as given)."""
         return bool(self.formats) and all(f in BAR_FORMATS for f in self.formats)
 
-    def _sources(self) -> Iterator[tuple[Parser, Iterable[bytes]]]:
-        for path, fmt in zip(self.paths, self.formats, strict=True):
-            parser: Parser
-            if fmt in CSV_FORMATS:
-                parser = csv_parser_for(path, fmt, self.symbol, self.exchange, self.interval_s)
-            else:
-                parser = PARSERS[fmt]()
-            with path.open("rb") as fh:
-                yield parser, fh
+    def _parser(self, path: Path, fmt: str) -> Parser:
+        if fmt in CSV_FORMATS:
+            return csv_parser_for(path, fmt, self.symbol, self.exchange, self.interval_s)
+        return PARSERS[fmt]()
 
 
 def _factory(fmt: str) -> Callable[[], Parser]:

@@ -18,14 +18,26 @@ from operator import attrgetter
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent
+from tradewind.exchanges.binance.parser import COINM, USDM, BinanceParser
+from tradewind.exchanges.binance.snapshots import SnapshotPairing
 from tradewind.exchanges.common.errors import ParseError
-from tradewind.exchanges.formats import PARSERS, BatchParser, Parser, detect_format
+from tradewind.exchanges.formats import (
+    BINANCE_DEPTH_SNAPSHOT,
+    PARSERS,
+    BatchParser,
+    Parser,
+    check_readable,
+    detect_format,
+)
 from tradewind.observability import metrics
 
 _TS = attrgetter("ts_event")
+_BINANCE_STREAMS = frozenset({"binance", USDM, COINM})
+log = structlog.get_logger("tradewind.replay")
 BUNDLED_RECORDING = "binance_spot_btcusdt_combined_20240808.jsonl"
 
 
@@ -39,6 +51,8 @@ class ReplayStats:
     lines: int = 0
     events: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+    """Whole inputs left out, by reason (a snapshot file nothing names the symbol of)."""
 
     @property
     def error_count(self) -> int:
@@ -49,6 +63,10 @@ class ReplaySource:
     """Yields batches of parsed events from recordings.
 
     ``speed`` 0 replays as fast as possible; 1 is real time, 10 ten times faster.
+    Every file's format is detected (or ``fmt`` checked) here, so a recording
+    that cannot be read stops the run before it starts. Binance REST depth
+    snapshots given beside their stream file are replayed as its books'
+    snapshots; alone, they need ``symbol``, else they are reported ignored.
     """
 
     def __init__(
@@ -58,22 +76,68 @@ class ReplaySource:
         clock: ReplayClock | None = None,
         fmt: str | None = None,
         lines: Iterable[bytes] | None = None,
+        symbol: str | None = None,
     ) -> None:
         self.paths = [Path(p) for p in paths]
         self.speed = speed
         self.clock = clock
-        self.fmt = fmt
+        self.fmt = None if fmt is None else check_readable(fmt)
+        self.symbol = symbol
         self._lines = lines
         self.stats = ReplayStats()
+        self.formats = [] if lines is not None else [fmt or detect_format(p) for p in self.paths]
+
+    def _parser(self, path: Path, fmt: str) -> Parser:
+        return PARSERS[fmt]()
 
     def _sources(self) -> Iterator[tuple[Parser, Iterable[bytes]]]:
         if self._lines is not None:
             yield PARSERS[self.fmt or "binance"](), self._lines
             return
-        for path in self.paths:
-            parser = PARSERS[self.fmt or detect_format(path)]()
+        pairs = list(zip(self.paths, self.formats, strict=True))
+        snapshots = [p for p, f in pairs if f == BINANCE_DEPTH_SNAPSHOT]
+        streams = any(f in _BINANCE_STREAMS for _, f in pairs)
+        pending = [
+            line.strip() for p in snapshots if streams for line in p.read_bytes().splitlines()
+        ]
+        pairing: list[SnapshotPairing] = []
+        for path, fmt in pairs:
+            parser: Parser
+            if fmt == BINANCE_DEPTH_SNAPSHOT:
+                if streams:
+                    continue
+                if not self.symbol:
+                    self._ignore(path, "depth_snapshot_without_symbol")
+                    continue
+                parser = BinanceParser(default_symbol=self.symbol)
+            else:
+                parser = self._parser(path, fmt)
+            if pending and isinstance(parser, BinanceParser):
+                parser = SnapshotPairing(parser, [b for b in pending if b])
+                pairing.append(parser)
+                pending = []
             with path.open("rb") as fh:
                 yield parser, fh
+        for p in pairing:
+            if p.invalid:
+                self.stats.ignored["depth_snapshot_invalid"] += p.invalid
+            if p.pending:
+                self.stats.ignored["depth_snapshot_unpaired"] += len(p.pending)
+                log.warning(
+                    "depth snapshots ignored: no update of the stream straddles them",
+                    last_update_ids=sorted(p.pending),
+                )
+
+    def _ignore(self, path: Path, reason: str) -> None:
+        count = sum(1 for line in path.read_bytes().splitlines() if line.strip())
+        self.stats.lines += count
+        self.stats.ignored[reason] += count
+        log.warning(
+            "recording ignored: REST depth snapshots do not name their symbol; "
+            "give the stream file beside it, or --symbol",
+            path=str(path),
+            snapshots=count,
+        )
 
     async def batches(self, max_batch: int = 1024) -> AsyncIterator[list[MarketEvent]]:
         if self.speed <= 0:

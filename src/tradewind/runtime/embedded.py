@@ -75,6 +75,8 @@ class RunSummary:
     duration_s: float = 0.0
     rejections: dict[str, int] = field(default_factory=dict)
     """Risk's rejections by reason."""
+    ignored: dict[str, int] = field(default_factory=dict)
+    """Inputs left out whole, by reason (see ``ReplayStats.ignored``)."""
 
     def outcome(self) -> dict[str, Any]:
         """Everything that must be identical between two runs on the same data."""
@@ -222,6 +224,7 @@ class Pipeline:
         return RunSummary(
             events_in=self.ws.events_in,
             parse_errors=dict(stats.errors),
+            ignored=dict(stats.ignored),
             bars=self.signal.bars_out + self.signal.bars_in,
             signals=self.signal.signals_out,
             approved=self.risk.approved,

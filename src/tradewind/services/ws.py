@@ -46,7 +46,9 @@ class WsService(Service):
         feed = ctx.settings.feed
         if source is None and feed.source == "replay":
             clock = ctx.clock if isinstance(ctx.clock, ReplayClock) else None
-            source = ReplaySource(feed.data or [bundled_recording()], speed=feed.speed, clock=clock)
+            source = ReplaySource(
+                feed.data or [bundled_recording()], speed=feed.speed, clock=clock, fmt=feed.format
+            )
         elif source is None:
             from tradewind.exchanges.feeds import validate_feed_settings
 

@@ -82,7 +82,7 @@ def canonical(stream: str) -> str:
 
 class BinanceVenue(Venue):
     name = "binance"
-    formats = ("binance",)
+    formats: tuple[str, ...] = ("binance", "binance-depth-snapshot")
     ws_prefixes = ("/stream", "/ws")
     rest_prefix = "/api/v3"
     futures = False

@@ -24,9 +24,19 @@ from tradewind.exchanges.common.errors import ParseError
 
 EXCHANGE = "binance"
 USDM = "binance-usdm"
+COINM = "binance-coinm"
 _MS = 1_000_000
 
-__all__ = ["EXCHANGE", "USDM", "BinanceParser", "BinanceUsdmParser", "price", "quantity"]
+__all__ = [
+    "COINM",
+    "EXCHANGE",
+    "USDM",
+    "BinanceCoinmParser",
+    "BinanceParser",
+    "BinanceUsdmParser",
+    "price",
+    "quantity",
+]
 
 
 class _Trade(msgspec.Struct):
@@ -648,3 +658,11 @@ class BinanceUsdmParser(BinanceParser):
     """USD-M futures (fstream): the same messages plus ``pu``, ``T`` and ``X``."""
 
     exchange = USDM
+
+
+class BinanceCoinmParser(BinanceParser):
+    """COIN-M futures (dstream, inverse): USD-M's messages, with every quantity
+    (``q``, ``B``/``A``, book levels) a count of contracts, not of the coin;
+    the instrument's contract size turns it into USD (``instruments``)."""
+
+    exchange = COINM

@@ -78,6 +78,7 @@ class FakeExchange:
         speed: float = 1.0,
         autostart: bool = True,
         exchanges: list[str] | None = None,
+        fmt: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -93,11 +94,11 @@ class FakeExchange:
         self._writers: set[asyncio.StreamWriter] = set()
         self.blackholed_until = 0.0
         files = _files(data)
-        from tradewind.exchanges.formats import detect_format
+        from tradewind.exchanges.formats import check_readable, detect_format
 
         by_format: dict[str, list[Path]] = {}
         for f in files:
-            by_format.setdefault(detect_format(f), []).append(f)
+            by_format.setdefault(check_readable(fmt) if fmt else detect_format(f), []).append(f)
         for cls in VENUES:
             if exchanges is not None and cls.name not in exchanges:
                 continue

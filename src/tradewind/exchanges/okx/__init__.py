@@ -1,0 +1,1 @@
+"""OKX v5: everything Tradewind speaks with OKX (public market data)."""
