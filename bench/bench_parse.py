@@ -34,6 +34,9 @@ DATA = Path(
 )
 
 
+VENUE_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "venues"
+"""Recordings of venues and markets the shared set lacks (OKX, Binance COIN-M)."""
+
 CHUNK = BusSettings().batch_size
 
 
@@ -98,8 +101,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=1.0)
     args = ap.parse_args()
-    print(f"{'file':50} {'format':13} {'msgs':>6} {'per frame/s':>12} {'batch/s':>12}")
-    for path in sorted(DATA.glob("*.jsonl")):
+    print(f"{'file':50} {'format':22} {'msgs':>6} {'per frame/s':>12} {'batch/s':>12}")
+    for path in sorted(DATA.glob("*.jsonl")) + sorted(VENUE_DATA.glob("*.jsonl")):
         fmt = detect_format(path)
         lines = _lines(path)
         factory = PARSERS[fmt]
@@ -113,7 +116,7 @@ def main() -> None:
 
         batched = _batched(lines, factory)
         batch = f"{_rate(batched, args.seconds):12,.0f}" if batched else f"{'-':>12}"
-        print(f"{path.name:50} {fmt:13} {len(lines):6} {_rate(run, args.seconds):12,.0f} {batch}")
+        print(f"{path.name:50} {fmt:22} {len(lines):6} {_rate(run, args.seconds):12,.0f} {batch}")
 
     trades = _lines(DATA / "binance_spot_btcusdt_trades_20240808.jsonl")
     decoder = msgspec.json.Decoder(_Frame)

@@ -24,6 +24,22 @@ class Instrument(msgspec.Struct, frozen=True):
     min_qty: Decimal
     max_qty: Decimal
     min_notional: Decimal
+    inverse: bool = False
+    """Quantities are contracts worth ``contract_size`` of the quote each
+    (Binance COIN-M: BTCUSD_PERP 100 USD, the others 10 USD), settled in the base coin."""
+    contract_size: Decimal = Decimal(1)
+
+    def notional(self, qty: Decimal, price: Decimal) -> Decimal:
+        """Value in the quote currency: an inverse contract's is fixed, whatever the price."""
+        if self.inverse:
+            return qty * self.contract_size
+        return qty * price * self.contract_size
+
+    def coin_value(self, qty: Decimal, price: Decimal) -> Decimal:
+        """Value in the base coin (what an inverse contract settles in)."""
+        if self.inverse:
+            return qty * self.contract_size / price
+        return qty * self.contract_size
 
     def round_qty(self, qty: Decimal) -> Decimal:
         """Down to the lot: never trade more than was asked."""
@@ -35,6 +51,12 @@ class Instrument(msgspec.Struct, frozen=True):
 
 
 _FALLBACK = Decimal("0.00000001")
+_COINM = "binance-coinm"
+
+
+def coinm_contract_size(symbol: str) -> Decimal:
+    """Binance COIN-M: 100 USD a contract for BTCUSD, 10 USD for every other coin."""
+    return Decimal(100) if symbol.startswith("BTCUSD_") else Decimal(10)
 
 
 class InstrumentRegistry:
@@ -53,6 +75,23 @@ class InstrumentRegistry:
 
     def get(self, exchange: str, symbol: str) -> Instrument:
         inst = self._by_key.get((exchange, symbol))
+        if inst is None and exchange == _COINM:
+            base = symbol.partition("USD_")[0] or symbol
+            one = Decimal(1)
+            inst = Instrument(
+                exchange,
+                symbol,
+                base,
+                "USD",
+                _FALLBACK,
+                one,
+                one,
+                Decimal("1e9"),
+                Decimal(0),
+                inverse=True,
+                contract_size=coinm_contract_size(symbol),
+            )
+            self._by_key[(exchange, symbol)] = inst
         if inst is None:
             inst = Instrument(
                 exchange,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradewind.events import Fill, Position, Side
+from tradewind.instruments import InstrumentRegistry
 
 _ZERO = Decimal(0)
 _AVG_Q = Decimal("1e-12")
@@ -24,34 +25,51 @@ class PositionState:
     realized_pnl: Decimal = _ZERO
     fees: Decimal = _ZERO
     mark: Decimal | None = None
+    inverse: bool = False
+    """Inverse contracts: ``qty`` counts contracts of ``contract_size`` quote
+    each; the average entry is the harmonic mean of the prices (the coin paid
+    per contract), and PnL and fees are in the base coin."""
+    contract_size: Decimal = Decimal(1)
 
     def apply(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> None:
         signed = qty if side is Side.BUY else -qty
         self.fees += fee
         if self.qty == 0 or (self.qty > 0) == (signed > 0):
             total = abs(self.qty) + qty
-            self.avg_price = ((abs(self.qty) * self.avg_price + qty * price) / total).quantize(
-                _AVG_Q
-            )
+            if self.inverse:
+                coin = abs(self.qty) / self.avg_price if self.qty else _ZERO
+                avg = total / (coin + qty / price)
+            else:
+                avg = (abs(self.qty) * self.avg_price + qty * price) / total
+            self.avg_price = avg.quantize(_AVG_Q)
             self.qty += signed
             return
         closed = min(qty, abs(self.qty))
         direction = 1 if self.qty > 0 else -1
-        self.realized_pnl += closed * (price - self.avg_price) * direction
+        self.realized_pnl += self._pnl(closed, price) * direction
         self.qty += signed
         if self.qty == 0:
             self.avg_price = _ZERO
         elif (self.qty > 0) != (direction > 0):
             self.avg_price = price
 
+    def _pnl(self, qty: Decimal, price: Decimal) -> Decimal:
+        """Of ``qty`` long from ``avg_price`` to ``price``: quote, or coin when inverse."""
+        if self.inverse:
+            return qty * self.contract_size * (1 / self.avg_price - 1 / price)
+        return qty * (price - self.avg_price)
+
     @property
     def unrealized_pnl(self) -> Decimal:
         if self.mark is None or self.qty == 0:
             return _ZERO
-        return (self.mark - self.avg_price) * self.qty
+        return self._pnl(self.qty, self.mark)
 
     @property
     def notional(self) -> Decimal:
+        """In the quote currency (an inverse contract's is its fixed face value)."""
+        if self.inverse:
+            return self.qty * self.contract_size
         px = self.mark if self.mark is not None else self.avg_price
         return self.qty * px
 
@@ -71,16 +89,22 @@ class PositionState:
 
 
 class Portfolio:
-    def __init__(self) -> None:
+    """``instruments`` say which symbols are inverse contracts (and their size)."""
+
+    def __init__(self, instruments: InstrumentRegistry | None = None) -> None:
         self.positions: dict[tuple[str, str], PositionState] = {}
         self.marks: dict[tuple[str, str], Decimal] = {}
         self.fills = 0
+        self.instruments = instruments
 
     def position(self, exchange: str, symbol: str) -> PositionState:
         key = (exchange, symbol)
         p = self.positions.get(key)
         if p is None:
             p = self.positions[key] = PositionState(exchange, symbol, mark=self.marks.get(key))
+            if self.instruments is not None:
+                inst = self.instruments.get(exchange, symbol)
+                p.inverse, p.contract_size = inst.inverse, inst.contract_size
         return p
 
     def apply(self, fill: Fill) -> PositionState:

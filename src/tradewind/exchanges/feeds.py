@@ -11,17 +11,27 @@ from collections.abc import AsyncIterator, Sequence
 
 from tradewind.config import Settings
 from tradewind.events import MarketEvent
-from tradewind.exchanges.binance.feed import BinanceFeed, BinanceUsdmFeed
+from tradewind.exchanges.binance.feed import BinanceCoinmFeed, BinanceFeed, BinanceUsdmFeed
 from tradewind.exchanges.bybit.feed import BybitFeed, BybitLinearFeed
 from tradewind.exchanges.coinbase.feed import CoinbaseFeed
 from tradewind.exchanges.common.feed import Factory, Out, VenueFeed, log
 from tradewind.exchanges.common.validate import check
 from tradewind.exchanges.kraken.feed import KrakenFeed
+from tradewind.exchanges.okx.feed import OkxFeed
 from tradewind.observability import metrics
 
 FEEDS: dict[str, Factory] = {
     f.exchange: f
-    for f in (BinanceFeed, BinanceUsdmFeed, CoinbaseFeed, KrakenFeed, BybitFeed, BybitLinearFeed)
+    for f in (
+        BinanceFeed,
+        BinanceUsdmFeed,
+        BinanceCoinmFeed,
+        CoinbaseFeed,
+        KrakenFeed,
+        BybitFeed,
+        BybitLinearFeed,
+        OkxFeed,
+    )
 }
 OUT_QUEUE = 4096
 MAX_BATCH = 4096

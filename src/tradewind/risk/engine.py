@@ -68,7 +68,7 @@ class RiskEngine:
         self.state = TradingState(settings.initial_state)
         self.tripped_by = "" if self.state is TradingState.ACTIVE else "initial_state"
         self.flattening = False
-        self.portfolio = Portfolio()
+        self.portfolio = Portfolio(self.instruments)
         self.orders = OpenOrders()
         self.marks = Marks(instruments, settings.account_currency, settings.currency_aliases)
         self.loss = LossGuard(settings.max_daily_loss, settings.max_drawdown)
@@ -167,7 +167,7 @@ class RiskEngine:
         price = rules.reference_price(sig, limit)
         if price is None:
             return Reason.NO_REFERENCE_PRICE, "no bid, ask, last or limit to value the order", None
-        notional = qty * price
+        notional = inst.notional(qty, price)
         if notional < inst.min_notional:
             return (
                 Reason.BELOW_MIN_NOTIONAL,
@@ -276,7 +276,8 @@ class RiskEngine:
             fx = self.marks.fx(key[0], self.marks.quote_of(key))
             if fx is None or px is None:
                 return None
-            unit = px * fx
+            inst = self.instruments.get(*key)
+            unit = (inst.contract_size if inst.inverse else px * inst.contract_size) * fx
             gross += max(abs(long_w), abs(short_w)) * unit
             hi += long_w * unit
             lo += short_w * unit
@@ -588,7 +589,7 @@ class RiskEngine:
         self.state = TradingState(data["state"])
         self.tripped_by = data.get("tripped_by", "")
         self.flattening = bool(data.get("flattening", False))
-        self.portfolio = Portfolio()
+        self.portfolio = Portfolio(self.instruments)
         self.marks.restore(data.get("marks", {}))
         for key, (qty, avg, pnl, fees) in data["positions"].items():
             ex, sym = key.split("|", 1)

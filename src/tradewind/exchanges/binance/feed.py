@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.binance import urls
-from tradewind.exchanges.binance.parser import BinanceParser, BinanceUsdmParser
+from tradewind.exchanges.binance.parser import BinanceCoinmParser, BinanceParser, BinanceUsdmParser
 from tradewind.exchanges.common import rest
 from tradewind.exchanges.common.book import BinanceSync, BookSync
 from tradewind.exchanges.common.errors import ParseError
@@ -203,3 +203,22 @@ class BinanceUsdmFeed(BinanceFeed):
     rest_prefix = "/fapi/v1"
     max_streams = 200
     futures = True
+
+
+class BinanceCoinmFeed(BinanceFeed):
+    """COIN-M (dstream, inverse): USD-M's protocol with quantities in
+    contracts. Its trades come as ``aggTrade`` (no ``/dapi`` trade ids to
+    backfill under the same ids), so trades are not backfilled."""
+
+    exchange = "binance-coinm"
+    default_ws_url = urls.COINM_WS
+    default_rest_url = urls.COINM_REST
+    rest_prefix = "/dapi/v1"
+    max_streams = 200
+    futures = True
+    default_channels = ("aggTrade", "bookTicker", "depth", "kline")
+    trade_channel = ""
+    symbol_example = "BTCUSD_PERP"
+
+    def parser(self) -> Parser:
+        return BinanceCoinmParser()

@@ -54,6 +54,9 @@ class VenueFeed:
     trade_channel: ClassVar[str] = ""
     symbol_pattern: ClassVar[str] = r"\S+"
     symbol_example: ClassVar[str] = "BTCUSDT"
+    ping_when_idle: ClassVar[bool] = False
+    """Send the application ping only after ``ping_interval_s()`` without a
+    message (OKX), rather than every interval (Bybit)."""
 
     # --- settings, resolved the same way by ``validate.check`` and here ---
     @classmethod
@@ -121,6 +124,9 @@ class VenueFeed:
 
     def ping_message(self) -> str | None:
         return None
+
+    def ping_interval_s(self) -> float:
+        return self.settings.feed.ping_interval_s
 
     async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
         """Get a fresh snapshot of one symbol's book."""
@@ -250,6 +256,7 @@ class Connection:
         self.resync_pending: dict[str, float] = {}
         self.messages = 0
         self.opened_at = 0.0
+        self.last_message_at = 0.0
 
     async def send(self, message: str) -> None:
         if self.ws is not None:
@@ -391,6 +398,7 @@ class Connection:
                     )
                     return "stale"
                 ts_recv = time.time_ns()
+                self.last_message_at = time.monotonic()
                 self.messages += 1
                 events = venue.handle(self, frame, ts_recv)
                 if events:
@@ -403,12 +411,23 @@ class Connection:
                     await ping_task
 
     async def _app_ping(self, ws: ClientConnection) -> None:
-        message = self.venue.ping_message()
+        venue = self.venue
+        message = venue.ping_message()
         assert message is not None
+        interval = venue.ping_interval_s()
+        sent_at = time.monotonic()
         with contextlib.suppress(ConnectionClosed):
             while True:
-                await asyncio.sleep(self.venue.settings.feed.ping_interval_s)
+                if venue.ping_when_idle:
+                    quiet_since = max(self.last_message_at, self.opened_at, sent_at)
+                    wait = quiet_since + interval - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                        continue
+                else:
+                    await asyncio.sleep(interval)
                 await ws.send(message)
+                sent_at = time.monotonic()
 
 
 def invalidate_all(venue: VenueFeed, symbols: list[str], reason: str) -> None:

@@ -36,6 +36,7 @@ from tradewind.exchanges.common.fake_http import (
 )
 from tradewind.exchanges.common.fake_venue import Venue
 from tradewind.exchanges.kraken.fake import KrakenVenue
+from tradewind.exchanges.okx.fake import OkxVenue
 
 log = structlog.get_logger("tradewind.fake")
 
@@ -47,6 +48,7 @@ VENUES: tuple[type[Venue], ...] = (
     KrakenVenue,
     BybitVenue,
     BybitLinearVenue,
+    OkxVenue,
 )
 WS_PATHS = {
     "binance": "",
@@ -55,6 +57,7 @@ WS_PATHS = {
     "kraken": "/kraken/v2",
     "bybit": "/bybit/v5/public/spot",
     "bybit-linear": "/bybit/v5/public/linear",
+    "okx": "/okx/ws/v5/public",
 }
 
 

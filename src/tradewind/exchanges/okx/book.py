@@ -11,6 +11,7 @@ side is shorter the other's remaining levels follow alone.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 
 from tradewind.exchanges.common.book import BookSync, BookUpdate, L2Book, SyncResult
 from tradewind.observability import metrics
@@ -21,12 +22,18 @@ LEVELS = 25
 def okx_checksum(book: L2Book) -> int:
     bids = [book.text_bids[p] for p in sorted(book.text_bids, reverse=True)[:LEVELS]]
     asks = [book.text_asks[p] for p in sorted(book.text_asks)[:LEVELS]]
+    return checksum_of(bids, asks)
+
+
+def checksum_of(bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]]) -> int:
+    """Of the best-first levels ``[price, size, …]`` as sent (the first 25 count)."""
+    bids, asks = bids[:LEVELS], asks[:LEVELS]
     parts: list[str] = []
     for i in range(max(len(bids), len(asks))):
         if i < len(bids):
-            parts += bids[i]
+            parts += bids[i][:2]
         if i < len(asks):
-            parts += asks[i]
+            parts += asks[i][:2]
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 

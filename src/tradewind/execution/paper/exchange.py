@@ -188,9 +188,11 @@ class PaperExchange:
             )
         return m
 
-    def _fee(self, px: Decimal, qty: Decimal, liq: Liquidity) -> Decimal:
+    def _fee(self, inst: Instrument, px: Decimal, qty: Decimal, liq: Liquidity) -> Decimal:
+        """On the traded value: in the quote, or in the coin for inverse contracts."""
         bps = self.settings.taker_fee_bps if liq is Liquidity.TAKER else self.settings.maker_fee_bps
-        return (px * qty * bps * _BPS).quantize(_FEE_Q)
+        value = inst.coin_value(qty, px) if inst.inverse else inst.notional(qty, px)
+        return (value * bps * _BPS).quantize(_FEE_Q)
 
     def fill_price(self, o: OrderRequest) -> Decimal | None:
         """The reference-price fallback for a market order with no market known."""
@@ -421,6 +423,7 @@ class PaperExchange:
         self, po: PaperOrder, px: Decimal, qty: Decimal, liq: Liquidity, ts: int, out: list[Event]
     ) -> None:
         o = po.request
+        inst = self.instruments.get(o.exchange, o.symbol)
         po.fills += 1
         fid = f"{o.client_order_id}:f{po.fills}"
         po.state.record_fill(fid, qty, px)
@@ -435,8 +438,8 @@ class PaperExchange:
                 side=o.side,
                 price=px,
                 qty=qty,
-                fee=self._fee(px, qty, liq),
-                fee_currency=self.settings.quote_currency,
+                fee=self._fee(inst, px, qty, liq),
+                fee_currency=inst.base if inst.inverse else self.settings.quote_currency,
                 liquidity=liq,
                 strategy=o.strategy,
                 ts_recv=o.ts_recv,
