@@ -315,3 +315,39 @@ def test_crossed_book_is_counted_and_resynced() -> None:
         BookUpdate(**base, bids=[(11.5, 1.0)], asks=[], snapshot=False, first_id=2, last_id=2)  # type: ignore[arg-type]
     )
     assert res.resync == "crossed" and sync.crossed == 1 and not sync.synced
+
+
+def _bybit(snapshot: bool, u: int, bids: list[tuple[float, float]]) -> BookUpdate:
+    return BookUpdate(
+        id=f"x{u}",
+        exchange="bybit",
+        symbol="X",
+        ts_event=1,
+        ts_recv=1,
+        bids=bids,
+        asks=[(20.0, 1.0)],
+        snapshot=snapshot,
+        first_id=u,
+        last_id=u,
+    )
+
+
+def test_bybit_u1_delta_is_the_documented_reset_snapshot() -> None:
+    """Bybit: "u=1 … is a snapshot due to the restart of the service; overwrite
+    your local orderbook". It may arrive typed as a delta."""
+    sync = BybitSync("bybit", "X")
+    sync.on_update(_bybit(True, 500, [(10.0, 1.0), (9.0, 2.0)]))
+    res = sync.on_update(_bybit(False, 1, [(12.0, 3.0)]))
+    assert res.resync is None and res.events[0].snapshot
+    assert sync.book.bids == {12.0: 3.0} and sync.last_id == 1 and sync.synced
+    assert sync.on_update(_bybit(False, 2, [(11.0, 1.0)])).resync is None
+
+
+def test_bybit_regression_is_a_gap_and_a_repeat_is_dropped() -> None:
+    sync = BybitSync("bybit", "X")
+    sync.on_update(_bybit(True, 500, [(10.0, 1.0)]))
+    assert sync.on_update(_bybit(False, 501, [(10.0, 2.0)])).resync is None
+    repeat = sync.on_update(_bybit(False, 501, [(10.0, 9.0)]))
+    assert repeat.resync is None and not repeat.events and sync.book.bids == {10.0: 2.0}
+    assert sync.on_update(_bybit(False, 400, [(10.0, 5.0)])).resync == "gap"
+    assert sync.gaps == 1 and not sync.synced

@@ -4,10 +4,12 @@ events, or is ignored by a named rule (acks, heartbeats, open klines...)."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import MARKET_DATA, market_file
+from tradewind.exchanges.common.book import BookUpdate
 from tradewind.exchanges.common.errors import ParseError
 from tradewind.exchanges.formats import PARSERS, detect_format
 
@@ -186,3 +188,40 @@ async def test_replay_detects_and_replays_every_file(name: str) -> None:
         events += len(batch)
     assert src.stats.error_count == 0
     assert events == sum(EXPECTED[name][1].values())
+
+
+KRAKEN_DOC_EXAMPLE = (
+    Path(__file__).resolve().parents[1]
+    / "data"
+    / "venues"
+    / "kraken_v2_book_checksum_doc_example.jsonl"
+)
+
+
+def test_kraken_v2_checksum_reproduces_the_documented_10x10_example() -> None:
+    from tradewind.exchanges.common.book import KrakenSync
+    from tradewind.exchanges.kraken.parser import KrakenParser
+
+    (update,) = KrakenParser().decode(KRAKEN_DOC_EXAMPLE.read_bytes().strip(), 123)
+    assert isinstance(update, BookUpdate) and update.checksum == 3310070434
+    sync = KrakenSync("kraken", "BTC/USD", depth=10)
+    res = sync.on_update(update)
+    assert res.resync is None and sync.synced
+    assert res.events[0].ts_event != 0  # a snapshot carries no time: received-at, never 0
+
+
+def test_kraken_v2_ticker_uses_its_own_timestamp() -> None:
+    parser = PARSERS["kraken"]()
+    (quote,) = parser.parse(
+        b'{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":45283.5,'
+        b'"bid_qty":0.1,"ask":45285.2,"ask_qty":0.001,"last":45284.0,"volume":1.0,'
+        b'"timestamp":"2023-10-06T17:35:55.440295Z"}]}',
+        999,
+    )
+    assert quote.ts_event == 1696613755440295000
+    (early,) = PARSERS["kraken"]().parse(
+        b'{"channel":"ticker","type":"snapshot","data":[{"symbol":"BTC/USD","bid":1.0,'
+        b'"bid_qty":1.0,"ask":2.0,"ask_qty":1.0}]}',
+        999,
+    )
+    assert early.ts_event == 999  # no exchange time yet: when it was received, never 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from tradewind.config import Settings
 from tradewind.events import MarketEvent
@@ -68,6 +68,14 @@ class Feeds:
             for conn in venue.connections:
                 self.tasks.append(asyncio.create_task(conn.run(stopping), name=f"feed:{conn.name}"))
 
+    def rejected(self) -> dict[str, str]:
+        """``exchange:symbol`` → why the venue refuses its subscription."""
+        return {
+            f"{name}:{symbol}": reason
+            for name, venue in self.venues.items()
+            for symbol, reason in venue.rejected.items()
+        }
+
     def failed(self) -> BaseException | None:
         for t in self.tasks:
             if t.done() and not t.cancelled() and t.exception() is not None:
@@ -85,11 +93,16 @@ class Feeds:
 
 
 async def run_feeds(
-    settings: Settings, stopping: asyncio.Event
+    settings: Settings,
+    stopping: asyncio.Event,
+    started: Callable[[Feeds], None] | None = None,
 ) -> AsyncIterator[Sequence[MarketEvent]]:
-    """Batches of events from every live feed until ``stopping`` is set."""
+    """Batches of events from every live feed until ``stopping`` is set;
+    ``started`` is given the running feeds (for health checks)."""
     feeds = Feeds(settings)
     feeds.start(stopping)
+    if started is not None:
+        started(feeds)
     latency = {name: metrics.PUBLISH_LATENCY.labels(name) for name in feeds.venues}
     out = feeds.out
     try:

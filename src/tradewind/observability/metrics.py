@@ -113,6 +113,11 @@ FEED_PARSE_ERRORS = Counter(
 FEED_RECONNECTS = Counter(
     "tradewind_feed_reconnects_total", "WebSocket reconnects.", ["exchange", "reason"]
 )
+FEED_SUBSCRIPTION_REJECTED = Gauge(
+    "tradewind_feed_subscription_rejected",
+    "1 while the venue refuses a symbol's subscription (retried until accepted).",
+    ["exchange", "symbol"],
+)
 FEED_GAPS = Counter("tradewind_feed_gaps_total", "Sequence gaps detected.", ["exchange", "symbol"])
 BOOK_RESYNCS = Counter(
     "tradewind_book_resyncs_total",

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
@@ -23,6 +24,9 @@ from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_record
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
 from tradewind.topics import MARKET
+
+if TYPE_CHECKING:
+    from tradewind.exchanges.feeds import Feeds
 
 # The ``kind`` label of tradewind_feed_messages_total, as the live feeds set it.
 _KIND: dict[type, str] = {Trade: "trade", Quote: "quote", BookDelta: "book", Bar: "bar"}
@@ -59,6 +63,20 @@ class WsService(Service):
         self.last_price: dict[tuple[str, str], float] = {}
         self.last_event_at: dict[tuple[str, str], float] = {}
         self.done = asyncio.Event()
+        self.feeds: Feeds | None = None
+
+    def _started(self, feeds: Feeds) -> None:
+        self.feeds = feeds
+
+    def ready(self) -> tuple[bool, str]:
+        """Not ready while a venue refuses a subscription (it is retried meanwhile)."""
+        ok, why = super().ready()
+        if ok and self.feeds is not None:
+            rejected = self.feeds.rejected()
+            if rejected:
+                names = ", ".join(sorted(rejected))
+                return False, f"subscription rejected: {names}"
+        return ok, why
 
     @property
     def replay_stats(self) -> ReplayStats | None:
@@ -71,7 +89,7 @@ class WsService(Service):
         else:
             from tradewind.exchanges.feeds import run_feeds
 
-            self.spawn(self._pump(run_feeds(self.settings, self._stopping)), "live")
+            self.spawn(self._pump(run_feeds(self.settings, self._stopping, self._started)), "live")
 
     @property
     def replay_key(self) -> str | None:

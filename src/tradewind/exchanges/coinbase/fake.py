@@ -9,6 +9,7 @@ can check.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,9 @@ class CoinbaseVenue(Venue):
         self.books: dict[str, dict[str, dict[str, str]]] = {}
         self.trades: dict[str, deque[dict[str, Any]]] = {}
         self.tickers: dict[str, dict[str, Any]] = {}
+        self.received_at: list[float] = []
+        self.refusing: set[str] = set()
+        """Products whose subscription is answered ``{"type":"error"}`` (a fault)."""
 
     def load_file(self, path: Path) -> list[Entry]:
         ts = Rfc3339()
@@ -152,6 +156,7 @@ class CoinbaseVenue(Venue):
         c.seq += 1
 
     async def on_message(self, client: Client, msg: str | bytes) -> None:
+        self.received_at.append(time.monotonic())
         try:
             sub = _sub.decode(msg)
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -162,11 +167,17 @@ class CoinbaseVenue(Venue):
             self._send_error(client, f"unsupported {sub.type} {sub.channel}")
             return
         subs: dict[str, set[str]] = client.state.setdefault("subs", {})
+        # Coinbase serves -USDC products from the -USD book, under the -USD id.
+        products = [p[:-1] if p.endswith("-USDC") else p for p in sub.product_ids]
+        refused = [p for p in sub.product_ids if p in self.refusing]
+        if refused and sub.type == "subscribe":
+            self._send_error(client, f"Failed to subscribe: {', '.join(refused)}")
+            products = [p for p in products if p not in self.refusing]
         if sub.type == "unsubscribe":
-            subs.get(channel, set()).difference_update(sub.product_ids)
+            subs.get(channel, set()).difference_update(products)
         else:
-            subs.setdefault(channel, set()).update(sub.product_ids)
-            self._snapshots(client, channel, sub.product_ids)
+            subs.setdefault(channel, set()).update(products)
+            self._snapshots(client, channel, products)
             self.subscribed()
         listing = {k: sorted(v) for k, v in subs.items() if v or k == "heartbeats"}
         self._send(client, "subscriptions", [{"subscriptions": listing}])

@@ -54,6 +54,9 @@ class VenueFeed:
     trade_channel: ClassVar[str] = ""
     symbol_pattern: ClassVar[str] = r"\S+"
     symbol_example: ClassVar[str] = "BTCUSDT"
+    send_rate_per_s: ClassVar[float | None] = None
+    """The venue's limit on messages we send, shared by all its connections
+    (Coinbase: 8 a second per IP), or None."""
     ping_when_idle: ClassVar[bool] = False
     """Send the application ping only after ``ping_interval_s()`` without a
     message (OKX), rather than every interval (Bybit)."""
@@ -84,6 +87,10 @@ class VenueFeed:
         self.rest_base = self.rest_url_for(feed)
         self.channels = self.channels_for(feed)
         self.limiter = RateLimiter(feed.rest_requests_per_s)
+        rate = self.send_rate_per_s
+        self.send_limiter = None if rate is None else RateLimiter(rate, burst=1)
+        self.rejected: dict[str, str] = {}
+        """Symbols whose subscription the venue refused, with its reason."""
         self.books: dict[str, BookSync] = {}
         self.dedup: dict[str, TradeDedup] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -107,6 +114,25 @@ class VenueFeed:
         """Trades are backfilled only when the trade channel is subscribed: a
         backfill of trades nobody asked for would publish them."""
         return self.trade_channel in self.channels
+
+    def reject(self, symbol: str, reason: str) -> None:
+        """The venue refused ``symbol``: unhealthy (metric, ``/readyz``) until accepted."""
+        if symbol not in self.rejected:
+            log.warning(
+                "subscription rejected", exchange=self.exchange, symbol=symbol, reason=reason
+            )
+        self.rejected[symbol] = reason
+        metrics.FEED_SUBSCRIPTION_REJECTED.labels(self.exchange, symbol).set(1)
+
+    def accept(self, symbol: str) -> None:
+        if self.rejected.pop(symbol, None) is not None:
+            log.info("subscription accepted", exchange=self.exchange, symbol=symbol)
+        metrics.FEED_SUBSCRIPTION_REJECTED.labels(self.exchange, symbol).set(0)
+
+    @classmethod
+    def symbol_problem(cls, symbol: str) -> str | None:
+        """Why the venue would refuse ``symbol`` though it is well written (an alias)."""
+        return None
 
     # --- protocol hooks (subclasses) -------------------------------------
     def connection_limit(self) -> int:
@@ -259,6 +285,9 @@ class Connection:
         self.last_message_at = 0.0
 
     async def send(self, message: str) -> None:
+        limiter = self.venue.send_limiter
+        if limiter is not None:
+            await limiter.acquire()
         if self.ws is not None:
             await self.ws.send(message)
 

@@ -90,6 +90,9 @@ def check(settings: Settings, feeds: Mapping[str, type[VenueFeed]]) -> None:
                 raise ConfigError(
                     key, f"{name}: symbol {s!r} is not written like {cls.symbol_example}"
                 )
+            problem = cls.symbol_problem(s)
+            if problem is not None:
+                raise ConfigError(key, f"{name}: {problem}")
         _url(PREFIX + "WS_URLS", name, cls.ws_url_for(feed), ("ws", "wss"))
         if cls.default_rest_url or name in feed.rest_urls:
             _url(PREFIX + "REST_URLS", name, cls.rest_url_for(feed), ("http", "https"))

@@ -14,6 +14,8 @@ from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, inval
 from tradewind.exchanges.kraken.parser import KrakenParser
 
 BOOK_DEPTH = 10
+V1_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
+"""Kraken's WS v1 / REST asset names that WS v2 refuses (it answers with an error)."""
 
 
 class KrakenFeed(VenueFeed):
@@ -30,6 +32,14 @@ class KrakenFeed(VenueFeed):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._req = itertools.count(1)
+
+    @classmethod
+    def symbol_problem(cls, symbol: str) -> str | None:
+        parts = symbol.split("/")
+        v2 = "/".join(V1_ASSETS.get(p, p) for p in parts)
+        if v2 != symbol:
+            return f"symbol {symbol!r} is Kraken's v1 name, which WS v2 refuses; use {v2!r}"
+        return None
 
     def parser(self) -> Parser:
         return KrakenParser()

@@ -87,6 +87,7 @@ class _V2Ticker(msgspec.Struct):
     bid_qty: Decimal
     ask: Decimal
     ask_qty: Decimal
+    timestamp: str = ""
 
 
 class _V2BookMsg(msgspec.Struct):
@@ -277,7 +278,7 @@ class KrakenParser:
             snapshot=snapshot,
             first_id=0,
             last_id=0,
-            ts_event=ts or self.last_ts,
+            ts_event=ts or self.last_ts or ts_recv,
             ts_recv=ts_recv,
             checksum=checksum,
             text_bids=bids,
@@ -313,7 +314,7 @@ class KrakenParser:
     def _v1_ticker(self, m: _V1Ticker, pair: str, ts_recv: int) -> Quote:
         if len(m.a) < 3 or len(m.b) < 3:
             raise ParseError("invalid_ticker", pair)
-        ts = self.last_ts
+        ts = self.last_ts or ts_recv
         return Quote(
             id=f"{self.exchange}:{pair}:q{ts}:{m.b[0]}:{m.a[0]}",
             ts_event=ts,
@@ -332,7 +333,7 @@ class KrakenParser:
         snapshot = m.type == "snapshot"
         kind = "s" if snapshot else "b"
         for b in m.data:
-            ts = _rfc3339(b.timestamp) if b.timestamp else self.last_ts
+            ts = _rfc3339(b.timestamp) if b.timestamp else self.last_ts or ts_recv
             if ts > self.last_ts:
                 self.last_ts = ts
             bids = [(_dec_text(lv.price), _dec_text(lv.qty)) for lv in b.bids]
@@ -381,18 +382,24 @@ class KrakenParser:
         return out
 
     def _v2_tickers(self, m: _V2TickerMsg, ts_recv: int) -> list[Decoded]:
-        ts = self.last_ts
-        return [
-            Quote(
-                id=f"{self.exchange}:{t.symbol}:q{ts}:{t.bid}:{t.ask}",
-                ts_event=ts,
-                exchange=self.exchange,
-                symbol=t.symbol,
-                bid=price(str(t.bid)),
-                bid_qty=quantity(str(t.bid_qty)),
-                ask=price(str(t.ask)),
-                ask_qty=quantity(str(t.ask_qty)),
-                ts_recv=ts_recv,
+        """The ticker's own ``timestamp`` when it sends one (current v2 does);
+        else the latest exchange time seen, else the time it was received."""
+        out: list[Decoded] = []
+        for t in m.data:
+            ts = _rfc3339(t.timestamp) if t.timestamp else self.last_ts or ts_recv
+            if t.timestamp and ts > self.last_ts:
+                self.last_ts = ts
+            out.append(
+                Quote(
+                    id=f"{self.exchange}:{t.symbol}:q{ts}:{t.bid}:{t.ask}",
+                    ts_event=ts,
+                    exchange=self.exchange,
+                    symbol=t.symbol,
+                    bid=price(str(t.bid)),
+                    bid_qty=quantity(str(t.bid_qty)),
+                    ask=price(str(t.ask)),
+                    ask_qty=quantity(str(t.ask_qty)),
+                    ts_recv=ts_recv,
+                )
             )
-            for t in m.data
-        ]
+        return out
