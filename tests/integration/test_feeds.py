@@ -249,7 +249,7 @@ async def test_skipped_depth_update_resyncs_that_book(make_settings: Any) -> Non
 
 
 async def test_kraken_checksum_corruption_resyncs_only_that_pair(make_settings: Any) -> None:
-    pairs = ["XMR/USD", "WAVES/EUR", "ADA/XBT"]
+    pairs = ["XMR/USD", "WAVES/EUR", "ADA/BTC"]  # the fake names pairs as v2 does
 
     async def corrupt(fake: FakeExchange, feeds: Feeds) -> None:
         await asyncio.sleep(1.0)
@@ -260,7 +260,7 @@ async def test_kraken_checksum_corruption_resyncs_only_that_pair(make_settings: 
     print({p: (b.checksums_ok, b.checksum_failures, b.resyncs) for p, b in books.items()})  # type: ignore[attr-defined]
     assert books["XMR/USD"].checksum_failures == 1
     assert books["XMR/USD"].resyncs == 1 and books["XMR/USD"].synced
-    for p in ("WAVES/EUR", "ADA/XBT"):
+    for p in ("WAVES/EUR", "ADA/BTC"):
         assert books[p].checksum_failures == 0 and books[p].resyncs == 0 and books[p].synced
         assert books[p].checksums_ok > 0  # type: ignore[attr-defined]
 

@@ -70,7 +70,7 @@ class CoinbaseFeed(VenueFeed):
     trade_channel = "market_trades"
     symbol_pattern = r"[A-Z0-9]+(-[A-Z0-9]+)+"
     symbol_example = "BTC-USD"
-    send_rate_per_s = 8.0
+    sends_per_s = 8
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.common.book import BookSync, BookUpdate
 from tradewind.exchanges.common.dedup import TradeDedup
 from tradewind.exchanges.common.errors import ParseError
-from tradewind.exchanges.common.rest import RateLimiter
+from tradewind.exchanges.common.rest import RateLimiter, WindowLimiter
 from tradewind.exchanges.common.validate import channels_for
 from tradewind.observability import metrics
 
@@ -54,9 +54,9 @@ class VenueFeed:
     trade_channel: ClassVar[str] = ""
     symbol_pattern: ClassVar[str] = r"\S+"
     symbol_example: ClassVar[str] = "BTCUSDT"
-    send_rate_per_s: ClassVar[float | None] = None
-    """The venue's limit on messages we send, shared by all its connections
-    (Coinbase: 8 a second per IP), or None."""
+    sends_per_s: ClassVar[int | None] = None
+    """The venue's limit on messages we send in any second, shared by all its
+    connections (Coinbase: 8 per IP), or None."""
     ping_when_idle: ClassVar[bool] = False
     """Send the application ping only after ``ping_interval_s()`` without a
     message (OKX), rather than every interval (Bybit)."""
@@ -87,8 +87,8 @@ class VenueFeed:
         self.rest_base = self.rest_url_for(feed)
         self.channels = self.channels_for(feed)
         self.limiter = RateLimiter(feed.rest_requests_per_s)
-        rate = self.send_rate_per_s
-        self.send_limiter = None if rate is None else RateLimiter(rate, burst=1)
+        sends = self.sends_per_s
+        self.send_limiter = None if sends is None else WindowLimiter(sends)
         self.rejected: dict[str, str] = {}
         """Symbols whose subscription the venue refused, with its reason."""
         self.books: dict[str, BookSync] = {}

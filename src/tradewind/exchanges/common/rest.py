@@ -11,6 +11,7 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 
 MAX_BODY = 32 * 1024 * 1024
 
@@ -47,6 +48,25 @@ class RateLimiter:
                     self.tokens -= 1.0
                     return
                 await asyncio.sleep((1.0 - self.tokens) / self.rate)
+
+
+class WindowLimiter:
+    """At most ``count`` acquisitions in any ``window_s`` (a venue's "N messages
+    per second" taken literally: N may go at once, the N+1st waits)."""
+
+    def __init__(self, count: int, window_s: float = 1.0) -> None:
+        self.count = count
+        self.window_s = window_s
+        self.times: deque[float] = deque(maxlen=count)
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            if len(self.times) == self.count:
+                wait = self.times[0] + self.window_s - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            self.times.append(time.monotonic())
 
 
 def _get(url: str, timeout: float) -> bytes:

@@ -18,6 +18,7 @@ import msgspec
 
 from tradewind.exchanges.common.book import L2Book, kraken_checksum
 from tradewind.exchanges.common.fake_venue import Client, Entry, Venue, offsets, read_lines
+from tradewind.exchanges.kraken.symbols import v2_name
 
 DEPTHS = (10, 25, 100, 500, 1000)
 
@@ -94,7 +95,7 @@ class KrakenVenue(Venue):
         if entry.kind == "heartbeat":
             self.broadcast(b'{"channel":"heartbeat"}', lambda c: bool(c.subs))
             return
-        pair = m[-1]
+        pair = v2_name(m[-1])
         if entry.kind == "book":
             self._book(pair, m[1:-2])
         elif entry.kind == "trade":

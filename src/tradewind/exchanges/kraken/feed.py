@@ -12,10 +12,9 @@ from tradewind.events import BookDelta, MarketEvent
 from tradewind.exchanges.common.book import BookSync, KrakenSync
 from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, invalidate_all
 from tradewind.exchanges.kraken.parser import KrakenParser
+from tradewind.exchanges.kraken.symbols import v2_name
 
 BOOK_DEPTH = 10
-V1_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
-"""Kraken's WS v1 / REST asset names that WS v2 refuses (it answers with an error)."""
 
 
 class KrakenFeed(VenueFeed):
@@ -35,8 +34,7 @@ class KrakenFeed(VenueFeed):
 
     @classmethod
     def symbol_problem(cls, symbol: str) -> str | None:
-        parts = symbol.split("/")
-        v2 = "/".join(V1_ASSETS.get(p, p) for p in parts)
+        v2 = v2_name(symbol)
         if v2 != symbol:
             return f"symbol {symbol!r} is Kraken's v1 name, which WS v2 refuses; use {v2!r}"
         return None
