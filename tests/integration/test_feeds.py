@@ -342,6 +342,8 @@ async def test_planned_reconnect_before_connection_lifetime(make_settings: Any) 
     venue = run.venue("binance")
     conn = venue.connections[0]
     assert conn.reconnect_reasons.get("lifetime", 0) >= 2
+    # Make-before-break: every planned reconnect handed over to an open connection.
+    assert conn.handovers == conn.reconnect_reasons["lifetime"]
     assert venue.books["BTCUSDT"].synced
     assert len(run.trade_ids) == len(set(run.trade_ids))
     assert set(run.trade_ids) == _recorded_trade_ids(SPOT)

@@ -255,6 +255,21 @@ class VenueFeed:
                 metrics.FEED_LAST_EVENT.labels(self.exchange, last).set(now)
         return out
 
+    def handle_trades_only(
+        self, conn: Connection, parser: Parser, frame: bytes, ts_recv: int
+    ) -> list[MarketEvent]:
+        """A frame of a connection being replaced: its trades (deduplicated)
+        and nothing else, since books now follow the new connection."""
+        try:
+            items = parser.decode(frame, ts_recv)
+        except ParseError as exc:
+            self._rejected(exc.reason)
+            return []
+        fresh = self.fresh_trades([i for i in items if type(i) is Trade])
+        for t in fresh:
+            self.on_trade(conn, t)
+        return list[MarketEvent](fresh)
+
     def fresh_trades(self, trades: list[Trade]) -> list[Trade]:
         """Backfilled trades that were never published (and now are remembered)."""
         out = []
@@ -283,6 +298,9 @@ class Connection:
         self.messages = 0
         self.opened_at = 0.0
         self.last_message_at = 0.0
+        self.handovers = 0
+        self.pending_frame: bytes | None = None
+        """The new connection's first frame, read during a handover."""
 
     async def send(self, message: str) -> None:
         limiter = self.venue.send_limiter
@@ -331,36 +349,54 @@ class Connection:
         ceiling = min(feed.reconnect_max_s, feed.reconnect_min_s * (2**attempt))
         return random.uniform(ceiling / 2, ceiling)
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    def _connect(self) -> Any:
         feed = self.venue.settings.feed
+        return connect(
+            self.venue.url(self),
+            open_timeout=feed.timeout_s,
+            ping_interval=feed.ping_interval_s,
+            ping_timeout=feed.timeout_s,
+            close_timeout=2,
+            max_size=2**24,
+            max_queue=256,
+            compression=None,
+        )
+
+    async def _opened(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.connects += 1
+        self.opened_at = time.monotonic()
+        self.resync_pending.clear()
+        metrics.FEED_CONNECTED.labels(self.venue.exchange, self.name).set(1)
+        log.info("feed connected", exchange=self.venue.exchange, connection=self.name)
+        await self.venue.on_open(self)
+
+    async def run(self, stopping: asyncio.Event) -> None:
         exchange = self.venue.exchange
         connected = metrics.FEED_CONNECTED.labels(exchange, self.name)
         attempt = 0
+        successor: ClientConnection | None = None
         while not stopping.is_set():
             reason = "closed"
             try:
-                async with connect(
-                    self.venue.url(self),
-                    open_timeout=feed.timeout_s,
-                    ping_interval=feed.ping_interval_s,
-                    ping_timeout=feed.timeout_s,
-                    close_timeout=2,
-                    max_size=2**24,
-                    max_queue=256,
-                    compression=None,
-                ) as ws:
-                    self.ws = ws
-                    self.connects += 1
-                    self.opened_at = time.monotonic()
-                    self.resync_pending.clear()
-                    connected.set(1)
-                    log.info("feed connected", exchange=exchange, connection=self.name)
-                    await self.venue.on_open(self)
+                ready, successor = successor, None
+                ws: ClientConnection = ready if ready is not None else await self._connect()
+                try:
+                    if ready is None:
+                        await self._opened(ws)
                     reason = await self._receive(ws, stopping)
                     if self.messages:
                         attempt = 0
                     if reason == "stale" and ws.transport is not None:
                         ws.transport.abort()
+                    if reason == "lifetime":
+                        successor = await self._hand_over(ws, stopping)
+                finally:
+                    if successor is not None:
+                        # Unread frames hold up its close handshake: not this loop's.
+                        self.venue.spawn(_close(ws), f"close:{self.name}")
+                    else:
+                        await ws.close()
             except ConnectionClosed as exc:
                 reason = "ping_timeout" if "keepalive ping timeout" in str(exc) else "closed"
                 log.warning(
@@ -381,12 +417,17 @@ class Connection:
                 log.error("invalid feed URL", exchange=exchange, error=str(exc))
                 raise
             finally:
-                self.ws = None
-                connected.set(0)
+                if successor is None:
+                    self.ws = None
+                    connected.set(0)
             if stopping.is_set():
+                if successor is not None:
+                    await successor.close()
                 break
             self.reconnect_reasons[reason] = self.reconnect_reasons.get(reason, 0) + 1
             metrics.FEED_RECONNECTS.labels(exchange, reason).inc()
+            if successor is not None:
+                continue
             delay = 0.0 if reason == "lifetime" else self.backoff(attempt)
             attempt += 1
             log.info(
@@ -399,6 +440,58 @@ class Connection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
 
+    async def _hand_over(
+        self, old: ClientConnection, stopping: asyncio.Event
+    ) -> ClientConnection | None:
+        """A planned reconnect loses nothing: the new connection is opened and
+        subscribed first, the old one is read until the new one speaks (its
+        trades only: dedup drops the overlap, and books resync on the new
+        one), then closed. None (a plain reconnect) if the new one fails."""
+        timeout = self.venue.settings.feed.timeout_s
+        try:
+            new: ClientConnection = await self._connect()
+        except (InvalidHandshake, OSError, TimeoutError) as exc:
+            log.warning("feed handover failed", connection=self.name, error=str(exc)[:200])
+            return None
+        old_parser, self.parser = self.parser, self.venue.parser()
+        try:
+            await self._opened(new)
+            first = asyncio.create_task(new.recv(decode=False))
+            deadline = time.monotonic() + timeout
+            with contextlib.suppress(ConnectionClosed):
+                while not first.done() and not stopping.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    recv = asyncio.ensure_future(old.recv(decode=False))
+                    done, _ = await asyncio.wait(
+                        {recv, first}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if recv not in done:
+                        recv.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                            await recv
+                        continue
+                    trades = self.venue.handle_trades_only(
+                        self, old_parser, recv.result(), time.time_ns()
+                    )
+                    if trades:
+                        await self.venue.out.put(trades)
+            if not first.done():
+                first.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await first
+                self.pending_frame = None
+            else:
+                self.pending_frame = first.result()
+        except (ConnectionClosed, OSError, TimeoutError) as exc:
+            log.warning("feed handover failed", connection=self.name, error=str(exc)[:200])
+            await new.close()
+            return None
+        self.handovers += 1
+        log.info("feed handed over", exchange=self.venue.exchange, connection=self.name)
+        return new
+
     async def _receive(self, ws: ClientConnection, stopping: asyncio.Event) -> str:
         """Until the connection ends; returns why (stale, lifetime, stopping)."""
         feed = self.venue.settings.feed
@@ -409,6 +502,14 @@ class Connection:
         if venue.ping_message() is not None:
             ping_task = asyncio.create_task(self._app_ping(ws))
         try:
+            frame = self.pending_frame
+            self.pending_frame = None
+            if frame is not None:
+                self.last_message_at = time.monotonic()
+                self.messages += 1
+                events = venue.handle(self, frame, time.time_ns())
+                if events:
+                    await venue.out.put(events)
             while not stopping.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -457,6 +558,11 @@ class Connection:
                     await asyncio.sleep(interval)
                 await ws.send(message)
                 sent_at = time.monotonic()
+
+
+async def _close(ws: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed, OSError):
+        await ws.close()
 
 
 def invalidate_all(venue: VenueFeed, symbols: list[str], reason: str) -> None:
