@@ -11,6 +11,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.integration.test_feeds import COINBASE, live
+from tests.unit.test_coinm import RECORDING as COINM_RECORDING
+from tests.unit.test_coinm import _trades as _coinm_trades
 from tradewind.config import ConfigError
 from tradewind.events import BookDelta, Trade
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
@@ -95,3 +97,19 @@ def test_kraken_v1_symbol_names_are_refused_at_start(
     settings = make_settings(feed={"source": "live", "exchanges": ["kraken"], "symbols": [symbol]})
     with pytest.raises(ConfigError, match=f"use '{v2}'"):
         validate_feed_settings(settings)
+
+
+async def test_live_dstream_feed_from_the_fake_keeps_contracts(make_settings: Any) -> None:
+    run = await live(
+        make_settings,
+        [str(COINM_RECORDING)],
+        "binance-coinm",
+        ["BCHUSD_PERP", "ETHUSD_210924"],
+        speed=10,
+        channels={"binance-coinm": ["aggTrade", "bookTicker"]},
+    )
+    trades = [e for e in run.events if isinstance(e, Trade)]
+    recorded = _coinm_trades("BCHUSD_PERP") + _coinm_trades("ETHUSD_210924")
+    assert {t.id for t in trades} == {t.id for t in recorded}
+    assert {t.exchange for t in trades} == {"binance-coinm"}
+    assert sorted(t.qty for t in trades) == sorted(t.qty for t in recorded)  # contracts

@@ -279,3 +279,11 @@ class BinanceUsdmVenue(BinanceVenue):
     ws_prefixes = ("/usdm/stream", "/usdm/ws")
     rest_prefix = "/fapi/v1"
     futures = True
+
+
+class BinanceCoinmVenue(BinanceVenue):
+    name = "binance-coinm"
+    formats = ("binance-coinm",)
+    ws_prefixes = ("/coinm/stream", "/coinm/ws")
+    rest_prefix = "/dapi/v1"
+    futures = True

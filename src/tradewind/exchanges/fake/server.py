@@ -23,7 +23,7 @@ import msgspec
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from tradewind.exchanges.binance.fake import BinanceUsdmVenue, BinanceVenue
+from tradewind.exchanges.binance.fake import BinanceCoinmVenue, BinanceUsdmVenue, BinanceVenue
 from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
 from tradewind.exchanges.common.fake_http import (
@@ -44,6 +44,7 @@ WsHandler = Callable[[ServerConnection, str, dict[str, str]], Awaitable[None]]
 VENUES: tuple[type[Venue], ...] = (
     BinanceVenue,
     BinanceUsdmVenue,
+    BinanceCoinmVenue,
     CoinbaseVenue,
     KrakenVenue,
     BybitVenue,
@@ -53,6 +54,7 @@ VENUES: tuple[type[Venue], ...] = (
 WS_PATHS = {
     "binance": "",
     "binance-usdm": "/usdm",
+    "binance-coinm": "/coinm",
     "coinbase": "/coinbase",
     "kraken": "/kraken/v2",
     "bybit": "/bybit/v5/public/spot",
