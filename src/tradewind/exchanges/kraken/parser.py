@@ -234,6 +234,10 @@ class KrakenParser:
         if name == "trade":
             return self._v1_trades(_v1_trades.decode(parts[1]), pair, ts_recv)
         if name == "ticker":
+            if not self.last_ts:
+                # A v1 ticker has no time of its own: none is known yet.
+                self.ignored["ticker_without_time"] += 1
+                return []
             return [self._v1_ticker(_v1_ticker.decode(parts[1]), pair, ts_recv)]
         if name == "spread" or name.startswith("ohlc"):
             self.ignored[name.partition("-")[0]] += 1
@@ -314,7 +318,7 @@ class KrakenParser:
     def _v1_ticker(self, m: _V1Ticker, pair: str, ts_recv: int) -> Quote:
         if len(m.a) < 3 or len(m.b) < 3:
             raise ParseError("invalid_ticker", pair)
-        ts = self.last_ts or ts_recv
+        ts = self.last_ts
         return Quote(
             id=f"{self.exchange}:{pair}:q{ts}:{m.b[0]}:{m.a[0]}",
             ts_event=ts,
