@@ -21,7 +21,7 @@ from tradewind.exchanges.csv_source import (
     CsvParser,
     csv_parser_for,
 )
-from tradewind.exchanges.formats import PARSERS, Parser, detect_format
+from tradewind.exchanges.formats import BINANCE_DEPTH_SNAPSHOT, PARSERS, Parser, detect_format
 
 PROBE_LINES = 200
 """Lines of each data file parsed before a run: none of them parsing is an error."""
@@ -101,11 +101,11 @@ def probe_data(
     if fmt is None:
         try:
             fmt = detect_format(path)
-        except ValueError:
-            raise UsageProblem(
-                f"{flag}: not a format Tradewind knows; give --format "
-                f"({', '.join(sorted(PARSERS))}) or see docs/market-data.md"
-            ) from None
+        except ValueError as exc:  # one line: the candidates, or the known formats
+            raise UsageProblem(f"--data {exc}") from None
+    if fmt == BINANCE_DEPTH_SNAPSHOT:
+        # Bodies without a symbol: the replay pairs them with the stream beside them.
+        return DataFile(path, fmt, symbol or "?", exchange or "binance", None)
     try:
         parser = _parser(path, fmt, symbol, exchange, interval_s)
     except ValueError as exc:
