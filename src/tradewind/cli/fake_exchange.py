@@ -45,7 +45,11 @@ def fake_exchange_command(
         help="Venues to serve (default: every recorded one).",
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="Format of every --data file; default: detected."
+        None,
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="Format of every --data file; default: detected.",
     ),
 ) -> None:
     """Serve recorded market data over each exchange's real protocol, with faults
