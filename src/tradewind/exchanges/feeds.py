@@ -75,10 +75,11 @@ class Feeds:
 
 
 async def run_feeds(
-    settings: Settings, stopping: asyncio.Event
+    settings: Settings, stopping: asyncio.Event, feeds: Feeds | None = None
 ) -> AsyncIterator[Sequence[MarketEvent]]:
-    """Batches of events from every live feed until ``stopping`` is set."""
-    feeds = Feeds(settings)
+    """Batches of events from every live feed until ``stopping`` is set;
+    ``feeds``, when given, is the caller's (to watch its connections)."""
+    feeds = feeds or Feeds(settings)
     feeds.start(stopping)
     latency = {name: metrics.PUBLISH_LATENCY.labels(name) for name in feeds.venues}
     out = feeds.out

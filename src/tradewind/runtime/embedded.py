@@ -118,7 +118,10 @@ class Pipeline:
     ``store=False`` leaves out the store and db_writer (a backtest that needs no
     rows); ``source`` replaces the replay the ws service would build from the
     settings (a backtest reading formats that need per-file options); ``clock``
-    is the clock every service reads (give ``source`` the same one).
+    is the clock every service reads (give ``source`` the same one);
+    ``durable`` has the services keep their state as on a durable bus, so that
+    risk, started on a store that already holds a run, rebuilds its positions,
+    open orders and trading state from it (``tradewind trade`` on a restart).
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class Pipeline:
         source: ReplaySource | None = None,
         clock: Clock | None = None,
         fail_fast: bool = True,
+        durable: bool = False,
     ) -> None:
         self.settings = settings
         self.failed = False
@@ -148,6 +152,7 @@ class Pipeline:
             store=self.store,
             extras=live_venue(settings, instruments),
             fail_fast=fail_fast,
+            durable_state=durable,
         )
         self.db_writer = DbWriterService(ctx) if store else None
         self.execution = ExecutionService(ctx)

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
@@ -23,6 +24,9 @@ from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_record
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
 from tradewind.topics import MARKET
+
+if TYPE_CHECKING:
+    from tradewind.exchanges.feeds import Feeds
 
 # The ``kind`` label of tradewind_feed_messages_total, as the live feeds set it.
 _KIND: dict[type, str] = {Trade: "trade", Quote: "quote", BookDelta: "book", Bar: "bar"}
@@ -47,11 +51,13 @@ class WsService(Service):
         if source is None and feed.source == "replay":
             clock = ctx.clock if isinstance(ctx.clock, ReplayClock) else None
             source = ReplaySource(feed.data or [bundled_recording()], speed=feed.speed, clock=clock)
-        elif source is None:
-            from tradewind.exchanges.feeds import validate_feed_settings
+        self.feeds: Feeds | None = None
+        if source is None and feed.source == "live":
+            from tradewind.exchanges.feeds import Feeds
 
-            # A bad feed setting stops the process (exit 2) before it connects.
-            validate_feed_settings(ctx.settings)
+            # Validates first: a bad feed setting stops the process (exit 2)
+            # before it connects. Kept so a dashboard can watch the connections.
+            self.feeds = Feeds(ctx.settings)
         self.source = source
         self.events_in = 0
         self.last_price: dict[tuple[str, str], float] = {}
@@ -69,7 +75,7 @@ class WsService(Service):
         else:
             from tradewind.exchanges.feeds import run_feeds
 
-            self.spawn(self._pump(run_feeds(self.settings, self._stopping)), "live")
+            self.spawn(self._pump(run_feeds(self.settings, self._stopping, self.feeds)), "live")
 
     @property
     def replay_key(self) -> str | None:
