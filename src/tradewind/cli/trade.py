@@ -121,6 +121,8 @@ async def _trade(
     if duration is not None:
         loop.call_later(duration, stopping.set)
     await trader.start()
+    if trader.resent:
+        console.print(f"resumed: sent {trader.resent} open order(s) again to the paper exchange")
     show = asyncio.create_task(_show(trader, console, dashboard, interval, stopping))
     try:
         await trader.run_until(stopping)

@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from tradewind.bus import Message
 from tradewind.config import Settings
 from tradewind.events import (
@@ -29,6 +31,7 @@ from tradewind.events import (
     Signal,
     Trade,
 )
+from tradewind.risk.rebuild import stored_orders
 from tradewind.runtime.embedded import Pipeline, RunSummary, percentile
 from tradewind.services.base import ServiceContext
 from tradewind.topics import DECISIONS, EXECUTIONS, MARKET, ORDERS, SIGNALS
@@ -134,6 +137,7 @@ class LiveTrader:
         self._stopping = asyncio.Event()
         self.started_at = 0.0
         self.cancelled = 0
+        self.resent = 0
 
     @property
     def ctx(self) -> ServiceContext:
@@ -144,7 +148,32 @@ class LiveTrader:
         sub = await bus.subscribe([MARKET, SIGNALS, DECISIONS, EXECUTIONS], TAP_GROUP, "0")
         self._tap_task = asyncio.create_task(self._tap(sub), name="trade:tap")
         await self.pipeline.start()
+        self.resent = await self._resend_lost_orders()
         self.started_at = time.monotonic()
+
+    async def _resend_lost_orders(self) -> int:
+        """Orders risk rebuilt as open that the paper exchange no longer holds
+        (the process was killed; paper state lives in memory): sent again for
+        what remains of them, under the same client order id, so risk's open
+        orders and the venue's agree instead of waiting forever."""
+        paper = self.pipeline.execution.paper
+        store = self.pipeline.store
+        open_ = self.pipeline.risk.engine.open_orders
+        if paper is None or store is None or not open_:
+            return 0
+        lost = [c for c in open_ if not paper.knows(c)]
+        if not lost:
+            return 0
+        ids = ", ".join("'" + c.replace("'", "''") + "'" for c in sorted(lost))
+        orders = await stored_orders(store, f"client_order_id IN ({ids})")
+        resend = [
+            msgspec.structs.replace(o, quantity=open_[o.client_order_id].remaining)
+            for o in orders
+            if open_[o.client_order_id].remaining > 0
+        ]
+        if resend:
+            await self.pipeline.bus.publish(ORDERS, resend)
+        return len(resend)
 
     async def _tap(self, sub: object) -> None:
         from tradewind.bus import Subscription
