@@ -342,3 +342,52 @@ async def test_killed_and_restarted_equals_undisturbed(tmp_path: Path) -> None:
     pa = account_from_store(undisturbed).positions[("binance", "BTCUSDT")]
     pb = account_from_store(killed).positions[("binance", "BTCUSDT")]
     assert (pb.qty, pb.realized_pnl, pb.fees) == (pa.qty, pa.realized_pnl, pa.fees)
+
+
+def _run(db: Path, data: Path, tmp: Path) -> None:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "tradewind", "run", "--data", str(data), "--db", str(db), "-q"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=tmp,
+    )
+
+
+def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+async def test_record_then_run_gives_the_same_trades(tmp_path: Path) -> None:
+    rec = tmp_path / "rec.jsonl.gz"
+    async with fake_exchange(speed=50) as fake:
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "tradewind", "record", "--venue", "binance"],
+            *["--symbols", "BTCUSDT", "-o", str(rec)],
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env_for(fake),
+            cwd=tmp_path,
+        )
+        try:
+            await fake.wait_done(timeout=120)
+            await asyncio.sleep(1)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert "recorded" in stdout.decode()
+    _run(tmp_path / "rec.db", rec, tmp_path)
+    _run(tmp_path / "orig.db", bundled_recording(), tmp_path)
+    trades = "SELECT trade_id, price, qty, ts_event FROM trades ORDER BY ts_event, trade_id"
+    got, want = _table(tmp_path / "rec.db", trades), _table(tmp_path / "orig.db", trades)
+    assert len(want) > 100
+    assert got == want
+    fills = "SELECT client_order_id, side, price, qty FROM fills ORDER BY ts_event, id"
+    assert _table(tmp_path / "rec.db", fills) == _table(tmp_path / "orig.db", fills)

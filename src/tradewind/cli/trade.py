@@ -18,6 +18,7 @@ from tradewind.cli import app
 from tradewind.cli.common import parse_params, settings_or_exit
 from tradewind.cli.dashboard import plain, render
 from tradewind.config import ConfigError
+from tradewind.exchanges.common.recording import Recorder
 from tradewind.observability.logging import configure_logging
 from tradewind.runtime.embedded import RunSummary
 from tradewind.runtime.loop import run_async
@@ -54,6 +55,15 @@ def trade_command(
     duration: float | None = typer.Option(
         None, "--duration", min=0.1, help="Stop by itself after this many seconds."
     ),
+    record: Path | None = typer.Option(  # noqa: B008
+        None, "--record", help="Also write every raw message to this file (.gz: compressed)."
+    ),
+    rotate_mb: float = typer.Option(
+        0.0, "--rotate-mb", min=0, help="Rotate the recording by size."
+    ),
+    rotate_minutes: float = typer.Option(
+        0.0, "--rotate-minutes", min=0, help="Rotate the recording by time."
+    ),
 ) -> None:
     """Trade live market data in one process (paper execution), with a dashboard."""
     if live_orders:
@@ -80,7 +90,7 @@ def trade_command(
     console = Console()
     dashboard = console.is_terminal and not no_dashboard
     try:
-        trader = LiveTrader(settings)
+        trader = LiveTrader(settings, _recorder(record, rotate_mb, rotate_minutes))
     except (ConfigError, ValueError) as exc:
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -95,6 +105,63 @@ def trade_command(
     console.print(summary_table(summary, db))
     if trader.cancelled:
         console.print(f"cancelled {trader.cancelled} open order(s) on the way out")
+    if trader.recorder is not None:
+        _recorded(console, trader.recorder)
+
+
+def _recorder(path: Path | None, rotate_mb: float, rotate_minutes: float) -> Recorder | None:
+    if path is None:
+        return None
+    return Recorder(path, max_bytes=int(rotate_mb * 1_000_000), max_age_s=rotate_minutes * 60)
+
+
+def _recorded(console: Console, recorder: Recorder) -> None:
+    files = ", ".join(str(p) for p in recorder.files)
+    console.print(f"recorded {recorder.written:,} messages to {files}")
+    if recorder.dropped:
+        console.print(f"[red]{recorder.dropped:,} messages dropped: the disk fell behind[/red]")
+    if recorder.error is not None:
+        console.print(f"[red]recording failed: {recorder.error}[/red]")
+
+
+@app.command("record")
+def record_command(
+    venue: str = typer.Option("binance", "--venue", help="Exchange id of the live feed."),
+    symbols: str = typer.Option("BTCUSDT", "--symbols", help="Comma-separated symbols."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (.gz: compressed)."),  # noqa: B008
+    rotate_mb: float = typer.Option(0.0, "--rotate-mb", min=0, help="Rotate by size."),
+    rotate_minutes: float = typer.Option(0.0, "--rotate-minutes", min=0, help="Rotate by time."),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.1, help="Stop by itself after this many seconds."
+    ),
+) -> None:
+    """Record a live feed's raw messages, for run and backtest to replay."""
+    from tradewind.runtime.record import record_feeds
+
+    settings = settings_or_exit(
+        feed={"source": "live", "exchanges": [venue], "symbols": _symbols(symbols)}
+    )
+    configure_logging(settings, console=True)
+    recorder = _recorder(output, rotate_mb, rotate_minutes)
+    assert recorder is not None
+
+    async def main() -> int:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        if duration is not None:
+            loop.call_later(duration, stopping.set)
+        return await record_feeds(settings, recorder, stopping)
+
+    console = Console()
+    try:
+        events = run_async(main())
+    except ConfigError as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console.print(f"{events:,} events parsed")
+    _recorded(console, recorder)
 
 
 async def _trade(

@@ -15,6 +15,7 @@ from tradewind.exchanges.binance.feed import BinanceFeed, BinanceUsdmFeed
 from tradewind.exchanges.bybit.feed import BybitFeed, BybitLinearFeed
 from tradewind.exchanges.coinbase.feed import CoinbaseFeed
 from tradewind.exchanges.common.feed import Factory, Out, VenueFeed, log
+from tradewind.exchanges.common.recording import Recorder
 from tradewind.exchanges.common.validate import check
 from tradewind.exchanges.kraken.feed import KrakenFeed
 from tradewind.observability import metrics
@@ -52,6 +53,11 @@ class Feeds:
             for name in feed.exchanges
         }
         self.tasks: list[asyncio.Task[None]] = []
+
+    def record_to(self, recorder: Recorder) -> None:
+        """Every raw frame of every venue also goes to ``recorder``."""
+        for venue in self.venues.values():
+            venue.recorder = recorder
 
     def start(self, stopping: asyncio.Event) -> None:
         for venue in self.venues.values():

@@ -14,6 +14,7 @@ from tradewind.exchanges.bybit.parser import LINEAR, SPOT, BybitLinearParser, By
 from tradewind.exchanges.coinbase.parser import EXCHANGE as COINBASE
 from tradewind.exchanges.coinbase.parser import CoinbaseParser
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.kraken.parser import EXCHANGE as KRAKEN
 from tradewind.exchanges.kraken.parser import KrakenParser
 
@@ -53,7 +54,7 @@ def register_format(
 
 
 def detect_format(path: Path) -> str:
-    with path.open("rb") as fh:
+    with open_recording(path) as fh:
         for _, line in zip(range(200), fh, strict=False):
             for name, sniff in reversed(_SIGNATURES):
                 if sniff(line):

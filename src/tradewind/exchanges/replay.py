@@ -22,6 +22,7 @@ import msgspec
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.formats import PARSERS, BatchParser, Parser, detect_format
 from tradewind.observability import metrics
 
@@ -72,7 +73,7 @@ class ReplaySource:
             return
         for path in self.paths:
             parser = PARSERS[self.fmt or detect_format(path)]()
-            with path.open("rb") as fh:
+            with open_recording(path) as fh:
                 yield parser, fh
 
     async def batches(self, max_batch: int = 1024) -> AsyncIterator[list[MarketEvent]]:

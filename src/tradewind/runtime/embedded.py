@@ -17,6 +17,7 @@ from typing import Any
 from tradewind.bus import MemoryBus
 from tradewind.clock import Clock
 from tradewind.config import Settings
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
 from tradewind.instruments import InstrumentRegistry
 from tradewind.runtime.clock import make_clock
@@ -107,7 +108,7 @@ def percentile(values: list[float], q: float) -> float | None:
 def count_lines(settings: Settings) -> int:
     total = 0
     for p in settings.feed.data or [bundled_recording()]:
-        with open(p, "rb") as fh:
+        with open_recording(p) as fh:
             total += sum(1 for line in fh if line.strip())
     return total
 

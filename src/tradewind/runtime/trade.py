@@ -31,6 +31,7 @@ from tradewind.events import (
     Signal,
     Trade,
 )
+from tradewind.exchanges.common.recording import Recorder
 from tradewind.risk.rebuild import stored_orders
 from tradewind.runtime.embedded import Pipeline, RunSummary, percentile
 from tradewind.services.base import ServiceContext
@@ -127,11 +128,15 @@ class LiveTrader:
     """The pipeline of ``tradewind run`` on live feeds, plus the tap and a
     clean stop. ``settings.feed.source`` must be ``live``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recorder: Recorder | None = None) -> None:
         if settings.feed.source != "live":
             raise ValueError("trading needs feed.source = live")
         self.settings = settings
         self.pipeline = Pipeline(settings, durable=True)
+        self.recorder = recorder
+        if recorder is not None:
+            assert self.pipeline.ws.feeds is not None
+            self.pipeline.ws.feeds.record_to(recorder)
         self.tape = _Tape()
         self._tap_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -147,6 +152,8 @@ class LiveTrader:
         bus = self.pipeline.bus
         sub = await bus.subscribe([MARKET, SIGNALS, DECISIONS, EXECUTIONS], TAP_GROUP, "0")
         self._tap_task = asyncio.create_task(self._tap(sub), name="trade:tap")
+        if self.recorder is not None:
+            self.recorder.start()
         await self.pipeline.start()
         self.resent = await self._resend_lost_orders()
         self.started_at = time.monotonic()
@@ -258,6 +265,8 @@ class LiveTrader:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._tap_task, 2.0)
         await self.pipeline.stop()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
 
     async def summary(self) -> RunSummary:
         return await self.pipeline.summary(time.monotonic() - self.started_at)
