@@ -61,7 +61,7 @@ def render(v: TradeView) -> Group:
         ("feed", "left"),
         ("position", "right"),
         ("avg price", "right"),
-        ("realized PnL", "right"),
+        ("realized PnL (net)", "right"),
         ("unrealized PnL", "right"),
         ("open orders", "right"),
     ):
@@ -83,7 +83,7 @@ def render(v: TradeView) -> Group:
             str(s.open_orders),
         )
 
-    acct = Table(title="Account and risk", expand=True, header_style="bold")
+    acct = Table(title="Account and risk", header_style="bold")
     acct.add_column("metric")
     acct.add_column("value", justify="right")
     state = Text(v.state.upper(), style=_STATE_STYLE.get(v.state, ""))
@@ -95,7 +95,7 @@ def render(v: TradeView) -> Group:
     for name, (used, limit) in v.limits.items():
         pct = float(used / limit * 100) if limit else 0.0
         acct.add_row(
-            f"{name.replace('_', ' ')}", f"{_dec(used, 2)} / {_dec(limit, 2)} ({pct:.0f}%)"
+            f"limit: {name.replace('_', ' ')}", f"{_dec(used, 2)} / {_dec(limit, 2)} ({pct:.0f}%)"
         )
     acct.add_row("signals / orders / fills", f"{v.signals:,} / {v.orders:,} / {v.fills:,}")
     acct.add_row("rejected by risk", f"{v.rejected:,}")
