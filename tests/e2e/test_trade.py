@@ -391,3 +391,50 @@ async def test_record_then_run_gives_the_same_trades(tmp_path: Path) -> None:
     assert got == want
     fills = "SELECT client_order_id, side, price, qty FROM fills ORDER BY ts_event, id"
     assert _table(tmp_path / "rec.db", fills) == _table(tmp_path / "orig.db", fills)
+
+
+async def test_a_dropped_connection_shows_and_trading_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "drop.db"
+    async with fake_exchange(speed=10) as fake:
+        proc = await asyncio.create_subprocess_exec(
+            *trade_args(db, "--no-dashboard", "--status-every", "0.3"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env_for(fake),
+            cwd=tmp_path,
+        )
+        try:
+            assert proc.stdout is not None
+            await _lines_until(proc.stdout, "feed=connected reconnects=0", 60)
+            await wait_for(lambda: fills_in(db) >= 1, 60)
+            assert fake.drop("binance") == 1
+            await _lines_until(proc.stdout, "feed=connected reconnects=1", 60)
+            trades_then = _table(db, "SELECT count(*) FROM trades")[0][0]
+            assert isinstance(trades_then, int)
+            await wait_for(
+                lambda: _table(db, "SELECT count(*) FROM trades")[0][0] > trades_then, 30
+            )
+            await fake.wait_done(timeout=120)
+            await asyncio.sleep(2)
+            proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(proc.communicate(), 60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0
+    # What the connection missed while down came back from REST (backfill).
+    stored = {str(r[0]) for r in _table(db, "SELECT trade_id FROM trades")}
+    assert stored == recorded_trade_ids()
+
+
+def recorded_trade_ids() -> set[str]:
+    from tradewind.events import Trade
+    from tradewind.exchanges.binance.parser import BinanceParser
+
+    parser = BinanceParser()
+    out: set[str] = set()
+    for line in bundled_recording().read_bytes().splitlines():
+        if line.strip():
+            out |= {e.trade_id for e in parser.parse(line, 0) if isinstance(e, Trade)}
+    return out
