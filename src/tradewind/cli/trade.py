@@ -15,8 +15,10 @@ from rich.console import Console
 from rich.live import Live
 
 from tradewind.cli import app
-from tradewind.cli.common import parse_params, settings_or_exit
+from tradewind.cli.checks import check_strategy
+from tradewind.cli.common import settings_or_exit
 from tradewind.cli.dashboard import plain, render
+from tradewind.cli.options import parse_params
 from tradewind.config import ConfigError
 from tradewind.exchanges.common.recording import Recorder
 from tradewind.observability.logging import configure_logging
@@ -76,7 +78,7 @@ def trade_command(
     settings = settings_or_exit(
         feed={"source": "live", "exchanges": [venue], "symbols": _symbols(symbols)},
         store={"url": f"sqlite:///{db}"},
-        strategy={"name": strategy, "params": dict(parse_params(param))},
+        strategy={"name": strategy, "params": check_strategy(strategy, dict(parse_params(param)))},
         bus={"kind": "memory"},
     )
     if settings.execution.venue != "paper":

@@ -28,6 +28,7 @@ from tradewind.clock import ReplayClock
 from tradewind.events import Bar, MarketEvent, Side, Trade
 from tradewind.exchanges.common.book import price, quantity
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.formats import PARSERS, Parser, detect_format, register_format
 from tradewind.exchanges.replay import ReplaySource
 
@@ -331,7 +332,7 @@ class CsvReplaySource(ReplaySource):
                 parser = csv_parser_for(path, fmt, self.symbol, self.exchange, self.interval_s)
             else:
                 parser = PARSERS[fmt]()
-            with path.open("rb") as fh:
+            with open_recording(path) as fh:
                 yield parser, fh
 
 

@@ -132,7 +132,9 @@ class LiveTrader:
         if settings.feed.source != "live":
             raise ValueError("trading needs feed.source = live")
         self.settings = settings
-        self.pipeline = Pipeline(settings, durable=True)
+        # A live process isolates a bad message (and dead-letters it) rather
+        # than stopping, as each service does in distributed mode.
+        self.pipeline = Pipeline(settings, durable=True, fail_fast=False)
         self.recorder = recorder
         if recorder is not None:
             assert self.pipeline.ws.feeds is not None
