@@ -86,6 +86,7 @@ _COMMAND_MODULES = (
     "strategies_cmd",
     "runs_cmd",
     "acl_cmd",
+    "trade",
 )
 
 for _name in _COMMAND_MODULES:

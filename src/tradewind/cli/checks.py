@@ -13,6 +13,7 @@ from typing import Any
 
 from tradewind.cli.errors import UsageProblem
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.csv_source import (
     BAR_FORMATS,
     BASANA,
@@ -90,10 +91,12 @@ def probe_data(
     if not path.is_file():
         raise UsageProblem(f"{flag}: no such file")
     try:
-        with path.open("rb") as fh:
-            head = fh.read(65536)
-    except OSError as exc:
-        raise UsageProblem(f"{flag}: cannot read it ({exc.strerror})") from None
+        with open_recording(path) as fh:
+            head = b"".join(islice(fh, 256))[:65536]
+    except (OSError, EOFError) as exc:
+        raise UsageProblem(
+            f"{flag}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
     if not head.strip():
         raise UsageProblem(f"{flag} is empty: give a recording (JSONL) or a CSV of trades or bars")
     if b"\x00" in head[:4096]:
@@ -121,7 +124,7 @@ def probe_data(
     errors: Counter[str] = Counter()
     first_symbol = symbol
     bar_interval: float | None = None
-    with path.open("rb") as fh:
+    with open_recording(path) as fh:
         for line in islice(filter(None, map(bytes.strip, fh)), PROBE_LINES):
             try:
                 parsed = parser.parse(line, 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from tradewind.config import Settings
 from tradewind.events import MarketEvent
@@ -15,6 +15,7 @@ from tradewind.exchanges.binance.feed import BinanceCoinmFeed, BinanceFeed, Bina
 from tradewind.exchanges.bybit.feed import BybitFeed, BybitLinearFeed
 from tradewind.exchanges.coinbase.feed import CoinbaseFeed
 from tradewind.exchanges.common.feed import Factory, Out, VenueFeed, log
+from tradewind.exchanges.common.recording import Recorder
 from tradewind.exchanges.common.validate import check
 from tradewind.exchanges.kraken.feed import KrakenFeed
 from tradewind.exchanges.okx.feed import OkxFeed
@@ -63,6 +64,11 @@ class Feeds:
         }
         self.tasks: list[asyncio.Task[None]] = []
 
+    def record_to(self, recorder: Recorder) -> None:
+        """Every raw frame of every venue also goes to ``recorder``."""
+        for venue in self.venues.values():
+            venue.recorder = recorder
+
     def start(self, stopping: asyncio.Event) -> None:
         for venue in self.venues.values():
             for conn in venue.connections:
@@ -93,16 +99,13 @@ class Feeds:
 
 
 async def run_feeds(
-    settings: Settings,
-    stopping: asyncio.Event,
-    started: Callable[[Feeds], None] | None = None,
+    settings: Settings, stopping: asyncio.Event, feeds: Feeds | None = None
 ) -> AsyncIterator[Sequence[MarketEvent]]:
     """Batches of events from every live feed until ``stopping`` is set;
-    ``started`` is given the running feeds (for health checks)."""
-    feeds = Feeds(settings)
+    ``feeds``, when given, is the caller's (to watch its connections and
+    subscriptions)."""
+    feeds = feeds or Feeds(settings)
     feeds.start(stopping)
-    if started is not None:
-        started(feeds)
     latency = {name: metrics.PUBLISH_LATENCY.labels(name) for name in feeds.venues}
     out = feeds.out
     try:

@@ -33,6 +33,7 @@ from tradewind.exchanges.coinbase.parser import EXCHANGE as COINBASE
 from tradewind.exchanges.coinbase.parser import CoinbaseParser
 from tradewind.exchanges.common.detect import MINE, NOT_MINE, Recognise
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.kraken import detect as kraken_detect
 from tradewind.exchanges.kraken.parser import EXCHANGE as KRAKEN
 from tradewind.exchanges.kraken.parser import KrakenParser
@@ -154,7 +155,7 @@ def detect_lines(lines: Iterable[bytes], where: str = "recording") -> str:
 
 def detect_format(path: Path) -> str:
     """The format of the recording at ``path``, or a ``FormatError``."""
-    with path.open("rb") as fh:
+    with open_recording(path) as fh:
         name = detect_lines(islice(fh, SAMPLE_LINES), str(path))
     return check_readable(name, str(path))
 

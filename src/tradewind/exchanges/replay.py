@@ -25,6 +25,7 @@ from tradewind.events import MarketEvent
 from tradewind.exchanges.binance.parser import COINM, USDM, BinanceParser
 from tradewind.exchanges.binance.snapshots import SnapshotPairing
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.formats import (
     BINANCE_DEPTH_SNAPSHOT,
     PARSERS,
@@ -116,7 +117,7 @@ class ReplaySource:
                 parser = SnapshotPairing(parser, [b for b in pending if b])
                 pairing.append(parser)
                 pending = []
-            with path.open("rb") as fh:
+            with open_recording(path) as fh:
                 yield parser, fh
         for p in pairing:
             if p.invalid:

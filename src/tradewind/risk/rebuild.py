@@ -85,25 +85,7 @@ async def rebuild(engine: RiskEngine, store: Store, verify: Verify | None = None
         tie = f"{len(str(tid)):04d}{tid}"
         timeline.append((int(str(ts)), _MARKET, tie, _Tick(str(ex), str(sym), float(str(price)))))
 
-    for row in await store.fetch(
-        "SELECT client_order_id, signal_id, strategy, exchange, symbol, side, order_type, "
-        "quantity, price, reduce_only, ts_event FROM orders"
-    ):
-        coid, sid, strat, ex, sym, side, otype, qty, price, ro, ts = row
-        o = OrderRequest(
-            id=str(coid),
-            ts_event=int(str(ts)),
-            client_order_id=str(coid),
-            signal_id=str(sid),
-            strategy=str(strat),
-            exchange=str(ex),
-            symbol=str(sym),
-            side=Side(str(side)),
-            order_type=OrderType(str(otype)),
-            quantity=_dec(qty),
-            price=None if price is None else _dec(price),
-            reduce_only=bool(ro),
-        )
+    for o in await stored_orders(store):
         timeline.append((o.ts_event, _ORDER, o.id, o))
 
     for row in await store.fetch(
@@ -169,6 +151,33 @@ async def rebuild(engine: RiskEngine, store: Store, verify: Verify | None = None
 
     await _restore_windows(engine, store)
     return len(timeline)
+
+
+async def stored_orders(store: Store, where: str = "") -> list[OrderRequest]:
+    """The approved orders in the store (``where``: an SQL condition on them)."""
+    out = []
+    for row in await store.fetch(
+        "SELECT client_order_id, signal_id, strategy, exchange, symbol, side, order_type, "
+        f"quantity, price, reduce_only, ts_event FROM orders {'WHERE ' + where if where else ''}"
+    ):
+        coid, sid, strat, ex, sym, side, otype, qty, price, ro, ts = row
+        out.append(
+            OrderRequest(
+                id=str(coid),
+                ts_event=int(str(ts)),
+                client_order_id=str(coid),
+                signal_id=str(sid),
+                strategy=str(strat),
+                exchange=str(ex),
+                symbol=str(sym),
+                side=Side(str(side)),
+                order_type=OrderType(str(otype)),
+                quantity=_dec(qty),
+                price=None if price is None else _dec(price),
+                reduce_only=bool(ro),
+            )
+        )
+    return out
 
 
 def _order_price(engine: RiskEngine, o: OrderRequest) -> Decimal:

@@ -17,6 +17,7 @@ from typing import Any
 from tradewind.bus import MemoryBus
 from tradewind.clock import Clock
 from tradewind.config import Settings
+from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
 from tradewind.instruments import InstrumentRegistry
 from tradewind.runtime.clock import make_clock
@@ -109,7 +110,7 @@ def percentile(values: list[float], q: float) -> float | None:
 def count_lines(settings: Settings) -> int:
     total = 0
     for p in settings.feed.data or [bundled_recording()]:
-        with open(p, "rb") as fh:
+        with open_recording(p) as fh:
             total += sum(1 for line in fh if line.strip())
     return total
 
@@ -120,7 +121,10 @@ class Pipeline:
     ``store=False`` leaves out the store and db_writer (a backtest that needs no
     rows); ``source`` replaces the replay the ws service would build from the
     settings (a backtest reading formats that need per-file options); ``clock``
-    is the clock every service reads (give ``source`` the same one).
+    is the clock every service reads (give ``source`` the same one);
+    ``durable`` has the services keep their state as on a durable bus, so that
+    risk, started on a store that already holds a run, rebuilds its positions,
+    open orders and trading state from it (``tradewind trade`` on a restart).
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class Pipeline:
         source: ReplaySource | None = None,
         clock: Clock | None = None,
         fail_fast: bool = True,
+        durable: bool = False,
     ) -> None:
         self.settings = settings
         self.failed = False
@@ -150,6 +155,7 @@ class Pipeline:
             store=self.store,
             extras=live_venue(settings, instruments),
             fail_fast=fail_fast,
+            durable_state=durable,
         )
         self.db_writer = DbWriterService(ctx) if store else None
         self.execution = ExecutionService(ctx)

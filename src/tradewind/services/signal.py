@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from operator import attrgetter
 from typing import cast
 
 from tradewind.bus import Message, Subscription
-from tradewind.events import Bar, BookDelta, Event, Fill, Quote, Signal, Trade
+from tradewind.events import Bar, BookDelta, Event, Fill, Quote, Side, Signal, Trade
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
+from tradewind.storage import Store
 from tradewind.strategies import Strategy, StrategyContext, build_params, strategy_class
 from tradewind.strategies.bars import BarBuilder
 from tradewind.topics import BARS, EXECUTIONS, MARKET, SIGNALS, partition_of
@@ -115,12 +117,89 @@ class SignalService(Service):
     async def _restore(self, w: _Worker) -> None:
         raw = await self.bus.get_state(self.state_key(w.ctx.exchange, w.ctx.symbol))
         if raw is None:
+            if self.ctx.store is not None:
+                await self._rebuild(w, self.ctx.store)
             return
         data = json.loads(raw)
         w.ctx.restore(data["ctx"])
         w.strategy.load_state(data["strategy"])
         if w.bars is not None and data.get("bars") is not None:
             w.bars.restore(data["bars"])
+
+    async def _rebuild(self, w: _Worker, store: Store) -> int:
+        """A strategy's state from the store, when the bus holds none (an
+        embedded restart): its stored bars go through ``on_bar`` again, in
+        order, and what it signals meanwhile is dropped (those signals are in
+        the store already); then its signal count and aimed-for position are
+        those of the stored signals, so the next signal id is the one an
+        undisturbed run would have made. Exact for strategies of bars; those
+        of ticks, quotes or books start from their parameters. The bar that was
+        open is rebuilt from the stored trades since the last stored bar."""
+        ctx = w.ctx
+
+        def lit(s: str) -> str:
+            return "'" + s.replace("'", "''") + "'"
+
+        where = f"exchange = {lit(ctx.exchange)} AND symbol = {lit(ctx.symbol)}"
+        interval = self.params.bar_interval_s
+        bars = await store.fetch(
+            "SELECT ts_event, ts_open, open, high, low, close, volume, trades FROM bars "
+            f"WHERE {where} ORDER BY ts_event"
+        )
+        for ts, ts_open, o, h, lo, c, v, n in bars:
+            ctx.now_ns = int(str(ts))
+            w.strategy.on_bar(
+                Bar(
+                    id=f"rebuild:{ts}",
+                    ts_event=int(str(ts)),
+                    exchange=ctx.exchange,
+                    symbol=ctx.symbol,
+                    interval_s=interval,
+                    ts_open=int(str(ts_open)),
+                    open=float(str(o)),
+                    high=float(str(h)),
+                    low=float(str(lo)),
+                    close=float(str(c)),
+                    volume=float(str(v)),
+                    trades=int(str(n)),
+                    ts_recv=0,
+                )
+            )
+            ctx.drain()
+        if w.bars is not None:
+            # The bar that was open: its trades, after the last stored bar's end.
+            since = int(str(bars[-1][0])) if bars else 0
+            scratch: list[Event] = []
+            for tid, px, qty, side, ts, recv in await store.fetch(
+                "SELECT trade_id, price, qty, side, ts_event, ts_recv FROM trades "
+                f"WHERE {where} AND ts_event >= {since} "
+                "ORDER BY ts_event, length(trade_id), trade_id"
+            ):
+                trade = Trade(
+                    id=f"rebuild:{tid}",
+                    ts_event=int(str(ts)),
+                    exchange=ctx.exchange,
+                    symbol=ctx.symbol,
+                    price=float(str(px)),
+                    qty=float(str(qty)),
+                    side=None if side is None else Side(str(side)),
+                    trade_id=str(tid),
+                    ts_recv=int(str(recv)),
+                )
+                self._dispatch(w, trade, scratch)
+            ctx.drain()
+        rows = await store.fetch(
+            f"SELECT side, quantity FROM signals WHERE {where} AND strategy = "
+            f"{lit(self.strategy_cls.name)}"
+        )
+        ctx.restore_counts(
+            len(rows),
+            sum(
+                (Decimal(str(q)) * (1 if str(s) == Side.BUY.value else -1) for s, q in rows),
+                Decimal(0),
+            ),
+        )
+        return len(bars)
 
     def _snapshot(self, w: _Worker) -> bytes:
         return json.dumps(

@@ -53,20 +53,18 @@ class WsService(Service):
             source = ReplaySource(
                 feed.data or [bundled_recording()], speed=feed.speed, clock=clock, fmt=feed.format
             )
-        elif source is None:
-            from tradewind.exchanges.feeds import validate_feed_settings
+        self.feeds: Feeds | None = None
+        if source is None and feed.source == "live":
+            from tradewind.exchanges.feeds import Feeds
 
-            # A bad feed setting stops the process (exit 2) before it connects.
-            validate_feed_settings(ctx.settings)
+            # Validates first: a bad feed setting stops the process (exit 2)
+            # before it connects. Kept so a dashboard can watch the connections.
+            self.feeds = Feeds(ctx.settings)
         self.source = source
         self.events_in = 0
         self.last_price: dict[tuple[str, str], float] = {}
         self.last_event_at: dict[tuple[str, str], float] = {}
         self.done = asyncio.Event()
-        self.feeds: Feeds | None = None
-
-    def _started(self, feeds: Feeds) -> None:
-        self.feeds = feeds
 
     def ready(self) -> tuple[bool, str]:
         """Not ready while a venue refuses a subscription (it is retried meanwhile)."""
@@ -89,7 +87,7 @@ class WsService(Service):
         else:
             from tradewind.exchanges.feeds import run_feeds
 
-            self.spawn(self._pump(run_feeds(self.settings, self._stopping, self._started)), "live")
+            self.spawn(self._pump(run_feeds(self.settings, self._stopping, self.feeds)), "live")
 
     @property
     def replay_key(self) -> str | None:

@@ -131,6 +131,12 @@ class StrategyContext:
             "next_timer_ns": self.next_timer_ns,
         }
 
+    def restore_counts(self, signals: int, position: Decimal) -> None:
+        """After a rebuild from the store: the signals made so far and the
+        position they aim for."""
+        self._seq = signals
+        self.position = position
+
     def restore(self, data: dict[str, Any]) -> None:
         self._seq = int(data["seq"])
         self.position = Decimal(data["position"])

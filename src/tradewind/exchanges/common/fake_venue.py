@@ -94,6 +94,8 @@ class Venue:
         self.corrupt_symbol: str | None = None
         self.sent_garbage = 0
         self._task: asyncio.Task[None] | None = None
+        self._running = asyncio.Event()
+        self._running.set()
 
     # --- loading -----------------------------------------------------------
     def load(self, paths: Iterable[Path]) -> None:
@@ -125,10 +127,12 @@ class Venue:
         speed = self.server.speed
         t0 = time.monotonic()
         for i, entry in enumerate(self.timeline):
+            t0 += await self._held()
             if speed > 0:
                 delay = t0 + entry.offset / 1e9 / speed - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                    t0 += await self._held()
             elif i % 64 == 0:
                 await asyncio.sleep(0)
             self.position = i + 1
@@ -137,6 +141,21 @@ class Venue:
             except Exception:
                 log.exception("fake: entry failed", venue=self.name, index=i)
         self.done.set()
+
+    async def _held(self) -> float:
+        """While paused, wait; the seconds it waited shift the replay's clock."""
+        if self._running.is_set():
+            return 0.0
+        t = time.monotonic()
+        await self._running.wait()
+        return time.monotonic() - t
+
+    def pause(self) -> None:
+        """Hold the replay where it is (nothing is lost: it resumes from there)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
     def apply(self, entry: Entry) -> None:
         raise NotImplementedError
@@ -226,6 +245,7 @@ class Venue:
             "started": self.started.is_set(),
             "done": self.done.is_set(),
             "stalled": self.stalled,
+            "paused": not self._running.is_set(),
         }
 
 

@@ -26,6 +26,7 @@ from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.common.book import BookSync, BookUpdate
 from tradewind.exchanges.common.dedup import TradeDedup
 from tradewind.exchanges.common.errors import ParseError
+from tradewind.exchanges.common.recording import Recorder
 from tradewind.exchanges.common.rest import RateLimiter, WindowLimiter
 from tradewind.exchanges.common.validate import channels_for
 from tradewind.observability import metrics
@@ -98,6 +99,8 @@ class VenueFeed:
         self.parse_errors = 0
         self.garbage: dict[str, int] = {}
         self._children: dict[tuple[str, str], Any] = {}
+        self.recorder: Recorder | None = None
+        """Gets every frame as received (``tradewind record``, ``trade --record``)."""
         per = min(feed.symbols_per_connection, self.connection_limit())
         self.connections = [
             Connection(self, self.symbols[i : i + per], i // per)
@@ -530,6 +533,8 @@ class Connection:
                 ts_recv = time.time_ns()
                 self.last_message_at = time.monotonic()
                 self.messages += 1
+                if venue.recorder is not None:
+                    venue.recorder.put(frame)
                 events = venue.handle(self, frame, ts_recv)
                 if events:
                     await venue.out.put(events)

@@ -209,6 +209,15 @@ class FakeExchange:
     def garbage(self, count: int = 1, exchange: str | None = None) -> int:
         return sum(v.garbage(count) for v in self._targets(exchange))
 
+    def pause(self, exchange: str | None = None) -> None:
+        """Hold the replay (unlike ``stall``, nothing is skipped meanwhile)."""
+        for v in self._targets(exchange):
+            v.pause()
+
+    def resume(self, exchange: str | None = None) -> None:
+        for v in self._targets(exchange):
+            v.resume()
+
     def start_replay(self, exchange: str | None = None) -> None:
         for v in self._targets(exchange):
             v.start()
@@ -240,6 +249,10 @@ class FakeExchange:
                 self.corrupt_checksum(cmd.count, cmd.exchange, cmd.symbol)
             elif cmd.action == "garbage":
                 result = self.garbage(cmd.count, cmd.exchange)
+            elif cmd.action == "pause":
+                self.pause(cmd.exchange)
+            elif cmd.action == "resume":
+                self.resume(cmd.exchange)
             elif cmd.action == "start":
                 self.start_replay(cmd.exchange)
             else:

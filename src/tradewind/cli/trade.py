@@ -1,0 +1,227 @@
+"""``tradewind trade``: the five services in one process on live market data,
+paper execution, a terminal dashboard, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from tradewind.cli import app
+from tradewind.cli.checks import check_strategy
+from tradewind.cli.common import settings_or_exit
+from tradewind.cli.dashboard import plain, render
+from tradewind.cli.options import parse_params
+from tradewind.config import ConfigError
+from tradewind.exchanges.common.recording import Recorder
+from tradewind.observability.logging import configure_logging
+from tradewind.runtime.embedded import RunSummary
+from tradewind.runtime.loop import run_async
+from tradewind.runtime.trade import LiveTrader
+
+PAPER_NOTE = "paper trading: orders are simulated against the live book; none is sent to {venue}"
+
+
+def _symbols(value: str) -> list[str]:
+    out = [s.strip() for s in value.split(",") if s.strip()]
+    if not out:
+        raise typer.BadParameter("give at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    return out
+
+
+@app.command("trade")
+def trade_command(
+    venue: str = typer.Option("binance", "--venue", help="Exchange id of the live feed."),
+    symbols: str = typer.Option("BTCUSDT", "--symbols", help="Comma-separated symbols."),
+    strategy: str = typer.Option("ema_cross", help="Strategy name."),
+    param: list[str] = typer.Option(  # noqa: B008
+        [], "--param", "-p", help="Any strategy parameter as KEY=VALUE (repeatable)."
+    ),
+    db: Path = typer.Option(Path("tradewind.db"), help="SQLite file; a restart resumes from it."),  # noqa: B008
+    live_orders: bool = typer.Option(
+        False, "--live-orders", help="Route real orders to the venue (not available yet)."
+    ),
+    no_dashboard: bool = typer.Option(
+        False, "--no-dashboard", help="Plain status lines instead of the dashboard."
+    ),
+    interval: float = typer.Option(
+        10.0, "--status-every", min=0.1, help="Seconds between plain status lines."
+    ),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.1, help="Stop by itself after this many seconds."
+    ),
+    record: Path | None = typer.Option(  # noqa: B008
+        None, "--record", help="Also write every raw message to this file (.gz: compressed)."
+    ),
+    rotate_mb: float = typer.Option(
+        0.0, "--rotate-mb", min=0, help="Rotate the recording by size."
+    ),
+    rotate_minutes: float = typer.Option(
+        0.0, "--rotate-minutes", min=0, help="Rotate the recording by time."
+    ),
+) -> None:
+    """Trade live market data in one process (paper execution), with a dashboard."""
+    if live_orders:
+        typer.echo(
+            "tradewind: --live-orders is not available yet: tradewind trade routes "
+            "orders to the paper exchange only (omit the flag)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    settings = settings_or_exit(
+        feed={"source": "live", "exchanges": [venue], "symbols": _symbols(symbols)},
+        store={"url": f"sqlite:///{db}"},
+        strategy={"name": strategy, "params": check_strategy(strategy, dict(parse_params(param)))},
+        bus={"kind": "memory"},
+    )
+    if settings.execution.venue != "paper":
+        typer.echo(
+            f"tradewind: invalid setting TRADEWIND_EXECUTION__VENUE: {settings.execution.venue!r} "
+            "routes real orders, which tradewind trade does not do yet; use paper",
+            err=True,
+        )
+        raise typer.Exit(2)
+    configure_logging(settings, console=True)
+    console = Console()
+    dashboard = console.is_terminal and not no_dashboard
+    try:
+        trader = LiveTrader(settings, _recorder(record, rotate_mb, rotate_minutes))
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console.print(PAPER_NOTE.format(venue=venue))
+    try:
+        summary = run_async(_trade(trader, console, dashboard, interval, duration))
+    except RuntimeError as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
+        raise typer.Exit(1) from None
+    from tradewind.cli.run import summary_table
+
+    console.print(summary_table(summary, db))
+    if trader.cancelled:
+        console.print(f"cancelled {trader.cancelled} open order(s) on the way out")
+    if trader.recorder is not None:
+        _recorded(console, trader.recorder)
+
+
+def _recorder(path: Path | None, rotate_mb: float, rotate_minutes: float) -> Recorder | None:
+    if path is None:
+        return None
+    return Recorder(path, max_bytes=int(rotate_mb * 1_000_000), max_age_s=rotate_minutes * 60)
+
+
+def _recorded(console: Console, recorder: Recorder) -> None:
+    files = ", ".join(str(p) for p in recorder.files)
+    console.print(f"recorded {recorder.written:,} messages to {files}")
+    if recorder.dropped:
+        console.print(f"[red]{recorder.dropped:,} messages dropped: the disk fell behind[/red]")
+    if recorder.error is not None:
+        console.print(f"[red]recording failed: {recorder.error}[/red]")
+
+
+@app.command("record")
+def record_command(
+    venue: str = typer.Option("binance", "--venue", help="Exchange id of the live feed."),
+    symbols: str = typer.Option("BTCUSDT", "--symbols", help="Comma-separated symbols."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (.gz: compressed)."),  # noqa: B008
+    rotate_mb: float = typer.Option(0.0, "--rotate-mb", min=0, help="Rotate by size."),
+    rotate_minutes: float = typer.Option(0.0, "--rotate-minutes", min=0, help="Rotate by time."),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0.1, help="Stop by itself after this many seconds."
+    ),
+) -> None:
+    """Record a live feed's raw messages, for run and backtest to replay."""
+    from tradewind.runtime.record import record_feeds
+
+    settings = settings_or_exit(
+        feed={"source": "live", "exchanges": [venue], "symbols": _symbols(symbols)}
+    )
+    configure_logging(settings, console=True)
+    recorder = _recorder(output, rotate_mb, rotate_minutes)
+    assert recorder is not None
+
+    async def main() -> int:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        if duration is not None:
+            loop.call_later(duration, stopping.set)
+        return await record_feeds(settings, recorder, stopping)
+
+    console = Console()
+    try:
+        events = run_async(main())
+    except ConfigError as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console.print(f"{events:,} events parsed")
+    _recorded(console, recorder)
+
+
+async def _trade(
+    trader: LiveTrader,
+    console: Console,
+    dashboard: bool,
+    interval: float,
+    duration: float | None,
+) -> RunSummary:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            # What is committed is in the SQLite file (WAL, synchronous=FULL).
+            os._exit(130)
+        stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    if duration is not None:
+        loop.call_later(duration, stopping.set)
+    await trader.start()
+    if trader.resent:
+        console.print(f"resumed: sent {trader.resent} open order(s) again to the paper exchange")
+    show = asyncio.create_task(_show(trader, console, dashboard, interval, stopping))
+    try:
+        await trader.run_until(stopping)
+    finally:
+        show.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await show
+        console.print("stopping: cancelling open orders and flushing the store (Ctrl-C: now)")
+        await trader.stop()
+    return await trader.summary()
+
+
+async def _show(
+    trader: LiveTrader,
+    console: Console,
+    dashboard: bool,
+    interval: float,
+    stopping: asyncio.Event,
+) -> None:
+    if not dashboard:
+        next_at = time.monotonic() + interval
+        while not stopping.is_set():
+            await asyncio.sleep(min(0.25, max(0.0, next_at - time.monotonic())))
+            if time.monotonic() >= next_at:
+                console.print(plain(trader.view()), soft_wrap=True, highlight=False)
+                next_at += interval
+        return
+    with Live(
+        render(trader.view()), console=console, auto_refresh=False, screen=False, transient=False
+    ) as live:
+        while not stopping.is_set():
+            await asyncio.sleep(0.5)
+            live.update(render(trader.view()), refresh=True)
