@@ -94,23 +94,33 @@ def _wait_port(port: int, timeout: float = 15.0) -> bool:
     return False
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """A Redis URL: the configured server, or a throwaway one."""
-    url = os.environ.get("TRADEWIND_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_or_fail("no Redis: set TRADEWIND_TEST_REDIS_URL or install redis-server")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as d:
-        proc = subprocess.Popen(
+class RedisProcess:
+    """A redis-server of our own on a free loopback port, in ``directory``: for
+    the session when no Redis is configured, and for tests that must stop,
+    restart or reconfigure the server (AOF reloads, replicas)."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            skip_or_fail("no redis-server binary: install redis-server")
+        assert binary is not None
+        self.binary = binary
+        self.directory = directory
+        self.args = args
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, wait: bool = True) -> None:
+        """Start (again, on the same port and data); ``wait``: until it accepts connections."""
+        self.proc = subprocess.Popen(
             [
-                binary,
+                self.binary,
                 "--port",
-                str(port),
+                str(self.port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -118,18 +128,39 @@ def redis_server() -> Iterator[str]:
                 "--appendonly",
                 "no",
                 "--dir",
-                d,
+                str(self.directory),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        if wait and not _wait_port(self.port):
+            skip_or_fail("throwaway redis-server did not start")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM: Redis flushes its AOF and exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A Redis URL: the configured server, or a throwaway one."""
+    url = os.environ.get("TRADEWIND_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if shutil.which("redis-server") is None:
+        skip_or_fail("no Redis: set TRADEWIND_TEST_REDIS_URL or install redis-server")
+    with tempfile.TemporaryDirectory() as d:
+        server = RedisProcess(Path(d))
+        server.start()
         try:
-            if not _wait_port(port):
-                skip_or_fail("throwaway redis-server did not start")
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            proc.terminate()
-            proc.wait(10)
+            server.stop(10)
 
 
 class AclRedis:

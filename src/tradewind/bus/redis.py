@@ -62,7 +62,7 @@ from tradewind import events as ev
 from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
 from tradewind.bus.redis_lua import COMMIT, TRIM_CONSUMED
 from tradewind.bus.redis_tx import Tx
-from tradewind.bus.resp import RespConnection
+from tradewind.bus.resp import RespConnection, retryable_reply
 from tradewind.events import DeadLetter, Event
 from tradewind.observability import metrics
 from tradewind.topics import DEAD_LETTER, PARTITIONED, TRIMMABLE, partition_of
@@ -84,6 +84,17 @@ _TRANSIENT: tuple[type[Exception], ...] = (
     TimeoutError,
     OSError,
 )
+
+
+def retryable(exc: BaseException) -> bool:
+    """A lost connection, a timeout, or a reply that says "not now" (LOADING,
+    BUSY, READONLY after a failover, ...): the same call may succeed later."""
+    return isinstance(exc, _TRANSIENT) or retryable_reply(exc)
+
+
+def describe(exc: BaseException) -> str:
+    """The class and the server's own message, for logs and errors."""
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 class FencedError(BusError):
@@ -249,10 +260,10 @@ class RedisBus(Bus):
     async def ping(self) -> bool:
         try:
             return bool(await asyncio.wait_for(self.redis.ping(), self.op_timeout_s))
-        except _TRANSIENT:
-            return False
-        except BusError:
-            return False
+        except Exception as exc:
+            if retryable(exc) or isinstance(exc, BusError):
+                return False
+            raise
 
     async def retry(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         """Run ``op`` until it succeeds; only for operations safe to repeat."""
@@ -261,11 +272,15 @@ class RedisBus(Bus):
         while True:
             try:
                 return await op()
-            except _TRANSIENT as exc:
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
                 self._reconnects.inc()
                 if time.monotonic() + delay > deadline:
-                    raise BusError(f"redis {what} failed: {type(exc).__name__}: {exc}") from None
-                log.warning("redis unavailable; retrying", op=what, error=str(exc), delay=delay)
+                    raise BusError(f"redis {what} failed: {describe(exc)}") from None
+                log.warning(
+                    "redis unavailable; retrying", op=what, error=describe(exc), delay=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -330,12 +345,14 @@ class RedisBus(Bus):
             try:
                 res: Any = await conn.evalsha(COMMIT, _COMMIT_SHA, keys, args)
                 break
-            except _TRANSIENT as exc:
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
                 # Outcome unknown; the token makes the retry apply it at most once.
                 self._reconnects.inc()
                 if time.monotonic() + delay > deadline:
-                    raise BusError(f"redis commit failed: {type(exc).__name__}: {exc}") from None
-                log.warning("redis commit interrupted; retrying", error=str(exc), delay=delay)
+                    raise BusError(f"redis commit failed: {describe(exc)}") from None
+                log.warning("redis commit interrupted; retrying", error=describe(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         status, read = (int(res[0]), res[1]) if isinstance(res, list) else (int(res), None)
@@ -624,7 +641,9 @@ class RedisSubscription(Subscription):
             got = self._ready[:max_count]
             del self._ready[:max_count]
             return got
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not retryable(exc):
+                raise
             if self._closed:
                 return []  # closing dropped the connection under a blocked read
             # A reply lost in flight leaves entries in our PEL: read them first.
@@ -632,7 +651,7 @@ class RedisSubscription(Subscription):
             self._errors += 1
             self._bus._reconnects.inc()
             delay = min(0.05 * 2 ** min(self._errors, 6), 2.0)
-            log.warning("redis fetch failed; retrying", group=self.group, error=str(exc))
+            log.warning("redis fetch failed; retrying", group=self.group, error=describe(exc))
             await asyncio.sleep(delay)
             return []
 
@@ -818,10 +837,14 @@ class RedisSubscription(Subscription):
                 await bus.redis.xclaim(
                     key, self.group, self.consumer, 0, ids, idle=bus.claim_idle_ms, justid=True
                 )
-        except _TRANSIENT as exc:
+        except Exception as exc:
+            if not retryable(exc):
+                raise
             # Once: a stopping service must not wait out an outage. They stay
             # pending and are claimed after ``claim_idle_ms`` as usual.
-            log.warning("could not release entries read ahead", group=self.group, error=str(exc))
+            log.warning(
+                "could not release entries read ahead", group=self.group, error=describe(exc)
+            )
 
     def _reread(self) -> None:
         """Read this consumer's pending entries again, from the oldest, before
