@@ -91,6 +91,12 @@ class FeedSettings(_Section):
     exchanges: list[str] = ["binance"]
     symbols: list[str] = ["BTCUSDT"]
     stale_after_s: float = Field(30.0, gt=0)
+    lockstep_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        description="a lockstep replay (speed 0) waits this long for a group that is "
+        "behind, then goes on and marks the run not deterministic (0: wait for ever)",
+    )
     ws_urls: dict[str, str] = {}
     rest_urls: dict[str, str] = {}
     symbols_by_exchange: dict[str, list[str]] = {}

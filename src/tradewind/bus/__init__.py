@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
+from tradewind.bus.base import (
+    Bus,
+    BusError,
+    GroupInfo,
+    Message,
+    NotSettled,
+    Subscription,
+    TopicInfo,
+)
 from tradewind.bus.memory import MemoryBus
 
 if TYPE_CHECKING:
@@ -16,6 +24,7 @@ __all__ = [
     "GroupInfo",
     "MemoryBus",
     "Message",
+    "NotSettled",
     "Subscription",
     "TopicInfo",
     "create_bus",

@@ -61,6 +61,16 @@ class BusError(RuntimeError):
     """The bus could not complete an operation after its retries."""
 
 
+class NotSettled(BusError):
+    """A lockstep wait gave up: some group did not catch up within the limit.
+
+    ``behind`` maps ``topic/group`` to (lag, pending) as last seen."""
+
+    def __init__(self, message: str, behind: Mapping[str, tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.behind = dict(behind)
+
+
 class Subscription(ABC):
     """A consumer's view of one group over one or more topics."""
 
@@ -198,8 +208,13 @@ class Bus(ABC):
 
     async def idle(self) -> bool:
         """True when every group has consumed and acknowledged everything."""
-        for topic in (await self.info()).values():
-            for g in topic.groups.values():
+        return not await self.behind()
+
+    async def behind(self) -> dict[str, tuple[int, int]]:
+        """``topic/group`` -> (lag, pending) of every group not yet caught up."""
+        out: dict[str, tuple[int, int]] = {}
+        for name, topic in (await self.info()).items():
+            for group, g in topic.groups.items():
                 if g.lag or g.pending:
-                    return False
-        return True
+                    out[f"{name}/{group}"] = (g.lag, g.pending)
+        return out

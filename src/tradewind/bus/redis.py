@@ -59,7 +59,15 @@ from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from tradewind import events as ev
-from tradewind.bus.base import Bus, BusError, GroupInfo, Message, Subscription, TopicInfo
+from tradewind.bus.base import (
+    Bus,
+    BusError,
+    GroupInfo,
+    Message,
+    NotSettled,
+    Subscription,
+    TopicInfo,
+)
 from tradewind.bus.redis_lua import COMMIT, TRIM_CONSUMED
 from tradewind.bus.redis_tx import Tx
 from tradewind.bus.resp import RespConnection, retryable_reply
@@ -492,19 +500,33 @@ class RedisBus(Bus):
                 gi.pending += int(g["pending"])
         return out
 
-    async def wait_idle(self, timeout: float = 60.0, poll: float = 0.005) -> None:
-        """Until every group has consumed and acked everything, or ``timeout``.
+    async def wait_idle(
+        self, timeout: float = 60.0, poll: float = 0.005, report_every_s: float = 5.0
+    ) -> None:
+        """Until every group has consumed and acked everything.
 
         A replay producer that waits for this between batches runs the services
         in lockstep, as the embedded replay does, so a distributed replay is a
         function of its input however the processes are scheduled or restarted.
-        Bounded, because a group whose consumer is gone for good never drains.
+        While it waits it logs, every ``report_every_s``, which groups are
+        behind; past ``timeout`` (0: never) it raises ``NotSettled``, because a
+        producer that went on regardless would void that promise unseen.
         """
-        deadline = time.monotonic() + timeout
-        while not await self.idle():
-            if time.monotonic() > deadline:
-                log.warning("bus did not settle; going on", timeout_s=timeout)
-                return
+        start = time.monotonic()
+        report_at = start + report_every_s
+        while behind := await self.behind():
+            now = time.monotonic()
+            groups = ", ".join(f"{g} (lag {lag}, pending {p})" for g, (lag, p) in behind.items())
+            if timeout and now - start > timeout:
+                raise NotSettled(f"lockstep: {groups} did not catch up within {timeout:g}s", behind)
+            if now >= report_at:
+                log.warning(
+                    "lockstep replay waiting for consumers",
+                    behind=groups,
+                    waited_s=round(now - start, 1),
+                    limit_s=timeout,
+                )
+                report_at = now + report_every_s
             await asyncio.sleep(poll)
 
     def _topic_of(self, key: str) -> str:

@@ -79,6 +79,11 @@ BATCH_SIZE = Histogram(
 BUS_RECONNECTS = Counter(
     "tradewind_bus_reconnects_total", "Reconnections to the bus backend.", ["service"]
 )
+LOCKSTEP_BROKEN = Gauge(
+    "tradewind_replay_lockstep_broken",
+    "1 once a lockstep replay stopped waiting for a consumer group past "
+    "TRADEWIND_FEED__LOCKSTEP_TIMEOUT_S: its outcome is no longer a function of its data.",
+)
 
 # --- latency per hop ----------------------------------------------------------
 HOP_LATENCY = Histogram(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from collections.abc import Coroutine
@@ -116,8 +117,13 @@ class _Process:
             detail["feed_age_s"] = f"{age:.1f}"
             if age > self.settings.feed.stale_after_s:
                 ok, detail["feed"] = False, "stale"
-        if isinstance(svc, WsService) and svc.done.is_set() and svc.source is not None:
-            detail["replay"] = "finished"
+        if isinstance(svc, WsService) and svc.source is not None:
+            if svc.lockstep_broken:
+                ok, detail["lockstep"] = False, f"broken, not deterministic: {svc.lockstep_broken}"
+            if svc.done.is_set():
+                detail["replay"] = (
+                    "finished" if svc.finished else "stopped" if svc.stopping else "failed"
+                )
         return ok, detail
 
     # --- lifecycle -----------------------------------------------------------------
@@ -188,7 +194,10 @@ class _Process:
             log.info("ws lease acquired", consumer=self.consumer, lease=lease.lease.key)
             feed = self.settings.feed
             lockstep = feed.source == "replay" and feed.speed == 0
-            service = WsService(ctx, settle=self.bus.wait_idle if lockstep else None)
+            limit = feed.lockstep_timeout_s
+            service = WsService(
+                ctx, settle=functools.partial(self.bus.wait_idle, limit) if lockstep else None
+            )
         self.service = service
         await service.start()
         self.spawn(lease.hold(self.stop), f"{self.name}-lease")

@@ -195,6 +195,10 @@ class Service(ABC):
                 )
         self._tasks.clear()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def failed(self) -> BaseException | None:
         """The first exception that ended one of the service's tasks."""
         for t in self._tasks:

@@ -16,6 +16,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+import structlog
+
+from tradewind.bus import NotSettled
 from tradewind.bus.redis import RedisBus
 from tradewind.clock import ReplayClock
 from tradewind.config import Settings
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 _KIND: dict[type, str] = {Trade: "trade", Quote: "quote", BookDelta: "book", Bar: "bar"}
 _EXCHANGE = attrgetter("exchange")
 _SYMBOL = attrgetter("symbol")
+log = structlog.get_logger("tradewind.ws")
 
 
 class WsService(Service):
@@ -65,6 +69,11 @@ class WsService(Service):
         self.last_price: dict[tuple[str, str], float] = {}
         self.last_event_at: dict[tuple[str, str], float] = {}
         self.done = asyncio.Event()
+        self.finished = False
+        """The source ended and everything was published (not a stop or a crash)."""
+        self.lockstep_broken = ""
+        """Why a lockstep replay stopped waiting for its consumers ("" while it
+        holds): the run's outcome then depends on timing, not on its data alone."""
 
     def ready(self) -> tuple[bool, str]:
         """Not ready while a venue refuses a subscription (it is retried meanwhile)."""
@@ -104,14 +113,52 @@ class WsService(Service):
     async def _resume_from(self) -> int:
         key = self.replay_key
         raw = None if key is None else await self.bus.get_state(key)
-        return 0 if raw is None else int(json.loads(raw)["events"])
+        if raw is None:
+            return 0
+        saved = json.loads(raw)
+        if saved.get("lockstep_broken"):
+            self._break_lockstep(str(saved["lockstep_broken"]))
+        return int(saved["events"])
+
+    def _progress(self, events: int, done: bool) -> bytes:
+        """The replay's committed progress and, once ``done``, its result."""
+        state: dict[str, object] = {"events": events, "done": done}
+        if self.settle is not None:
+            state["deterministic"] = not self.lockstep_broken
+        if self.lockstep_broken:
+            state["lockstep_broken"] = self.lockstep_broken
+        return json.dumps(state).encode()
+
+    def _break_lockstep(self, why: str) -> None:
+        if not self.lockstep_broken:
+            metrics.LOCKSTEP_BROKEN.set(1)
+            log.error(
+                "lockstep replay gave up waiting: this run is no longer a function of its data",
+                reason=why,
+            )
+        self.lockstep_broken = why
+
+    async def _settle(self) -> None:
+        """Wait for every consumer, unless a wait already gave up: from then on the
+        run is not deterministic anyway, and a group gone for good would stall
+        every later batch for the whole limit."""
+        if self.settle is None or self.lockstep_broken:
+            return
+        try:
+            await self.settle()
+        except NotSettled as exc:
+            self._break_lockstep(str(exc))
+            if self.replay_key is not None:
+                await self.bus.put_state(
+                    self.replay_key, self._progress(self.events_in, done=False)
+                )
 
     async def _publish(self, batch: Sequence[MarketEvent], done: bool = False) -> None:
         key = self.replay_key
         if key is None:
             await self.bus.publish(MARKET, batch)
             return
-        state = {key: json.dumps({"events": self.events_in + len(batch), "done": done}).encode()}
+        state = {key: self._progress(self.events_in + len(batch), done)}
         if isinstance(self.bus, RedisBus):
             await self.bus.publish_with_state(MARKET, batch, state)
         else:
@@ -140,14 +187,14 @@ class WsService(Service):
                     if not batch:
                         continue
                 await self._publish(batch)
-                if self.settle is not None:
-                    await self.settle()
                 self.events_in += len(batch)
+                await self._settle()
                 published.inc(len(batch))
                 self._note(batch)
             finished = not self._stopping.is_set()
             if finished and self.replay_key is not None:
                 await self._publish([], done=True)
+            self.finished = finished
         finally:
             self.done.set()
             for (ex, sym), at in self.last_event_at.items():
