@@ -177,11 +177,14 @@ class Cluster:
         return codes
 
     async def replay_state(self, bus: RedisBus) -> dict[str, Any] | None:
-        """ws's committed replay progress: ``{"events": n, "done": bool}``."""
-        keys = [k async for k in bus.redis.scan_iter(match=bus.state_key("ws:replay:*"))]
-        if len(keys) != 1:
-            return None
-        raw = await bus.redis.get(keys[0])
+        """ws's committed replay progress: ``{"events": n, "done": bool}`` (read
+        with the bus's retries: the tests restart Redis under it)."""
+
+        async def read() -> Any:
+            keys = [k async for k in bus.redis.scan_iter(match=bus.state_key("ws:replay:*"))]
+            return None if len(keys) != 1 else await bus.redis.get(keys[0])
+
+        raw = await bus.retry(read, "observer")
         return None if raw is None else dict(json.loads(raw))
 
     async def replay_done(self, bus: RedisBus) -> bool:

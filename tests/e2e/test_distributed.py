@@ -13,13 +13,18 @@ import asyncio
 import json
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.conftest import RedisProcess
 from tests.e2e.cluster import (
     BATCH,
     COLUMNS,
@@ -172,3 +177,86 @@ async def test_two_signal_and_two_db_writer_replicas_match_one(
         assert holders == {b"s0", b"s1"}, owners
     finally:
         await bus.close()
+
+
+async def _restart_through_a_long_load(server: RedisProcess) -> float:
+    """Stop Redis (it flushes its AOF), start it again on the same data, and
+    return how long it answered LOADING."""
+    server.stop()
+    server.start(wait=False)
+    probe = aioredis.Redis.from_url(server.url, socket_timeout=10, socket_connect_timeout=1)
+    loading_since: float | None = None
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            try:
+                await probe.ping()
+                break
+            except BusyLoadingError:
+                loading_since = loading_since or time.monotonic()
+            except (RedisConnectionError, OSError):
+                pass
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("Redis did not come back")
+    finally:
+        await probe.aclose()
+    return 0.0 if loading_since is None else time.monotonic() - loading_since
+
+
+async def test_a_redis_restart_with_a_multi_second_aof_load_mid_replay(
+    tmp_path: Path,
+    redis_prefix: str,
+    postgres_url: str,
+    reference: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    (tmp_path / "redis").mkdir()
+    # 600k keys of 200 bytes stored uncompressed: a multi-second load that
+    # answers LOADING all along (a loading Redis serves clients every 2 MB read).
+    server = RedisProcess(
+        tmp_path / "redis",
+        "--appendonly",
+        "yes",
+        "--rdbcompression",
+        "no",
+        "--enable-debug-command",
+        "local",
+    )
+    server.start()
+    # In database 1: the load counts every database, the services' scans only theirs.
+    admin = aioredis.Redis.from_url(server.url[: -len("/0")] + "/1", socket_timeout=60)
+    try:
+        await admin.execute_command("DEBUG", "POPULATE", 600_000, "filler", 200)
+        await admin.bgrewriteaof()
+        for _ in range(600):
+            info = await admin.info("persistence")
+            if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.aclose()
+    c = Cluster(tmp_path, server.url, redis_prefix, postgres_url, speed=0)
+    # A holder gives its lease up after two thirds of the TTL without a renewal;
+    # the outage here (shutdown, start, load) must not reach that, or risk exits
+    # to rejoin as a standby, which is another test's subject.
+    c.env["TRADEWIND_LEASE_TTL_MS"] = "30000"
+    bus = await _bus(c)
+    try:
+        _start_consumers(c)
+        ws = c.start("ws")
+        c.wait_live(ws)
+        total = sum(1 for line in bundled_recording().read_bytes().splitlines() if line.strip())
+        await c.wait_replayed(bus, total // 3, timeout=60)
+        loading_s = await _restart_through_a_long_load(server)
+        assert loading_s >= 1.0, f"Redis answered LOADING for only {loading_s:.2f}s"
+        assert not await c.replay_done(bus), "the replay ended before the restart"
+        await c.wait_done(bus, timeout=120)
+        _assert_same(await c.rows(), reference)
+        await _check_exactly_once(bus)
+        logs = "".join(c.tail(k) for k in c.procs)
+        assert "loading the dataset in memory" in logs, "no service met a loading Redis"
+    finally:
+        await bus.close()
+        codes = c.stop_all()
+        server.stop(10)
+    assert all(code == 0 for code in codes.values()), codes
