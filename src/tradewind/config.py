@@ -58,6 +58,15 @@ class BusSettings(_Section):
     claim_idle_ms: int = Field(30_000, ge=10)
     batch_size: int = Field(1024, ge=1, le=100_000)
     block_ms: int = Field(200, ge=1, le=60_000)
+    max_message_bytes: int = Field(65_536, ge=1024, le=64 * 1024 * 1024)
+    """A bus entry larger than this is dead-lettered unread (the largest real
+    event, a deep book snapshot, is a few kB)."""
+    dead_letter_maxlen: int = Field(10_000, ge=10)
+    """Dead letters kept; older ones are dropped and counted
+    (``tradewind_dead_letters_dropped_total``)."""
+    keep_ms: int = Field(600_000, ge=0)
+    """Consumed entries younger than this stay in their stream (a window for
+    operators and post-run checks); see docs/distributed.md, "Trimming"."""
 
 
 class StoreSettings(_Section):

@@ -16,16 +16,44 @@ rescanned by every young-generation collection. They hold only scalars and
 lists of float pairs that nothing appends to, so they cannot be part of a
 cycle; don't give them a field that could refer back to an object. The
 other events are few and some carry dicts, so they stay tracked.
+
+Everything read from the bus is checked on decode (``decode``): prices of
+market data are finite and positive and quantities finite and not negative
+(msgspec constraints, checked in C while decoding, nearly free), strings
+have bounded lengths, and the Decimal money of orders, fills and positions
+is checked after decoding (those events are few). A message that fails is
+the producer's fault, not the consumer's: the bus dead-letters it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+MAX_ID_LEN = 256
+MAX_NAME_LEN = 64
+MAX_TEXT_LEN = 1024
+MAX_ERROR_LEN = 2048
+DEAD_PAYLOAD_BYTES = 4096
+"""A dead letter keeps this much of the original message, with its size and hash."""
+
+_FINITE = sys.float_info.max
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LEN)]
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LEN)]
+Price = Annotated[float, msgspec.Meta(gt=0, le=_FINITE)]
+"""Finite and positive: NaN fails ``gt`` and infinity fails ``le``."""
+Size = Annotated[float, msgspec.Meta(ge=0, le=_FINITE)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Args = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)], Text],
+    msgspec.Meta(max_length=64),
+]
 
 
 class Side(StrEnum):
@@ -85,27 +113,27 @@ class Liquidity(StrEnum):
 
 
 class _Event(msgspec.Struct, frozen=True, array_like=True, tag_field="t", kw_only=True):
-    id: str
+    id: Id
     ts_event: int
 
 
 class Trade(_Event, tag="trade", frozen=True, gc=False):
-    exchange: str
-    symbol: str
-    price: float
-    qty: float
+    exchange: Name
+    symbol: Name
+    price: Price
+    qty: Size
     side: Side | None
-    trade_id: str
+    trade_id: Id
     ts_recv: int
 
 
 class Quote(_Event, tag="quote", frozen=True, gc=False):
-    exchange: str
-    symbol: str
-    bid: float
-    bid_qty: float
-    ask: float
-    ask_qty: float
+    exchange: Name
+    symbol: Name
+    bid: Price
+    bid_qty: Size
+    ask: Price
+    ask_qty: Size
     ts_recv: int
     update_id: int = 0
 
@@ -116,10 +144,10 @@ class BookDelta(_Event, tag="book", frozen=True, gc=False):
     Levels are ``(price, qty)``; qty 0 deletes the level.
     """
 
-    exchange: str
-    symbol: str
-    bids: list[tuple[float, float]]
-    asks: list[tuple[float, float]]
+    exchange: Name
+    symbol: Name
+    bids: list[tuple[Price, Size]]
+    asks: list[tuple[Price, Size]]
     snapshot: bool
     first_update_id: int
     last_update_id: int
@@ -128,16 +156,16 @@ class BookDelta(_Event, tag="book", frozen=True, gc=False):
 
 
 class Bar(_Event, tag="bar", frozen=True, gc=False):
-    exchange: str
-    symbol: str
-    interval_s: float
+    exchange: Name
+    symbol: Name
+    interval_s: Price
     ts_open: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    trades: int
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Size
+    trades: Count
     ts_recv: int
 
 
@@ -148,37 +176,37 @@ class Signal(_Event, tag="signal", frozen=True):
     the paper exchange price the decision identically in every run mode.
     """
 
-    strategy: str
-    exchange: str
-    symbol: str
+    strategy: Name
+    exchange: Name
+    symbol: Name
     side: Side
     quantity: Decimal
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
-    ref_bid: float | None = None
-    ref_ask: float | None = None
-    ref_last: float | None = None
-    reason: str = ""
+    ref_bid: Price | None = None
+    ref_ask: Price | None = None
+    ref_last: Price | None = None
+    reason: Text = ""
     ts_recv: int = 0
 
 
 class OrderRequest(_Event, tag="order", frozen=True):
-    client_order_id: str
-    signal_id: str
-    strategy: str
-    exchange: str
-    symbol: str
+    client_order_id: Id
+    signal_id: Id
+    strategy: Name
+    exchange: Name
+    symbol: Name
     side: Side
     order_type: OrderType
     quantity: Decimal
     price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
-    ref_bid: float | None = None
-    ref_ask: float | None = None
-    ref_last: float | None = None
+    ref_bid: Price | None = None
+    ref_ask: Price | None = None
+    ref_last: Price | None = None
     ts_recv: int = 0
     signature: str = ""
     """Risk's HMAC over the rest of the order (``control.sign_order``): execution
@@ -186,34 +214,34 @@ class OrderRequest(_Event, tag="order", frozen=True):
 
 
 class CancelRequest(_Event, tag="cancel", frozen=True):
-    client_order_id: str
-    exchange: str
-    symbol: str
-    reason: str = ""
+    client_order_id: Id
+    exchange: Name
+    symbol: Name
+    reason: Text = ""
     ts_recv: int = 0
     signature: str = ""
 
 
 class RiskDecision(_Event, tag="decision", frozen=True):
-    signal_id: str
-    client_order_id: str
-    strategy: str
-    exchange: str
-    symbol: str
+    signal_id: Id
+    client_order_id: Id
+    strategy: Name
+    exchange: Name
+    symbol: Name
     side: Side
     quantity: Decimal
     approved: bool
-    reason: str
-    detail: str
+    reason: Text
+    detail: Text
     trading_state: TradingState
     ts_recv: int = 0
 
 
 class OrderUpdate(_Event, tag="order_update", frozen=True):
-    client_order_id: str
-    exchange_order_id: str
-    exchange: str
-    symbol: str
+    client_order_id: Id
+    exchange_order_id: Id
+    exchange: Name
+    symbol: Name
     side: Side
     order_type: OrderType
     status: OrderStatus
@@ -221,29 +249,29 @@ class OrderUpdate(_Event, tag="order_update", frozen=True):
     filled_qty: Decimal
     avg_price: Decimal | None
     price: Decimal | None = None
-    reason: str = ""
-    seq: int = 0
+    reason: Text = ""
+    seq: Count = 0
     ts_recv: int = 0
 
 
 class Fill(_Event, tag="fill", frozen=True):
-    client_order_id: str
-    exchange_order_id: str
-    exchange: str
-    symbol: str
+    client_order_id: Id
+    exchange_order_id: Id
+    exchange: Name
+    symbol: Name
     side: Side
     price: Decimal
     qty: Decimal
     fee: Decimal
-    fee_currency: str
+    fee_currency: Name
     liquidity: Liquidity
-    strategy: str = ""
+    strategy: Name = ""
     ts_recv: int = 0
 
 
 class Position(_Event, tag="position", frozen=True):
-    exchange: str
-    symbol: str
+    exchange: Name
+    symbol: Name
     qty: Decimal
     avg_price: Decimal
     realized_pnl: Decimal
@@ -256,26 +284,31 @@ class Control(_Event, tag="control", frozen=True):
     """An operator command; ``signature`` is an HMAC of the command with the
     control token, so the token itself never travels on the bus."""
 
-    command: str
-    args: dict[str, str] = {}
-    issued_by: str = ""
-    signature: str = ""
+    command: Name
+    args: Args = {}
+    issued_by: Name = ""
+    signature: Name = ""
 
 
 class ControlReply(_Event, tag="control_reply", frozen=True):
-    request_id: str
+    request_id: Id
     ok: bool
-    detail: str
+    detail: Text
     payload: dict[str, Any] = {}
 
 
 class DeadLetter(_Event, tag="dead_letter", frozen=True):
-    topic: str
-    message_id: str
-    group: str
-    deliveries: int
-    error: str
-    payload: bytes
+    """A message a consumer could not use. ``payload`` holds at most the first
+    ``DEAD_PAYLOAD_BYTES`` of it; ``size`` and ``sha256`` describe all of it."""
+
+    topic: Name
+    message_id: Id
+    group: Name
+    deliveries: Count
+    error: Annotated[str, msgspec.Meta(max_length=MAX_ERROR_LEN)]
+    payload: Annotated[bytes, msgspec.Meta(max_length=DEAD_PAYLOAD_BYTES)]
+    size: Count = 0
+    sha256: Name = ""
 
 
 MarketEvent = Trade | Quote | BookDelta | Bar
@@ -306,7 +339,85 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes) -> Event:
-    return _msgpack_decoder.decode(data)
+    """An event from the bus, checked: raises ``msgspec.ValidationError`` (or
+    ``DecodeError``) for anything a producer should never have sent."""
+    event = _msgpack_decoder.decode(data)
+    check = _MONEY_CHECKS.get(type(event))
+    if check is not None:
+        check(event)
+    return event
+
+
+def _bad(event: Event, field: str, value: object, want: str) -> msgspec.ValidationError:
+    return msgspec.ValidationError(
+        f"{type(event).__struct_config__.tag}.{field} must be {want}, got {value}"
+    )
+
+
+def _positive(event: Event, field: str, value: Decimal | None, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or not value.is_finite() or value <= 0:
+        raise _bad(event, field, value, "a finite positive number")
+
+
+def _finite(event: Event, field: str, value: Decimal | None, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or not value.is_finite():
+        raise _bad(event, field, value, "a finite number")
+
+
+def _not_negative(event: Event, field: str, value: Decimal) -> None:
+    if not value.is_finite() or value < 0:
+        raise _bad(event, field, value, "a finite number not below 0")
+
+
+def _check_signal(e: Any) -> None:
+    _positive(e, "quantity", e.quantity)
+    _positive(e, "limit_price", e.limit_price, optional=True)
+
+
+def _check_order(e: Any) -> None:
+    _positive(e, "quantity", e.quantity)
+    _positive(e, "price", e.price, optional=True)
+
+
+def _check_decision(e: Any) -> None:
+    _not_negative(e, "quantity", e.quantity)
+
+
+def _check_update(e: Any) -> None:
+    _not_negative(e, "quantity", e.quantity)
+    _not_negative(e, "filled_qty", e.filled_qty)
+    _positive(e, "avg_price", e.avg_price, optional=True)
+    _positive(e, "price", e.price, optional=True)
+
+
+def _check_fill(e: Any) -> None:
+    _positive(e, "price", e.price)
+    _positive(e, "qty", e.qty)
+    _finite(e, "fee", e.fee)  # negative: a maker rebate
+
+
+def _check_position(e: Any) -> None:
+    _finite(e, "qty", e.qty)
+    _not_negative(e, "avg_price", e.avg_price)
+    _finite(e, "realized_pnl", e.realized_pnl)
+    _finite(e, "fees", e.fees)
+    _positive(e, "mark_price", e.mark_price, optional=True)
+    _finite(e, "unrealized_pnl", e.unrealized_pnl)
+
+
+_MONEY_CHECKS: dict[type, Any] = {
+    Signal: _check_signal,
+    OrderRequest: _check_order,
+    RiskDecision: _check_decision,
+    OrderUpdate: _check_update,
+    Fill: _check_fill,
+    Position: _check_position,
+}
+"""Decimal fields msgspec cannot constrain, checked after decoding."""
 
 
 def to_dict(event: Event) -> dict[str, Any]:

@@ -21,13 +21,15 @@ behaves the same on the in-process bus and on Redis:
 
 from __future__ import annotations
 
+import hashlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
-from tradewind.events import DeadLetter, Event
+from tradewind.events import DEAD_PAYLOAD_BYTES, MAX_ERROR_LEN, DeadLetter, Event
 
 
 class Message(msgspec.Struct, eq=False, gc=False):
@@ -55,6 +57,25 @@ class GroupInfo:
 class TopicInfo:
     length: int
     groups: dict[str, GroupInfo] = field(default_factory=dict)
+
+
+def dead_letter(
+    topic: str, group: str, message_id: str, deliveries: int, payload: bytes, error: str, id_: str
+) -> DeadLetter:
+    """A dead letter holding the head of ``payload`` with its size and hash: a
+    10 MB poison message must not become a 10 MB dead letter."""
+    return DeadLetter(
+        id=id_,
+        ts_event=time.time_ns(),
+        topic=topic,
+        message_id=message_id[:256],
+        group=group,
+        deliveries=deliveries,
+        error=error[:MAX_ERROR_LEN],
+        payload=payload[:DEAD_PAYLOAD_BYTES],
+        size=len(payload),
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
 
 
 class BusError(RuntimeError):

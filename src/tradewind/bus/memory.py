@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 from tradewind import events as ev
-from tradewind.bus.base import Bus, GroupInfo, Message, Subscription, TopicInfo
-from tradewind.events import DeadLetter, Event
+from tradewind.bus.base import Bus, GroupInfo, Message, Subscription, TopicInfo, dead_letter
+from tradewind.events import Event
 from tradewind.topics import DEAD_LETTER
 
 _NEVER = float("inf")
@@ -352,15 +352,14 @@ class MemorySubscription(Subscription):
 
     async def fail(self, message: Message, error: str) -> bool:
         if message.deliveries >= self._bus.max_deliveries:
-            dead = DeadLetter(
-                id=f"{message.topic}:{self.group}:{message.id}",
-                ts_event=time.time_ns(),
-                topic=message.topic,
-                message_id=message.id,
-                group=self.group,
-                deliveries=message.deliveries,
-                error=error[:2000],
-                payload=ev.encode(message.event),
+            dead = dead_letter(
+                message.topic,
+                self.group,
+                message.id,
+                message.deliveries,
+                ev.encode(message.event),
+                error,
+                f"{message.topic}:{self.group}:{message.id}",
             )
             await self.commit([message], {DEAD_LETTER: [dead]})
             return True

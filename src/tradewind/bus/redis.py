@@ -67,12 +67,14 @@ from tradewind.bus.base import (
     NotSettled,
     Subscription,
     TopicInfo,
+    dead_letter,
 )
 from tradewind.bus.redis_lua import COMMIT, TRIM_CONSUMED
 from tradewind.bus.redis_tx import Tx
 from tradewind.bus.resp import RespConnection, retryable_reply
-from tradewind.events import DeadLetter, Event
+from tradewind.events import Event
 from tradewind.observability import metrics
+from tradewind.observability.logging import LogThrottle
 from tradewind.topics import DEAD_LETTER, PARTITIONED, TRIMMABLE, partition_of
 
 if TYPE_CHECKING:
@@ -85,6 +87,10 @@ FIELD = b"e"
 _COMMIT_SHA = hashlib.sha1(COMMIT.encode()).hexdigest().encode()
 _MAX_BLOCK_MS = 5_000
 _PUBLISH_CHUNK = 10_000
+_DEAD_GUARD_MS = 7 * 24 * 3600 * 1000
+"""How long a bad entry's dead-letter guard lives: longer than any group can
+plausibly take to reach the entry (it would be dead-lettered twice after)."""
+_DEAD_LOG = LogThrottle(10.0)
 _TRANSIENT: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
@@ -161,6 +167,8 @@ class RedisBus(Bus):
         retry_max_s: float = 30.0,
         op_timeout_s: float = 10.0,
         max_connections: int = 64,
+        max_message_bytes: int = 65_536,
+        dead_letter_maxlen: int = 10_000,
     ) -> None:
         self.url = url
         self.prefix = prefix
@@ -172,6 +180,8 @@ class RedisBus(Bus):
         self.retry_max_s = retry_max_s
         self.op_timeout_s = op_timeout_s
         self.max_connections = max_connections
+        self.max_message_bytes = max_message_bytes
+        self.dead_letter_maxlen = dead_letter_maxlen
         self._tx_ttl_ms = int(max(60.0, 2 * retry_max_s) * 1000)
         self._tx_prefix = uuid.uuid4().hex[:16] + ":"
         self._tx_seq = itertools.count()
@@ -201,6 +211,8 @@ class RedisBus(Bus):
             max_deliveries=b.max_deliveries,
             claim_idle_ms=b.claim_idle_ms,
             name=settings.service_name,
+            max_message_bytes=b.max_message_bytes,
+            dead_letter_maxlen=b.dead_letter_maxlen,
         )
 
     # --- connection ----------------------------------------------------------
@@ -746,9 +758,10 @@ class RedisSubscription(Subscription):
     ) -> list[Message]:
         out: list[Message] = []
         gone: list[tuple[str, str]] = []
-        bad: list[tuple[str, int, str, bytes]] = []
+        bad: list[tuple[str, int, str, bytes, str]] = []
         decode = ev.decode
         where = self._where
+        limit = self._bus.max_message_bytes
         ranges: list[tuple[str, str, str, int]] = []
         for key_b, entries in reply:
             key = _s(key_b)
@@ -759,11 +772,15 @@ class RedisSubscription(Subscription):
                 if not fields:
                     gone.append((key, sid))
                     continue
-                payload = _payload(fields)
+                payload = _payload(fields) or b""
+                if len(payload) > limit:
+                    why = f"message of {len(payload)} bytes exceeds max_message_bytes ({limit})"
+                    bad.append((topic, part, sid, payload, why))
+                    continue
                 try:
-                    event = decode(payload or b"")
-                except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-                    bad.append((topic, part, sid, payload or b""))
+                    event = decode(payload)
+                except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+                    bad.append((topic, part, sid, payload, f"invalid message: {exc}"))
                     continue
                 out.append(Message(topic, sid, event, 1, part))
             if not fresh and len(out) > first:
@@ -772,9 +789,9 @@ class RedisSubscription(Subscription):
             await self._delivery_counts(out, ranges)
         if gone:
             await self._drop_trimmed(gone)
-        for topic, part, sid, raw in bad:
+        for topic, part, sid, raw, why in bad:
             metrics.DEAD_LETTERS.labels(self._bus.name, topic).inc()
-            await self._dead_letter(topic, part, sid, 1, raw, "undecodable payload")
+            await self._dead_letter(topic, part, sid, 1, raw, why, once=True)
         return out
 
     async def _delivery_counts(
@@ -895,6 +912,7 @@ class RedisSubscription(Subscription):
                 message.deliveries,
                 ev.encode(message.event),
                 error,
+                once=False,
             )
             return True
         key = self._bus.stream(message.topic, message.partition)
@@ -916,23 +934,61 @@ class RedisSubscription(Subscription):
         return False
 
     async def _dead_letter(
-        self, topic: str, partition: int, sid: str, deliveries: int, payload: bytes, error: str
+        self,
+        topic: str,
+        partition: int,
+        sid: str,
+        deliveries: int,
+        payload: bytes,
+        error: str,
+        *,
+        once: bool,
     ) -> None:
-        dead = DeadLetter(
-            id=f"{topic}:{self.group}:{sid}",
-            ts_event=time.time_ns(),
-            topic=topic,
-            message_id=sid,
-            group=self.group,
-            deliveries=deliveries,
-            error=error[:2000],
-            payload=payload,
-        )
+        """Ack the entry and record it in the dead-letter stream, capped there.
+
+        ``once``: the entry itself is bad (unreadable, too large, invalid), so
+        every group finds it; only the first adds the dead letter. A message a
+        handler failed on is dead-lettered per group: each failed on its own.
+        """
         bus = self._bus
+        key = bus.stream(topic, partition)
+        dead = dead_letter(
+            topic,
+            self.group,
+            sid,
+            deliveries,
+            payload,
+            error,
+            f"{topic}:{sid}" if once else f"{topic}:{self.group}:{sid}",
+        )
         tx = Tx()
-        bus.add_events(tx, DEAD_LETTER, [dead])
-        tx.xack(bus.stream(topic, partition), self.group, [sid])
+        if once:
+            guard = bus.k("dead", key, sid)
+            tx.xadd_once(guard, _DEAD_GUARD_MS, bus.stream(DEAD_LETTER), ev.encode(dead))
+        else:
+            bus.add_events(tx, DEAD_LETTER, [dead])
+        tx.xack(key, self.group, [sid])
         await bus.transact(tx)
+        dropped: Any = await bus.retry(
+            lambda: bus.redis.xtrim(
+                bus.stream(DEAD_LETTER), maxlen=bus.dead_letter_maxlen, approximate=False
+            ),
+            "dead_letter",
+        )
+        if dropped:
+            metrics.DEAD_LETTERS_DROPPED.inc(int(dropped))
+        suppressed = _DEAD_LOG.allow((self.group, topic))
+        if suppressed is not None:
+            log.error(
+                "message dead-lettered",
+                group=self.group,
+                topic=topic,
+                id=sid,
+                size=len(payload),
+                sha256=dead.sha256,
+                error=dead.error[:300],
+                not_logged_since_last=suppressed,
+            )
 
     async def close(self) -> None:
         self._closed = True

@@ -86,6 +86,8 @@ COMMIT: Final = """
 --   S idx px value            SET KEYS[idx] value [PX px] (px 0: no TTL)
 --   K idx group n id1 .. idn  XACK KEYS[idx] group id1 .. idn
 --   R idx member              SADD KEYS[idx] member (the stream registry)
+--   O gidx px idx payload     XADD KEYS[idx] * e payload only if SET KEYS[gidx] NX PX px
+--                             succeeds (a dead letter several groups find, added once)
 -- Returns 1 when applied, 0 when the token shows it was applied before (a retry
 -- after a lost reply), -1 when a fence key holds another value (nothing applied);
 -- when R > 0, {that status, the read's reply}, and the read happens only on 1.
@@ -141,6 +143,11 @@ while i <= n do
       j = k + 1
     end
     i = last + 1
+  elseif op == 'O' then
+    if redis.call('SET', key, '1', 'NX', 'PX', ARGV[i + 2]) then
+      redis.call('XADD', KEYS[tonumber(ARGV[i + 3])], '*', 'e', ARGV[i + 4])
+    end
+    i = i + 5
   elseif op == 'R' then
     redis.call('SADD', key, ARGV[i + 2])
     i = i + 3

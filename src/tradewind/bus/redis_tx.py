@@ -40,6 +40,12 @@ class Tx:
         self.ops += ("A", self.key(key), maxlen, payload)
         self.written.add(key)
 
+    def xadd_once(self, guard: str, px: int, key: str, payload: bytes) -> None:
+        """XADD unless ``guard`` exists; creates ``guard`` (expiring after ``px`` ms),
+        so the same entry from several consumer groups is added once."""
+        self.ops += ("O", self.key(guard), px, self.key(key), payload)
+        self.written.add(key)
+
     def set(self, key: str, value: bytes, px: int | None = None) -> None:
         if px is not None and px <= 0:
             raise ValueError(f"a state TTL must be positive, got {px} ms")

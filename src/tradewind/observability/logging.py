@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable, Hashable
 
 import structlog
 
@@ -46,3 +48,28 @@ def configure_logging(settings: Settings, console: bool = False) -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+class LogThrottle:
+    """At most one log line per key and interval; what is suppressed meanwhile
+    is counted into the next line. A flood of poison messages then costs a
+    line per interval with a count, not a line (and a traceback) per message."""
+
+    def __init__(
+        self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._seen: dict[Hashable, list[float]] = {}
+
+    def allow(self, key: Hashable) -> int | None:
+        """None: stay quiet. Otherwise log now, saying how many occurrences of
+        ``key`` were not logged since its last line."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is None or now - seen[0] >= self.interval_s:
+            suppressed = 0 if seen is None else int(seen[1])
+            self._seen[key] = [now, 0]
+            return suppressed
+        seen[1] += 1
+        return None

@@ -53,6 +53,10 @@ DEAD_LETTERS = Counter(
     ["service", "topic"],
 )
 DEAD_LETTER_SIZE = Gauge("tradewind_dead_letter_size", "Messages in the dead-letter topic.")
+DEAD_LETTERS_DROPPED = Counter(
+    "tradewind_dead_letters_dropped_total",
+    "Dead letters removed by the dead-letter stream's cap (TRADEWIND_BUS__DEAD_LETTER_MAXLEN).",
+)
 STREAM_LAG = Gauge(
     "tradewind_stream_lag", "Messages not yet delivered to a consumer group.", ["topic", "group"]
 )

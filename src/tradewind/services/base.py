@@ -25,10 +25,13 @@ from tradewind.clock import Clock
 from tradewind.config import Settings
 from tradewind.instruments import InstrumentRegistry
 from tradewind.observability import metrics
+from tradewind.observability.logging import LogThrottle
 from tradewind.storage import Store
 
 Handler = Callable[[Subscription, list[Message]], Awaitable[None]]
 log = structlog.get_logger("tradewind.service")
+_FAILURE_LOG = LogThrottle(10.0)
+"""Poison messages log one line per service, topic and interval, with a count."""
 
 GC_GEN0_THRESHOLD = 10_000
 """Allocations between young-generation collections once a service runs.
@@ -126,12 +129,19 @@ class Service(ABC):
                 log.warning("commit failed; batch left pending", service=name, error=str(exc))
                 await asyncio.sleep(0.05)
                 continue
-            except Exception:
+            except Exception as exc:
                 if self.ctx.fail_fast:
                     raise
-                log.warning(
-                    "batch failed; retrying one by one", service=name, size=len(msgs), exc_info=True
-                )
+                suppressed = _FAILURE_LOG.allow((name, "batch"))
+                if suppressed is not None:
+                    log.warning(
+                        "batch failed; retrying one by one",
+                        service=name,
+                        size=len(msgs),
+                        error=f"{type(exc).__name__}: {exc}"[:500],
+                        not_logged_since_last=suppressed,
+                        exc_info=not suppressed,
+                    )
                 await self._isolate(sub, handler, msgs)
             metrics.PROCESSING_SECONDS.labels(name).observe(time.perf_counter() - t0)
             metrics.BATCH_SIZE.labels(name).observe(len(msgs))
@@ -158,14 +168,18 @@ class Service(ABC):
         dead = await sub.fail(m, f"{type(exc).__name__}: {exc}")
         if dead:
             metrics.DEAD_LETTERS.labels(self.name, m.topic).inc()
+        suppressed = _FAILURE_LOG.allow((self.name, m.topic, dead))
+        if suppressed is None:
+            return
         log.error(
             "message failed",
             service=self.name,
             topic=m.topic,
-            id=m.id,
+            id=m.id[:100],
             deliveries=m.deliveries,
             dead_lettered=dead,
-            error=str(exc)[:500],
+            error=f"{type(exc).__name__}: {exc}"[:500],
+            not_logged_since_last=suppressed,
         )
 
     async def stop(self, timeout: float | None = None) -> None:
