@@ -408,7 +408,11 @@ class _YamlSource(PydanticBaseSettingsSource):
                 f"{ENV_PREFIX}CONFIG", f"cannot read {path}: {exc.strerror}"
             ) from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path} is not valid YAML: {exc}") from None
+            # Never the parser's message: it quotes the offending line, which
+            # may hold a secret. The position is enough to find it.
+            mark = getattr(exc, "problem_mark", None)
+            where = "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
+            raise ConfigError(f"{ENV_PREFIX}CONFIG", f"{path} is not valid YAML{where}") from None
         if data is None:
             return {}
         if not isinstance(data, dict):

@@ -37,6 +37,35 @@ def test_yaml_file_is_below_the_environment(
     assert s.risk.max_orders_per_second == 9
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bus:\n  redis_url: redis://:hunter2-very-secret@h:6379/0\n   bad: [\n",
+        "store:\n  url: 'postgresql://u:hunter2-very-secret@h/db\n",
+        'store: {url: postgresql://u:hunter2-very-secret@h/db\tx: "\\q"}\n',
+    ],
+)
+def test_a_malformed_yaml_file_is_named_by_position_never_by_content(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str
+) -> None:
+    cfg = tmp_path / "tw.yaml"
+    cfg.write_text(text)
+    monkeypatch.setenv("TRADEWIND_CONFIG", str(cfg))
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "hunter2" not in str(err.value) and "line" in str(err.value)
+    out = subprocess.run(
+        [sys.executable, "-m", "tradewind", "migrate"],
+        env={**os.environ, "TRADEWIND_CONFIG": str(cfg)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "hunter2" not in out.stdout + out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("tradewind: ")
+
+
 def test_secret_file_supplies_a_secret_and_is_never_shown(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

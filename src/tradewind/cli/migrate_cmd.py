@@ -24,5 +24,22 @@ def migrate_command(
         from tradewind.storage.postgres import url_with_password
 
         url = url_with_password(url, password.get_secret_value())
-    migrate.upgrade(url)
+    try:
+        migrate.upgrade(url)
+    except Exception as exc:
+        # One line, never the URL (it may carry a password) nor a traceback.
+        typer.echo(f"tradewind: cannot migrate the database: {_reason(exc)}", err=True)
+        raise typer.Exit(1) from None
     typer.echo("schema is up to date")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's first line: the driver's own words
+    (``connection refused``, ``password authentication failed``)."""
+    for _ in range(10):
+        inner = getattr(exc, "orig", None) or exc.__cause__
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:300]
