@@ -260,3 +260,6 @@ async def test_a_redis_restart_with_a_multi_second_aof_load_mid_replay(
         codes = c.stop_all()
         server.stop(10)
     assert all(code == 0 for code in codes.values()), codes
+    for key in c.procs:
+        for line in (tmp_path / f"{key}.log").read_text().splitlines():
+            assert isinstance(json.loads(line), dict), (key, line)

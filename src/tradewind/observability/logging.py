@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import structlog
 
@@ -23,27 +24,57 @@ def _stderr_logger(*_args: object) -> structlog.PrintLogger:
 FRAME_LOGGERS = ("websockets",)
 
 
+class _StderrHandler(logging.StreamHandler[Any]):
+    """A handler on the stderr of the moment, for the same reason."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return None
+
+
 def configure_logging(settings: Settings, console: bool = False) -> None:
+    """structlog for our own loggers, and the same processors and renderer for
+    every standard-library logger (alembic, asyncpg, redis-py, asyncio) and for
+    Python warnings, so a service's stderr is one JSON object per line."""
     trace = settings.log_level == "trace"
     level = logging.DEBUG if trace else getattr(logging, settings.log_level.upper())
     if console:
         level = max(level, logging.WARNING)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
-    for name in FRAME_LOGGERS:
-        logging.getLogger(name).setLevel(level if trace else max(level, logging.INFO))
-    processors: list[structlog.types.Processor] = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if settings.log_json and not console
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in FRAME_LOGGERS:
+        logging.getLogger(name).setLevel(level if trace else max(level, logging.INFO))
+    logging.captureWarnings(True)
     structlog.configure(
-        processors=[*processors, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
