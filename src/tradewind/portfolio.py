@@ -73,7 +73,12 @@ class PositionState:
         px = self.mark if self.mark is not None else self.avg_price
         return self.qty * px
 
-    def event(self, ts: int, event_id: str) -> Position:
+    def event(self, ts: int, event_id: str, mark: Decimal | None = None) -> Position:
+        """The position as an event, marked at ``mark`` when given (risk records
+        each fill's position at the fill's own price: the live mark at that
+        moment depends on how the market data was batched, the fill does not)."""
+        at = self.mark if mark is None else mark
+        upnl = _ZERO if at is None or self.qty == 0 else (at - self.avg_price) * self.qty
         return Position(
             id=event_id,
             ts_event=ts,
@@ -83,8 +88,8 @@ class PositionState:
             avg_price=self.avg_price,
             realized_pnl=self.realized_pnl,
             fees=self.fees,
-            mark_price=self.mark,
-            unrealized_pnl=self.unrealized_pnl.quantize(_AVG_Q),
+            mark_price=at,
+            unrealized_pnl=upnl.quantize(_AVG_Q),
         )
 
 

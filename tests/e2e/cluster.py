@@ -36,20 +36,30 @@ STRATEGY = {"fast": 2, "slow": 4, "bar_interval_s": 0.5}
 # so there are hundreds of points between batches for the chaos test to kill at.
 BATCH = "32"
 
-# Compared column by column; positions leave out the mark (and the unrealized
-# PnL from it): it is the last trade risk saw when the fill arrived, which
-# depends on timing, not on the data.
+# Compared column by column; positions with their mark (each fill's position
+# is marked at the fill's price, so it depends on the data alone).
 COLUMNS = {
     "orders": "id, client_order_id, signal_id, strategy, exchange, symbol, side, order_type, "
     "quantity, price, time_in_force, reduce_only, ts_event",
     "fills": "id, client_order_id, exchange_order_id, exchange, symbol, side, price, qty, fee, "
     "fee_currency, liquidity, strategy, ts_event",
-    "positions": "id, exchange, symbol, qty, avg_price, realized_pnl, fees, ts_event",
+    "positions": "id, exchange, symbol, qty, avg_price, realized_pnl, fees, mark_price, "
+    "unrealized_pnl, ts_event",
+}
+MONEY = {
+    "quantity",
+    "price",
+    "qty",
+    "fee",
+    "avg_price",
+    "realized_pnl",
+    "fees",
+    "mark_price",
+    "unrealized_pnl",
 }
 TRADES = {"trades": "id, exchange, symbol, trade_id, price, qty, side, ts_event"}
 CONTROL_TOKEN = "e2e-control-" + "0123456789abcdef" * 4
 ORDER_KEY = "e2e-orders-" + "fedcba9876543210" * 4
-MONEY = {"quantity", "price", "qty", "fee", "avg_price", "realized_pnl", "fees"}
 
 
 def norm(columns: str, row: tuple[Any, ...]) -> tuple[Any, ...]:

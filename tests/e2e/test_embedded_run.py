@@ -70,6 +70,20 @@ async def test_replay_is_deterministic(make_settings: Any, tmp_path: Path) -> No
     assert _rows(tmp_path / "a.db", q) == _rows(tmp_path / "b.db", q)
 
 
+async def test_recorded_positions_marks_included_do_not_depend_on_the_batch_size(
+    make_settings: Any, tmp_path: Path
+) -> None:
+    q = "SELECT * FROM positions ORDER BY id"
+    got = []
+    for batch in (32, 1024):
+        db = tmp_path / f"b{batch}.db"
+        await run_embedded(
+            make_settings(store={"url": f"sqlite:///{db}"}, bus={"batch_size": batch})
+        )
+        got.append(_rows(db, q))
+    assert got[0] and got[0] == got[1]
+
+
 async def test_rerun_into_the_same_database_adds_nothing(
     make_settings: Any, tmp_path: Path
 ) -> None:

@@ -27,7 +27,7 @@ TRIM_INTERVAL_S = 30.0
 TRIM_KEEP_MS = 600_000
 """Entries younger than this stay even when consumed: a window for operators
 (``redis-cli XRANGE``, ``Bus.read_all``) and post-run checks, bounded by the
-order-flow rate times ten minutes."""
+order-flow rate times the window. The default of ``TRADEWIND_BUS__KEEP_MS``."""
 TRIM_TIMEOUT_S = 10.0
 
 

@@ -37,8 +37,10 @@ class DbWriterService(Service):
         self.store: Store = ctx.store
         self.rows: dict[str, int] = {}
         self.errors = 0
-        # Dead letters are left alone: few, and read by people.
-        self.trimmer = StreamTrimmer(self.bus, ALL, required_groups=(self.name,))
+        # Dead letters are not trimmed here: the bus caps them (dead_letter_maxlen).
+        self.trimmer = StreamTrimmer(
+            self.bus, ALL, required_groups=(self.name,), keep_ms=ctx.settings.bus.keep_ms
+        )
 
     async def start(self) -> None:
         await super().start()

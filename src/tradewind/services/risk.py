@@ -203,7 +203,7 @@ class RiskService(Service):
                         "which risk never approved"
                     )
                 pos = engine.on_fill(e)
-                positions.append(pos.event(e.ts_event, f"pos:{e.id}"))
+                positions.append(pos.event(e.ts_event, f"pos:{e.id}", mark=e.price))
             elif isinstance(e, OrderUpdate):
                 engine.on_order_update(e)
             elif isinstance(e, Control) and e.command != APPLIED:
