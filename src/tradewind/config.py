@@ -64,6 +64,9 @@ class BusSettings(_Section):
     dead_letter_maxlen: int = Field(10_000, ge=10)
     """Dead letters kept; older ones are dropped and counted
     (``tradewind_dead_letters_dropped_total``)."""
+    stall_after_s: float = Field(30.0, gt=0)
+    """A service's /readyz fails when a producer of its input topics has had
+    unacknowledged entries, not shrinking, for this long (frozen or dead)."""
     keep_ms: int = Field(600_000, ge=0)
     """Consumed entries younger than this stay in their stream (a window for
     operators and post-run checks); see docs/distributed.md, "Trimming"."""

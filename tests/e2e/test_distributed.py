@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
 import subprocess
 import time
@@ -263,3 +264,43 @@ async def test_a_redis_restart_with_a_multi_second_aof_load_mid_replay(
     for key in c.procs:
         for line in (tmp_path / f"{key}.log").read_text().splitlines():
             assert isinstance(json.loads(line), dict), (key, line)
+
+
+async def _wait_readyz(c: Cluster, key: str, want: int, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = await asyncio.to_thread(c.readyz, key)
+        if status == want:
+            return body
+        assert time.monotonic() < deadline, (key, status, body)
+        await asyncio.sleep(0.2)
+
+
+async def test_consumers_of_a_frozen_risk_report_their_input_stalled(
+    cluster_factory: Any, reference: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    c: Cluster = cluster_factory(0)
+    c.env["TRADEWIND_BUS__STALL_AFTER_S"] = "3"
+    c.env["TRADEWIND_LEASE_TTL_MS"] = "30000"  # the freeze must not cost risk its lease
+    _start_consumers(c)
+    ws = c.start("ws")
+    c.wait_live(ws)
+    bus = await _bus(c)
+    try:
+        total = sum(1 for line in bundled_recording().read_bytes().splitlines() if line.strip())
+        await c.wait_replayed(bus, total // 4, timeout=60)
+        c.procs["risk-c1"].send_signal(signal.SIGSTOP)
+        try:
+            body = await _wait_readyz(c, "execution-c1", 503)
+            assert "upstream risk" in body["input"], body
+            body = await _wait_readyz(c, "db_writer-w0", 503)
+            assert "upstream risk" in body["input"], body
+            _status, body = await asyncio.to_thread(c.readyz, "signal-s0")
+            assert "upstream risk" not in body.get("input", ""), body
+        finally:
+            c.procs["risk-c1"].send_signal(signal.SIGCONT)
+        await _wait_readyz(c, "execution-c1", 200)
+        await c.wait_done(bus, timeout=90)
+        _assert_same(await c.rows(), reference)
+    finally:
+        await bus.close()

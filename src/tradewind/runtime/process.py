@@ -36,6 +36,7 @@ from tradewind.observability import metrics
 from tradewind.observability.http import HealthServer
 from tradewind.observability.process import LoopLagSampler
 from tradewind.runtime.clock import make_clock
+from tradewind.runtime.upstream import UpstreamWatch
 from tradewind.runtime.venues import live_venue
 from tradewind.services import (
     DbWriterService,
@@ -75,6 +76,7 @@ class _Process:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     lag: dict[str, int] = field(default_factory=dict)
+    upstream: UpstreamWatch | None = None
     standby: bool = False
     exit_code: int = 0
 
@@ -112,6 +114,8 @@ class _Process:
         detail["behind"] = str(behind)
         if behind > limit:
             ok, detail["caught_up"] = False, f"{behind} messages behind"
+        if self.upstream is not None and self.upstream.stalled:
+            ok, detail["input"] = False, "stalled: " + "; ".join(self.upstream.stalled.values())
         if isinstance(svc, WsService) and not svc.done.is_set():
             age = svc.feed_age()
             detail["feed_age_s"] = f"{age:.1f}"
@@ -224,11 +228,14 @@ class _Process:
     async def _sample_streams(self) -> None:
         """Lag of this service's groups (readiness, metrics) every couple of seconds."""
         mine = self.name
+        self.upstream = UpstreamWatch(mine, self.settings.bus.stall_after_s)
         while not self.stop.is_set():
             try:
                 info = await self.bus.info()
             except BusError:
                 info = {}
+            if info:
+                self.upstream.update(info)
             lag: dict[str, int] = {}
             for topic, ti in info.items():
                 if self.name == "db_writer":
