@@ -102,16 +102,16 @@ async def test_each_forged_entry_is_dead_lettered_once_with_its_head_size_and_ha
         for topic in topics:
             for group, gi in info[topic].groups.items():
                 assert (gi.lag, gi.pending) == (0, 0), (topic, group)
-        dead = await bus.dead_letters()
-        assert sorted(d.message_id for d in dead) == sorted(ids.values())
-        for d in dead:
-            name = next(n for n, sid in ids.items() if sid == d.message_id)
-            raw = FORGED[name][1]
+        dead = {(d.topic, d.message_id): d for d in await bus.dead_letters()}
+        where = {name: (FORGED[name][0], sid) for name, sid in ids.items()}
+        assert sorted(dead) == sorted(where.values())
+        for name, key in where.items():
+            raw, d = FORGED[name][1], dead[key]
             assert d.size == len(raw) and d.sha256 == hashlib.sha256(raw).hexdigest()
             assert d.payload == raw[:4096]
-        big = next(d for d in dead if d.message_id == ids["10 MB trade id"])
+        big = dead[where["10 MB trade id"]]
         assert "exceeds max_message_bytes" in big.error
-        fill_dead = next(d for d in dead if d.message_id == ids["negative fill"])
+        fill_dead = dead[where["negative fill"]]
         assert "fill.price must be a finite positive number" in fill_dead.error
         assert len(await bus.redis.xrange(bus.stream(DEAD_LETTER))) == len(FORGED)
     finally:
