@@ -287,7 +287,7 @@ class Control(_Event, tag="control", frozen=True):
     command: Name
     args: Args = {}
     issued_by: Name = ""
-    signature: Name = ""
+    signature: Id = ""
 
 
 class ControlReply(_Event, tag="control_reply", frozen=True):
