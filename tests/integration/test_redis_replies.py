@@ -17,6 +17,7 @@ import structlog
 from redis.exceptions import ResponseError
 
 from tests.conftest import RedisProcess
+from tradewind.bus.base import describe
 from tradewind.bus.redis import RedisBus, RedisSubscription
 from tradewind.bus.resp import RespConnection, RetryableReplyError
 from tradewind.events import Control
@@ -99,6 +100,9 @@ async def test_the_lean_connection_tells_retryable_replies_apart(
         with pytest.raises(ResponseError) as plain:
             await conn.call("XGROUP", "CREATE", "nostream", "g", "0")
         assert not isinstance(plain.value, RetryableReplyError)
+        # redis-py's repr hides the message ("server:ResponseError"); logs must not
+        assert repr(plain.value) == "server:ResponseError"
+        assert describe(plain.value).startswith("ResponseError: ERR The XGROUP subcommand")
     finally:
         await blocker.close()
         await conn.close()

@@ -59,6 +59,12 @@ class TopicInfo:
     groups: dict[str, GroupInfo] = field(default_factory=dict)
 
 
+def describe(exc: BaseException) -> str:
+    """The class and the message, for logs, errors and /readyz. Not ``repr``:
+    redis-py's errors hide their message there (``server:ResponseError``)."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 def dead_letter(
     topic: str, group: str, message_id: str, deliveries: int, payload: bytes, error: str, id_: str
 ) -> DeadLetter:

@@ -68,6 +68,7 @@ from tradewind.bus.base import (
     Subscription,
     TopicInfo,
     dead_letter,
+    describe,
 )
 from tradewind.bus.redis_lua import COMMIT, TRIM_CONSUMED
 from tradewind.bus.redis_tx import Tx
@@ -104,11 +105,6 @@ def retryable(exc: BaseException) -> bool:
     """A lost connection, a timeout, or a reply that says "not now" (LOADING,
     BUSY, READONLY after a failover, ...): the same call may succeed later."""
     return isinstance(exc, _TRANSIENT) or retryable_reply(exc)
-
-
-def describe(exc: BaseException) -> str:
-    """The class and the server's own message, for logs and errors."""
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 class FencedError(BusError):

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradewind.bus import MemoryBus
+from tradewind.bus.base import describe
 from tradewind.clock import Clock
 from tradewind.config import Settings
 from tradewind.exchanges.common.recording import open_recording
@@ -40,7 +41,7 @@ class ServiceFailed(RuntimeError):
     """A service of the run stopped on an error (``fail_fast``): the run ends."""
 
     def __init__(self, service: str, error: BaseException) -> None:
-        super().__init__(f"service {service} failed: {error!r}")
+        super().__init__(f"service {service} failed: {describe(error)}")
         self.service = service
         self.error = error
 

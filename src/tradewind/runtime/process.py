@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from tradewind.bus import BusError
+from tradewind.bus.base import describe
 from tradewind.bus.redis import FencedError, RedisBus
 from tradewind.config import Settings
 from tradewind.instruments import InstrumentRegistry
@@ -264,7 +265,7 @@ class _Process:
                 await self._rejoin(str(err) if err is not None else "")
                 continue
             if err is not None:
-                log.error("service failed", service=self.name, error=repr(err))
+                log.error("service failed", service=self.name, error=describe(err))
                 self.exit_code = 1
                 return
             ok, _ = await self.ready()

@@ -21,6 +21,7 @@ from typing import ClassVar
 import structlog
 
 from tradewind.bus import Bus, BusError, Message, Subscription
+from tradewind.bus.base import describe
 from tradewind.clock import Clock
 from tradewind.config import Settings
 from tradewind.instruments import InstrumentRegistry
@@ -200,12 +201,13 @@ class Service(ABC):
         for t in self._tasks:
             if self.ctx.fail_fast:
                 break  # the run reports it, in one line
-            if t.done() and not t.cancelled() and t.exception() is not None:
+            exc = t.exception() if t.done() and not t.cancelled() else None
+            if exc is not None:
                 log.error(
                     "task ended with an error",
                     service=self.name,
                     task=t.get_name(),
-                    error=repr(t.exception()),
+                    error=describe(exc),
                 )
         self._tasks.clear()
 
@@ -226,5 +228,5 @@ class Service(ABC):
             return False, "not started"
         err = self.failed()
         if err is not None:
-            return False, f"task failed: {err!r}"
+            return False, f"task failed: {describe(err)}"
         return True, "ok"
