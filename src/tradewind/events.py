@@ -208,7 +208,7 @@ class OrderRequest(_Event, tag="order", frozen=True):
     ref_ask: Price | None = None
     ref_last: Price | None = None
     ts_recv: int = 0
-    signature: str = ""
+    signature: Id = ""
     """Risk's HMAC over the rest of the order (``control.sign_order``): execution
     acts only on orders risk decided, whoever else can write to the bus."""
 
@@ -219,7 +219,7 @@ class CancelRequest(_Event, tag="cancel", frozen=True):
     symbol: Name
     reason: Text = ""
     ts_recv: int = 0
-    signature: str = ""
+    signature: Id = ""
 
 
 class RiskDecision(_Event, tag="decision", frozen=True):
