@@ -38,8 +38,8 @@ STATE: Mapping[str, tuple[str, ...]] = {
     "operator": (),
 }
 """Keys besides streams, under the prefix: state, leases, membership."""
-COMMON = ("tx:*", "streams", "meta:partitions")
-"""Every user: commit tokens, the stream registry, the partition count."""
+COMMON = ("tx:*", "dead:*", "streams", "meta:partitions")
+"""Every user: commit tokens, dead-letter guards, the stream registry, the partition count."""
 
 _ROOT = (
     "+ping +echo +hello +auth +select +time +client|setname +client|id "

@@ -449,6 +449,19 @@ class RedisBus(Bus):
             total += int(n)
         return total
 
+    async def cap_dead_letters(self) -> int:
+        """Cut the dead-letter stream to ``dead_letter_maxlen`` (exact), counting
+        what went in ``tradewind_dead_letters_dropped_total``. Run by db_writer's
+        trim pass: only its ACL user may XTRIM."""
+        key = self.stream(DEAD_LETTER)
+        dropped: Any = await self.retry(
+            lambda: self.redis.xtrim(key, maxlen=self.dead_letter_maxlen, approximate=False),
+            "dead_letter",
+        )
+        if dropped:
+            metrics.DEAD_LETTERS_DROPPED.inc(int(dropped))
+        return int(dropped)
+
     async def drop_group(self, topic: str, group: str) -> None:
         for key, _p in self.streams_of(topic):
             await self.retry(
@@ -965,14 +978,6 @@ class RedisSubscription(Subscription):
             bus.add_events(tx, DEAD_LETTER, [dead])
         tx.xack(key, self.group, [sid])
         await bus.transact(tx)
-        dropped: Any = await bus.retry(
-            lambda: bus.redis.xtrim(
-                bus.stream(DEAD_LETTER), maxlen=bus.dead_letter_maxlen, approximate=False
-            ),
-            "dead_letter",
-        )
-        if dropped:
-            metrics.DEAD_LETTERS_DROPPED.inc(int(dropped))
         suppressed = _DEAD_LOG.allow((self.group, topic))
         if suppressed is not None:
             log.error(
