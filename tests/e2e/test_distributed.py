@@ -212,7 +212,7 @@ async def test_a_redis_restart_with_a_multi_second_aof_load_mid_replay(
     reference: dict[str, list[tuple[Any, ...]]],
 ) -> None:
     (tmp_path / "redis").mkdir()
-    # 600k keys of 200 bytes stored uncompressed: a multi-second load that
+    # 1M keys of 200 bytes stored uncompressed: a multi-second load that
     # answers LOADING all along (a loading Redis serves clients every 2 MB read).
     server = RedisProcess(
         tmp_path / "redis",
@@ -227,7 +227,7 @@ async def test_a_redis_restart_with_a_multi_second_aof_load_mid_replay(
     # In database 1: the load counts every database, the services' scans only theirs.
     admin = aioredis.Redis.from_url(server.url[: -len("/0")] + "/1", socket_timeout=60)
     try:
-        await admin.execute_command("DEBUG", "POPULATE", 600_000, "filler", 200)
+        await admin.execute_command("DEBUG", "POPULATE", 1_000_000, "filler", 200)
         await admin.bgrewriteaof()
         for _ in range(600):
             info = await admin.info("persistence")
