@@ -15,18 +15,16 @@ import time
 from collections.abc import Callable, Mapping
 
 from tradewind.bus import TopicInfo
-from tradewind.topics import BARS, DECISIONS, EXECUTIONS, MARKET, ORDERS, POSITIONS, SIGNALS
+from tradewind.topics import CONTROL, PRODUCES, SERVICES
 
 PRODUCERS: Mapping[str, str] = {
-    MARKET: "ws",
-    BARS: "signal",
-    SIGNALS: "signal",
-    DECISIONS: "risk",
-    ORDERS: "risk",
-    POSITIONS: "risk",
-    EXECUTIONS: "execution",
+    topic: service
+    for service in SERVICES
+    for topic in PRODUCES[service]
+    if topic != CONTROL and not topic.startswith(CONTROL + ".")
 }
-"""The service that publishes each topic (control is written by operators too)."""
+"""The service that publishes each topic, from the topic table. Control is
+left out: operators write it too, so a quiet control stream is no stall."""
 
 
 def _of(service: str, group: str) -> bool:
