@@ -1,233 +1,108 @@
-"""Events → table rows, shared by every store.
+"""Events <-> table rows, derived from the mappings in ``schema.py``.
 
-Rows are tuples in the order of ``COLUMNS[table]``; money stays ``Decimal``
-here and each store adapts it to its column type.
+Rows are tuples in the order of ``COLUMNS[table]`` (the struct's field order);
+money stays ``Decimal`` here and each store adapts it to its column type.
 
-Market events (trades, quotes: nearly every row) are rows as they are: their
-fields are exactly their table's columns, so a row is the struct's own tuple
-(``msgspec.structs.astuple``, in C) in the struct's field order, and a run of
-them is mapped with one ``map`` call. Measured: 155 → 23 ms per 100k trades
-(bench/README.md). Other events are mapped field by field, in table order.
+Where a table stores every field of its event as it is (trades and quotes:
+nearly every row), a row is the struct's own tuple (``msgspec.structs.astuple``,
+in C), and a run of them is mapped with one ``map`` call. Measured: 155 → 23 ms
+per 100k trades (bench/README.md). Other events go through one
+``operator.attrgetter`` (also C) plus a JSON encoding of their list and dict
+fields. Enum members are ``StrEnum``s, so they are stored as their text.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
 import msgspec
 from sqlalchemy import Table
 
-from tradewind.events import (
-    Bar,
-    BookDelta,
-    CancelRequest,
-    Control,
-    DeadLetter,
-    Event,
-    Fill,
-    OrderRequest,
-    OrderUpdate,
-    Position,
-    Quote,
-    RiskDecision,
-    Signal,
-    Trade,
-)
-from tradewind.storage import schema
+from tradewind.events import Event
+from tradewind.storage.schema import BY_EVENT, MAPPINGS, Kind, Mapping
 
 Row = tuple[Any, ...]
 
 
-def _book(e: BookDelta) -> Row:
-    return (
-        e.id,
-        e.exchange,
-        e.symbol,
-        e.snapshot,
-        e.first_update_id,
-        e.last_update_id,
-        e.prev_update_id,
-        json.dumps(e.bids),
-        json.dumps(e.asks),
-        e.ts_event,
-        e.ts_recv,
-    )
+def _builder(m: Mapping) -> Callable[[Any], Row]:
+    names = tuple(f.field for f in m.fields)
+    json_at = [i for i, f in enumerate(m.fields) if f.kind is Kind.JSON]
+    if names == m.event.__struct_fields__ and not json_at:
+        return msgspec.structs.astuple
+    get = operator.attrgetter(*names)
+    if not json_at:
+        return get
+
+    def build(e: Any) -> Row:
+        row = list(get(e))
+        for i in json_at:
+            row[i] = json.dumps(row[i], sort_keys=True)
+        return tuple(row)
+
+    return build
 
 
-def _bar(e: Bar) -> Row:
-    return (
-        e.id,
-        e.exchange,
-        e.symbol,
-        e.interval_s,
-        e.ts_open,
-        e.ts_event,
-        e.open,
-        e.high,
-        e.low,
-        e.close,
-        e.volume,
-        e.trades,
-    )
+def _reader(m: Mapping) -> Callable[[Row], Any]:
+    """A row (columns as ``COLUMNS``) back to its event, whichever store it came
+    from: SQLite hands back money as text and booleans as integers."""
+    convs: list[Callable[[Any], Any]] = []
+    for f in m.fields:
+        conv: Callable[[Any], Any]
+        if f.kind is Kind.ENUM:
+            conv = f.py
+        elif f.kind is Kind.DECIMAL:
+            conv = _decimal
+        elif f.kind is Kind.JSON:
+            conv = _json_of(f.hint)
+        elif f.py in (bool, int, float):
+            conv = f.py
+        else:
+            conv = _same
+        convs.append(conv if not f.nullable else _or_none(conv))
+    names = [f.field for f in m.fields]
+    cls, extra = m.event, m.read_back
+
+    def read(row: Row) -> Any:
+        kw = {n: c(v) for n, c, v in zip(names, convs, row, strict=True)}
+        return cls(**kw, **extra)
+
+    return read
 
 
-def _signal(e: Signal) -> Row:
-    return (
-        e.id,
-        e.strategy,
-        e.exchange,
-        e.symbol,
-        e.side.value,
-        e.quantity,
-        e.order_type.value,
-        e.limit_price,
-        e.time_in_force.value,
-        e.reduce_only,
-        e.ref_bid,
-        e.ref_ask,
-        e.ref_last,
-        e.reason,
-        e.ts_event,
-        e.ts_recv,
-    )
+def _same(v: Any) -> Any:
+    return v
 
 
-def _decision(e: RiskDecision) -> Row:
-    return (
-        e.id,
-        e.signal_id,
-        e.client_order_id,
-        e.strategy,
-        e.exchange,
-        e.symbol,
-        e.side.value,
-        e.quantity,
-        e.approved,
-        e.reason,
-        e.detail,
-        e.trading_state.value,
-        e.ts_event,
-    )
+def _decimal(v: Any) -> Decimal:
+    return v if isinstance(v, Decimal) else Decimal(str(v))
 
 
-def _order(e: OrderRequest) -> Row:
-    return (
-        e.id,
-        e.client_order_id,
-        e.signal_id,
-        e.strategy,
-        e.exchange,
-        e.symbol,
-        e.side.value,
-        e.order_type.value,
-        e.quantity,
-        e.price,
-        e.time_in_force.value,
-        e.reduce_only,
-        e.ts_event,
-        e.ts_recv,
-    )
+def _json_of(hint: Any) -> Callable[[Any], Any]:
+    def conv(v: Any) -> Any:
+        return msgspec.convert(json.loads(v), hint)
+
+    return conv
 
 
-def _cancel(e: CancelRequest) -> Row:
-    return (e.id, e.client_order_id, e.exchange, e.symbol, e.reason, e.ts_event)
+def _or_none(conv: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def maybe(v: Any) -> Any:
+        return None if v is None else conv(v)
+
+    return maybe
 
 
-def _update(e: OrderUpdate) -> Row:
-    return (
-        e.id,
-        e.client_order_id,
-        e.exchange_order_id,
-        e.exchange,
-        e.symbol,
-        e.side.value,
-        e.order_type.value,
-        e.status.value,
-        e.quantity,
-        e.filled_qty,
-        e.avg_price,
-        e.price,
-        e.reason,
-        e.seq,
-        e.ts_event,
-    )
-
-
-def _fill(e: Fill) -> Row:
-    return (
-        e.id,
-        e.client_order_id,
-        e.exchange_order_id,
-        e.exchange,
-        e.symbol,
-        e.side.value,
-        e.price,
-        e.qty,
-        e.fee,
-        e.fee_currency,
-        e.liquidity.value,
-        e.strategy,
-        e.ts_event,
-        e.ts_recv,
-    )
-
-
-def _position(e: Position) -> Row:
-    return (
-        e.id,
-        e.exchange,
-        e.symbol,
-        e.qty,
-        e.avg_price,
-        e.realized_pnl,
-        e.fees,
-        e.mark_price,
-        e.unrealized_pnl,
-        e.ts_event,
-    )
-
-
-def _control(e: Control) -> Row:
-    return (e.id, e.command, json.dumps(e.args, sort_keys=True), e.issued_by, e.ts_event)
-
-
-def _dead(e: DeadLetter) -> Row:
-    return (e.id, e.topic, e.message_id, e.group, e.deliveries, e.error, e.payload, e.ts_event)
-
-
-def _as_row(cls: type[Any], table: Table) -> tuple[str, ...]:
-    """The struct's field order, checked to be exactly the table's columns."""
-    fields: tuple[str, ...] = cls.__struct_fields__
-    if set(fields) != {c.name for c in table.columns}:
-        raise RuntimeError(f"{cls.__name__} fields do not match table {table.name}")
-    return fields
-
-
-COLUMNS: dict[Table, tuple[str, ...]] = {
-    t: tuple(c.name for c in t.columns) for t in schema.metadata.tables.values()
-}
+COLUMNS: dict[Table, tuple[str, ...]] = {m.table: m.columns for m in MAPPINGS}
 """The column order of each table's rows."""
-COLUMNS[schema.trades] = _as_row(Trade, schema.trades)
-COLUMNS[schema.quotes] = _as_row(Quote, schema.quotes)
 
 ROW_MAPPERS: dict[type[Any], tuple[Table, Callable[[Any], Row]]] = {
-    Trade: (schema.trades, msgspec.structs.astuple),
-    Quote: (schema.quotes, msgspec.structs.astuple),
-    BookDelta: (schema.book_deltas, _book),
-    Bar: (schema.bars, _bar),
-    Signal: (schema.signals, _signal),
-    RiskDecision: (schema.risk_decisions, _decision),
-    OrderRequest: (schema.orders, _order),
-    CancelRequest: (schema.cancel_requests, _cancel),
-    OrderUpdate: (schema.order_updates, _update),
-    Fill: (schema.fills, _fill),
-    Position: (schema.positions, _position),
-    Control: (schema.control_events, _control),
-    DeadLetter: (schema.dead_letters, _dead),
+    cls: (m.table, _builder(m)) for cls, m in BY_EVENT.items()
 }
+READERS: dict[type[Any], Callable[[Row], Any]] = {cls: _reader(m) for cls, m in BY_EVENT.items()}
 
 
 def group_rows(events: Iterable[Event]) -> dict[Table, list[Row]]:
