@@ -72,6 +72,19 @@ class BusSettings(_Section):
     operators and post-run checks); see docs/distributed.md, "Trimming"."""
 
 
+class RetentionSettings(_Section):
+    """Days each market table family is kept on PostgreSQL (0: forever).
+    Whole expired partitions are dropped; trading tables are never dropped."""
+
+    trades_days: float = Field(90.0, ge=0)
+    quotes_days: float = Field(7.0, ge=0)
+    book_deltas_days: float = Field(7.0, ge=0)
+    bars_days: float = Field(0.0, ge=0)
+
+    def days(self, table: str) -> float:
+        return float(getattr(self, f"{table}_days"))
+
+
 class StoreSettings(_Section):
     url: SecretStr = SecretStr("sqlite:///tradewind.db")
     password: SecretStr | None = None
@@ -83,6 +96,24 @@ class StoreSettings(_Section):
     db_writer and PostgreSQL). 0 writes what each fetch brings at once."""
     flush_interval_ms: int = Field(50, ge=1, le=60_000)
     retry_max_s: float = Field(30.0, gt=0)
+    partition_interval_s: int = Field(86_400, ge=3600, le=31 * 86_400)
+    """PostgreSQL: the time range of one partition of a market table. Must
+    divide a day or be whole days, so partitions start at UTC midnight."""
+    partitions_ahead: int = Field(3, ge=1, le=366)
+    """Partitions db_writer and ``tradewind migrate`` keep created ahead of now."""
+    retention: RetentionSettings = RetentionSettings()
+    maintenance_interval_s: float = Field(300.0, gt=0, le=86_400)
+    """db_writer: how often it creates partitions ahead, drops expired ones
+    and reports the database size."""
+    volume_bytes: int = Field(0, ge=0)
+    """Size of PostgreSQL's volume, exported for the disk-full alert (0: unknown)."""
+
+    @field_validator("partition_interval_s")
+    @classmethod
+    def _interval(cls, v: int) -> int:
+        if 86_400 % v and v % 86_400:
+            raise ValueError("must divide a day (3600, 21600, 43200 …) or be whole days")
+        return v
 
     @field_validator("url")
     @classmethod

@@ -234,5 +234,105 @@ CREATE TABLE runs (
 
 UPDATE alembic_version SET version_num='0004_run_ids' WHERE alembic_version.version_num = '0002';
 
+-- Running upgrade 0004_run_ids -> 0003_partitions
+
+ALTER TABLE trades RENAME TO trades_unpartitioned;
+
+ALTER TABLE trades_unpartitioned RENAME CONSTRAINT trades_pkey TO trades_unpartitioned_pkey;
+
+ALTER INDEX ix_trades_exchange_symbol_ts_event RENAME TO ix_trades_exchange_symbol_ts_event_old;
+
+CREATE TABLE trades (LIKE trades_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts_event);
+
+ALTER TABLE trades ADD CONSTRAINT trades_pkey PRIMARY KEY (id, ts_event);
+
+CREATE INDEX ix_trades_exchange_symbol_ts_event ON trades (exchange, symbol, ts_event);
+
+DO $$
+DECLARE d bigint;
+BEGIN
+  FOR d IN SELECT DISTINCT floor(ts_event::numeric / 86400000000000)::bigint FROM trades_unpartitioned LOOP
+    EXECUTE format(
+      'CREATE TABLE %I PARTITION OF trades FOR VALUES FROM (%s) TO (%s)',
+      'trades_p' || to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+      d * 86400000000000, (d + 1) * 86400000000000);
+  END LOOP;
+END $$;
+
+INSERT INTO trades SELECT * FROM trades_unpartitioned;
+
+DROP TABLE trades_unpartitioned;
+
+ALTER TABLE quotes RENAME TO quotes_unpartitioned;
+
+ALTER TABLE quotes_unpartitioned RENAME CONSTRAINT quotes_pkey TO quotes_unpartitioned_pkey;
+
+CREATE TABLE quotes (LIKE quotes_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts_event);
+
+ALTER TABLE quotes ADD CONSTRAINT quotes_pkey PRIMARY KEY (id, ts_event);
+
+DO $$
+DECLARE d bigint;
+BEGIN
+  FOR d IN SELECT DISTINCT floor(ts_event::numeric / 86400000000000)::bigint FROM quotes_unpartitioned LOOP
+    EXECUTE format(
+      'CREATE TABLE %I PARTITION OF quotes FOR VALUES FROM (%s) TO (%s)',
+      'quotes_p' || to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+      d * 86400000000000, (d + 1) * 86400000000000);
+  END LOOP;
+END $$;
+
+INSERT INTO quotes SELECT * FROM quotes_unpartitioned;
+
+DROP TABLE quotes_unpartitioned;
+
+ALTER TABLE book_deltas RENAME TO book_deltas_unpartitioned;
+
+ALTER TABLE book_deltas_unpartitioned RENAME CONSTRAINT book_deltas_pkey TO book_deltas_unpartitioned_pkey;
+
+CREATE TABLE book_deltas (LIKE book_deltas_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts_event);
+
+ALTER TABLE book_deltas ADD CONSTRAINT book_deltas_pkey PRIMARY KEY (id, ts_event);
+
+DO $$
+DECLARE d bigint;
+BEGIN
+  FOR d IN SELECT DISTINCT floor(ts_event::numeric / 86400000000000)::bigint FROM book_deltas_unpartitioned LOOP
+    EXECUTE format(
+      'CREATE TABLE %I PARTITION OF book_deltas FOR VALUES FROM (%s) TO (%s)',
+      'book_deltas_p' || to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+      d * 86400000000000, (d + 1) * 86400000000000);
+  END LOOP;
+END $$;
+
+INSERT INTO book_deltas SELECT * FROM book_deltas_unpartitioned;
+
+DROP TABLE book_deltas_unpartitioned;
+
+ALTER TABLE bars RENAME TO bars_unpartitioned;
+
+ALTER TABLE bars_unpartitioned RENAME CONSTRAINT bars_pkey TO bars_unpartitioned_pkey;
+
+CREATE TABLE bars (LIKE bars_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts_event);
+
+ALTER TABLE bars ADD CONSTRAINT bars_pkey PRIMARY KEY (id, ts_event);
+
+DO $$
+DECLARE d bigint;
+BEGIN
+  FOR d IN SELECT DISTINCT floor(ts_event::numeric / 86400000000000)::bigint FROM bars_unpartitioned LOOP
+    EXECUTE format(
+      'CREATE TABLE %I PARTITION OF bars FOR VALUES FROM (%s) TO (%s)',
+      'bars_p' || to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+      d * 86400000000000, (d + 1) * 86400000000000);
+  END LOOP;
+END $$;
+
+INSERT INTO bars SELECT * FROM bars_unpartitioned;
+
+DROP TABLE bars_unpartitioned;
+
+UPDATE alembic_version SET version_num='0003_partitions' WHERE alembic_version.version_num = '0004_run_ids';
+
 COMMIT;
 

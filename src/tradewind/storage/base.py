@@ -4,8 +4,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from tradewind.events import Event
+
+
+class StoreFullError(Exception):
+    """The database has no space left: nothing of the batch was committed.
+    Not transient in the usual sense (it lasts until someone frees space), so
+    the caller keeps the batch unacknowledged and tries again, without a
+    deadline."""
+
+
+@dataclass
+class Maintenance:
+    """What one maintenance pass did: partitions created and dropped (names),
+    bytes freed, and the database's size afterwards (None: not known)."""
+
+    created: list[str] = field(default_factory=list)
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+    freed_bytes: int = 0
+    size_bytes: int | None = None
 
 
 class Store(ABC):
@@ -36,3 +55,8 @@ class Store(ABC):
 
     async def ping(self) -> bool:
         return True
+
+    async def maintain(self, now_ns: int) -> Maintenance:
+        """Create partitions ahead of ``now_ns`` and drop expired ones
+        (PostgreSQL); plain tables (SQLite) need nothing."""
+        return Maintenance()

@@ -15,6 +15,11 @@ A connection lost mid-write is retried with backoff: the transaction either
 committed or not, and a retry of a committed batch inserts nothing, so a retry
 can neither lose nor duplicate rows. Only after ``retry_max_s`` does ``write``
 raise ``ConnectionError``, and the caller (db_writer) keeps the batch unacked.
+A full disk raises ``StoreFullError`` at once (the transaction rolled back).
+
+Market tables are partitioned by ``ts_event`` (``partitions.py``): a COPY
+that meets a row no partition takes fails as a whole; the partitions that
+batch needs are created and the batch is written again.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from sqlalchemy import Table
 
 from tradewind.events import Event
 from tradewind.observability import metrics
-from tradewind.storage import migrate, schema
-from tradewind.storage.base import Store
+from tradewind.storage import migrate, partitions, schema
+from tradewind.storage.base import Maintenance, Store, StoreFullError
 from tradewind.storage.rows import COLUMNS, Row, group_rows
 
 if TYPE_CHECKING:
@@ -102,8 +107,15 @@ class PostgresStore(Store):
         retry_max_s: float = 30.0,
         pool_size: int = 4,
         command_timeout_s: float = 60.0,
+        partition_interval_s: int = 86_400,
+        partitions_ahead: int = 3,
+        retention_days: dict[str, float] | None = None,
     ) -> None:
         self.url = url
+        self.interval_ns = partition_interval_s * partitions.NS
+        self.ahead = partitions_ahead
+        self.retention_days = retention_days or {}
+        """Days kept per partitioned table; absent or 0: forever."""
         self.retry_max_s = retry_max_s
         self.pool_size = pool_size
         self.command_timeout_s = command_timeout_s
@@ -117,11 +129,26 @@ class PostgresStore(Store):
         url = s.url.get_secret_value()
         if s.password is not None:
             url = url_with_password(url, s.password.get_secret_value())
-        return cls(url, retry_max_s=s.retry_max_s)
+        return cls(
+            url,
+            retry_max_s=s.retry_max_s,
+            partition_interval_s=s.partition_interval_s,
+            partitions_ahead=s.partitions_ahead,
+            retention_days={t: s.retention.days(t) for t in schema.PARTITIONED},
+        )
 
     async def start(self) -> None:
         await self._retry(self._migrate, "migrate")
         self._pool = await self._retry(self._create_pool, "connect")
+        await self._retry(self._ensure_ahead, "partition")
+
+    async def _ensure_ahead(self, now_ns: int | None = None) -> list[partitions.Partition]:
+        now = time.time_ns() if now_ns is None else now_ns
+        async with self.pool.acquire() as conn:
+            made = await partitions.ensure_ahead(conn, now, self.interval_ns, self.ahead)
+        if made:
+            log.info("partitions created", partitions=[p.name for p in made])
+        return made
 
     async def _migrate(self) -> None:
         """Replicas starting together must not both create the tables: the first
@@ -186,13 +213,26 @@ class PostgresStore(Store):
 
     async def _write(self, grouped: dict[Table, list[Row]]) -> dict[str, int]:
         async with self.pool.acquire() as conn:
-            try:
-                return await self._copy(conn, grouped)
-            except asyncpg.UniqueViolationError:
-                # Some row is already stored (a redelivery) or is in the batch
-                # twice: nothing of the attempt was committed; go the safe way.
-                self.conflicts += 1
-                return await self._merge(conn, grouped)
+            write = self._copy
+            for _ in range(4):
+                try:
+                    return await write(conn, grouped)
+                except asyncpg.UniqueViolationError:
+                    # Some row is already stored (a redelivery) or is in the batch
+                    # twice: nothing of the attempt was committed; go the safe way.
+                    self.conflicts += 1
+                    write = self._merge
+                except asyncpg.CheckViolationError as exc:
+                    if "no partition" not in str(exc):
+                        raise
+                    made = await partitions.ensure_for_rows(
+                        conn, {t.name: rows for t, rows in grouped.items()}, self.interval_ns
+                    )
+                    log.info("partitions created for a batch", partitions=[p.name for p in made])
+                except asyncpg.DiskFullError as exc:
+                    metrics.DB_ERRORS.labels("disk_full").inc()
+                    raise StoreFullError(f"postgres: {exc}") from None
+            return await write(conn, grouped)
 
     async def _copy(
         self, conn: asyncpg.Connection, grouped: dict[Table, list[Row]]
@@ -235,6 +275,21 @@ class PostgresStore(Store):
         )
         rows: list[Any] = await self.fetch(sql)
         return {str(name): int(n) for name, n in rows}
+
+    async def maintain(self, now_ns: int) -> Maintenance:
+        """Partitions ahead of ``now_ns``, expired ones dropped, the database's size."""
+        out = Maintenance(created=[p.name for p in await self._ensure_ahead(now_ns)])
+        async with self.pool.acquire() as conn:
+            for table in schema.PARTITIONED:
+                days = self.retention_days.get(table, 0.0)
+                if days <= 0:
+                    continue
+                cutoff = now_ns - int(days * partitions.DAY_NS)
+                for p in await partitions.expired(conn, table, cutoff):
+                    out.freed_bytes += await partitions.drop(conn, p)
+                    out.dropped.setdefault(table, []).append(p.name)
+            out.size_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        return out
 
     async def ping(self) -> bool:
         try:
