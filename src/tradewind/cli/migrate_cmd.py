@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
 
 from tradewind.cli import app
@@ -20,7 +22,8 @@ def migrate_command(
     settings = settings_or_exit()
     url = settings.store.url.get_secret_value()
     password = settings.store.password
-    if password is not None and url.startswith(("postgresql://", "postgres://")):
+    postgres = url.startswith(("postgresql://", "postgres://"))
+    if password is not None and postgres:
         from tradewind.storage.postgres import url_with_password
 
         url = url_with_password(url, password.get_secret_value())
@@ -31,6 +34,16 @@ def migrate_command(
         typer.echo(f"tradewind: cannot migrate the database: {_reason(exc)}", err=True)
         raise typer.Exit(1) from None
     typer.echo("schema is up to date")
+    if postgres:
+        from tradewind.storage.postgres import prepare_partitions
+
+        s = settings.store
+        try:
+            made = asyncio.run(prepare_partitions(url, s.partition_interval_s, s.partitions_ahead))
+        except Exception as exc:
+            typer.echo(f"tradewind: cannot create partitions: {_reason(exc)}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"partitions ahead: {len(made)} created")
 
 
 def _reason(exc: BaseException) -> str:

@@ -223,6 +223,22 @@ DB_WRITE_SECONDS = Histogram(
     "Time to write and commit one batch.",
     buckets=_LATENCY_BUCKETS,
 )
+DB_SIZE = Gauge("tradewind_db_size_bytes", "Size of the database (pg_database_size).")
+DB_VOLUME = Gauge(
+    "tradewind_db_volume_bytes", "Configured size of the database's volume (0: not configured)."
+)
+DB_FULL = Gauge(
+    "tradewind_db_full", "1 while db_writer holds its batches because the database is full."
+)
+PARTITIONS_CREATED = Counter(
+    "tradewind_db_partitions_created_total", "Market table partitions created.", ["table"]
+)
+PARTITIONS_DROPPED = Counter(
+    "tradewind_db_partitions_dropped_total", "Expired partitions dropped by retention.", ["table"]
+)
+RETENTION_FREED = Counter(
+    "tradewind_db_retention_freed_bytes_total", "Bytes freed by dropping expired partitions."
+)
 
 # --- process ---------------------------------------------------------------------------
 EVENT_LOOP_LAG = Histogram(

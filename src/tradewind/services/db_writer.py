@@ -7,21 +7,30 @@ The db_writer process also trims the order-flow streams (``StreamTrimmer``):
 its own group exists on every stream once it has subscribed, and trimming
 never goes past what a group has not acknowledged, so nothing is trimmed
 before it is in the store.
+
+It also maintains the store: partitions created ahead of the clock, expired
+ones dropped (retention, on wall-clock time against ``ts_event``), the
+database's size exported for the disk-full alert. When the database is full,
+the batch in hand is retried (without a deadline) and nothing is
+acknowledged; ``/readyz`` and ``tradewind_db_full`` say so until a write
+succeeds again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import structlog
 
-from tradewind.bus import Message, Subscription
+from tradewind.bus import BusError, Message, Subscription
 from tradewind.bus.trimmer import StreamTrimmer
 from tradewind.events import Event, Fill
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
 from tradewind.storage import Store
+from tradewind.storage.base import StoreFullError
 from tradewind.topics import ALL, DEAD_LETTER
 
 log = structlog.get_logger("tradewind.db_writer")
@@ -37,6 +46,8 @@ class DbWriterService(Service):
         self.store: Store = ctx.store
         self.rows: dict[str, int] = {}
         self.errors = 0
+        self.full = False
+        """True while the database refuses writes for lack of space."""
         # Dead letters are not trimmed here: the bus caps them (dead_letter_maxlen).
         self.trimmer = StreamTrimmer(
             self.bus, ALL, required_groups=(self.name,), keep_ms=ctx.settings.bus.keep_ms
@@ -52,6 +63,40 @@ class DbWriterService(Service):
             linger_s=store.linger_ms / 1000,
         )
         self.spawn(self.trimmer.run(self._stopping), "trim")
+        metrics.DB_VOLUME.set(self.settings.store.volume_bytes)
+        self.spawn(self._maintain_loop(), "maintain")
+
+    def ready(self) -> tuple[bool, str]:
+        if self.full:
+            return False, "database full: writes held, nothing acknowledged"
+        return super().ready()
+
+    async def maintain(self) -> None:
+        """One pass: partitions ahead, expired ones dropped, the size reported."""
+        done = await self.store.maintain(time.time_ns())
+        for name in done.created:
+            metrics.PARTITIONS_CREATED.labels(name.rsplit("_p", 1)[0]).inc()
+        for table, names in done.dropped.items():
+            metrics.PARTITIONS_DROPPED.labels(table).inc(len(names))
+            log.info("retention dropped partitions", table=table, partitions=names)
+        if done.freed_bytes:
+            metrics.RETENTION_FREED.inc(done.freed_bytes)
+        if done.size_bytes is not None:
+            metrics.DB_SIZE.set(done.size_bytes)
+
+    async def _maintain_loop(self) -> None:
+        every = self.settings.store.maintenance_interval_s
+        while not self._stopping.is_set():
+            try:
+                await self.maintain()
+            except (OSError, ConnectionError, TimeoutError, StoreFullError) as exc:
+                metrics.DB_ERRORS.labels("maintenance").inc()
+                log.warning("store maintenance failed; next pass later", error=str(exc))
+            except Exception as exc:  # a database error must not end the writer
+                metrics.DB_ERRORS.labels("maintenance").inc()
+                log.error("store maintenance failed", error=repr(exc)[:500])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), every)
 
     async def _on_batch(self, sub: Subscription, msgs: list[Message]) -> None:
         events = [m.event for m in msgs]
@@ -71,9 +116,21 @@ class DbWriterService(Service):
         """Retry with backoff while the store is down; nothing is acked meanwhile."""
         delay = 0.05
         deadline = time.monotonic() + self.settings.store.retry_max_s
+        full_delay = 0.2
         while True:
             try:
-                return await self.store.write(events)
+                written = await self.store.write(events)
+            except StoreFullError as exc:
+                if not self.full:
+                    log.error("database full: holding batches until space returns", error=str(exc))
+                self.full = True
+                metrics.DB_FULL.set(1)
+                if self._stopping.is_set():
+                    # Not the messages' fault: left pending, not failed.
+                    raise BusError("database full; batch left pending") from None
+                await asyncio.sleep(full_delay)
+                full_delay = min(full_delay * 2, 5.0)
+                continue
             except (OSError, ConnectionError, TimeoutError) as exc:
                 self.errors += 1
                 metrics.DB_ERRORS.labels("write").inc()
@@ -82,3 +139,9 @@ class DbWriterService(Service):
                 log.warning("store write failed; retrying", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                continue
+            if self.full:
+                log.info("database has space again; writing")
+                self.full = False
+                metrics.DB_FULL.set(0)
+            return written

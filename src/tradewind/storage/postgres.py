@@ -100,6 +100,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def prepare_partitions(url: str, partition_interval_s: int, ahead: int) -> list[str]:
+    """Partitions from now to ``ahead`` intervals on (``tradewind migrate``)."""
+    conn = await asyncpg.connect(url, timeout=10.0)
+    try:
+        made = await partitions.ensure_ahead(
+            conn, time.time_ns(), partition_interval_s * partitions.NS, ahead
+        )
+    finally:
+        await conn.close(timeout=5.0)
+    return [p.name for p in made]
+
+
 class PostgresStore(Store):
     def __init__(
         self,
