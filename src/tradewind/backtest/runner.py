@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tradewind.backtest.equity import build_equity
+from tradewind.backtest.parquet_source import ParquetReplaySource
 from tradewind.backtest.recorder import Recorder
 from tradewind.backtest.result import BacktestResult
 from tradewind.clock import ReplayClock
@@ -103,26 +104,35 @@ def prepare_params(spec: BacktestSpec, bars_only: bool) -> dict[str, Any]:
     return p.model_dump(mode="json")
 
 
-def check_data(spec: BacktestSpec) -> None:
+def check_data(spec: BacktestSpec) -> bool:
+    """Raises ValueError for missing or mixed data; True for Parquet exports."""
     if not spec.data:
         raise ValueError("no data files to replay")
+    dirs = [Path(p).is_dir() for p in spec.data]
+    if any(dirs) and not all(dirs):
+        raise ValueError("give either recorded files or Parquet export directories, not both")
     for path in spec.data:
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise ValueError(f"no such data file: {path}")
+    return all(dirs)
 
 
 async def run_backtest_async(spec: BacktestSpec) -> BacktestResult:
     """Raises ValueError for bad input (files, format, parameters)."""
-    check_data(spec)
+    exported = check_data(spec)
     clock = ReplayClock()
-    source = CsvReplaySource(
-        spec.data,
-        clock=clock,
-        fmt=spec.fmt,
-        symbol=spec.symbol,
-        exchange=spec.exchange,
-        interval_s=spec.bar_interval_s,
-    )
+    source: CsvReplaySource | ParquetReplaySource
+    if exported:
+        source = ParquetReplaySource(spec.data, clock=clock)
+    else:
+        source = CsvReplaySource(
+            spec.data,
+            clock=clock,
+            fmt=spec.fmt,
+            symbol=spec.symbol,
+            exchange=spec.exchange,
+            interval_s=spec.bar_interval_s,
+        )
     params = prepare_params(spec, source.bars_only)
     overrides: dict[str, Any] = {k: dict(v) for k, v in spec.settings.items()}
     overrides.update(

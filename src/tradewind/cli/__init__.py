@@ -80,6 +80,7 @@ _COMMAND_MODULES = (
     "run",
     "migrate_cmd",
     "backtest",
+    "export",
     "control",
     "fake_exchange",
     "service_cmd",

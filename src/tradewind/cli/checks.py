@@ -23,6 +23,7 @@ from tradewind.exchanges.csv_source import (
     csv_parser_for,
 )
 from tradewind.exchanges.formats import BINANCE_DEPTH_SNAPSHOT, PARSERS, Parser, detect_format
+from tradewind.storage import parquet
 
 PROBE_LINES = 200
 """Lines of each data file parsed before a run: none of them parsing is an error."""
@@ -76,6 +77,18 @@ def _parser(
     return PARSERS[fmt]()
 
 
+def _export_dir(path: Path, flag: str) -> DataFile:
+    """A folder written by ``tradewind export`` (Parquet by table, day, symbol)."""
+    found = parquet.files(path)
+    if not found:
+        raise UsageProblem(
+            f"{flag} is a folder without a Parquet export in it: name a recording file, "
+            "or a folder written by tradewind export"
+        )
+    symbols = sorted({f.parent.name.removeprefix("symbol=") for fs in found.values() for f in fs})
+    return DataFile(path, "parquet", ",".join(symbols), "*", None)
+
+
 def probe_data(
     path: Path,
     fmt: str | None = None,
@@ -87,7 +100,7 @@ def probe_data(
     parses is refused here rather than replayed into an empty run."""
     flag = f"--data {path}"
     if path.is_dir():
-        raise UsageProblem(f"{flag} is a folder: name a recording file")
+        return _export_dir(path, flag)
     if not path.is_file():
         raise UsageProblem(f"{flag}: no such file")
     try:

@@ -16,7 +16,8 @@ from tradewind.exchanges.replay import bundled_recording
 
 DATA_HELP = (
     "Recorded data: exchange JSONL, or CSV of trades or bars (repeatable); format, symbol "
-    "and bar length are detected from the file's columns or name."
+    "and bar length are detected from the file's columns or name. A folder written by "
+    "tradewind export (Parquet) replays as well."
 )
 
 

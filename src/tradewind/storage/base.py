@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from tradewind.events import Event
@@ -52,6 +52,11 @@ class Store(ABC):
 
         Parameters are ``?`` placeholders on SQLite and ``$1…`` on PostgreSQL.
         """
+
+    @abstractmethod
+    def stream(self, sql: str, chunk: int = 50_000) -> AsyncIterator[Sequence[Sequence[object]]]:
+        """Rows of a read-only query (no parameters) in chunks of at most
+        ``chunk``, so that a large read (an export) holds one chunk at a time."""
 
     async def ping(self) -> bool:
         return True

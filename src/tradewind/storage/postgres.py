@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -280,6 +280,16 @@ class PostgresStore(Store):
             return [tuple(r) for r in rows]
 
         return await self._retry(run, "fetch")
+
+    async def stream(
+        self, sql: str, chunk: int = 50_000
+    ) -> AsyncIterator[Sequence[Sequence[object]]]:
+        """A server-side cursor in a read-only transaction: PostgreSQL holds the
+        result, this process one chunk of it."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            cur = await conn.cursor(sql)
+            while rows := await cur.fetch(chunk):
+                yield rows
 
     async def counts(self) -> dict[str, int]:
         sql = " UNION ALL ".join(

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -117,6 +117,17 @@ class SqliteStore(Store):
 
     async def fetch(self, sql: str, *args: object) -> list[tuple[object, ...]]:
         return await self._run(self._fetch, sql, args)
+
+    async def stream(
+        self, sql: str, chunk: int = 50_000
+    ) -> AsyncIterator[Sequence[Sequence[object]]]:
+        assert self._conn is not None, "store not started"
+        cur = await self._run(self._conn.execute, sql)
+        try:
+            while rows := await self._run(cur.fetchmany, chunk):
+                yield rows
+        finally:
+            await self._run(cur.close)
 
     async def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

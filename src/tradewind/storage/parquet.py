@@ -1,0 +1,128 @@
+"""Market tables <-> Apache Arrow / Parquet, from the same mappings as the rows.
+
+The on-disk layout is Hive-style, one directory per table, day and symbol
+(``trades/date=2025-12-05/symbol=BTCUSDT/part-0.parquet``), so pandas,
+polars, DuckDB and ``pyarrow.dataset`` read it as one dataset and prune by
+day and symbol. Columns are typed: text as strings, times as int64
+nanoseconds, and prices and quantities as ``decimal128(38, 18)`` holding the
+shortest decimal that the stored float stands for (``61837.63``, not
+``61837.629999999997``): the exchange's own digits. Book levels stay JSON
+text (``[[price, qty], ...]``), as in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import BigInteger, Boolean, Float, Integer, LargeBinary, Text
+
+from tradewind.storage.rows import READERS
+from tradewind.storage.schema import BY_TABLE, PARTITIONED
+
+DECIMAL = pa.decimal128(38, 18)
+EXACT_COLUMNS = frozenset(
+    {"price", "qty", "bid", "bid_qty", "ask", "ask_qty", "open", "high", "low", "close", "volume"}
+)
+"""Float columns of the market tables that hold exchange decimals."""
+TABLES = PARTITIONED
+_MAX_SCALE = 12
+_EXACT_INT = 2**53
+
+
+def _arrow_type(table: str, column: str) -> pa.DataType:
+    col = BY_TABLE[table].table.c[column]
+    t = col.type
+    if isinstance(t, Float):
+        return DECIMAL if column in EXACT_COLUMNS else pa.float64()
+    if isinstance(t, Boolean):
+        return pa.bool_()
+    if isinstance(t, BigInteger):
+        return pa.int64()
+    if isinstance(t, Integer):
+        return pa.int32()
+    if isinstance(t, LargeBinary):
+        return pa.binary()
+    if isinstance(t, Text):
+        return pa.string()
+    raise TypeError(f"{table}.{column}: no Arrow type for {t!r}")
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    m = BY_TABLE[table]
+    return pa.schema(
+        [pa.field(f.column, _arrow_type(table, f.column), nullable=f.nullable) for f in m.fields]
+    )
+
+
+def exact_decimal(values: pa.Array) -> pa.Array:
+    """Floats as the shortest decimals they stand for, as ``decimal128(38, 18)``.
+
+    Vectorised: the smallest scale ``s`` at which ``round(x·10^s) / 10^s == x``
+    for every value gives each value's digits exactly (a correctly rounded
+    division of two exact integers is the double nearest that decimal). Values
+    too large for that (beyond 2^53 once scaled) go one by one through ``repr``.
+    """
+    if values.null_count:
+        raise ValueError("exact_decimal: null values")
+    for s in range(_MAX_SCALE + 1):
+        scale = 10.0**s
+        scaled = pc.round(pc.multiply(values, scale))
+        if len(values) and not pc.all(pc.equal(pc.divide(scaled, scale), values)).as_py():
+            continue
+        if len(values) and pc.max(pc.abs(scaled)).as_py() >= _EXACT_INT:
+            break
+        ints = pc.cast(scaled, pa.int64()).cast(pa.decimal128(38, 0))
+        return ints.view(pa.decimal128(38, s)).cast(DECIMAL)
+    return pa.array([Decimal(repr(v)) for v in values.to_pylist()], DECIMAL)
+
+
+def to_batch(table: str, rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows (columns as the mapping's) as one typed record batch."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays: list[pa.Array] = []
+    for field, col in zip(schema, columns, strict=True):
+        if field.type == DECIMAL:
+            arrays.append(exact_decimal(pa.array(col, pa.float64())))
+        elif field.type == pa.bool_():
+            arrays.append(pa.array([bool(v) for v in col], pa.bool_()))  # SQLite: 0/1
+        else:
+            arrays.append(pa.array(col, field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def partition_dir(root: Path, table: str, day: str, symbol: str) -> Path:
+    return root / table / f"date={day}" / f"symbol={symbol}"
+
+
+def files(root: Path) -> dict[str, list[Path]]:
+    """Parquet files of each market table under an export directory."""
+    out: dict[str, list[Path]] = {}
+    for table in TABLES:
+        found = sorted((root / table).glob("date=*/symbol=*/*.parquet"))
+        if found:
+            out[table] = found
+    return out
+
+
+def read_events(path: Path, table: str, batch_rows: int = 65_536) -> Iterator[list[Any]]:
+    """Events of one exported file, a record batch at a time, in file order
+    (exports are sorted by ``ts_event`` within a file)."""
+    m = BY_TABLE[table]
+    reader = READERS[m.event]
+    f = pq.ParquetFile(path)
+    names = list(m.columns)
+    for batch in f.iter_batches(batch_size=batch_rows, columns=names):
+        cols: list[list[Any]] = []
+        for name in names:
+            arr = batch.column(name)
+            if arr.type == DECIMAL:
+                # Decimal → text → float is correctly rounded: the stored float.
+                arr = pc.cast(pc.cast(arr, pa.string()), pa.float64())
+            cols.append(arr.to_pylist())
+        yield [reader(row) for row in zip(*cols, strict=True)]
