@@ -8,6 +8,7 @@ the test is skipped with the reason, unless ``TRADEWIND_REQUIRE_SERVICES=1``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -253,54 +254,61 @@ def postgres_server() -> Iterator[str]:
     if url:
         yield url
         return
+    with tempfile.TemporaryDirectory() as d, throwaway_postgres(Path(d)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def throwaway_postgres(d: Path, **config: str) -> Iterator[str]:
+    """A PostgreSQL cluster of our own in directory ``d`` (``config``: server
+    settings), stopped on exit; its URL names the ``postgres`` database."""
     bindir = _pg_binaries()
     if bindir is None:
         skip_or_fail("no PostgreSQL: set TRADEWIND_TEST_POSTGRES_URL or install postgresql")
     assert bindir is not None
     port = free_port()
-    with tempfile.TemporaryDirectory() as d:
-        data = Path(d) / "data"
-        user = "postgres"
-        env = dict(os.environ)
-        run_as: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(d, "postgres") if _has_user("postgres") else None
-            run_as = ["runuser", "-u", "postgres", "--"] if _has_user("postgres") else []
-            if not run_as:
-                skip_or_fail("cannot run a throwaway PostgreSQL as root without a postgres user")
-        subprocess.run(
-            [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        proc = subprocess.Popen(
-            [
-                *run_as,
-                str(bindir / "postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(port),
-                "-k",
-                d,
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        try:
-            if not _wait_port(port, 30):
-                skip_or_fail("throwaway PostgreSQL did not start")
-            yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
-        finally:
-            proc.terminate()
-            proc.wait(20)
+    data = d / "data"
+    user = "postgres"
+    env = dict(os.environ)
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(d, "postgres") if _has_user("postgres") else None
+        run_as = ["runuser", "-u", "postgres", "--"] if _has_user("postgres") else []
+        if not run_as:
+            skip_or_fail("cannot run a throwaway PostgreSQL as root without a postgres user")
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    settings = [
+        f"{k}={v}" for k, v in {"listen_addresses": "127.0.0.1", "fsync": "off", **config}.items()
+    ]
+    proc = subprocess.Popen(
+        [
+            *run_as,
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(d),
+            *(a for kv in settings for a in ("-c", kv)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        if not _wait_port(port, 30):
+            skip_or_fail("throwaway PostgreSQL did not start")
+        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 def _has_user(name: str) -> bool:

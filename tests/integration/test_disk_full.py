@@ -1,0 +1,159 @@
+"""db_writer on a full disk: it stops acknowledging, says so in its readiness
+and ``tradewind_db_full``, and resumes by itself when space returns, with
+every event stored once.
+
+A throwaway PostgreSQL cluster keeps its market partitions in a tablespace on
+a 16 MB tmpfs (its WAL and catalogs stay on the ordinary disk, as on a
+server whose data volume fills up while the server itself keeps running). A
+filler table takes the rest of the tmpfs; dropping it is "space returns".
+Mounting needs root: elsewhere the test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.bus_contract import trade
+from tests.conftest import service_context, throwaway_postgres
+from tradewind.bus.memory import MemoryBus
+from tradewind.clock import WallClock
+from tradewind.events import Event, Trade
+from tradewind.observability import metrics
+from tradewind.services.db_writer import DbWriterService
+from tradewind.storage import migrate
+from tradewind.storage.postgres import PostgresStore
+from tradewind.topics import ORDERS
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def tiny_cluster() -> Iterator[tuple[str, Path]]:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a 16 MB tmpfs needs root and mount(8)")
+    with tempfile.TemporaryDirectory() as d:
+        tiny = Path(d) / "tiny"
+        tiny.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(tiny)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        try:
+            shutil.chown(tiny, "postgres", "postgres")
+            with throwaway_postgres(Path(d)) as url:
+                yield url, tiny
+        finally:
+            subprocess.run(["umount", "-l", str(tiny)], check=False)
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def _now_trade(i: int) -> Trade:
+    t = trade(i)
+    return Trade(
+        id=t.id,
+        ts_event=time.time_ns(),
+        exchange=t.exchange,
+        symbol=t.symbol,
+        price=t.price,
+        qty=t.qty,
+        side=t.side,
+        trade_id=t.trade_id,
+        ts_recv=t.ts_recv,
+    )
+
+
+async def _fill_up(conn: asyncpg.Connection) -> None:
+    """Fill the tablespace to the last page: big inserts, then smaller ones."""
+    await conn.execute("CREATE TABLE filler (x text) TABLESPACE tiny")
+    for rows in (20_000, 1000, 20, 1):
+        for _ in range(10_000):
+            try:
+                await conn.execute(
+                    f"INSERT INTO filler SELECT md5(random()::text) || md5(random()::text) "
+                    f"FROM generate_series(1, {rows})"
+                )
+            except asyncpg.DiskFullError:
+                break
+
+
+async def test_db_writer_holds_batches_while_full_and_resumes_alone(
+    tiny_cluster: tuple[str, Path], make_settings: Any
+) -> None:
+    admin_url, tiny = tiny_cluster
+    url = admin_url.rsplit("/", 1)[0] + "/tw"
+    admin = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await admin.execute(f"CREATE TABLESPACE tiny LOCATION '{tiny}'")
+        await admin.execute("CREATE DATABASE tw")
+    finally:
+        await admin.close()
+    await asyncio.to_thread(migrate.upgrade, url)
+    conn = await asyncpg.connect(url, timeout=10)
+    await conn.execute("ALTER DATABASE tw SET default_tablespace = tiny")
+    await conn.close()
+
+    store = PostgresStore(url, retry_max_s=5.0)
+    await store.start()  # today's partitions: on the tmpfs
+    bus = MemoryBus()
+    settings = make_settings(store={"url": url, "maintenance_interval_s": 3600})
+    svc = DbWriterService(service_context(settings, bus=bus, clock=WallClock(), store=store))
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await _fill_up(conn)
+        await svc.start()
+        events: list[Event] = [_now_trade(i) for i in range(3000)]
+        await bus.publish(ORDERS, events)
+
+        async def full() -> bool:
+            return svc.full
+
+        await until(full)
+        ok, why = svc.ready()
+        assert not ok
+        assert "database full" in why
+        assert metrics.DB_FULL._value.get() == 1
+        await asyncio.sleep(1.0)  # still held: nothing written, nothing acknowledged
+        assert await conn.fetchval("SELECT count(*) FROM trades") == 0
+        info = (await bus.info())[ORDERS].groups["db_writer"]
+        assert info.pending + info.lag == len(events)
+
+        await conn.execute("DROP TABLE filler")  # space returns
+
+        async def stored() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM trades") == len(events)
+
+        await until(stored)
+
+        async def acked() -> bool:
+            g = (await bus.info())[ORDERS].groups["db_writer"]
+            return g.pending + g.lag == 0 and not svc.full
+
+        await until(acked)
+        assert svc.ready() == (True, "ok")
+        assert metrics.DB_FULL._value.get() == 0
+        assert await conn.fetchval("SELECT count(DISTINCT id) FROM trades") == len(events)
+    finally:
+        await svc.stop()
+        await conn.close()
+        await store.close()
