@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tradewind.events import Event
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StoreFullError(Exception):
@@ -57,6 +62,17 @@ class Store(ABC):
     def stream(self, sql: str, chunk: int = 50_000) -> AsyncIterator[Sequence[Sequence[object]]]:
         """Rows of a read-only query (no parameters) in chunks of at most
         ``chunk``, so that a large read (an export) holds one chunk at a time."""
+
+    async def arrow_batches(
+        self, sql: str, table: str, chunk: int = 50_000
+    ) -> AsyncIterator[pa.RecordBatch]:
+        """A query's rows (a market table's columns, in the mapping's order) as
+        typed Arrow record batches of about ``chunk`` rows (``parquet.py``)."""
+        from tradewind.storage import parquet
+
+        schema = parquet.arrow_schema(table)
+        async for rows in self.stream(sql, chunk):
+            yield await asyncio.to_thread(parquet.to_batch, table, rows, schema)
 
     async def ping(self) -> bool:
         return True

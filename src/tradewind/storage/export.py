@@ -1,11 +1,10 @@
 """Market tables out to Parquet, a day at a time, in bounded memory.
 
-Each day of the range is one query ordered by symbol and event time (one
-partition on PostgreSQL), read through the store's cursor a chunk at a time;
-each symbol's run of rows goes to its own file
-(``parquet.partition_dir``). Converting and writing a chunk runs in a thread
-while the next chunk is fetched. Memory holds about two chunks, whatever the
-size of the table.
+Each day of the range is one query in event-time order (one partition on
+PostgreSQL), read a chunk at a time as Arrow batches (``Store.arrow_batches``);
+each symbol's rows go to their own file (``parquet.partition_dir``).
+Converting and writing a chunk runs in a thread while the next chunk is
+fetched. Memory holds a few chunks, whatever the size of the table.
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tradewind.storage import parquet
@@ -42,35 +40,58 @@ class ExportStats:
 
 
 class _Sink:
-    """The open file of the current (day, symbol), written from a worker thread."""
+    """One Parquet file per symbol of the current day, written from a worker
+    thread. Rows come in event-time order (no sort by symbol: on PostgreSQL a
+    text sort costs more than the whole export); each batch is split by
+    symbol, and a symbol's rows are buffered into row groups of about
+    ``group_rows``, all buffers together never above ``2 * group_rows``."""
 
-    def __init__(self, root: Path, table: str, stats: ExportStats) -> None:
+    def __init__(self, root: Path, table: str, stats: ExportStats, group_rows: int) -> None:
         self.root, self.table, self.stats = root, table, stats
+        self.group_rows = group_rows
         self.schema = parquet.arrow_schema(table)
-        self.key: tuple[str, str] | None = None
-        self.writer: pq.ParquetWriter | None = None
+        self.day = ""
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.buffers: dict[str, list[pa.RecordBatch]] = {}
+        self.buffered = 0
 
-    def write(self, day: str, rows: Sequence[Sequence[object]], sym_at: int) -> None:
-        for symbol, run in groupby(rows, itemgetter(sym_at)):
-            part = list(run)
-            key = (day, str(symbol))
-            if key != self.key:
-                self.close()
-                d = parquet.partition_dir(self.root, self.table, day, str(symbol))
-                d.mkdir(parents=True, exist_ok=True)
-                path = d / "part-0.parquet"
-                self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
-                self.key = key
-                self.stats.files.append(path)
-            assert self.writer is not None
-            self.writer.write_batch(parquet.to_batch(self.table, part, self.schema))
-            self.stats.rows += len(part)
+    def write(self, day: str, batch: pa.RecordBatch) -> None:
+        if day != self.day:
+            self.close()
+            self.day = day
+        for symbol, part in parquet.by_symbol(batch):
+            buf = self.buffers.setdefault(symbol, [])
+            buf.append(part)
+            self.buffered += part.num_rows
+            if sum(b.num_rows for b in buf) >= self.group_rows:
+                self._flush(symbol)
+        if self.buffered > 2 * self.group_rows:
+            for symbol in list(self.buffers):
+                self._flush(symbol)
+
+    def _flush(self, symbol: str) -> None:
+        parts = self.buffers.pop(symbol, [])
+        if not parts:
+            return
+        w = self.writers.get(symbol)
+        if w is None:
+            d = parquet.partition_dir(self.root, self.table, self.day, symbol)
+            d.mkdir(parents=True, exist_ok=True)
+            path = d / "part-0.parquet"
+            w = self.writers[symbol] = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self.stats.files.append(path)
+        table = pa.Table.from_batches(parts, self.schema)
+        w.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.buffered -= table.num_rows
+        self.stats.rows += table.num_rows
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        self.key = None
+        for symbol in list(self.buffers):
+            self._flush(symbol)
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()
+        self.buffered = 0
 
 
 def check_symbols(symbols: Sequence[str]) -> None:
@@ -114,8 +135,7 @@ async def export(
     if until_ns <= since_ns:
         raise ValueError("--until must be after --since")
     columns = BY_TABLE[table].columns
-    sym_at = columns.index("symbol")
-    sink = _Sink(out, table, stats)
+    sink = _Sink(out, table, stats, chunk)
     pending: asyncio.Future[None] | None = None
     try:
         day = since_ns // DAY_NS * DAY_NS
@@ -125,13 +145,13 @@ async def export(
             cond = f"ts_event >= {lo} AND ts_event < {hi}"
             sql = (
                 f"SELECT {', '.join(columns)} FROM {table} "
-                f"{where + ' AND' if where else 'WHERE'} {cond} ORDER BY symbol, ts_event"
+                f"{where + ' AND' if where else 'WHERE'} {cond} ORDER BY ts_event"
             )
             pending = None
-            async for rows in store.stream(sql, chunk):
+            async for batch in store.arrow_batches(sql, table, chunk):
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(sink.write, label, rows, sym_at))
+                pending = asyncio.ensure_future(asyncio.to_thread(sink.write, label, batch))
             if pending is not None:
                 await pending
             day += DAY_NS

@@ -12,13 +12,14 @@ text (``[[price, qty], ...]``), as in the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import BigInteger, Boolean, Float, Integer, LargeBinary, Text
 
@@ -94,6 +95,46 @@ def to_batch(table: str, rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa
         else:
             arrays.append(pa.array(col, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def csv_parser(table: str) -> Callable[[bytes, int], list[pa.RecordBatch]]:
+    """A parser of PostgreSQL CSV (``COPY … TO STDOUT (FORMAT csv)``) of the
+    table's columns into typed batches of at most ``rows``: NULL is an unquoted empty field,
+    booleans are ``t``/``f``, floats in shortest form parse as exact decimals."""
+    schema = arrow_schema(table)
+    read = pacsv.ReadOptions(column_names=schema.names)
+    convert = pacsv.ConvertOptions(
+        column_types=dict(zip(schema.names, schema.types, strict=True)),
+        true_values=["t"],
+        false_values=["f"],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+
+    def parse(data: bytes, rows: int) -> list[pa.RecordBatch]:
+        t = pacsv.read_csv(pa.py_buffer(data), read_options=read, convert_options=convert)
+        batches: list[pa.RecordBatch] = t.cast(schema).combine_chunks().to_batches(rows)
+        return batches
+
+    return parse
+
+
+def by_symbol(
+    batch: pa.RecordBatch, column: str = "symbol"
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """The batch's rows of each symbol, in their order (a stable sort by symbol,
+    then one slice per run)."""
+    if batch.num_rows == 0:
+        return
+    col = batch.column(column)
+    if pc.count_distinct(col).as_py() > 1:
+        batch = batch.take(pc.sort_indices(col))
+        col = batch.column(column)
+    runs = pc.run_end_encode(col)
+    start = 0
+    for value, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        yield str(value), batch.slice(start, end - start)
+        start = end
 
 
 def partition_dir(root: Path, table: str, day: str, symbol: str) -> Path:

@@ -25,6 +25,7 @@ batch needs are created and the batch is written again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -290,6 +291,48 @@ class PostgresStore(Store):
             cur = await conn.cursor(sql)
             while rows := await cur.fetch(chunk):
                 yield rows
+
+    async def arrow_batches(self, sql: str, table: str, chunk: int = 50_000) -> AsyncIterator[Any]:
+        """``COPY (query) TO STDOUT`` as CSV, parsed by Arrow's C++ reader in a
+        thread while the next bytes arrive: no Python object per value, and
+        prices parsed from PostgreSQL's shortest float text straight into
+        exact decimals. Measured: about twice the rows/s of the cursor
+        (bench/README.md, "Storage")."""
+        from tradewind.storage import parquet
+
+        parse = parquet.csv_parser(table)
+        want = chunk * 48  # bytes: a trade is about 80 in CSV, a quote 100
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
+
+        async def copy() -> None:
+            async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute("SET LOCAL extra_float_digits = 1")
+                await conn.copy_from_query(sql, output=queue.put, format="csv")
+            await queue.put(None)
+
+        task = asyncio.create_task(copy())
+        try:
+            buf: list[bytes] = []
+            size = 0
+            while (data := await queue.get()) is not None:
+                buf.append(data)
+                size += len(data)
+                if size < want:
+                    continue
+                whole = b"".join(buf)
+                cut = whole.rfind(b"\n") + 1
+                buf, size = [whole[cut:]], len(whole) - cut
+                for b in await asyncio.to_thread(parse, whole[:cut], chunk):
+                    yield b
+            if size:
+                for b in await asyncio.to_thread(parse, b"".join(buf), chunk):
+                    yield b
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def counts(self) -> dict[str, int]:
         sql = " UNION ALL ".join(
