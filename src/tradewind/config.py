@@ -107,6 +107,12 @@ class StoreSettings(_Section):
     and reports the database size."""
     volume_bytes: int = Field(0, ge=0)
     """Size of PostgreSQL's volume, exported for the disk-full alert (0: unknown)."""
+    downsample_quotes_ms: int = Field(0, ge=0, le=3_600_000)
+    """db_writer: store at most one quote per symbol per this many ms of event
+    time (0: every quote). What is lost: ``services/downsample.py``."""
+    downsample_book_s: float = Field(0.0, ge=0, le=86_400)
+    """db_writer: store each book as one snapshot per this many s of event
+    time instead of its deltas (0: every delta)."""
 
     @field_validator("partition_interval_s")
     @classmethod

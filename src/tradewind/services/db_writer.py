@@ -29,6 +29,7 @@ from tradewind.bus.trimmer import StreamTrimmer
 from tradewind.events import Event, Fill
 from tradewind.observability import metrics
 from tradewind.services.base import Service, ServiceContext
+from tradewind.services.downsample import Downsampler
 from tradewind.storage import Store
 from tradewind.storage.base import StoreFullError
 from tradewind.topics import ALL, DEAD_LETTER
@@ -47,6 +48,8 @@ class DbWriterService(Service):
         self.rows: dict[str, int] = {}
         self.errors = 0
         self.full = False
+        store = ctx.settings.store
+        self.downsampler = Downsampler(store.downsample_quotes_ms, store.downsample_book_s)
         """True while the database refuses writes for lack of space."""
         # Dead letters are not trimmed here: the bus caps them (dead_letter_maxlen).
         self.trimmer = StreamTrimmer(
@@ -100,6 +103,8 @@ class DbWriterService(Service):
 
     async def _on_batch(self, sub: Subscription, msgs: list[Message]) -> None:
         events = [m.event for m in msgs]
+        if self.downsampler.active:
+            events = self.downsampler.filter(events)
         t0 = time.perf_counter()
         written = await self._write(events)
         metrics.DB_WRITE_SECONDS.observe(time.perf_counter() - t0)
