@@ -233,3 +233,22 @@ async def test_retention_drops_whole_expired_partitions_only(postgres_url: str) 
         assert (await store.maintain(now)).dropped == {}
     finally:
         await store.close()
+
+
+def test_migrate_command_creates_partitions_ahead(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tradewind.cli import app
+
+    monkeypatch.setenv("TRADEWIND_STORE__URL", postgres_url)
+    monkeypatch.setenv("TRADEWIND_STORE__PARTITIONS_AHEAD", "2")
+    r = CliRunner().invoke(app, ["migrate"])
+    assert r.exit_code == 0, r.output
+    assert "partitions ahead: 12 created" in r.output
+    today = time.time_ns() // DAY * DAY
+    have = asyncio.run(_parts(postgres_url, "quotes"))
+    assert have == [partitions.name_for("quotes", today + i * DAY) for i in range(3)]
+    r = CliRunner().invoke(app, ["migrate"])
+    assert "partitions ahead: 0 created" in r.output
