@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tradewind.events import BookDelta, Event, Quote
-from tradewind.exchanges.book import L2Book
+from tradewind.exchanges.common.book import L2Book
 
 
 class Downsampler:
