@@ -181,3 +181,37 @@ def test_backtest_on_an_export_trades_as_on_the_recording(tmp_path: Path) -> Non
     assert b.summary.fills == a.summary.fills
     assert b.summary.fills > 0
     assert b.metrics == a.metrics
+
+
+def test_book_deltas_and_bars_round_trip_through_parquet(tmp_path: Path) -> None:
+    from tradewind.events import Bar, BookDelta
+
+    books: list[Event] = [
+        BookDelta(id=f"d{i}", ts_event=T0 + i, exchange="binance", symbol="BTCUSDT",
+                  bids=[(61837.63, 0.5)], asks=[(61837.64, 0.0)] if i else [],
+                  snapshot=i == 0, first_update_id=i, last_update_id=i + 1, ts_recv=T0 + i,
+                  prev_update_id=None if i == 0 else i)
+        for i in range(5)
+    ]  # fmt: skip
+    bars: list[Event] = [
+        Bar(id=f"k{i}", ts_event=T0 + 60 * i, exchange="binance", symbol="BTCUSDT",
+            interval_s=60.0, ts_open=T0 + 60 * (i - 1), open=1.1, high=2.2, low=0.3, close=1.7,
+            volume=12.5, trades=7, ts_recv=0)
+        for i in range(3)
+    ]  # fmt: skip
+
+    async def run() -> None:
+        store = SqliteStore(tmp_path / "tw.db")
+        await store.start()
+        try:
+            await store.write([*books, *bars])
+            await export(store, "book_deltas", tmp_path / "out")
+            await export(store, "bars", tmp_path / "out")
+        finally:
+            await store.close()
+        back = [e async for b in ParquetReplaySource([tmp_path / "out"]).batches() for e in b]
+        assert sorted(back, key=lambda e: e.id) == sorted([*books, *bars], key=lambda e: e.id)
+        t = pq.read_table(tmp_path / "out" / "bars" / "date=2025-12-05" / "symbol=BTCUSDT")
+        assert t.column("close").to_pylist() == [Decimal("1.7")] * 3
+
+    asyncio.run(run())
