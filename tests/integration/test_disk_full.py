@@ -56,9 +56,24 @@ def tiny_cluster() -> Iterator[tuple[str, Path]]:
         try:
             shutil.chown(tiny, "postgres", "postgres")
             with throwaway_postgres(Path(d)) as url:
+                asyncio.run(_accepting(url))
                 yield url, tiny
         finally:
             subprocess.run(["umount", "-l", str(tiny)], check=False)
+
+
+async def _accepting(url: str, timeout: float = 30.0) -> None:
+    """The port opens before the server takes connections ("starting up")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(url, timeout=5)
+        except (asyncpg.CannotConnectNowError, OSError):
+            assert time.monotonic() < deadline, "throwaway PostgreSQL never accepted connections"
+            await asyncio.sleep(0.1)
+            continue
+        await conn.close()
+        return
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
