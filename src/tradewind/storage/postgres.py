@@ -82,7 +82,7 @@ def _stage(table: Table) -> str:
     return f"_tw_stage_{table.name}"
 
 
-_TABLES = list(schema.metadata.tables.values())
+_TABLES = [m.table for m in schema.MAPPINGS]
 _COLUMNS = {t: list(COLUMNS[t]) for t in _TABLES}
 _MOVE = {
     t: (
