@@ -215,3 +215,27 @@ def test_book_deltas_and_bars_round_trip_through_parquet(tmp_path: Path) -> None
         assert t.column("close").to_pylist() == [Decimal("1.7")] * 3
 
     asyncio.run(run())
+
+
+def test_backtest_cli_takes_an_export_folder_and_refuses_others(tmp_path: Path) -> None:
+    async def fill() -> None:
+        store = SqliteStore(tmp_path / "tw.db")
+        await store.start()
+        try:
+            await store.write(_events()[:2000])
+            await export(store, "trades", tmp_path / "export")
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    runner = CliRunner()
+    out = tmp_path / "bt"
+    r = runner.invoke(
+        app, ["backtest", "-d", str(tmp_path / "export"), "-o", str(out), "--no-plot"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (out / "result.json").exists()
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["backtest", "-d", str(tmp_path / "empty"), "-o", str(out)])
+    assert r.exit_code == 2
+    assert "without a Parquet export" in r.output
