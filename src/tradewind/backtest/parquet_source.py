@@ -26,7 +26,8 @@ def is_export(path: Path) -> bool:
 
 class ParquetReplaySource(ReplaySource):
     def __init__(self, roots: Iterable[Path], clock: ReplayClock | None = None) -> None:
-        super().__init__(roots, speed=0.0, clock=clock, fmt="parquet")
+        # No lines to detect a format in: batches() below reads the Parquet files.
+        super().__init__(roots, speed=0.0, clock=clock, lines=())
         self.days: dict[str, list[tuple[str, Path]]] = {}
         for root in self.paths:
             found = parquet.files(root)

@@ -203,9 +203,11 @@ MAPPINGS: tuple[Mapping, ...] = (
         "orders",
         OrderRequest,
         UniqueConstraint("client_order_id"),
-        not_stored=("ref_bid", "ref_ask", "ref_last"),
+        # The signature travels on the bus (risk signs, execution checks); the
+        # stored order is the record, not the credential.
+        not_stored=("ref_bid", "ref_ask", "ref_last", "signature"),
     ),
-    _map("cancel_requests", CancelRequest, not_stored=("ts_recv",)),
+    _map("cancel_requests", CancelRequest, not_stored=("ts_recv", "signature")),
     _map(
         "order_updates",
         OrderUpdate,
