@@ -189,7 +189,7 @@ async def test_interval_change_fills_gaps_without_overlap(postgres_url: str) -> 
     hourly = PostgresStore(postgres_url, retry_max_s=20.0, partition_interval_s=3600)
     await hourly.start()
     try:
-        far = time.time_ns() + 30 * DAY
+        far = (time.time_ns() // DAY + 30) * DAY + 12 * 3600 * 10**9  # noon: not day-aligned
         assert await hourly.write([_trade(1, far)]) == {"trades": 1}
         names = await _parts(postgres_url, "trades")
         assert any(n.startswith("trades_p") and n.count("_") == 2 for n in names), names
