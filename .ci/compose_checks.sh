@@ -18,6 +18,7 @@ source "${root}/.ci/podman_env.sh"
 
 start=$(date +%s)
 project="twci$$"
+export TWCI_NETWORK="${project}_net"
 work="$(mktemp -d)"
 services=(redis postgres prometheus fake-exchange migrate ws signal risk execution db_writer)
 tradewind=(ws signal risk execution db_writer)
@@ -48,7 +49,7 @@ compose() {
 ctr() { echo "${project}_$1_1"; }
 psql_tw() { podman exec "$(ctr postgres)" psql -h /tmp -U tradewind -d tradewind -tAc "$1"; }
 redis_cli() {
-  podman exec "$(ctr redis)" redis-cli --no-auth-warning --user admin \
+  podman exec "$(ctr redis)" redis-cli --no-auth-warning --user tradewind-admin \
     --pass "$(cat "${work}/secrets/redis_admin_password")" "$@"
 }
 
@@ -60,7 +61,7 @@ logs_and_down() {
     done
   fi
   compose down -v >/dev/null 2>&1 || true
-  podman network rm -f "${project}_backend" "${project}_exchange" "${project}_frontend" >/dev/null 2>&1 || true
+  podman network rm -f "${TWCI_NETWORK}" >/dev/null 2>&1 || true
   rm -rf "${work}"
   exit "${rc}"
 }
