@@ -11,12 +11,18 @@ from typing import ClassVar
 
 import msgspec
 
-from tradewind.events import BookDelta, MarketEvent, Side, Trade
+from tradewind.events import MarketEvent, Side, Trade
 from tradewind.exchanges.bybit.parser import BybitLinearParser, BybitParser
 from tradewind.exchanges.common import rest
 from tradewind.exchanges.common.book import BookSync, BybitSync, price, quantity
 from tradewind.exchanges.common.errors import ParseError
-from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, invalidate_all, log
+from tradewind.exchanges.common.feed import (
+    Connection,
+    Parser,
+    TimedBackfillFeed,
+    invalidate_all,
+    log,
+)
 
 ARGS_PER_REQUEST = 10
 TOPICS = {"orderbook": "orderbook.200", "publicTrade": "publicTrade", "tickers": "tickers"}
@@ -45,7 +51,7 @@ class _Recent(msgspec.Struct):
 _recent = msgspec.json.Decoder(_Recent)
 
 
-class BybitFeed(VenueFeed):
+class BybitFeed(TimedBackfillFeed):
     exchange = "bybit"
     default_ws_url = "wss://stream.bybit.com/v5/public/spot"
     default_rest_url = "https://api.bybit.com"
@@ -57,12 +63,6 @@ class BybitFeed(VenueFeed):
     book_channel = "orderbook"
     trade_channel = "publicTrade"
     symbol_pattern = r"[^\sa-z/@?&#%.]+"
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.last_trade_ms: dict[str, int] = {}
-        self.exchange_ms = 0
-        self.backfilled = 0
 
     def parser(self) -> Parser:
         return BybitParser() if self.category == "spot" else BybitLinearParser()
@@ -93,22 +93,6 @@ class BybitFeed(VenueFeed):
     async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
         await self._op(conn, "unsubscribe", [f"orderbook.200.{symbol}"])
         await self._op(conn, "subscribe", [f"orderbook.200.{symbol}"])
-
-    def on_trade(self, conn: Connection, trade: Trade) -> None:
-        ms = trade.ts_event // 1_000_000
-        if ms > self.last_trade_ms.get(trade.symbol, 0):
-            self.last_trade_ms[trade.symbol] = ms
-
-    def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
-        out = super().handle(conn, frame, ts_recv)
-        for e in out:
-            if type(e) is BookDelta and e.snapshot:
-                conn.resynced(e.symbol)
-        if out:
-            ms = max(e.ts_event for e in out) // 1_000_000
-            if ms > self.exchange_ms:
-                self.exchange_ms = ms
-        return out
 
     async def backfill(self, symbol: str, since: int) -> None:
         """Recent trades from REST at or after ``since`` (exchange ms) that dedup has not seen."""

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from tradewind.config import FeedSettings, Settings
-from tradewind.events import MarketEvent, Trade
+from tradewind.events import BookDelta, MarketEvent, Trade
 from tradewind.exchanges.common.book import BookSync, BookUpdate
 from tradewind.exchanges.common.dedup import TradeDedup
 from tradewind.exchanges.common.errors import ParseError
@@ -282,6 +282,34 @@ class VenueFeed:
                 out.append(t)
             else:
                 metrics.FEED_DUPLICATES.labels(self.exchange, t.symbol).inc()
+        return out
+
+
+class TimedBackfillFeed(VenueFeed):
+    """A venue whose REST backfill asks for trades since a time (Bybit, OKX):
+    it keeps the newest exchange time seen, overall and per symbol's trades,
+    so a reconnect backfills from where the feed left off."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.last_trade_ms: dict[str, int] = {}
+        self.exchange_ms = 0
+        self.backfilled = 0
+
+    def on_trade(self, conn: Connection, trade: Trade) -> None:
+        ms = trade.ts_event // 1_000_000
+        if ms > self.last_trade_ms.get(trade.symbol, 0):
+            self.last_trade_ms[trade.symbol] = ms
+
+    def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
+        out = super().handle(conn, frame, ts_recv)
+        for e in out:
+            if type(e) is BookDelta and e.snapshot:
+                conn.resynced(e.symbol)
+        if out:
+            ms = max(e.ts_event for e in out) // 1_000_000
+            if ms > self.exchange_ms:
+                self.exchange_ms = ms
         return out
 
 

@@ -12,11 +12,17 @@ import time
 
 import msgspec
 
-from tradewind.events import BookDelta, MarketEvent, Side, Trade
+from tradewind.events import MarketEvent, Side, Trade
 from tradewind.exchanges.common import rest
 from tradewind.exchanges.common.book import BookSync, price, quantity
 from tradewind.exchanges.common.errors import ParseError
-from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, invalidate_all, log
+from tradewind.exchanges.common.feed import (
+    Connection,
+    Parser,
+    TimedBackfillFeed,
+    invalidate_all,
+    log,
+)
 from tradewind.exchanges.okx.book import OkxSync
 from tradewind.exchanges.okx.parser import EXCHANGE, OkxParser
 
@@ -44,7 +50,7 @@ class _Trades(msgspec.Struct):
 _trades = msgspec.json.Decoder(_Trades)
 
 
-class OkxFeed(VenueFeed):
+class OkxFeed(TimedBackfillFeed):
     exchange = EXCHANGE
     default_ws_url = "wss://ws.okx.com:8443/ws/v5/public"
     default_rest_url = "https://www.okx.com"
@@ -56,12 +62,6 @@ class OkxFeed(VenueFeed):
     symbol_pattern = r"[A-Z0-9]+(?:-[A-Z0-9]+){1,3}"
     symbol_example = "BTC-USDT"
     ping_when_idle = True
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.last_trade_ms: dict[str, int] = {}
-        self.exchange_ms = 0
-        self.backfilled = 0
 
     def parser(self) -> Parser:
         return OkxParser()
@@ -96,22 +96,6 @@ class OkxFeed(VenueFeed):
         arg = [{"channel": "books", "instId": symbol}]
         await self._op(conn, "unsubscribe", arg)
         await self._op(conn, "subscribe", arg)
-
-    def on_trade(self, conn: Connection, trade: Trade) -> None:
-        ms = trade.ts_event // 1_000_000
-        if ms > self.last_trade_ms.get(trade.symbol, 0):
-            self.last_trade_ms[trade.symbol] = ms
-
-    def handle(self, conn: Connection, frame: bytes, ts_recv: int) -> list[MarketEvent]:
-        out = super().handle(conn, frame, ts_recv)
-        for e in out:
-            if type(e) is BookDelta and e.snapshot:
-                conn.resynced(e.symbol)
-        if out:
-            ms = max(e.ts_event for e in out) // 1_000_000
-            if ms > self.exchange_ms:
-                self.exchange_ms = ms
-        return out
 
     async def backfill(self, symbol: str, since: int) -> None:
         """Recent trades from REST at or after ``since`` (exchange ms) that dedup has not seen."""
