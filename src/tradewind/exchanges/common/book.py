@@ -436,30 +436,33 @@ class CoinbaseSync(BookSync):
         return SyncResult(events=[upd.to_event()])
 
 
-class KrakenSync(BookSync):
-    """Kraken v1/v2 book: snapshot, then updates whose CRC32 over the top ten
-    levels must match ours after applying them and truncating to the depth."""
+class ChecksummedSync(BookSync):
+    """A book whose venue sends a checksum of its top levels with each message
+    (Kraken, OKX): a snapshot, then text updates after which our checksum must
+    match the venue's, or the book is dropped and resynced."""
 
-    def __init__(self, exchange: str, symbol: str, depth: int = 10) -> None:
+    def __init__(self, exchange: str, symbol: str, depth: int | None = None) -> None:
         super().__init__(exchange, symbol, depth)
         self.checksums_ok = 0
 
-    def on_update(self, upd: BookUpdate) -> SyncResult:
-        if upd.snapshot:
-            self.book.clear()
-            self.book.apply_text(upd.text_bids or [], upd.text_asks or [])
-            self.last_id = upd.last_id
-            if upd.checksum is not None and kraken_checksum(self.book) != upd.checksum:
-                return self._checksum_failed()
-            self._synced_from_snapshot()
-            return SyncResult(events=[self._snapshot_event(upd)])
-        if self.state is SyncState.AWAITING_SNAPSHOT:
-            return self._missing_base()
+    def checksum(self) -> int:
+        raise NotImplementedError
+
+    def _apply_snapshot(self, upd: BookUpdate) -> SyncResult:
+        self.book.clear()
+        self.book.apply_text(upd.text_bids or [], upd.text_asks or [])
+        self.last_id = upd.last_id
+        if upd.checksum is not None and self.checksum() != upd.checksum:
+            return self._checksum_failed()
+        self._synced_from_snapshot()
+        return SyncResult(events=[self._snapshot_event(upd)])
+
+    def _apply_update(self, upd: BookUpdate) -> SyncResult:
         self.book.apply_text(upd.text_bids or [], upd.text_asks or [])
         self.last_id = upd.last_id
         self.applied += 1
         if upd.checksum is not None:
-            if kraken_checksum(self.book) != upd.checksum:
+            if self.checksum() != upd.checksum:
                 return self._checksum_failed()
             self.checksums_ok += 1
         crossed = self._check_crossed()
@@ -471,6 +474,24 @@ class KrakenSync(BookSync):
         self.checksum_failures += 1
         metrics.BOOK_CHECKSUM_FAILURES.labels(self.exchange, self.symbol).inc()
         return self.invalidate("checksum")
+
+
+class KrakenSync(ChecksummedSync):
+    """Kraken v1/v2 book: snapshot, then updates whose CRC32 over the top ten
+    levels must match ours after applying them and truncating to the depth."""
+
+    def __init__(self, exchange: str, symbol: str, depth: int = 10) -> None:
+        super().__init__(exchange, symbol, depth)
+
+    def checksum(self) -> int:
+        return kraken_checksum(self.book)
+
+    def on_update(self, upd: BookUpdate) -> SyncResult:
+        if upd.snapshot:
+            return self._apply_snapshot(upd)
+        if self.state is SyncState.AWAITING_SNAPSHOT:
+            return self._missing_base()
+        return self._apply_update(upd)
 
 
 class ConnectionSequence:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from tradewind.exchanges.common.book import BookSync, BookUpdate, L2Book, SyncResult
-from tradewind.observability import metrics
+from tradewind.exchanges.common.book import BookUpdate, ChecksummedSync, L2Book, SyncResult
 
 LEVELS = 25
 
@@ -38,39 +37,17 @@ def checksum_of(bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]]) ->
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-class OkxSync(BookSync):
-    def __init__(self, exchange: str, symbol: str) -> None:
-        super().__init__(exchange, symbol)
-        self.checksums_ok = 0
+class OkxSync(ChecksummedSync):
+    def checksum(self) -> int:
+        return okx_checksum(self.book)
 
     def on_update(self, upd: BookUpdate) -> SyncResult:
         if upd.snapshot:
-            self.book.clear()
-            self.book.apply_text(upd.text_bids or [], upd.text_asks or [])
-            self.last_id = upd.last_id
-            if upd.checksum is not None and okx_checksum(self.book) != upd.checksum:
-                return self._checksum_failed()
-            self._synced_from_snapshot()
-            return SyncResult(events=[self._snapshot_event(upd)])
+            return self._apply_snapshot(upd)
         if not self.synced:
             return self._missing_base()
         if upd.prev_id is not None and upd.prev_id != self.last_id:
             if upd.prev_id < self.last_id and upd.last_id <= self.last_id:
                 return SyncResult()
             return self._gap()
-        self.book.apply_text(upd.text_bids or [], upd.text_asks or [])
-        self.last_id = upd.last_id
-        self.applied += 1
-        if upd.checksum is not None:
-            if okx_checksum(self.book) != upd.checksum:
-                return self._checksum_failed()
-            self.checksums_ok += 1
-        crossed = self._check_crossed()
-        if crossed is not None:
-            return crossed
-        return SyncResult(events=[upd.to_event()])
-
-    def _checksum_failed(self) -> SyncResult:
-        self.checksum_failures += 1
-        metrics.BOOK_CHECKSUM_FAILURES.labels(self.exchange, self.symbol).inc()
-        return self.invalidate("checksum")
+        return self._apply_update(upd)
