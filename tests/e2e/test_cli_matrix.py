@@ -10,6 +10,7 @@ behind (the folder holds exactly what the case put there).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -550,7 +551,12 @@ def test_bad_input(case: Case, outcomes: dict[str, Outcome]) -> None:
 def test_port_in_use(tmp_path: Path, busy_port: int) -> None:
     res = _run(["fake-exchange", "--port", str(busy_port)], tmp_path, {})
     _check(res, 1, ["--port", str(busy_port)])
-    env = {"TRADEWIND_BUS__KIND": "redis", "TRADEWIND_HTTP__PORT": str(busy_port)}
+    env = {
+        "TRADEWIND_BUS__KIND": "redis",
+        "TRADEWIND_HTTP__PORT": str(busy_port),
+        # Execution refuses to start without the order key before it binds.
+        "TRADEWIND_CONTROL__ORDER_KEY": secrets.token_hex(32),
+    }
     res = _run(["service", "execution", "--consumer", "m0"], tmp_path, env)
     _check(res, 1, ["TRADEWIND_HTTP__PORT", str(busy_port)])
     assert _listing(tmp_path) == {}
