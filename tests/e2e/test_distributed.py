@@ -227,7 +227,7 @@ async def test_a_redis_restart_with_a_multi_second_aof_load_mid_replay(
     # In database 1: the load counts every database, the services' scans only theirs.
     admin = aioredis.Redis.from_url(server.url[: -len("/0")] + "/1", socket_timeout=60)
     try:
-        await admin.execute_command("DEBUG", "POPULATE", 1_000_000, "filler", 200)
+        await admin.execute_command("DEBUG", "POPULATE", 2_000_000, "filler", 200)
         await admin.bgrewriteaof()
         for _ in range(600):
             info = await admin.info("persistence")
