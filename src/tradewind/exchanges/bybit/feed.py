@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import msgspec
 
-from tradewind.events import MarketEvent, Side, Trade
+from tradewind.events import Side, Trade
 from tradewind.exchanges.bybit.parser import BybitLinearParser, BybitParser
 from tradewind.exchanges.common import rest
 from tradewind.exchanges.common.book import BookSync, BybitSync, price, quantity
@@ -21,7 +21,6 @@ from tradewind.exchanges.common.feed import (
     Parser,
     TimedBackfillFeed,
     invalidate_all,
-    log,
 )
 
 ARGS_PER_REQUEST = 10
@@ -94,47 +93,30 @@ class BybitFeed(TimedBackfillFeed):
         await self._op(conn, "unsubscribe", [f"orderbook.200.{symbol}"])
         await self._op(conn, "subscribe", [f"orderbook.200.{symbol}"])
 
-    async def backfill(self, symbol: str, since: int) -> None:
-        """Recent trades from REST at or after ``since`` (exchange ms) that dedup has not seen."""
+    async def recent_trades(self, symbol: str, since: int) -> list[Trade]:
         url = (
             f"{self.rest_base}/v5/market/recent-trade?category={self.category}"
             f"&symbol={symbol}&limit={self.backfill_limit}"
         )
-        try:
-            body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
-            msg = _recent.decode(body)
-            if msg.retCode != 0 or msg.result is None:
-                raise ParseError("exchange_error", f"{msg.retCode} {msg.retMsg}")
-            trades = [
-                Trade(
-                    id=f"{self.exchange}:{symbol}:t{r.execId}",
-                    ts_event=int(r.time) * 1_000_000,
-                    exchange=self.exchange,
-                    symbol=symbol,
-                    price=price(r.price),
-                    qty=quantity(r.size, allow_zero=False),
-                    side=Side.BUY if r.side == "Buy" else Side.SELL,
-                    trade_id=r.execId,
-                    ts_recv=time.time_ns(),
-                )
-                for r in reversed(msg.result.rows)
-                if int(r.time) >= since
-            ]
-        except (
-            rest.RestError,
-            ParseError,
-            msgspec.ValidationError,
-            msgspec.DecodeError,
-            ValueError,
-        ) as exc:
-            log.warning(
-                "trade backfill failed", exchange=self.exchange, symbol=symbol, error=str(exc)[:200]
+        body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
+        msg = _recent.decode(body)
+        if msg.retCode != 0 or msg.result is None:
+            raise ParseError("exchange_error", f"{msg.retCode} {msg.retMsg}")
+        return [
+            Trade(
+                id=f"{self.exchange}:{symbol}:t{r.execId}",
+                ts_event=int(r.time) * 1_000_000,
+                exchange=self.exchange,
+                symbol=symbol,
+                price=price(r.price),
+                qty=quantity(r.size, allow_zero=False),
+                side=Side.BUY if r.side == "Buy" else Side.SELL,
+                trade_id=r.execId,
+                ts_recv=time.time_ns(),
             )
-            return
-        fresh = self.fresh_trades(trades)
-        if fresh:
-            self.backfilled += len(fresh)
-            await self.out.put(list[MarketEvent](fresh))
+            for r in reversed(msg.result.rows)
+            if int(r.time) >= since
+        ]
 
 
 class BybitLinearFeed(BybitFeed):

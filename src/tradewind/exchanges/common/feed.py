@@ -17,6 +17,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, ClassVar, Protocol
 
+import msgspec
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -27,7 +28,7 @@ from tradewind.exchanges.common.book import BookSync, BookUpdate
 from tradewind.exchanges.common.dedup import TradeDedup
 from tradewind.exchanges.common.errors import ParseError
 from tradewind.exchanges.common.recording import Recorder
-from tradewind.exchanges.common.rest import RateLimiter, WindowLimiter
+from tradewind.exchanges.common.rest import RateLimiter, RestError, WindowLimiter
 from tradewind.exchanges.common.validate import channels_for
 from tradewind.observability import metrics
 
@@ -311,6 +312,30 @@ class TimedBackfillFeed(VenueFeed):
             if ms > self.exchange_ms:
                 self.exchange_ms = ms
         return out
+
+    async def recent_trades(self, symbol: str, since: int) -> list[Trade]:
+        """The venue's REST trades at or after ``since`` (exchange ms), oldest first."""
+        raise NotImplementedError
+
+    async def backfill(self, symbol: str, since: int) -> None:
+        """Recent trades from REST at or after ``since`` (exchange ms) that dedup has not seen."""
+        try:
+            trades = await self.recent_trades(symbol, since)
+        except (
+            RestError,
+            ParseError,
+            msgspec.ValidationError,
+            msgspec.DecodeError,
+            ValueError,
+        ) as exc:
+            log.warning(
+                "trade backfill failed", exchange=self.exchange, symbol=symbol, error=str(exc)[:200]
+            )
+            return
+        fresh = self.fresh_trades(trades)
+        if fresh:
+            self.backfilled += len(fresh)
+            await self.out.put(list[MarketEvent](fresh))
 
 
 class Connection:

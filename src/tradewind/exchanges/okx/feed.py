@@ -12,7 +12,7 @@ import time
 
 import msgspec
 
-from tradewind.events import MarketEvent, Side, Trade
+from tradewind.events import Side, Trade
 from tradewind.exchanges.common import rest
 from tradewind.exchanges.common.book import BookSync, price, quantity
 from tradewind.exchanges.common.errors import ParseError
@@ -21,7 +21,6 @@ from tradewind.exchanges.common.feed import (
     Parser,
     TimedBackfillFeed,
     invalidate_all,
-    log,
 )
 from tradewind.exchanges.okx.book import OkxSync
 from tradewind.exchanges.okx.parser import EXCHANGE, OkxParser
@@ -97,41 +96,24 @@ class OkxFeed(TimedBackfillFeed):
         await self._op(conn, "unsubscribe", arg)
         await self._op(conn, "subscribe", arg)
 
-    async def backfill(self, symbol: str, since: int) -> None:
-        """Recent trades from REST at or after ``since`` (exchange ms) that dedup has not seen."""
+    async def recent_trades(self, symbol: str, since: int) -> list[Trade]:
         url = f"{self.rest_base}/api/v5/market/trades?instId={symbol}&limit={BACKFILL_LIMIT}"
-        try:
-            body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
-            msg = _trades.decode(body)
-            if msg.code != "0":
-                raise ParseError("exchange_error", f"{msg.code} {msg.msg}")
-            trades = [
-                Trade(
-                    id=f"{self.exchange}:{symbol}:t{r.tradeId}",
-                    ts_event=int(r.ts) * 1_000_000,
-                    exchange=self.exchange,
-                    symbol=symbol,
-                    price=price(r.px),
-                    qty=quantity(r.sz, allow_zero=False),
-                    side=Side.BUY if r.side == "buy" else Side.SELL,
-                    trade_id=r.tradeId,
-                    ts_recv=time.time_ns(),
-                )
-                for r in reversed(msg.data)
-                if int(r.ts) >= since
-            ]
-        except (
-            rest.RestError,
-            ParseError,
-            msgspec.ValidationError,
-            msgspec.DecodeError,
-            ValueError,
-        ) as exc:
-            log.warning(
-                "trade backfill failed", exchange=self.exchange, symbol=symbol, error=str(exc)[:200]
+        body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
+        msg = _trades.decode(body)
+        if msg.code != "0":
+            raise ParseError("exchange_error", f"{msg.code} {msg.msg}")
+        return [
+            Trade(
+                id=f"{self.exchange}:{symbol}:t{r.tradeId}",
+                ts_event=int(r.ts) * 1_000_000,
+                exchange=self.exchange,
+                symbol=symbol,
+                price=price(r.px),
+                qty=quantity(r.sz, allow_zero=False),
+                side=Side.BUY if r.side == "buy" else Side.SELL,
+                trade_id=r.tradeId,
+                ts_recv=time.time_ns(),
             )
-            return
-        fresh = self.fresh_trades(trades)
-        if fresh:
-            self.backfilled += len(fresh)
-            await self.out.put(list[MarketEvent](fresh))
+            for r in reversed(msg.data)
+            if int(r.ts) >= since
+        ]
