@@ -16,7 +16,12 @@ REVISION      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 SECRETS_DIR   ?= ./secrets
 OVERLAY       ?= dev
 OFFLINE_ENV    = TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443"}' \
-                 TRADEWIND_FEED__REST_URLS='{"binance":"http://fake-exchange:9443"}'
+                 TRADEWIND_FEED__REST_URLS='{"binance":"http://fake-exchange:9443"}' \
+                 $(OFFLINE_RETENTION)
+# The fake exchange replays a 2024 recording: retention by event time would
+# drop what it stores at db_writer's next maintenance pass, so it is off.
+OFFLINE_RETENTION = TRADEWIND_RETENTION_QUOTES_DAYS=0 TRADEWIND_RETENTION_BOOK_DELTAS_DAYS=0 \
+                    TRADEWIND_RETENTION_TRADES_DAYS=0 TRADEWIND_RETENTION_BARS_DAYS=0
 LOCK_FLAGS     = --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
                  --no-emit-index-url --no-emit-find-links
 

@@ -42,7 +42,9 @@ grafana_port="$(free_port)"
 export TRADEWIND_SECRETS_DIR="${work}/secrets" TRADEWIND_IMAGE="${CI_IMAGE}" \
   TRADEWIND_BIND_ADDRESS=127.0.0.1 PROMETHEUS_PORT="${prom_port}" GRAFANA_PORT="${grafana_port}" \
   TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443"}' \
-  TRADEWIND_FEED__REST_URLS='{"binance":"http://fake-exchange:9443"}'
+  TRADEWIND_FEED__REST_URLS='{"binance":"http://fake-exchange:9443"}' \
+  TRADEWIND_RETENTION_QUOTES_DAYS=0 TRADEWIND_RETENTION_BOOK_DELTAS_DAYS=0 \
+  TRADEWIND_RETENTION_TRADES_DAYS=0 TRADEWIND_RETENTION_BARS_DAYS=0
 compose() {
   podman-compose -p "${project}" -f docker-compose.yml -f docker-compose.ci.yml "$@"
 }

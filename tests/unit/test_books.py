@@ -351,3 +351,16 @@ def test_bybit_regression_is_a_gap_and_a_repeat_is_dropped() -> None:
     assert repeat.resync is None and not repeat.events and sync.book.bids == {10.0: 2.0}
     assert sync.on_update(_bybit(False, 400, [(10.0, 5.0)])).resync == "gap"
     assert sync.gaps == 1 and not sync.synced
+
+
+def test_binance_spot_snapshot_without_time_takes_the_stream_time_else_receive_time() -> None:
+    """Spot depth snapshots carry no time; 0 would file them under 1970 (one
+    1970 partition per table on PostgreSQL, and retention drops it at once)."""
+    body = _lines("binance_spot_rest_depth_20210814.jsonl")[0]
+    now = 1_700_000_000_000_000_000
+    assert BinanceParser().snapshot(body, "XMRBTC", now).ts_event == now
+    seen = BinanceParser()
+    for line in _lines("binance_spot_4sym_ws_20210814.jsonl")[:5]:
+        seen.decode(line, 0)
+    assert seen.last_ts_ms > 0
+    assert seen.snapshot(body, "XMRBTC", now).ts_event == seen.last_ts_ms * 1_000_000

@@ -526,7 +526,9 @@ class BinanceParser:
             raise ParseError("invalid_message", str(exc)[:200]) from None
         except msgspec.DecodeError as exc:
             raise ParseError("malformed_json", str(exc)[:200]) from None
-        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
+        # Spot snapshots carry no time: the stream's last event time, else the
+        # receive time (never 0, which would file the row under 1970).
+        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS or ts_recv
         return BookUpdate(
             id=f"{self.exchange}:{symbol}:s{m.lastUpdateId}",
             exchange=self.exchange,
@@ -599,7 +601,9 @@ class BinanceParser:
         )
 
     def _quote(self, m: _BookTicker, ts_recv: int) -> Quote:
-        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
+        # Spot snapshots carry no time: the stream's last event time, else the
+        # receive time (never 0, which would file the row under 1970).
+        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS or ts_recv
         return Quote(
             id=f"{self.exchange}:{m.s}:q{m.u}",
             ts_event=ts,
