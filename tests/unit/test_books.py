@@ -11,20 +11,14 @@ import pytest
 
 from tests.conftest import market_file
 from tradewind.events import BookDelta, Quote
+from tradewind.exchanges.binance.book import BinanceSync
 from tradewind.exchanges.binance.parser import BinanceParser, BinanceUsdmParser
+from tradewind.exchanges.bybit.book import BybitSync
 from tradewind.exchanges.bybit.parser import BybitLinearParser, BybitParser
+from tradewind.exchanges.coinbase.book import CoinbaseSync
 from tradewind.exchanges.coinbase.parser import CoinbaseParser
-from tradewind.exchanges.common.book import (
-    BinanceSync,
-    BookSync,
-    BookUpdate,
-    BybitSync,
-    CoinbaseSync,
-    ConnectionSequence,
-    KrakenSync,
-    L2Book,
-    kraken_checksum,
-)
+from tradewind.exchanges.common.book import BookSync, BookUpdate, ConnectionSequence, L2Book
+from tradewind.exchanges.kraken.book import KrakenSync, kraken_checksum
 from tradewind.exchanges.kraken.parser import KrakenParser
 
 SPOT = "binance_spot_btcusdt_combined_20240808.jsonl"

@@ -200,7 +200,7 @@ KRAKEN_DOC_EXAMPLE = (
 
 
 def test_kraken_v2_checksum_reproduces_the_documented_10x10_example() -> None:
-    from tradewind.exchanges.common.book import KrakenSync
+    from tradewind.exchanges.kraken.book import KrakenSync
     from tradewind.exchanges.kraken.parser import KrakenParser
 
     (update,) = KrakenParser().decode(KRAKEN_DOC_EXAMPLE.read_bytes().strip(), 123)

@@ -17,9 +17,10 @@ from typing import ClassVar
 
 from tradewind.events import MarketEvent, Trade
 from tradewind.exchanges.binance import urls
+from tradewind.exchanges.binance.book import BinanceSync
 from tradewind.exchanges.binance.parser import BinanceCoinmParser, BinanceParser, BinanceUsdmParser
 from tradewind.exchanges.common import rest
-from tradewind.exchanges.common.book import BinanceSync, BookSync
+from tradewind.exchanges.common.book import BookSync
 from tradewind.exchanges.common.errors import ParseError
 from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, invalidate_all, log
 from tradewind.observability import metrics

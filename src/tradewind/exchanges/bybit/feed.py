@@ -12,9 +12,10 @@ from typing import ClassVar
 import msgspec
 
 from tradewind.events import Side, Trade
+from tradewind.exchanges.bybit.book import BybitSync
 from tradewind.exchanges.bybit.parser import BybitLinearParser, BybitParser
 from tradewind.exchanges.common import rest
-from tradewind.exchanges.common.book import BookSync, BybitSync, price, quantity
+from tradewind.exchanges.common.book import BookSync, price, quantity
 from tradewind.exchanges.common.errors import ParseError
 from tradewind.exchanges.common.feed import (
     Connection,

@@ -26,8 +26,9 @@ import time
 import msgspec
 
 from tradewind.events import MarketEvent
+from tradewind.exchanges.coinbase.book import CoinbaseSync
 from tradewind.exchanges.coinbase.parser import CoinbaseParser
-from tradewind.exchanges.common.book import BookSync, BookUpdate, CoinbaseSync, ConnectionSequence
+from tradewind.exchanges.common.book import BookSync, BookUpdate, ConnectionSequence
 from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, invalidate_all, log
 
 CHANNELS = ("heartbeats", "market_trades", "ticker", "level2")

@@ -1,9 +1,10 @@
-"""L2 order books and the per-exchange rules that keep them in sync.
+"""L2 order books and the machinery every venue's book sync shares.
 
 A book is trusted only while every update since its snapshot has been seen:
 each exchange proves that differently (Binance spot ``U``/``u`` contiguity,
 USD-M ``pu``, Bybit ``u``, Coinbase's per-connection ``sequence_num``, Kraken's
-CRC32 of the top ten levels). A sync object turns the exchange's book messages
+CRC32 of the top ten levels), and each venue's sync class lives in its own
+folder (``exchanges/<venue>/book.py``). A sync object turns the exchange's book messages
 (``BookUpdate``) into the ``BookDelta`` events downstream may apply blindly: a
 full snapshot first, then only contiguous deltas. Anything that breaks the
 proof (a gap, a checksum mismatch, a crossed book, an update without a base
@@ -14,8 +15,6 @@ that symbol only; nothing is published for it until the book is whole again.
 from __future__ import annotations
 
 import math
-import zlib
-from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -194,25 +193,6 @@ class L2Book:
         return sorted(self.bids.items(), reverse=True), sorted(self.asks.items())
 
 
-def _checksum_text(text: str) -> str:
-    return text.replace(".", "").lstrip("0")
-
-
-def kraken_checksum(book: L2Book) -> int:
-    """CRC32 over the top ten asks (low → high) then bids (high → low), each
-    price and quantity as sent with the dot and leading zeros removed."""
-    parts: list[str] = []
-    for p in sorted(book.text_asks)[:10]:
-        pt, qt = book.text_asks[p]
-        parts.append(_checksum_text(pt))
-        parts.append(_checksum_text(qt))
-    for p in sorted(book.text_bids, reverse=True)[:10]:
-        pt, qt = book.text_bids[p]
-        parts.append(_checksum_text(pt))
-        parts.append(_checksum_text(qt))
-    return zlib.crc32("".join(parts).encode())
-
-
 class SyncState(StrEnum):
     AWAITING_SNAPSHOT = "awaiting_snapshot"
     SYNCED = "synced"
@@ -225,9 +205,6 @@ class SyncResult:
 
     events: list[BookDelta] = field(default_factory=list)
     resync: str | None = None
-
-
-_EMPTY = SyncResult()
 
 
 class BookSync:
@@ -304,138 +281,6 @@ class BookSync:
         return None
 
 
-class BinanceSync(BookSync):
-    """Binance diff depth against a REST snapshot.
-
-    Diffs are buffered until the snapshot arrives (the straddling diff usually
-    comes first). Spot: drop ``u <= L``, the first applied has ``U <= L+1 <= u``,
-    then ``U == prev u + 1``. USD-M (``futures``): drop ``u < L``, the first has
-    ``U <= L <= u``, then ``pu == prev u``.
-    """
-
-    def __init__(self, exchange: str, symbol: str, futures: bool = False) -> None:
-        super().__init__(exchange, symbol)
-        self.futures = futures
-        self.buffer: deque[BookUpdate] = deque()
-        self.stale_snapshots = 0
-        self._fresh = False
-
-    def on_update(self, upd: BookUpdate) -> SyncResult:
-        if upd.snapshot:
-            return self._on_snapshot(upd)
-        if self.state is SyncState.AWAITING_SNAPSHOT:
-            if len(self.buffer) >= self.max_buffer:
-                self.buffer.popleft()
-            self.buffer.append(upd)
-            return SyncResult(resync="awaiting_snapshot")
-        return self._apply([upd])
-
-    def _stale(self, upd: BookUpdate) -> bool:
-        if self._fresh and self.futures:
-            return upd.last_id < self.last_id
-        return upd.last_id <= self.last_id
-
-    def _follows(self, upd: BookUpdate) -> bool:
-        """The first diff after a snapshot straddles it; later ones chain."""
-        last = self.last_id
-        if self.futures:
-            if self._fresh:
-                return upd.first_id <= last <= upd.last_id or upd.prev_id == last
-            return upd.prev_id == last if upd.prev_id is not None else upd.first_id == last + 1
-        return upd.first_id <= last + 1 <= upd.last_id
-
-    def _on_snapshot(self, snap: BookUpdate) -> SyncResult:
-        self.book.clear()
-        self.book.apply(snap.bids, snap.asks)
-        self.last_id = snap.last_id
-        self._fresh = True
-        buffered = [u for u in self.buffer if not self._stale(u)]
-        self.buffer.clear()
-        if buffered and not self._follows(buffered[0]):
-            self.stale_snapshots += 1
-            self.book.clear()
-            self.buffer.extend(buffered)
-            return SyncResult(resync="stale_snapshot")
-        self._synced_from_snapshot()
-        out = self._apply(buffered)
-        out.events.insert(0, self._snapshot_event(snap))
-        return out
-
-    def _apply(self, updates: list[BookUpdate]) -> SyncResult:
-        out = SyncResult()
-        for i, upd in enumerate(updates):
-            if self._stale(upd):
-                continue
-            if not self._follows(upd):
-                out.resync = self._gap().resync
-                self.buffer.extend(updates[i:])
-                return out
-            self._fresh = False
-            self.book.apply(upd.bids, upd.asks)
-            self.last_id = upd.last_id
-            self.applied += 1
-            out.events.append(upd.to_event())
-            crossed = self._check_crossed()
-            if crossed is not None:
-                out.resync = crossed.resync
-                return out
-        return out
-
-
-class BybitSync(BookSync):
-    """Bybit v5 orderbook: a snapshot, or a delta with ``u == 1`` (Bybit's
-    reset after a service restart), replaces the book; each delta has
-    ``u == prev u + 1``, a repeat of the last is dropped, and any other ``u``
-    (a jump, or a regression) is a gap that resyncs the book."""
-
-    def on_update(self, upd: BookUpdate) -> SyncResult:
-        if upd.snapshot or upd.last_id == 1:
-            # Bybit documents u == 1 as a snapshot after a service restart,
-            # whatever the message's type says.
-            self.book.clear()
-            self.book.apply(upd.bids, upd.asks)
-            self.last_id = upd.last_id
-            self._synced_from_snapshot()
-            return SyncResult(events=[self._snapshot_event(upd)])
-        if self.state is SyncState.AWAITING_SNAPSHOT:
-            return self._missing_base()
-        if upd.last_id == self.last_id:
-            return _EMPTY
-        if upd.last_id != self.last_id + 1:
-            return self._gap()
-        self.book.apply(upd.bids, upd.asks)
-        self.last_id = upd.last_id
-        self.applied += 1
-        crossed = self._check_crossed()
-        if crossed is not None:
-            return crossed
-        return SyncResult(events=[upd.to_event()])
-
-
-class CoinbaseSync(BookSync):
-    """Coinbase Advanced ``level2``: no per-product sequence, so continuity is
-    the connection's ``sequence_num`` (checked by ``ConnectionSequence``, which
-    invalidates every book of the connection on a gap); an update without a
-    snapshot under it is reported, never applied."""
-
-    def on_update(self, upd: BookUpdate) -> SyncResult:
-        if upd.snapshot:
-            self.book.clear()
-            self.book.apply(upd.bids, upd.asks)
-            self.last_id = upd.last_id
-            self._synced_from_snapshot()
-            return SyncResult(events=[self._snapshot_event(upd)])
-        if self.state is SyncState.AWAITING_SNAPSHOT:
-            return self._missing_base()
-        self.book.apply(upd.bids, upd.asks)
-        self.last_id = upd.last_id
-        self.applied += 1
-        crossed = self._check_crossed()
-        if crossed is not None:
-            return crossed
-        return SyncResult(events=[upd.to_event()])
-
-
 class ChecksummedSync(BookSync):
     """A book whose venue sends a checksum of its top levels with each message
     (Kraken, OKX): a snapshot, then text updates after which our checksum must
@@ -474,24 +319,6 @@ class ChecksummedSync(BookSync):
         self.checksum_failures += 1
         metrics.BOOK_CHECKSUM_FAILURES.labels(self.exchange, self.symbol).inc()
         return self.invalidate("checksum")
-
-
-class KrakenSync(ChecksummedSync):
-    """Kraken v1/v2 book: snapshot, then updates whose CRC32 over the top ten
-    levels must match ours after applying them and truncating to the depth."""
-
-    def __init__(self, exchange: str, symbol: str, depth: int = 10) -> None:
-        super().__init__(exchange, symbol, depth)
-
-    def checksum(self) -> int:
-        return kraken_checksum(self.book)
-
-    def on_update(self, upd: BookUpdate) -> SyncResult:
-        if upd.snapshot:
-            return self._apply_snapshot(upd)
-        if self.state is SyncState.AWAITING_SNAPSHOT:
-            return self._missing_base()
-        return self._apply_update(upd)
 
 
 class ConnectionSequence:

@@ -16,8 +16,9 @@ from typing import Any
 
 import msgspec
 
-from tradewind.exchanges.common.book import L2Book, kraken_checksum
+from tradewind.exchanges.common.book import L2Book
 from tradewind.exchanges.common.fake_venue import Client, Entry, Venue, offsets, read_lines
+from tradewind.exchanges.kraken.book import kraken_checksum
 from tradewind.exchanges.kraken.symbols import v2_name
 
 DEPTHS = (10, 25, 100, 500, 1000)

@@ -9,8 +9,9 @@ import json
 import time
 
 from tradewind.events import BookDelta, MarketEvent
-from tradewind.exchanges.common.book import BookSync, KrakenSync
+from tradewind.exchanges.common.book import BookSync
 from tradewind.exchanges.common.feed import Connection, Parser, VenueFeed, invalidate_all
+from tradewind.exchanges.kraken.book import KrakenSync
 from tradewind.exchanges.kraken.parser import KrakenParser
 from tradewind.exchanges.kraken.symbols import v2_name
 
