@@ -33,7 +33,7 @@ from tradewind.bus import MemoryBus
 from tradewind.clock import WallClock
 from tradewind.config import load_settings
 from tradewind.events import Trade
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.runtime.loop import run_async
 from tradewind.storage import migrate, schema
 from tradewind.storage.rows import COLUMNS, group_rows
@@ -94,7 +94,7 @@ async def tradewind_writer(url: str, evs: list[Trade], batch: int) -> float:
         bus=bus,
         clock=WallClock(),
         settings=settings,
-        instruments=InstrumentRegistry.load(),
+        instruments=load_instruments(),
         store=store,
     )
     writer = DbWriterService(ctx)

@@ -45,7 +45,7 @@ from tradewind.bus import MemoryBus
 from tradewind.clock import WallClock
 from tradewind.config import load_settings
 from tradewind.events import Event, Quote, Trade
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.services import DbWriterService, ServiceContext
 from tradewind.storage import partitions
 from tradewind.storage.export import export
@@ -117,7 +117,7 @@ async def grow(url: str, tape: Tape, segment: int, batch: int) -> list[float]:
         bus=bus,
         clock=WallClock(),
         settings=settings,
-        instruments=InstrumentRegistry.load(),
+        instruments=load_instruments(),
         store=store,
     )
     writer = DbWriterService(ctx)

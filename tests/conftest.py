@@ -25,7 +25,7 @@ import pytest
 from tradewind.bus import Bus, MemoryBus
 from tradewind.clock import Clock, ReplayClock
 from tradewind.config import Settings, load_settings
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.services.base import ServiceContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def service_context(
         bus=bus if bus is not None else MemoryBus(),
         clock=clock if clock is not None else ReplayClock(),
         settings=settings,
-        instruments=InstrumentRegistry.load(),
+        instruments=load_instruments(),
         **kw,
     )
 

@@ -1,4 +1,9 @@
-"""Instrument rules (tick, lot, limits) per exchange and symbol.
+"""The generic instrument (tick, lot, limits, inverse contracts) and the lookup
+every layer asks; the rules themselves belong to the venues.
+
+Each venue folder publishes its listed instruments and how to build one it does
+not list (``VenueInstruments``); ``exchanges.instruments`` gathers them and the
+runtime feeds the result here, so the ground floor names no venue.
 
 Prices and quantities of orders are rounded here, with ``Decimal`` only: a
 float would turn 0.1 into 0.1000000000000000055 and break exchange filters.
@@ -7,9 +12,9 @@ float would turn 0.1 into 0.1000000000000000055 and break exchange filters.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
-from importlib import resources
-from pathlib import Path
 
 import msgspec
 
@@ -25,8 +30,8 @@ class Instrument(msgspec.Struct, frozen=True):
     max_qty: Decimal
     min_notional: Decimal
     inverse: bool = False
-    """Quantities are contracts worth ``contract_size`` of the quote each
-    (Binance COIN-M: BTCUSD_PERP 100 USD, the others 10 USD), settled in the base coin."""
+    """Quantities are contracts worth ``contract_size`` of the quote each,
+    settled in the base coin (the venue's rules say how much a contract is worth)."""
     contract_size: Decimal = Decimal(1)
 
     def notional(self, qty: Decimal, price: Decimal) -> Decimal:
@@ -51,59 +56,63 @@ class Instrument(msgspec.Struct, frozen=True):
 
 
 _FALLBACK = Decimal("0.00000001")
-_COINM = "binance-coinm"
+
+Unlisted = Callable[[str, str], "Instrument | None"]
+"""A venue's rule for a symbol it does not list: ``(exchange, symbol)`` → instrument or None."""
 
 
-def coinm_contract_size(symbol: str) -> Decimal:
-    """Binance COIN-M: 100 USD a contract for BTCUSD, 10 USD for every other coin."""
-    return Decimal(100) if symbol.startswith("BTCUSD_") else Decimal(10)
+def parse_instruments(text: str) -> list[Instrument]:
+    """A venue's ``{"instruments": [...]}`` file, validated before it is trusted."""
+    raw = json.loads(text)
+    return msgspec.convert(raw["instruments"], list[Instrument], strict=False)
+
+
+@dataclass(frozen=True)
+class VenueInstruments:
+    """What one venue publishes: the exchanges it speaks for, the instruments it
+    lists, and how to build an instrument it does not list."""
+
+    exchanges: tuple[str, ...]
+    listed: tuple[Instrument, ...] = ()
+    unlisted: Unlisted | None = field(default=None)
 
 
 class InstrumentRegistry:
-    def __init__(self, instruments: list[Instrument] | None = None) -> None:
-        self._by_key = {(i.exchange, i.symbol): i for i in instruments or []}
+    """Instruments by ``(exchange, symbol)``; a symbol no venue lists gets its
+    venue's rule, else permissive defaults (tick and lot 1e-8) so that replays
+    of any symbol still run."""
 
-    @classmethod
-    def load(cls, path: Path | None = None) -> InstrumentRegistry:
-        text = (
-            path.read_text()
-            if path
-            else (resources.files("tradewind") / "data" / "instruments.json").read_text()
-        )
-        raw = json.loads(text)
-        return cls(msgspec.convert(raw["instruments"], list[Instrument], strict=False))
+    def __init__(
+        self,
+        instruments: Iterable[Instrument] | None = None,
+        venues: Iterable[VenueInstruments] = (),
+    ) -> None:
+        self._by_key = {(i.exchange, i.symbol): i for i in instruments or []}
+        self._unlisted: dict[str, Unlisted] = {}
+        for venue in venues:
+            for inst in venue.listed:
+                self._by_key.setdefault((inst.exchange, inst.symbol), inst)
+            if venue.unlisted is not None:
+                for exchange in venue.exchanges:
+                    self._unlisted[exchange] = venue.unlisted
 
     def get(self, exchange: str, symbol: str) -> Instrument:
         inst = self._by_key.get((exchange, symbol))
-        if inst is None and exchange == _COINM:
-            base = symbol.partition("USD_")[0] or symbol
-            one = Decimal(1)
-            inst = Instrument(
-                exchange,
-                symbol,
-                base,
-                "USD",
-                _FALLBACK,
-                one,
-                one,
-                Decimal("1e9"),
-                Decimal(0),
-                inverse=True,
-                contract_size=coinm_contract_size(symbol),
-            )
-            self._by_key[(exchange, symbol)] = inst
         if inst is None:
-            inst = Instrument(
-                exchange,
-                symbol,
-                symbol,
-                "",
-                _FALLBACK,
-                _FALLBACK,
-                _FALLBACK,
-                Decimal("1e12"),
-                Decimal(0),
-            )
+            rule = self._unlisted.get(exchange)
+            inst = rule(exchange, symbol) if rule is not None else None
+            if inst is None:
+                inst = Instrument(
+                    exchange,
+                    symbol,
+                    symbol,
+                    "",
+                    _FALLBACK,
+                    _FALLBACK,
+                    _FALLBACK,
+                    Decimal("1e12"),
+                    Decimal(0),
+                )
             self._by_key[(exchange, symbol)] = inst
         return inst
 

@@ -27,8 +27,8 @@ from tradewind.clock import WallClock
 from tradewind.config import ConfigError
 from tradewind.events import CancelRequest, OrderStatus
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.venue import VenueBusy, VenueRejected, VenueUnknown
-from tradewind.instruments import InstrumentRegistry
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import ORDERS
 
@@ -63,7 +63,7 @@ def ccxt_venue(make_settings: Any, fake: FakeBinanceOrders, **kw: Any) -> Any:
     _need_ccxt()
     from tradewind.exchanges.ccxt.adapter import CcxtVenue
 
-    venue = CcxtVenue(ccxt_settings(make_settings, fake, **kw).execution, InstrumentRegistry.load())
+    venue = CcxtVenue(ccxt_settings(make_settings, fake, **kw).execution, load_instruments())
     client = venue.client
     for section in list(client.urls["api"]):
         client.urls["api"][section] = f"{fake.rest_url}/api/v3"
@@ -231,7 +231,7 @@ def test_missing_extra_is_a_clear_config_error(
     monkeypatch.setitem(sys.modules, "ccxt.async_support", None)
     settings = make_settings(execution={"venue": "ccxt"})
     with pytest.raises(ConfigError, match=r"pip install 'tradewind\[ccxt\]'") as err:
-        make_venue(settings.execution, InstrumentRegistry.load())
+        make_venue(settings.execution, load_instruments())
     assert err.value.key == "TRADEWIND_EXECUTION__VENUE"
 
 

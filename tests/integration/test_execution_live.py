@@ -31,7 +31,7 @@ from tradewind.events import (
     client_order_id,
 )
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.runtime.venues import live_venue
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import EXECUTIONS, ORDERS
@@ -148,7 +148,7 @@ async def run_burst(
 ) -> tuple[MemoryBus, ExecutionService, list[OrderRequest]]:
     settings = live_settings(make_settings, fake, **kw)
     bus = MemoryBus()
-    venue = live_venue(settings, InstrumentRegistry.load())
+    venue = live_venue(settings, load_instruments())
     ctx = service_context(settings, bus=bus, clock=WallClock(), extras=venue)
     svc = ExecutionService(ctx)
     await svc.start()
@@ -244,7 +244,7 @@ async def test_restart_reconciles_what_happened_while_away(make_settings: Any) -
         await fake.set_price("BTCUSDT", D("98"))
         await fake.set_price("BTCUSDT", D("102"))
         settings = live_settings(make_settings, fake)
-        venue = live_venue(settings, InstrumentRegistry.load())
+        venue = live_venue(settings, load_instruments())
         ctx = service_context(settings, bus=bus, clock=WallClock(), extras=venue)
         again = ExecutionService(ctx)
         await again.start()
@@ -265,7 +265,7 @@ async def test_signature_and_api_key_are_checked(make_settings: Any) -> None:
     await fake.start()
     try:
         bad = live_settings(make_settings, fake, api_secret="wrong").execution
-        venue = BinanceSpotVenue(bad, InstrumentRegistry.load())
+        venue = BinanceSpotVenue(bad, load_instruments())
         with pytest.raises(VenueRejected, match="-1022"):
             await venue.place(orders(1, "sig")[0])
         await venue.close()
@@ -295,7 +295,7 @@ async def test_mounted_on_the_fake_exchange_one_port(make_settings: Any) -> None
                 "ws_url": f"ws://{url}",
             }
         ).execution
-        venue = BinanceSpotVenue(ex, InstrumentRegistry.load())
+        venue = BinanceSpotVenue(ex, load_instruments())
         reports = venue.reports()
         assert await anext(reports) is None
         o = orders(1, "mounted")[0]

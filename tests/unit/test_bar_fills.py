@@ -13,9 +13,9 @@ import pytest
 from tests.unit.test_paper_exchange import fills, order, statuses
 from tradewind.config import PaperSettings
 from tradewind.events import Bar, Event, Fill, Liquidity, OrderStatus, Side, TimeInForce, Trade
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.paper.bar_fills import path_offsets
 from tradewind.execution.paper.exchange import PaperExchange
-from tradewind.instruments import InstrumentRegistry
 
 DAY = 86_400 * 10**9
 T0 = 1_600_000_000 * 10**9
@@ -51,7 +51,7 @@ BARS = [
 
 def paper(**kw: Any) -> PaperExchange:
     base: dict[str, Any] = {"latency_ms": 5.0, "latency_jitter_ms": 0.0}
-    return PaperExchange(PaperSettings(**{**base, **kw}), InstrumentRegistry.load())
+    return PaperExchange(PaperSettings(**{**base, **kw}), load_instruments())
 
 
 def at_close(i: int) -> int:
@@ -115,7 +115,7 @@ def test_slippage_in_ticks_and_post_only() -> None:
         order("p1", Side.BUY, "1", ts=at_close(0), price="107", tif=TimeInForce.POST_ONLY)
     )
     out += px.on_markets(BARS[:2])
-    tick = InstrumentRegistry.load().get("binance", "BTCUSDT").tick_size
+    tick = load_instruments().get("binance", "BTCUSDT").tick_size
     assert fills(out, "s1")[0][0] == D(106) - 3 * tick
     assert statuses(out, "p1")[-1] is S.REJECTED
 

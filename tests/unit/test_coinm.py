@@ -12,7 +12,7 @@ from tests.unit.test_risk_engine import reason_of, seen, signal
 from tradewind.config import RiskSettings
 from tradewind.events import Side, Trade
 from tradewind.exchanges.formats import PARSERS
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.portfolio import Portfolio
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.reasons import Reason
@@ -20,7 +20,7 @@ from tradewind.risk.reasons import Reason
 RECORDING = (
     Path(__file__).resolve().parents[1] / "data" / "venues" / "binance_coinm_ws_20210722.jsonl"
 )
-REGISTRY = InstrumentRegistry.load()
+REGISTRY = load_instruments()
 
 
 def _trades(symbol: str) -> list[Trade]:
@@ -85,3 +85,21 @@ def test_risk_values_inverse_orders_by_their_face_value() -> None:
     # 49 contracts = 4,900 USD (not 49 * 32,623 USD): within the 5,000 limit.
     assert reason_of(e, signal(key=key, qty="49", price=32623.3)) == Reason.OK
     assert reason_of(e, signal(key=key, qty="51", price=32623.3)) == Reason.MAX_ORDER_NOTIONAL
+
+
+def test_inverse_rules_come_from_the_venue_not_the_ground_floor() -> None:
+    """Without Binance's rules the lookup knows nothing of COIN-M contracts;
+    fed by the venue registry it does, for listed and unlisted symbols alike."""
+    from tradewind.exchanges.binance.instruments import rules
+    from tradewind.instruments import InstrumentRegistry
+
+    bare = InstrumentRegistry().get("binance-coinm", "ETHUSD_210924")
+    assert not bare.inverse and bare.contract_size == 1
+    fed = InstrumentRegistry(venues=[rules()])
+    unlisted = fed.get("binance-coinm", "SOLUSD_PERP")
+    assert unlisted.inverse and unlisted.contract_size == Decimal(10)
+    assert unlisted.base == "SOL" and unlisted.quote == "USD"
+    listed = fed.get("binance-coinm", "BTCUSD_PERP")
+    assert listed.inverse and listed.contract_size == Decimal(100)
+    assert listed.tick_size == Decimal("0.1")
+    assert not fed.get("binance", "SOLUSD_PERP").inverse

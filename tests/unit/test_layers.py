@@ -16,7 +16,7 @@ lower ones, and the packages of one layer form no cycle:
 
 Inside ``exchanges``: ``common`` knows no venue; a venue folder imports only
 itself and ``common``; the registries (``formats``, ``feeds``, ``replay``,
-``csv_source``, ``fake``) sit above the venues. Only ``services`` and ``runtime``
+``csv_source``, ``fake``, ``instruments``) sit above the venues. Only ``services`` and ``runtime``
 import the services (others may subclass ``services.base``). No module-level
 import cycle at run time: ``TYPE_CHECKING`` imports are left out of that one,
 and so is a submodule importing its own package's ``__init__``.
@@ -56,7 +56,7 @@ LAYERS: list[set[str]] = [
     {"__main__"},
 ]
 VENUES = {"binance", "coinbase", "kraken", "bybit", "okx", "ccxt"}
-EXCHANGE_REGISTRIES = {"formats", "feeds", "replay", "csv_source", "fake"}
+EXCHANGE_REGISTRIES = {"formats", "feeds", "replay", "csv_source", "fake", "instruments"}
 
 
 @dataclass(frozen=True)

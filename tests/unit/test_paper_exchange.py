@@ -31,8 +31,8 @@ from tradewind.events import (
     TimeInForce,
 )
 from tradewind.exchanges.binance.parser import BinanceParser
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.paper.exchange import PaperExchange
-from tradewind.instruments import InstrumentRegistry
 
 T9 = 1723161255408000000
 """Event time of the snapshot and the bookTicker at line 9."""
@@ -53,7 +53,7 @@ def events() -> list[tuple[int, MarketEvent]]:
 
 def paper(**kw: Any) -> PaperExchange:
     base: dict[str, Any] = {"latency_ms": 0.0, "latency_jitter_ms": 0.0}
-    return PaperExchange(PaperSettings(**{**base, **kw}), InstrumentRegistry.load())
+    return PaperExchange(PaperSettings(**{**base, **kw}), load_instruments())
 
 
 def order(
@@ -252,9 +252,9 @@ def test_same_seed_same_fills_any_interleaving(events: list[tuple[int, MarketEve
     ]
     results = []
     for orders_first in (True, False):
-        px = PaperExchange(PaperSettings(seed=11), InstrumentRegistry.load())
+        px = PaperExchange(PaperSettings(seed=11), load_instruments())
         results.append(run(px, events, orders, orders_first=orders_first))
-    interleaved = PaperExchange(PaperSettings(seed=11), InstrumentRegistry.load())
+    interleaved = PaperExchange(PaperSettings(seed=11), load_instruments())
     out: list[Event] = []
     for i, e in enumerate(market):
         out.extend(interleaved.on_market(e))
@@ -267,8 +267,8 @@ def test_same_seed_same_fills_any_interleaving(events: list[tuple[int, MarketEve
     assert sorted((e.id, e) for e in results[1]) == key
     assert sorted((e.id, e) for e in out) == key
     assert any(isinstance(e, Fill) for e in results[0])
-    a = PaperExchange(PaperSettings(seed=11), InstrumentRegistry.load())
-    b = PaperExchange(PaperSettings(seed=12), InstrumentRegistry.load())
+    a = PaperExchange(PaperSettings(seed=11), load_instruments())
+    b = PaperExchange(PaperSettings(seed=12), load_instruments())
     lat_a = [a.latency_ns(o.client_order_id) for o in orders]
     assert lat_a != [b.latency_ns(o.client_order_id) for o in orders]
     assert all(5_000_000 <= x < 7_000_000 for x in lat_a)
@@ -378,7 +378,7 @@ def test_memory_stays_bounded_over_many_orders() -> None:
             history_max_events=1000,
             checkpoint_every=64,
         ),
-        InstrumentRegistry.load(),
+        load_instruments(),
         keep_done=200,
         keep_done_s=5.0,
         clock=lambda: now[0],

@@ -28,8 +28,8 @@ from tradewind.events import (
     TimeInForce,
     Trade,
 )
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.paper.exchange import PaperExchange
-from tradewind.instruments import InstrumentRegistry
 
 S = OrderStatus
 ADA = ("bybit", "ADAUSDT")
@@ -40,7 +40,7 @@ _n = [0]
 
 def paper(**kw: Any) -> PaperExchange:
     base: dict[str, Any] = {"latency_ms": 0.0, "latency_jitter_ms": 0.0}
-    return PaperExchange(PaperSettings(**{**base, **kw}), InstrumentRegistry.load())
+    return PaperExchange(PaperSettings(**{**base, **kw}), load_instruments())
 
 
 def quote(key: tuple[str, str], ts: int, bid: float, ask: float, qty: float = 100.0) -> Quote:

@@ -10,7 +10,7 @@ import msgspec
 from tradewind.config import RiskSettings
 from tradewind.control import ControlVerifier, Verdict, make_control
 from tradewind.events import Control, TradingState
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.commands import handle
 from tradewind.risk.engine import RiskEngine
 
@@ -36,7 +36,7 @@ def test_verifier_accepts_once_and_refuses_forgeries_and_replays() -> None:
 
 
 def test_refused_commands_change_nothing_and_accepted_ones_act() -> None:
-    e = RiskEngine(RiskSettings(), InstrumentRegistry.load())
+    e = RiskEngine(RiskSettings(), load_instruments())
     v = ControlVerifier(TOKEN, max_age_s=30)
     now = time.time_ns()
     forged = Control(id="x", ts_event=now, command="halt", signature="ab" * 32)

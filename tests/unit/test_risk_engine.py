@@ -24,7 +24,7 @@ from tradewind.events import (
     Signal,
     TradingState,
 )
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.account import DAY_NS
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.reasons import Reason
@@ -34,7 +34,7 @@ T0 = 1_723_161_255 * NS
 BTC = ("binance", "BTCUSDT")
 ETH = ("binance", "ETHUSDT")
 _ids = itertools.count()
-INSTRUMENTS = InstrumentRegistry.load()
+INSTRUMENTS = load_instruments()
 
 
 def make_engine(**risk: Any) -> RiskEngine:

@@ -24,13 +24,13 @@ from tradewind.events import (
     Side,
     TradingState,
 )
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.reasons import Reason
 
 NS = 1_000_000_000
 T0 = 1_723_161_255 * NS
-INSTRUMENTS = InstrumentRegistry.load()
+INSTRUMENTS = load_instruments()
 KEYS = [
     ("binance", "BTCUSDT"),
     ("binance", "FTMUSDT"),

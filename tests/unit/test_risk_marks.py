@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.marks import Marks, price_or_none
 
 KEY = ("binance", "XMRBTC")
 
 
 def marks() -> Marks:
-    return Marks(InstrumentRegistry.load(), "USDT", ["USD", "USDC"])
+    return Marks(load_instruments(), "USDT", ["USD", "USDC"])
 
 
 def test_zero_negative_and_non_finite_prices_are_no_price() -> None:

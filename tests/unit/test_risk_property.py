@@ -26,7 +26,7 @@ from tradewind.events import (
     Signal,
     TradingState,
 )
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.engine import RiskEngine
 
 NS = 1_000_000_000
@@ -50,7 +50,7 @@ LIMITS = RiskSettings(
     loss_streak=2,
     cooldown_s=20,
 )
-INSTRUMENTS = InstrumentRegistry.load()
+INSTRUMENTS = load_instruments()
 
 UNIT = {"BTCUSDT": Decimal("0.001"), "ETHUSDT": Decimal("0.02")}
 

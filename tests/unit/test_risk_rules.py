@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from tradewind.events import OrderType, Side, Signal
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk import rules
 from tradewind.risk.reasons import Reason
 
-INSTRUMENTS = InstrumentRegistry.load()
+INSTRUMENTS = load_instruments()
 FTM = INSTRUMENTS.get("binance", "FTMUSDT")
 """Tick 0.0001, lot 1: a coin priced below 1."""
 BTC = INSTRUMENTS.get("binance", "BTCUSDT")

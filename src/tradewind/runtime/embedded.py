@@ -19,8 +19,8 @@ from tradewind.bus.base import describe
 from tradewind.clock import Clock
 from tradewind.config import Settings
 from tradewind.exchanges.common.recording import open_recording
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
-from tradewind.instruments import InstrumentRegistry
 from tradewind.runtime.clock import make_clock
 from tradewind.runtime.venues import live_venue
 from tradewind.services import (
@@ -147,7 +147,7 @@ class Pipeline:
         )
         self.clock: Clock = clock or make_clock(settings)
         self.store: Store | None = create_store(settings) if store else None
-        instruments = InstrumentRegistry.load()
+        instruments = load_instruments()
         ctx = ServiceContext(
             bus=self.bus,
             clock=self.clock,

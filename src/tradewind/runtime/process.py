@@ -32,7 +32,7 @@ from tradewind.bus import BusError
 from tradewind.bus.base import describe
 from tradewind.bus.redis import FencedError, RedisBus
 from tradewind.config import Settings
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.observability import metrics
 from tradewind.observability.http import HealthServer
 from tradewind.observability.process import LoopLagSampler
@@ -137,7 +137,7 @@ class _Process:
         self.tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
     def context(self) -> ServiceContext:
-        instruments = InstrumentRegistry.load()
+        instruments = load_instruments()
         return ServiceContext(
             bus=self.bus,
             clock=make_clock(self.settings),
