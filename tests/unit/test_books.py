@@ -244,9 +244,13 @@ def test_bybit_snapshot_then_contiguous_deltas(
     assert len(syncs) == books
     assert not reasons, reasons
     assert all(s.synced and s.applied > 0 and not s.book.crossed() for s in syncs.values())
+    assert all(s.u_jumps == 0 for s in syncs.values())
 
 
-def test_bybit_gap_then_new_snapshot_resets() -> None:
+def test_bybit_jump_is_applied_a_step_back_is_a_gap_and_a_snapshot_resets() -> None:
+    """Bybit v5 promises no ``u + 1`` continuity on the public stream: skipping
+    one recorded delta is a jump (applied, counted), while replaying an older
+    one afterwards is the regression the docs let us detect."""
     lines = _lines("bybit_v5_spot_ws_20260809.jsonl")
     parser = BybitParser()
     sync = BybitSync("bybit", "BTCUSDT")
@@ -261,7 +265,9 @@ def test_bybit_gap_then_new_snapshot_resets() -> None:
     sync.on_update(snap)
     for u in deltas[:10]:
         assert sync.on_update(u).resync is None
-    assert sync.on_update(deltas[11]).resync == "gap"
+    res = sync.on_update(deltas[11])
+    assert res.resync is None and res.events and sync.u_jumps == 1 and sync.gaps == 0
+    assert sync.on_update(deltas[10]).resync == "gap"
     assert sync.gaps == 1 and not sync.synced
     assert sync.on_update(deltas[12]).resync == "no_snapshot"
     fresh = BookUpdate(**{**_fields(snap), "last_id": deltas[12].last_id, "first_id": 0})
@@ -311,7 +317,13 @@ def test_crossed_book_is_counted_and_resynced() -> None:
     assert res.resync == "crossed" and sync.crossed == 1 and not sync.synced
 
 
-def _bybit(snapshot: bool, u: int, bids: list[tuple[float, float]]) -> BookUpdate:
+def _bybit(
+    snapshot: bool,
+    u: int,
+    bids: list[tuple[float, float]],
+    seq: int | None = None,
+    asks: list[tuple[float, float]] | None = None,
+) -> BookUpdate:
     return BookUpdate(
         id=f"x{u}",
         exchange="bybit",
@@ -319,10 +331,11 @@ def _bybit(snapshot: bool, u: int, bids: list[tuple[float, float]]) -> BookUpdat
         ts_event=1,
         ts_recv=1,
         bids=bids,
-        asks=[(20.0, 1.0)],
+        asks=[(20.0, 1.0)] if asks is None else asks,
         snapshot=snapshot,
         first_id=u,
         last_id=u,
+        prev_id=seq,
     )
 
 
@@ -345,6 +358,27 @@ def test_bybit_regression_is_a_gap_and_a_repeat_is_dropped() -> None:
     assert repeat.resync is None and not repeat.events and sync.book.bids == {10.0: 2.0}
     assert sync.on_update(_bybit(False, 400, [(10.0, 5.0)])).resync == "gap"
     assert sync.gaps == 1 and not sync.synced
+
+
+def test_bybit_seq_going_back_is_a_gap_even_when_u_moves_on() -> None:
+    """``seq``: "for the smaller seq, the data is generated earlier"."""
+    sync = BybitSync("bybit", "X")
+    sync.on_update(_bybit(True, 500, [(10.0, 1.0)], seq=9000))
+    assert sync.on_update(_bybit(False, 501, [(10.0, 2.0)], seq=9005)).resync is None
+    assert sync.on_update(_bybit(False, 505, [(10.0, 3.0)], seq=9010)).resync is None
+    assert sync.u_jumps == 1 and sync.book.bids == {10.0: 3.0}
+    assert sync.on_update(_bybit(False, 506, [(10.0, 4.0)], seq=9001)).resync == "gap"
+    assert sync.gaps == 1 and not sync.synced
+
+
+def test_bybit_u1_with_empty_sides_empties_the_book() -> None:
+    """Bybit: a delisting or an auction start arrives as ``u=1`` with empty
+    ``b``/``a``: the local book is cleared, not kept with stale levels."""
+    sync = BybitSync("bybit", "X")
+    sync.on_update(_bybit(True, 500, [(10.0, 1.0)]))
+    res = sync.on_update(_bybit(False, 1, [], asks=[]))
+    assert res.events[0].snapshot and res.events[0].bids == [] and res.events[0].asks == []
+    assert not sync.book and sync.synced and sync.last_id == 1
 
 
 def test_binance_spot_snapshot_without_time_takes_the_stream_time_else_receive_time() -> None:
