@@ -90,11 +90,39 @@ def test_run_refuses_in_one_line_with_exit_2(tmp_path: Path) -> None:
     assert res.output.strip().startswith("tradewind:") and "Coinbase Exchange" in res.output
 
 
-def test_format_option_overrides_detection(tmp_path: Path) -> None:
+def test_kline_only_bybit_is_refused_as_ambiguous_and_format_decides(tmp_path: Path) -> None:
+    """Klines look the same on spot and linear: detection names both and
+    points to --format, which then reads the file as the market named."""
     lines = market_file("bybit_v5_linear_ws_20260809.jsonl").read_bytes().splitlines()
     kline = _write(tmp_path, "k.jsonl", [ln for ln in lines if b'"topic":"kline' in ln])
-    assert detect_format(kline) == "bybit"  # kline messages say nothing of the market
+    with pytest.raises(FormatError) as err:
+        detect_format(kline)
+    msg = str(err.value)
+    assert "could be any of" in msg and "--format" in msg and "\n" not in msg
+    assert set(msg.split("could be any of ")[1].split(";")[0].split(", ")) == {
+        "bybit",
+        "bybit-linear",
+    }
     assert ReplaySource([kline], fmt="bybit-linear").formats == ["bybit-linear"]
+    res = CliRunner().invoke(app, ["run", "--data", str(kline), "--db", str(tmp_path / "t.db")])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().startswith("tradewind:") and "--format" in res.output
+    assert "bybit-linear" in res.output and "Traceback" not in res.output
+
+
+def test_kline_with_market_evidence_beside_it_decides(tmp_path: Path) -> None:
+    """One line only a market sends is enough: a spot trade (no tick direction)
+    beside spot klines, a linear ticker beside linear ones."""
+    for name, fmt in (
+        ("bybit_v5_spot_ws_20260809.jsonl", "bybit"),
+        ("bybit_v5_linear_ws_20260809.jsonl", "bybit-linear"),
+    ):
+        lines = market_file(name).read_bytes().splitlines()
+        klines = [ln for ln in lines if b'"topic":"kline' in ln]
+        channel = b'"topic":"publicTrade' if fmt == "bybit" else b'"topic":"tickers'
+        evidence = next(ln for ln in lines if channel in ln)
+        path = _write(tmp_path, f"{fmt}.jsonl", [*klines, evidence])
+        assert detect_format(path) == fmt
 
 
 async def _events(src: ReplaySource) -> list[object]:

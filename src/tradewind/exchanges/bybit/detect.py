@@ -6,6 +6,11 @@ derivatives send: ``orderbook.500``, a ticker with ``markPrice`` /
 perpetual or dated symbol (``BTCPERP``, ``BTC-26DEC25``), or a book level
 priced at the tick's precision (``"65114.20"``: spot trims trailing zeros).
 It says "spot" by a ticker with ``usdIndexPrice`` or a trade without ``L``.
+
+A Bybit line that says neither (a ``kline``, most book deltas) is claimed by
+both, so a file made only of such lines (a kline-only recording) is refused as
+ambiguous, naming both, rather than guessed: spot and linear differ in what a
+quantity means, and a wrong guess would not show.
 """
 
 from __future__ import annotations
@@ -52,5 +57,4 @@ def recognise_linear(line: bytes) -> int:
     topic = _topic(line)
     if topic is None:
         return NOT_MINE if b'"arg":' in line else SILENT
-    linear = _linear(line, *topic)
-    return SILENT if linear is None else (MINE if linear else NOT_MINE)
+    return NOT_MINE if _linear(line, *topic) is False else MINE
