@@ -30,6 +30,9 @@ class PositionState:
     each; the average entry is the harmonic mean of the prices (the coin paid
     per contract), and PnL and fees are in the base coin."""
     contract_size: Decimal = Decimal(1)
+    currency: str = ""
+    """What PnL and fees are counted in: the coin for inverse contracts, the
+    quote otherwise ("" when the instrument is unknown)."""
 
     def apply(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> None:
         signed = qty if side is Side.BUY else -qty
@@ -78,7 +81,7 @@ class PositionState:
         each fill's position at the fill's own price: the live mark at that
         moment depends on how the market data was batched, the fill does not)."""
         at = self.mark if mark is None else mark
-        upnl = _ZERO if at is None or self.qty == 0 else (at - self.avg_price) * self.qty
+        upnl = _ZERO if at is None or self.qty == 0 else self._pnl(self.qty, at)
         return Position(
             id=event_id,
             ts_event=ts,
@@ -93,24 +96,64 @@ class PositionState:
         )
 
 
-class Portfolio:
-    """``instruments`` say which symbols are inverse contracts (and their size)."""
+@dataclass(slots=True)
+class Totals:
+    """Sums over the positions that settle in one currency."""
 
-    def __init__(self, instruments: InstrumentRegistry | None = None) -> None:
+    realized_pnl: Decimal = _ZERO
+    unrealized_pnl: Decimal = _ZERO
+    fees: Decimal = _ZERO
+
+    @property
+    def pnl(self) -> Decimal:
+        """Realized plus unrealized, after fees."""
+        return self.realized_pnl + self.unrealized_pnl - self.fees
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "realized_pnl": str(self.realized_pnl),
+            "unrealized_pnl": str(self.unrealized_pnl),
+            "fees": str(self.fees),
+            "pnl": str(self.pnl),
+        }
+
+
+class Portfolio:
+    """``instruments`` say which symbols are inverse contracts (and their size).
+
+    Totals are kept per settlement currency and never added across currencies:
+    a COIN-M position's PnL is in its coin, a linear one's in its quote, and a
+    sum of the two numbers means nothing. ``quote`` names the settlement
+    currency of instruments whose quote the registry does not know.
+    """
+
+    def __init__(self, instruments: InstrumentRegistry | None = None, quote: str = "") -> None:
         self.positions: dict[tuple[str, str], PositionState] = {}
         self.marks: dict[tuple[str, str], Decimal] = {}
         self.fills = 0
         self.instruments = instruments
+        self.quote = quote
 
     def position(self, exchange: str, symbol: str) -> PositionState:
         key = (exchange, symbol)
         p = self.positions.get(key)
         if p is None:
             p = self.positions[key] = PositionState(exchange, symbol, mark=self.marks.get(key))
+            p.currency = self.currency_of(exchange, symbol)
             if self.instruments is not None:
                 inst = self.instruments.get(exchange, symbol)
                 p.inverse, p.contract_size = inst.inverse, inst.contract_size
         return p
+
+    def currency_of(self, exchange: str, symbol: str) -> str:
+        """The settlement currency: the coin of an inverse contract, else the quote."""
+        if self.instruments is None:
+            return self.quote
+        inst = self.instruments.get(exchange, symbol)
+        return inst.base if inst.inverse else (inst.quote or self.quote)
+
+    def is_inverse(self, exchange: str, symbol: str) -> bool:
+        return self.instruments is not None and self.instruments.get(exchange, symbol).inverse
 
     def apply(self, fill: Fill) -> PositionState:
         p = self.position(fill.exchange, fill.symbol)
@@ -128,17 +171,15 @@ class Portfolio:
         if p is not None:
             p.mark = m
 
-    @property
-    def realized_pnl(self) -> Decimal:
-        return sum((p.realized_pnl for p in self.positions.values()), _ZERO)
-
-    @property
-    def unrealized_pnl(self) -> Decimal:
-        return sum((p.unrealized_pnl for p in self.positions.values()), _ZERO)
-
-    @property
-    def fees(self) -> Decimal:
-        return sum((p.fees for p in self.positions.values()), _ZERO)
+    def totals(self) -> dict[str, Totals]:
+        """PnL and fees by settlement currency, in currency order."""
+        out: dict[str, Totals] = {}
+        for p in self.positions.values():
+            t = out.setdefault(p.currency, Totals())
+            t.realized_pnl += p.realized_pnl
+            t.unrealized_pnl += p.unrealized_pnl
+            t.fees += p.fees
+        return dict(sorted(out.items()))
 
     @property
     def gross_exposure(self) -> Decimal:

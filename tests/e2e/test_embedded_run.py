@@ -41,7 +41,7 @@ async def test_summary_counts_equal_rows_in_sqlite(make_settings: Any, tmp_path:
     fees = _rows(db, "SELECT fee FROM fills")
     assert (
         sum((__import__("decimal").Decimal(f[0]) for f in fees), __import__("decimal").Decimal(0))
-        == s.fees
+        == s.totals["USDT"].fees
     )
 
 

@@ -41,10 +41,10 @@ def test_report_agrees_with_the_services_accounting() -> None:
     r = run_backtest(spec(params={"fast": 3, "slow": 10}))
     s, pf = r.summary, r.curve.portfolio
     assert r.curve.fills == s.fills
-    assert pf.realized_pnl == s.realized_pnl
-    assert pf.fees == s.fees
+    assert pf.totals() == s.totals and list(s.totals) == ["USDT"]
     m = r.metrics
-    assert m["fees"] == str(s.fees)
+    assert m["currency"] == "USDT" and m["capital"] == m["capital_quote"] == "10000"
+    assert m["by_currency"]["USDT"]["fees"] == str(s.totals["USDT"].fees)
     assert m["signals"] == s.signals == s.approved + s.rejected
     assert sum(m["rejections"].values()) == s.rejected
     assert m["wins"] == sum(1 for t in r.curve.trips if t.pnl > 0)

@@ -94,8 +94,8 @@ def test_equity_walk_by_hand() -> None:
     assert c.times == [1, 2, 3, 4, 5, 6]
     assert c.equity == pytest.approx([1000.0, 999.9, 1009.9, 989.9, 994.8, 994.8])
     assert c.pnl == Decimal("-5.2")
-    assert c.portfolio.realized_pnl == Decimal(-5)
-    assert c.portfolio.fees == Decimal("0.2")
+    assert c.portfolio.totals()[""].realized_pnl == Decimal(-5)
+    assert c.portfolio.totals()[""].fees == Decimal("0.2")
     assert [(t.direction, t.pnl, t.fees) for t in c.trips] == [
         ("long", Decimal("-5.2"), Decimal("0.2"))
     ]

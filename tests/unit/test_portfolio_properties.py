@@ -77,9 +77,9 @@ def test_position_opened_after_a_mark_has_that_mark() -> None:
     p = pf.apply(a_fill(1, KEYS[1], Side.BUY, D("100"), D("0.35"), D("0")))
     assert p.mark == D("0.4")
     assert p.unrealized_pnl == D("5.00")
-    assert pf.unrealized_pnl == D("5.00")
+    assert pf.totals()[""].unrealized_pnl == D("5.00")
     pf.mark("binance", "ADAUSDT", D("0.3"))
-    assert p.mark == D("0.3") and pf.unrealized_pnl == D("-5.00")
+    assert p.mark == D("0.3") and pf.totals()[""].unrealized_pnl == D("-5.00")
     other = pf.position("kraken", "ADAUSDT")
     assert other.mark is None, "a mark belongs to one exchange and symbol"
 
@@ -167,7 +167,7 @@ def test_positions_pnl_and_equity_follow_the_fills(
         marks.setdefault(key, PRICES[key])
         pf.mark(*key, marks[key])
     equity_change = cash + sum((qty[k] * marks[k] for k in KEYS), D(0)) - fees
-    got = pf.realized_pnl + pf.unrealized_pnl - pf.fees
-    assert abs(got - equity_change) <= D("1e-6")
-    assert pf.fees == fees
+    (total,) = pf.totals().values()
+    assert abs(total.pnl - equity_change) <= D("1e-6")
+    assert total.fees == fees
     assert pf.fills == len(steps)

@@ -5,6 +5,14 @@ mark revalues the open positions, so the curve is the run's own book marked to
 market rather than a second bookkeeping. Marks and fills are merged by exchange
 time (marks first at equal times: a fill at t was decided on the market at t),
 which makes the curve independent of how the services interleaved on the bus.
+
+Money is counted per settlement currency (the coin for inverse contracts, the
+quote otherwise) and the curve is one currency's: the run's only settlement
+currency, so a COIN-M run's equity is in its coin; a run that settles in
+several is valued in ``quote``, each coin's PnL at the latest price of its
+inverse contract (quote per coin; linear quotes are taken at par). The
+capital is given in the quote: for a coin curve it is converted at the first
+price of the contract, as if that much coin were bought as collateral.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from decimal import Decimal
 from operator import itemgetter
 
 from tradewind.events import Fill
+from tradewind.instruments import InstrumentRegistry
 from tradewind.portfolio import Portfolio, PositionState
 
 Mark = tuple[int, str, str, float]
@@ -35,8 +44,9 @@ class RoundTrip:
     closed_ns: int
     max_qty: Decimal
     pnl: Decimal
-    """Realized PnL of the trip minus its fees."""
+    """Realized PnL of the trip minus its fees, in ``currency``."""
     fees: Decimal
+    currency: str = ""
 
 
 @dataclass(slots=True)
@@ -51,7 +61,14 @@ class _Trip:
 @dataclass
 class EquityCurve:
     capital: Decimal
+    """As given, in the quote."""
     portfolio: Portfolio
+    currency: str = ""
+    """What ``equity`` is counted in (see the module's docstring)."""
+    capital_rate: Decimal | None = None
+    """Quote per coin that converted the capital, when the curve is a coin's."""
+    rates: dict[str, Decimal] = field(default_factory=dict)
+    """Latest quote price of each inverse contract's coin."""
     times: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
     first_ns: int = 0
@@ -61,13 +78,34 @@ class EquityCurve:
     fills: int = 0
 
     @property
+    def start_equity(self) -> Decimal:
+        """The capital in ``currency``."""
+        if self.capital_rate is None:
+            return self.capital
+        return self.capital / self.capital_rate
+
+    def rate(self, currency: str) -> Decimal:
+        """``currency`` in the curve's currency: a coin at its latest price,
+        anything else at par."""
+        if currency == self.currency:
+            return Decimal(1)
+        return self.rates.get(currency, Decimal(1))
+
+    @property
     def pnl(self) -> Decimal:
-        pf = self.portfolio
-        return pf.realized_pnl + pf.unrealized_pnl - pf.fees
+        """Every currency's PnL after fees, converted into ``currency``."""
+        return sum((t.pnl * self.rate(c) for c, t in self.portfolio.totals().items()), _ZERO)
 
     @property
     def final_equity(self) -> Decimal:
-        return self.capital + self.pnl
+        return self.start_equity + self.pnl
+
+    @property
+    def final_equity_quote(self) -> Decimal | None:
+        """A coin curve's final equity valued in the quote at the last price."""
+        if self.capital_rate is None or self.currency not in self.rates:
+            return None
+        return self.final_equity * self.rates[self.currency]
 
     @property
     def exposure(self) -> float:
@@ -109,9 +147,9 @@ def sample_period_ns(span_ns: int, period_s: float) -> int:
 
 
 class _Walker:
-    def __init__(self, capital: Decimal) -> None:
-        self.pf = Portfolio()
-        self.curve = EquityCurve(capital=capital, portfolio=self.pf)
+    def __init__(self, capital: Decimal, pf: Portfolio, currency: str) -> None:
+        self.pf = pf
+        self.curve = EquityCurve(capital=capital, portfolio=self.pf, currency=currency)
         self.open: dict[tuple[str, str], _Trip] = {}
         self.exposed_since = 0
 
@@ -127,8 +165,13 @@ class _Walker:
             c.times.append(ts)
             c.equity.append(v)
 
+    def rate(self, exchange: str, symbol: str, price: Decimal) -> None:
+        if self.pf.is_inverse(exchange, symbol):
+            self.curve.rates[self.pf.currency_of(exchange, symbol)] = price
+
     def mark(self, ts: int, exchange: str, symbol: str, price: float) -> None:
         self.pf.mark(exchange, symbol, price)
+        self.rate(exchange, symbol, self.pf.marks[(exchange, symbol)])
         p = self.pf.positions.get((exchange, symbol))
         if p is not None and p.qty != 0:
             self.point(ts)
@@ -138,6 +181,8 @@ class _Walker:
         before = self.pf.position(*key)
         qty0, fees0 = before.qty, before.fees
         was_exposed = bool(self.open)
+        if self.pf.currency_of(*key) not in self.curve.rates:
+            self.rate(*key, f.price)
         p = self.pf.apply(f)
         self.curve.fills += 1
         self._trips(key, f, p, qty0, fees0)
@@ -173,6 +218,7 @@ class _Walker:
                 max_qty=max(trip.max_qty, abs(qty0)),
                 pnl=p.realized_pnl - trip.realized0 - fees,
                 fees=fees,
+                currency=p.currency,
             )
         )
         del self.open[key]
@@ -191,16 +237,29 @@ def build_equity(
     fills: Sequence[Fill],
     capital: Decimal,
     span: tuple[int, int] | None = None,
+    instruments: InstrumentRegistry | None = None,
+    quote: str = "",
 ) -> EquityCurve:
     """Walk marks and fills in exchange-time order through a fresh Portfolio.
 
     ``span`` is the first and last market event time (marks may skip events
     that did not move the price); by default the marks' and fills' own span.
+    ``instruments`` say which symbols are inverse; ``quote`` is the quote the
+    capital is given in and the currency of a run settling in several.
     """
     marks.sort(key=itemgetter(0))
     ordered = sorted(fills, key=lambda f: f.ts_event)
-    w = _Walker(capital)
+    pf = Portfolio(instruments, quote)
+    keys = {(m[1], m[2]) for m in marks} | {(f.exchange, f.symbol) for f in ordered}
+    currencies = {pf.currency_of(*k) for k in keys}
+    currency = currencies.pop() if len(currencies) == 1 else quote
+    w = _Walker(capital, pf, currency)
     c = w.curve
+    coin = [k for k in sorted(keys) if pf.is_inverse(*k) and pf.currency_of(*k) == currency]
+    if coin:
+        first = [(m[0], Decimal(repr(m[3]))) for m in marks if (m[1], m[2]) in coin][:1]
+        first += [(f.ts_event, f.price) for f in ordered if (f.exchange, f.symbol) in coin][:1]
+        c.capital_rate = min(first, key=itemgetter(0))[1] if first else None
     stamps = [m[0] for m in marks[:1] + marks[-1:]]
     if span is not None:
         stamps += [t for t in span if t]

@@ -61,8 +61,11 @@ def plot_png(result: BacktestResult) -> bytes | None:
     )
     try:
         ax1.plot(times, result.sample_equity, color="#0969da", linewidth=1.2)
-        ax1.axhline(float(result.curve.capital), color="#8c959f", linewidth=0.8, linestyle="--")
-        ax1.set_ylabel("equity")
+        ax1.axhline(
+            float(result.curve.start_equity), color="#8c959f", linewidth=0.8, linestyle="--"
+        )
+        unit = result.metrics.get("currency") or ""
+        ax1.set_ylabel(f"equity ({unit})" if unit else "equity")
         ax1.ticklabel_format(axis="y", style="plain", useOffset=False)
         ax1.set_title(f"{result.strategy} — equity (marked to market) and drawdown")
         ax1.grid(alpha=0.3)
@@ -88,14 +91,27 @@ def _fmt(v: Any, pct: bool = False) -> str:
 
 def metric_rows(r: BacktestResult) -> list[tuple[str, str]]:
     m = r.metrics
-    return [
-        ("PnL (after fees)", money(m["pnl"])),
+    cur = f" ({m['currency']})" if m["currency"] else ""
+    rows = [
+        (f"PnL (after fees){cur}", money(m["pnl"])),
         ("return", _fmt(m["return"], pct=True)),
-        ("final equity", money(m["final_equity"])),
-        ("starting capital", money(m["capital"])),
-        ("realized PnL", money(m["realized_pnl"])),
-        ("unrealized PnL", money(m["unrealized_pnl"])),
-        ("fees", money(m["fees"])),
+        (f"final equity{cur}", money(m["final_equity"])),
+        (f"starting capital{cur}", money(m["capital"])),
+    ]
+    if m["capital_rate"] is not None:
+        rows.append(("capital converted at", money(m["capital_rate"])))
+    if m["final_equity_quote"] is not None:
+        quoted = money(m["final_equity_quote"])
+        rows.append(("final equity in the quote, at the last price", quoted))
+    for c, t in m["by_currency"].items():
+        named = f" ({c})" if c else ""
+        rows += [
+            (f"realized PnL{named}", money(t["realized_pnl"])),
+            (f"unrealized PnL{named}", money(t["unrealized_pnl"])),
+            (f"fees{named}", money(t["fees"])),
+        ]
+    return [
+        *rows,
         ("Sharpe (annualised)", _fmt(m["sharpe"])),
         ("Sortino (annualised)", _fmt(m["sortino"])),
         ("max drawdown", _fmt(m["max_drawdown"])),
@@ -130,7 +146,17 @@ def render_html(r: BacktestResult, png: bytes | None) -> str:
         else ""
     )
     trips = _table(
-        ["#", "symbol", "side", "opened (UTC)", "closed (UTC)", "qty", "PnL after fees", "fees"],
+        [
+            "#",
+            "symbol",
+            "side",
+            "opened (UTC)",
+            "closed (UTC)",
+            "qty",
+            "PnL after fees",
+            "fees",
+            "currency",
+        ],
         [
             (
                 str(i + 1),
@@ -141,6 +167,7 @@ def render_html(r: BacktestResult, png: bytes | None) -> str:
                 f"{t.max_qty.normalize():f}",
                 f'<span class="{"pos" if t.pnl > 0 else "neg"}">{money(t.pnl)}</span>',
                 money(t.fees),
+                html.escape(t.currency),
             )
             for i, t in enumerate(r.curve.trips[:500])
         ],
@@ -209,7 +236,7 @@ def render_sweep_html(sweep: dict[str, Any]) -> str:
             cells += [f'<span class="neg">{html.escape(p["error"] or "failed")}</span>'] + [""] * 6
         else:
             cells += [
-                money(m["pnl"]),
+                html.escape(f"{money(m['pnl'])} {m.get('currency', '')}".rstrip()),
                 _fmt(m["return"], pct=True),
                 _fmt(m["sharpe"]),
                 _fmt(m["sortino"]),

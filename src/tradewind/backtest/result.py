@@ -79,14 +79,19 @@ class BacktestResult:
         dd = m.max_drawdown(c.equity)
         trip_pnls = [float(t.pnl) for t in c.trips]
         s = self.summary
+        start = c.start_equity
+        quote_final = c.final_equity_quote
         return {
-            "capital": str(c.capital),
+            "currency": c.currency,
+            "capital": str(start),
+            "capital_quote": str(c.capital),
+            "capital_rate": None if c.capital_rate is None else str(c.capital_rate),
             "final_equity": str(c.final_equity),
+            "final_equity_quote": None if quote_final is None else str(quote_final),
             "pnl": str(c.pnl),
-            "return": _num(float(c.pnl / c.capital) if c.capital else None),
-            "realized_pnl": str(pf.realized_pnl),
-            "unrealized_pnl": str(pf.unrealized_pnl),
-            "fees": str(pf.fees),
+            "return": _num(float(c.pnl / start) if start else None),
+            "by_currency": {cur: t.to_json() for cur, t in pf.totals().items()},
+            "rates": {cur: str(r) for cur, r in sorted(c.rates.items())},
             "sharpe": _num(m.sharpe(rets, per_year)),
             "sortino": _num(m.sortino(rets, per_year)),
             "max_drawdown": _num(dd.amount),
@@ -136,6 +141,7 @@ class BacktestResult:
                     "max_qty": str(t.max_qty),
                     "pnl": str(t.pnl),
                     "fees": str(t.fees),
+                    "currency": t.currency,
                 }
                 for t in self.curve.trips
             ],

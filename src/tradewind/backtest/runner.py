@@ -157,7 +157,12 @@ async def run_backtest_async(spec: BacktestSpec) -> BacktestResult:
     wall = time.perf_counter() - t0
     summary = await pipeline.summary(wall)
     curve = build_equity(
-        recorder.marks, recorder.fills, spec.capital, (recorder.first_ns, recorder.last_ns)
+        recorder.marks,
+        recorder.fills,
+        spec.capital,
+        (recorder.first_ns, recorder.last_ns),
+        instruments=pipeline.risk.engine.instruments,
+        quote=settings.paper.quote_currency,
     )
     bar_s = float(params["bar_interval_s"]) or recorder.bar_interval_s or 1.0
     return BacktestResult.build(

@@ -243,7 +243,8 @@ def _sweep(
         if p.result is None:
             status = f"failed: {p.error}"
         else:
-            status = f"PnL {money(p.result['metrics']['pnl'])} in {p.wall_s:.2f} s"
+            m = p.result["metrics"]
+            status = f"PnL {money(m['pnl'])} {m.get('currency', '')} in {p.wall_s:.2f} s"
         c.print(f"point {p.index}: {p.grid} {status}", highlight=False)
 
     points = run_sweep(spec, grid, workers, out, done)
@@ -260,7 +261,7 @@ def _sweep(
         else:
             m = p.result["metrics"]
             cells += [
-                money(m["pnl"]),
+                f"{money(m['pnl'])} {m.get('currency', '')}".rstrip(),
                 "n/a" if m["sharpe"] is None else f"{m['sharpe']:.3f}",
                 f"{100 * m['max_drawdown_pct']:.2f}",
                 str(m["trades"]),

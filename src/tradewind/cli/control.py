@@ -127,8 +127,21 @@ def status_tables(p: dict[str, Any]) -> list[Table]:
         summary.add_row(f"{k} exposure", str(v))
     for k, v in dict(p.get("pnl", {})).items():
         summary.add_row(k.replace("_", " "), str(v))
+    for cur, tot in dict(p.get("pnl_by_currency", {})).items():
+        for k, v in dict(tot).items():
+            name = k.replace("_", " ")
+            summary.add_row(f"{name} ({cur})" if cur else name, str(v))
     positions = Table(title="Positions")
-    cols = ("exchange", "symbol", "qty", "avg_price", "mark", "realized_pnl", "unrealized_pnl")
+    cols = (
+        "exchange",
+        "symbol",
+        "qty",
+        "avg_price",
+        "mark",
+        "realized_pnl",
+        "unrealized_pnl",
+        "currency",
+    )
     for c in cols:
         positions.add_column(c.replace("_", " "), justify="left" if c in cols[:2] else "right")
     for pos in p.get("positions", []):

@@ -63,6 +63,7 @@ def render(v: TradeView) -> Group:
         ("avg price", "right"),
         ("realized PnL (net)", "right"),
         ("unrealized PnL", "right"),
+        ("PnL in", "left"),
         ("open orders", "right"),
     ):
         sym.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -80,6 +81,7 @@ def render(v: TradeView) -> Group:
             _dec(s.avg_price, 2) if s.position else "-",
             _signed(s.realized_pnl),
             _signed(s.unrealized_pnl),
+            s.currency,
             str(s.open_orders),
         )
 
@@ -89,7 +91,10 @@ def render(v: TradeView) -> Group:
     state = Text(v.state.upper(), style=_STATE_STYLE.get(v.state, ""))
     if v.tripped_by:
         state.append(f" ({v.tripped_by})")
-    acct.add_row("equity (PnL)", _signed(v.equity))
+    acct.add_row(
+        f"equity (PnL, {v.account_currency})" if v.account_currency else "equity (PnL)",
+        _signed(v.equity),
+    )
     acct.add_row("drawdown", _dec(v.drawdown))
     acct.add_row("risk state", state)
     for name, (used, limit) in v.limits.items():
@@ -120,10 +125,12 @@ def plain(v: TradeView) -> str:
             f"{s.exchange}:{s.symbol} last={_px(s.last)} bid={_px(s.bid)} ask={_px(s.ask)} "
             f"feed={s.feed} reconnects={s.reconnects} position={_qty(s.position)} "
             f"avg_price={_dec(s.avg_price, 2)} realized_pnl={_dec(s.realized_pnl)} "
-            f"unrealized_pnl={_dec(s.unrealized_pnl)} open_orders={s.open_orders}"
+            f"unrealized_pnl={_dec(s.unrealized_pnl)} currency={s.currency} "
+            f"open_orders={s.open_orders}"
         )
     lines.append(
-        f"account mode={v.execution} equity={_dec(v.equity)} drawdown={_dec(v.drawdown)} "
+        f"account mode={v.execution} equity={_dec(v.equity)} {v.account_currency} "
+        f"drawdown={_dec(v.drawdown)} "
         f"state={v.state} signals={v.signals} orders={v.orders} fills={v.fills} "
         f"rejected={v.rejected} tick_to_order_p50={_ms(v.latency_p50_ms)} "
         f"p99={_ms(v.latency_p99_ms)}"

@@ -246,11 +246,16 @@ def summary_table(
         ("fills", f"{s.fills:,}"),
     ]
     for p in s.positions:
-        rows.append((f"position {p.exchange}:{p.symbol}", f"{p.qty.normalize():f}"))
+        unit = " contracts" if p.inverse else ""
+        rows.append((f"position {p.exchange}:{p.symbol}", f"{p.qty.normalize():f}{unit}"))
+    for cur, tot in s.totals.items():
+        named = f" ({cur})" if cur else ""
+        rows += [
+            (f"fees{named}", _money(tot.fees)),
+            (f"realized PnL{named}", _money(tot.realized_pnl)),
+            (f"unrealized PnL{named}", _money(tot.unrealized_pnl)),
+        ]
     rows += [
-        ("fees", _money(s.fees)),
-        ("realized PnL", _money(s.realized_pnl)),
-        ("unrealized PnL", _money(s.unrealized_pnl)),
         ("tick-to-order p50", "n/a" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.3f} ms"),
         ("tick-to-order p99", "n/a" if s.latency_p99_ms is None else f"{s.latency_p99_ms:.3f} ms"),
         ("wall time", f"{s.duration_s:.2f} s"),

@@ -51,6 +51,16 @@ def _params(p: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(p.items()))
 
 
+def _pnl(summary: dict[str, Any]) -> str:
+    """One figure per settlement currency, never a sum across them."""
+    by = summary.get("by_currency")
+    if isinstance(by, dict) and by:
+        return "; ".join(
+            f"{_num(t.get('pnl', ''))} {cur}".rstrip() for cur, t in sorted(by.items())
+        )
+    return _num(summary.get("realized_pnl", summary.get("pnl", "")))
+
+
 @app.command("runs")
 @one_line_errors
 def runs_command(db: Path = _DB, as_json: bool = _JSON) -> None:
@@ -65,7 +75,7 @@ def runs_command(db: Path = _DB, as_json: bool = _JSON) -> None:
     for r in recs:
         s = r.summary
         data = ", ".join(Path(d["path"]).name for d in r.data)
-        pnl = s.get("realized_pnl", s.get("pnl", ""))
+        pnl = _pnl(s)
         t.add_row(
             r.run_id,
             r.to_json()["started"],
@@ -104,6 +114,11 @@ def show_command(
         t.add_row("data", f"{d['path']} ({d['format']}, {d['exchange']}:{d['symbol']})")
     t.add_row("strategy", f"{rec.strategy} ({_params(rec.params)})")
     for k, v in rec.summary.items():
+        if k == "by_currency" and isinstance(v, dict):
+            for cur, tot in sorted(v.items()):
+                shown = ", ".join(f"{a.replace('_', ' ')} {_num(b)}" for a, b in tot.items())
+                t.add_row(f"PnL in {cur}" if cur else "PnL", shown)
+            continue
         if isinstance(v, dict):
             v = ", ".join(f"{a} {b}" for a, b in sorted(v.items())) or "0"
         elif isinstance(v, list):

@@ -200,13 +200,23 @@ ILLEGAL_TRANSITIONS = Counter(
     ["from_status", "to_status"],
 )
 FILLS = Counter("tradewind_fills_total", "Fills.", ["exchange", "symbol", "liquidity"])
-FEES = Counter("tradewind_fees_total", "Fees paid in the quote currency.", ["exchange"])
-POSITION = Gauge("tradewind_position", "Position quantity.", ["exchange", "symbol"])
+FEES = Counter(
+    "tradewind_fees_total",
+    "Fees paid, in the fill's fee currency (the coin for inverse contracts).",
+    ["exchange", "currency"],
+)
+POSITION = Gauge(
+    "tradewind_position", "Position quantity (contracts for inverse).", ["exchange", "symbol"]
+)
 REALIZED_PNL = Gauge(
-    "tradewind_realized_pnl", "Realized PnL, quote currency.", ["exchange", "symbol"]
+    "tradewind_realized_pnl",
+    "Realized PnL in the settlement currency (the coin for inverse contracts): sum by currency.",
+    ["exchange", "symbol", "currency"],
 )
 UNREALIZED_PNL = Gauge(
-    "tradewind_unrealized_pnl", "Unrealized PnL at the last mark.", ["exchange", "symbol"]
+    "tradewind_unrealized_pnl",
+    "Unrealized PnL at the last mark, in the settlement currency: sum by currency.",
+    ["exchange", "symbol", "currency"],
 )
 EXCHANGE_ERRORS = Counter(
     "tradewind_exchange_errors_total", "Errors from exchange order APIs.", ["exchange", "kind"]

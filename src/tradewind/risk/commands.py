@@ -29,6 +29,7 @@ def status_payload(engine: RiskEngine) -> dict[str, Any]:
             "realized_pnl": str(p.realized_pnl),
             "unrealized_pnl": str(p.unrealized_pnl),
             "fees": str(p.fees),
+            "currency": p.currency,
         }
         for _k, p in sorted(pf.positions.items())
     ]
@@ -48,11 +49,10 @@ def status_payload(engine: RiskEngine) -> dict[str, Any]:
         "positions": positions,
         "exposure": {"gross": str(pf.gross_exposure), "net": str(pf.net_exposure)},
         "worst_case_exposure": {"gross": str(exp[0]), "net": str(exp[1])},
+        "pnl_by_currency": {c: t.to_json() for c, t in pf.totals().items()},
         "pnl": {
-            "realized": str(pf.realized_pnl),
-            "unrealized": str(pf.unrealized_pnl),
-            "fees": str(pf.fees),
             "equity": str(eq),
+            "account_currency": engine.settings.account_currency,
             "day_start_equity": str(engine.loss.day_start_equity),
             "peak_equity": str(engine.loss.peak),
         },

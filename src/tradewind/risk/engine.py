@@ -68,7 +68,7 @@ class RiskEngine:
         self.state = TradingState(settings.initial_state)
         self.tripped_by = "" if self.state is TradingState.ACTIVE else "initial_state"
         self.flattening = False
-        self.portfolio = Portfolio(self.instruments)
+        self.portfolio = Portfolio(self.instruments, self.settings.account_currency)
         self.orders = OpenOrders()
         self.marks = Marks(instruments, settings.account_currency, settings.currency_aliases)
         self.loss = LossGuard(settings.max_daily_loss, settings.max_drawdown)
@@ -215,10 +215,13 @@ class RiskEngine:
             long_w += qty
         else:
             short_w -= qty
-        worst = max(abs(long_w), abs(short_w))
+        inst = self.instruments.get(*key)
+        worst = rules.position_size(inst, max(abs(long_w), abs(short_w)), price)
         cap = self.max_position(key)
         if worst > cap:
-            return Reason.MAX_POSITION, f"worst-case position {worst} > {cap}"
+            return Reason.MAX_POSITION, rules.position_detail(
+                inst, max(abs(long_w), abs(short_w)), price, worst, cap
+            )
         exp = self.worst_exposure((key, sig.side, qty, price))
         if exp is None:
             return Reason.NO_CONVERSION_RATE, "a position cannot be valued in the account currency"
@@ -232,6 +235,7 @@ class RiskEngine:
         return None
 
     def max_position(self, key: Key) -> Decimal:
+        """In the instrument's base coin (see ``rules.position_size``)."""
         s = self.settings
         return s.max_position_by_symbol.get(f"{key[0]}:{key[1]}", s.max_position)
 
@@ -322,9 +326,11 @@ class RiskEngine:
         self.portfolio.apply(fill)
         self.orders.on_fill(fill)
         if before_qty != 0 and (before_qty > 0) != (fill.side is Side.BUY):
-            fx = self.marks.fx(fill.exchange, self.marks.quote_of(key)) or Decimal(1)
+            pnl = self.in_account(key, pos.realized_pnl - before_pnl - fill.fee, fill.price)
             self.cooldowns.on_close(
-                key, (pos.realized_pnl - before_pnl - fill.fee) * fx, fill.ts_event
+                key,
+                pnl if pnl is not None else pos.realized_pnl - before_pnl - fill.fee,
+                fill.ts_event,
             )
         self._check_loss()
         if (
@@ -356,13 +362,29 @@ class RiskEngine:
 
     # --- account and kill switch ----------------------------------------------------
 
+    def in_account(self, key: Key, amount: Decimal, price: Decimal | None) -> Decimal | None:
+        """``amount`` of the symbol's settlement currency in the account currency.
+
+        An inverse contract settles in its coin, worth ``price`` of its quote
+        (its own price: the coin is what the contract is quoted against); a
+        linear one in its quote. None when a rate is missing."""
+        fx = self.marks.fx(key[0], self.marks.quote_of(key))
+        if fx is None:
+            return None
+        if self.instruments.get(*key).inverse:
+            if price is None:
+                return None
+            return amount * price * fx
+        return amount * fx
+
     def equity(self) -> Decimal:
-        """Account PnL: realized - fees + unrealized, in the account currency."""
+        """Account PnL: realized - fees + unrealized, in the account currency
+        (an inverse position's coin PnL valued at its mark)."""
         total = _ZERO
         for key, p in self.portfolio.positions.items():
-            fx = self.marks.fx(key[0], self.marks.quote_of(key))
-            if fx is not None:
-                total += (p.realized_pnl - p.fees + p.unrealized_pnl) * fx
+            v = self.in_account(key, p.realized_pnl - p.fees + p.unrealized_pnl, p.mark)
+            if v is not None:
+                total += v
         return total
 
     def _advance(self, ts: int) -> None:
@@ -523,14 +545,16 @@ class RiskEngine:
         """Every limit: (used, limit)."""
         s = self.settings
         keys = set(self.portfolio.positions) | self.orders.symbols()
-        pos = max(
-            (
-                max(abs(a), abs(b)) / self.max_position(k) * s.max_position
-                for k in keys
-                for a, b in (self.worst_position(k),)
-            ),
-            default=_ZERO,
-        )
+        sizes = []
+        for k in keys:
+            px = self._value_price(k)
+            a, b = self.worst_position(k)
+            inst = self.instruments.get(*k)
+            if px is None and inst.inverse:
+                continue
+            size = rules.position_size(inst, max(abs(a), abs(b)), px or _ZERO)
+            sizes.append(size / self.max_position(k) * s.max_position)
+        pos = max(sizes, default=_ZERO)
         exp = self.worst_exposure() or (_ZERO, _ZERO)
         eq = self.equity()
         self._expire(self.now_ns)
@@ -589,7 +613,7 @@ class RiskEngine:
         self.state = TradingState(data["state"])
         self.tripped_by = data.get("tripped_by", "")
         self.flattening = bool(data.get("flattening", False))
-        self.portfolio = Portfolio(self.instruments)
+        self.portfolio = Portfolio(self.instruments, self.settings.account_currency)
         self.marks.restore(data.get("marks", {}))
         for key, (qty, avg, pnl, fees) in data["positions"].items():
             ex, sym = key.split("|", 1)

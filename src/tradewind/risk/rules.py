@@ -69,3 +69,26 @@ def fat_finger(sig: Signal, limit: Decimal, band_pct: Decimal) -> Verdict | None
     if off > band_pct:
         return Reason.FAT_FINGER, f"limit {limit} is {off:.2f}% from {anchor} (band {band_pct}%)"
     return None
+
+
+def position_size(inst: Instrument, qty: Decimal, price: Decimal) -> Decimal:
+    """The unit ``max_position`` is counted in: the base coin.
+
+    A linear quantity is already coin (times its contract size). An inverse
+    quantity is contracts of a fixed quote value, so its coin is that value
+    divided by ``price``: the same number of contracts holds more coin as the
+    price falls, which is what a coin limit must see. Valued at the order's
+    reference price, so that a verdict depends on the signal alone.
+    """
+    return inst.coin_value(qty, price) if inst.inverse else qty * inst.contract_size
+
+
+def position_detail(
+    inst: Instrument, qty: Decimal, price: Decimal, size: Decimal, cap: Decimal
+) -> str:
+    if inst.inverse:
+        return (
+            f"worst-case position {size:.8f} {inst.base} ({qty} contracts of "
+            f"{inst.contract_size} {inst.quote} at {price}) > {cap} {inst.base}"
+        )
+    return f"worst-case position {size} {inst.base} > {cap} {inst.base}"

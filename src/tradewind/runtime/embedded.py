@@ -21,6 +21,7 @@ from tradewind.config import Settings
 from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.exchanges.replay import ReplaySource, ReplayStats, bundled_recording
+from tradewind.portfolio import Totals
 from tradewind.runtime.clock import make_clock
 from tradewind.runtime.venues import live_venue
 from tradewind.services import (
@@ -55,6 +56,10 @@ class PositionSummary:
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     fees: Decimal
+    currency: str = ""
+    """PnL and fees are in this: the coin for inverse contracts."""
+    inverse: bool = False
+    """``qty`` counts contracts."""
 
 
 @dataclass
@@ -67,9 +72,8 @@ class RunSummary:
     rejected: int
     orders: int
     fills: int
-    fees: Decimal
-    realized_pnl: Decimal
-    unrealized_pnl: Decimal
+    totals: dict[str, Totals]
+    """PnL and fees by settlement currency: never added across currencies."""
     positions: list[PositionSummary]
     latency_p50_ms: float | None
     latency_p99_ms: float | None
@@ -91,9 +95,7 @@ class RunSummary:
             "rejected": self.rejected,
             "orders": self.orders,
             "fills": self.fills,
-            "fees": str(self.fees),
-            "realized_pnl": str(self.realized_pnl),
-            "unrealized_pnl": str(self.unrealized_pnl),
+            "by_currency": {c: t.to_json() for c, t in self.totals.items()},
             "positions": [
                 (p.exchange, p.symbol, str(p.qty), str(p.avg_price)) for p in self.positions
             ],
@@ -221,7 +223,15 @@ class Pipeline:
         pf = self.risk.engine.portfolio
         positions = [
             PositionSummary(
-                p.exchange, p.symbol, p.qty, p.avg_price, p.realized_pnl, p.unrealized_pnl, p.fees
+                p.exchange,
+                p.symbol,
+                p.qty,
+                p.avg_price,
+                p.realized_pnl,
+                p.unrealized_pnl,
+                p.fees,
+                p.currency,
+                p.inverse,
             )
             for p in sorted(pf.positions.values(), key=lambda p: (p.exchange, p.symbol))
         ]
@@ -238,9 +248,7 @@ class Pipeline:
             rejected=self.risk.rejected,
             orders=self.execution.orders,
             fills=self.execution.fills,
-            fees=pf.fees,
-            realized_pnl=pf.realized_pnl,
-            unrealized_pnl=pf.unrealized_pnl,
+            totals=pf.totals(),
             positions=positions,
             latency_p50_ms=None if p50 is None else p50 * 1000,
             latency_p99_ms=None if p99 is None else p99 * 1000,

@@ -59,6 +59,8 @@ class SymbolView:
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     open_orders: int
+    currency: str = ""
+    """What this symbol's PnL is in: the coin for inverse contracts."""
 
 
 @dataclass
@@ -80,6 +82,8 @@ class TradeView:
     latency_p99_ms: float | None
     uptime_s: float
     events_in: int
+    account_currency: str = ""
+    """What ``equity`` is in: every symbol's PnL converted (coins at their mark)."""
 
 
 @dataclass
@@ -331,6 +335,7 @@ class LiveTrader:
                     realized_pnl=(p.realized_pnl - p.fees) if p else Decimal(0),
                     unrealized_pnl=p.unrealized_pnl if p else Decimal(0),
                     open_orders=open_by.get(key, 0),
+                    currency=p.currency if p else pf.currency_of(*key),
                 )
             )
         lat = self.pipeline.execution.latencies
@@ -354,4 +359,5 @@ class LiveTrader:
             latency_p99_ms=None if p99 is None else p99 * 1000,
             uptime_s=time.monotonic() - self.started_at if self.started_at else 0.0,
             events_in=self.pipeline.ws.events_in,
+            account_currency=self.settings.risk.account_currency,
         )

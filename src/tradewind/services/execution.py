@@ -263,7 +263,7 @@ class ExecutionService(Service):
             elif type(e) is Fill:
                 self.fills += 1
                 metrics.FILLS.labels(e.exchange, e.symbol, e.liquidity.value).inc()
-                metrics.FEES.labels(e.exchange).inc(float(e.fee))
+                metrics.FEES.labels(e.exchange, e.fee_currency).inc(float(e.fee))
         metrics.EVENTS_PUBLISHED.labels(self.name, EXECUTIONS).inc(len(out))
         if self.paper is not None:
             metrics.OPEN_ORDERS.set(self.paper.open_count())

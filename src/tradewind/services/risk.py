@@ -322,8 +322,11 @@ class RiskService(Service):
         if positions:
             for p in self.engine.portfolio.positions.values():
                 metrics.POSITION.labels(p.exchange, p.symbol).set(float(p.qty))
-                metrics.REALIZED_PNL.labels(p.exchange, p.symbol).set(float(p.realized_pnl))
-                metrics.UNREALIZED_PNL.labels(p.exchange, p.symbol).set(float(p.unrealized_pnl))
+                cur = p.currency
+                metrics.REALIZED_PNL.labels(p.exchange, p.symbol, cur).set(float(p.realized_pnl))
+                metrics.UNREALIZED_PNL.labels(p.exchange, p.symbol, cur).set(
+                    float(p.unrealized_pnl)
+                )
             metrics.EVENTS_PUBLISHED.labels(self.name, POSITIONS).inc(len(positions))
         if decisions or positions or results or trips:
             self._publish_state()
