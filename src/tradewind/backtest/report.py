@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tradewind.backtest.result import ANNUALISATION, BacktestResult, money
+from tradewind.backtest.result import ANNUALISATION, BacktestResult, coin_money, money
 
 RESULT_JSON = "result.json"
 EQUITY_PNG = "equity.png"
@@ -106,9 +106,9 @@ def metric_rows(r: BacktestResult) -> list[tuple[str, str]]:
     for c, t in m["by_currency"].items():
         named = f" ({c})" if c else ""
         rows += [
-            (f"realized PnL{named}", money(t["realized_pnl"])),
-            (f"unrealized PnL{named}", money(t["unrealized_pnl"])),
-            (f"fees{named}", money(t["fees"])),
+            (f"realized PnL{named}", coin_money(t["realized_pnl"])),
+            (f"unrealized PnL{named}", coin_money(t["unrealized_pnl"])),
+            (f"fees{named}", coin_money(t["fees"])),
         ]
     return [
         *rows,
@@ -165,8 +165,8 @@ def render_html(r: BacktestResult, png: bytes | None) -> str:
                 _ts(t.opened_ns),
                 _ts(t.closed_ns),
                 f"{t.max_qty.normalize():f}",
-                f'<span class="{"pos" if t.pnl > 0 else "neg"}">{money(t.pnl)}</span>',
-                money(t.fees),
+                f'<span class="{"pos" if t.pnl > 0 else "neg"}">{coin_money(t.pnl)}</span>',
+                coin_money(t.fees),
                 html.escape(t.currency),
             )
             for i, t in enumerate(r.curve.trips[:500])

@@ -157,3 +157,8 @@ class BacktestResult:
 
 def money(v: str | Decimal) -> str:
     return f"{Decimal(v):,.4f}"
+
+
+def coin_money(v: str | Decimal) -> str:
+    """Eight decimals: a coin PnL (a satoshi is 1e-8 BTC) reads 0.0000 at four."""
+    return f"{Decimal(v):,.8f}"

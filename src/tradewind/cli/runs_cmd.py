@@ -52,13 +52,24 @@ def _params(p: dict[str, Any]) -> str:
 
 
 def _pnl(summary: dict[str, Any]) -> str:
-    """One figure per settlement currency, never a sum across them."""
+    """A backtest's PnL in its curve's currency, else one figure per settlement
+    currency: never a sum across currencies."""
+    if summary.get("currency") and "pnl" in summary:
+        return f"{_short(summary['pnl'])} {summary['currency']}"
     by = summary.get("by_currency")
     if isinstance(by, dict) and by:
         return "; ".join(
-            f"{_num(t.get('pnl', ''))} {cur}".rstrip() for cur, t in sorted(by.items())
+            f"{_short(t.get('pnl', ''))} {cur}".rstrip() for cur, t in sorted(by.items())
         )
     return _num(summary.get("realized_pnl", summary.get("pnl", "")))
+
+
+def _short(v: Any) -> str:
+    """At most 8 decimals: a satoshi, the smallest amount a coin PnL shows."""
+    try:
+        return _num(str(Decimal(str(v)).quantize(Decimal("1e-8"))))
+    except InvalidOperation:
+        return str(v)
 
 
 @app.command("runs")
@@ -116,7 +127,7 @@ def show_command(
     for k, v in rec.summary.items():
         if k == "by_currency" and isinstance(v, dict):
             for cur, tot in sorted(v.items()):
-                shown = ", ".join(f"{a.replace('_', ' ')} {_num(b)}" for a, b in tot.items())
+                shown = ", ".join(f"{a.replace('_', ' ')} {_short(b)}" for a, b in tot.items())
                 t.add_row(f"PnL in {cur}" if cur else "PnL", shown)
             continue
         if isinstance(v, dict):
