@@ -172,9 +172,14 @@ class StrategySettings(_Section):
 
 
 class RiskSettings(_Section):
-    max_position: Decimal = Field(Decimal("0.05"), gt=0)
+    max_position: Decimal = Field(
+        Decimal("0.05"),
+        gt=0,
+        description="worst-case position per symbol in its base coin "
+        "(inverse contracts: contracts x contract_size / price)",
+    )
     max_position_by_symbol: dict[str, Decimal] = {}
-    """Per-symbol overrides of ``max_position`` (base units), keyed ``exchange:symbol``."""
+    """Per-symbol overrides of ``max_position`` (base coin), keyed ``exchange:symbol``."""
     max_order_notional: Decimal = Field(Decimal("5000"), gt=0)
     max_orders_per_second: int = Field(5, ge=1)
     max_orders_per_minute: int = Field(120, ge=1)

@@ -177,7 +177,7 @@ async def test_dashboard_in_a_pty_shows_position_and_pnl(tmp_path: Path) -> None
     assert qty in cells, row
     assert f"{p.realized_pnl - p.fees:,.4f}" in cells, row
     assert "connected" in row
-    for label in ("equity (PnL)", "drawdown", "risk state", "ACTIVE", "tick-to-order p99"):
+    for label in ("equity (PnL, USDT)", "drawdown", "risk state", "ACTIVE", "tick-to-order p99"):
         assert label in last, label
     assert " fill " in last and "@" in last
 
