@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from tradewind.backtest import metrics as m
@@ -130,3 +131,22 @@ def test_open_position_is_marked_to_the_last_price() -> None:
     assert c.final_equity == Decimal(1040)
     assert c.trips == []
     assert c.exposed_ns == 7
+
+
+def test_price_panel_shows_the_most_filled_symbol_with_every_fill() -> None:
+    marks = [(1, "x", "S", 100.0), (2, "x", "T", 7.0), (3, "x", "S", 110.0), (6, "x", "S", 95.0)]
+    other = msgspec.structs.replace(_fill(9, 2, Side.BUY, "1", "7", "0"), symbol="T")
+    fills = [
+        _fill(2, 5, Side.SELL, "1", "95", "0"),
+        _fill(1, 2, Side.BUY, "1", "100", "0"),
+        other,
+    ]
+    c = build_equity(marks, fills, Decimal(1000))
+    assert c.price_of == ("x", "S")
+    assert c.price_times == [1, 3, 6] and c.price_values == [100.0, 110.0, 95.0]
+    assert c.fill_points == [(2, "buy", 100.0), (5, "sell", 95.0)]
+    assert c.sample_price(2) == ([1, 3, 5, 6], [100.0, 110.0, 110.0, 95.0])
+    quiet = build_equity(
+        [(1, "x", "T", 7.0), (2, "x", "S", 1.0), (3, "x", "T", 8.0)], [], Decimal(1)
+    )
+    assert quiet.price_of == ("x", "T") and quiet.fill_points == []

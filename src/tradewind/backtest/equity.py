@@ -76,6 +76,12 @@ class EquityCurve:
     exposed_ns: int = 0
     trips: list[RoundTrip] = field(default_factory=list)
     fills: int = 0
+    price_of: tuple[str, str] | None = None
+    """The (exchange, symbol) the report's price panel shows: the most filled."""
+    price_times: list[int] = field(default_factory=list)
+    price_values: list[float] = field(default_factory=list)
+    fill_points: list[tuple[int, str, float]] = field(default_factory=list)
+    """(ts_event, side, price) of every fill of ``price_of``, for the trade markers."""
 
     @property
     def start_equity(self) -> Decimal:
@@ -115,27 +121,40 @@ class EquityCurve:
     def sample(self, period_ns: int) -> tuple[list[int], list[float]]:
         """Equity at every ``period_ns`` from the first market event, plus the
         final value when the span is not a whole number of periods."""
-        if period_ns <= 0:
-            raise ValueError("period must be positive")
-        if not self.times:
+        return step_sample(self.times, self.equity, self.first_ns, self.last_ns, period_ns)
+
+    def sample_price(self, period_ns: int) -> tuple[list[int], list[float]]:
+        """The last price of ``price_of`` at every ``period_ns``, as ``sample``."""
+        if not self.price_times:
             return [], []
-        times, values = self.times, self.equity
-        start, end = self.first_ns, self.last_ns
-        out_t: list[int] = []
-        out_v: list[float] = []
-        j, n, cur = 0, len(times), values[0]
-        t = start
-        while t <= end:
-            while j < n and times[j] <= t:
-                cur = values[j]
-                j += 1
-            out_t.append(t)
-            out_v.append(cur)
-            t += period_ns
-        if out_t[-1] < end:
-            out_t.append(end)
-            out_v.append(values[-1])
-        return out_t, out_v
+        return step_sample(
+            self.price_times, self.price_values, self.first_ns, self.last_ns, period_ns
+        )
+
+
+def step_sample(
+    times: list[int], values: list[float], start: int, end: int, period_ns: int
+) -> tuple[list[int], list[float]]:
+    """A step series read at every ``period_ns`` from ``start``, plus ``end``."""
+    if period_ns <= 0:
+        raise ValueError("period must be positive")
+    if not times:
+        return [], []
+    out_t: list[int] = []
+    out_v: list[float] = []
+    j, n, cur = 0, len(times), values[0]
+    t = start
+    while t <= end:
+        while j < n and times[j] <= t:
+            cur = values[j]
+            j += 1
+        out_t.append(t)
+        out_v.append(cur)
+        t += period_ns
+    if out_t[-1] < end:
+        out_t.append(end)
+        out_v.append(values[-1])
+    return out_t, out_v
 
 
 def sample_period_ns(span_ns: int, period_s: float) -> int:
@@ -279,4 +298,26 @@ def build_equity(
     if w.open:
         c.exposed_ns += c.last_ns - w.exposed_since
     w.point(c.last_ns)
+    _price_panel(c, marks, ordered)
     return c
+
+
+def _price_panel(c: EquityCurve, marks: list[Mark], fills: list[Fill]) -> None:
+    """The price and fills of the most filled symbol (the most marked without fills)."""
+    counts: dict[tuple[str, str], int] = {}
+    for f in fills:
+        counts[(f.exchange, f.symbol)] = counts.get((f.exchange, f.symbol), 0) + 1
+    if not counts:
+        for m in marks:
+            counts[(m[1], m[2])] = counts.get((m[1], m[2]), 0) + 1
+    if not counts:
+        return
+    key = min(counts, key=lambda k: (-counts[k], k))
+    c.price_of = key
+    for ts, exchange, symbol, price in marks:
+        if (exchange, symbol) == key:
+            c.price_times.append(ts)
+            c.price_values.append(price)
+    c.fill_points = [
+        (f.ts_event, str(f.side), float(f.price)) for f in fills if (f.exchange, f.symbol) == key
+    ]

@@ -46,7 +46,8 @@ def _ts(ns: int) -> str:
 
 
 def plot_png(result: BacktestResult) -> bytes | None:
-    """Equity over drawdown, as PNG bytes; None without matplotlib."""
+    """Price with every fill marked, equity and drawdown, as PNG bytes; None
+    without matplotlib. The price panel shows the most filled symbol."""
     try:
         import matplotlib
 
@@ -54,20 +55,48 @@ def plot_png(result: BacktestResult) -> bytes | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    times = [datetime.fromtimestamp(t / 1e9, UTC) for t in result.sample_t]
+    c = result.curve
+    times = [_dt(t) for t in result.sample_t]
     dd = [100.0 * v for v in result.drawdown()]
-    fig, (ax1, ax2) = plt.subplots(
-        2, 1, sharex=True, figsize=(10, 6), gridspec_kw={"height_ratios": [3, 1]}
+    price_t, price_v = c.sample_price(int(result.period_s * 1e9)) if c.price_of else ([], [])
+    rows = 3 if price_t else 2
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        sharex=True,
+        figsize=(10, 8 if rows == 3 else 6),
+        gridspec_kw={"height_ratios": [3, 3, 1][-rows:]},
     )
     try:
+        if price_t and c.price_of is not None:
+            ax0 = axes[0]
+            ax0.plot([_dt(t) for t in price_t], price_v, color="#57606a", linewidth=0.9)
+            for side, marker, color in (("buy", "^", "#1a7f37"), ("sell", "v", "#cf222e")):
+                pts = [(t, p) for t, s, p in c.fill_points if s == side]
+                if pts:
+                    ax0.scatter(
+                        [_dt(t) for t, _ in pts],
+                        [p for _, p in pts],
+                        marker=marker,
+                        color=color,
+                        s=36,
+                        zorder=3,
+                        label=f"{side} ({len(pts)})",
+                    )
+            exchange, symbol = c.price_of
+            ax0.set_title(f"{result.strategy} — {exchange} {symbol}: price and fills")
+            ax0.set_ylabel("price")
+            ax0.ticklabel_format(axis="y", style="plain", useOffset=False)
+            ax0.grid(alpha=0.3)
+            if c.fill_points:
+                ax0.legend(loc="best", fontsize="small")
+        ax1, ax2 = axes[-2], axes[-1]
         ax1.plot(times, result.sample_equity, color="#0969da", linewidth=1.2)
-        ax1.axhline(
-            float(result.curve.start_equity), color="#8c959f", linewidth=0.8, linestyle="--"
-        )
-        unit = result.metrics.get("currency") or ""
-        ax1.set_ylabel(f"equity ({unit})" if unit else "equity")
+        ax1.axhline(float(c.start_equity), color="#8c959f", linewidth=0.8, linestyle="--")
+        ax1.set_ylabel(f"equity ({c.currency})" if c.currency else "equity")
         ax1.ticklabel_format(axis="y", style="plain", useOffset=False)
-        ax1.set_title(f"{result.strategy} — equity (marked to market) and drawdown")
+        title = "equity (marked to market) and drawdown"
+        ax1.set_title(title if rows == 3 else f"{result.strategy} — {title}")
         ax1.grid(alpha=0.3)
         ax2.fill_between(times, dd, 0.0, color="#cf222e", alpha=0.4, step="post")
         ax2.set_ylabel("drawdown %")
@@ -79,6 +108,10 @@ def plot_png(result: BacktestResult) -> bytes | None:
         return buf.getvalue()
     finally:
         plt.close(fig)
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
