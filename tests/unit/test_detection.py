@@ -144,7 +144,7 @@ def test_depth_snapshots_pair_with_the_stream_beside_them() -> None:
         nxt = events[i + 1]
         assert isinstance(nxt, BookDelta) and nxt.symbol == symbol
         assert nxt.first_update_id <= last + 1 and nxt.last_update_id >= last
-    assert not src.stats.ignored
+    assert src.stats.ignored == {"kline_open": 15}, "snapshots paired; only open klines left"
 
 
 def test_depth_snapshots_alone_are_reported_ignored_or_take_the_symbol() -> None:

@@ -111,6 +111,7 @@ class BacktestResult:
             "bars": s.bars,
             "market_events": self.market_events,
             "parse_errors": dict(sorted(s.parse_errors.items())),
+            "ignored": dict(sorted(s.ignored.items())),
             "start_ns": c.first_ns,
             "end_ns": c.last_ns,
             "annualisation": {

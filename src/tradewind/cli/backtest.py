@@ -220,6 +220,7 @@ def _single(
         t.add_row(k, v)
     t.add_row("rejected, by reason", _counts(result.metrics.get("rejections") or {}))
     t.add_row("bad messages skipped", _counts(result.metrics.get("parse_errors") or {}))
+    t.add_row("messages ignored", _counts(result.metrics.get("ignored") or {}))
     events = result.market_events
     t.add_row("wall time", f"{result.wall_s:.2f} s ({events / max(result.wall_s, 1e-9):,.0f} ev/s)")
     console.print(t)

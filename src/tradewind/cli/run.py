@@ -238,7 +238,7 @@ def summary_table(
     rows += [
         ("events in", f"{s.events_in:,}"),
         ("bad messages skipped", _counts(s.parse_errors)),
-        *((f"ignored: {reason}", f"{n:,}") for reason, n in sorted(s.ignored.items())),
+        ("messages ignored", _counts(s.ignored)),
         ("bars", f"{s.bars:,}"),
         ("signals", f"{s.signals:,}"),
         ("orders approved", f"{s.approved:,}"),

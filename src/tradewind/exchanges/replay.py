@@ -53,7 +53,10 @@ class ReplayStats:
     events: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
-    """Whole inputs left out, by reason (a snapshot file nothing names the symbol of)."""
+    """Messages read but not used, by reason: a snapshot file nothing names
+    the symbol of, a kline still open, a subscription ack, a pong, a message
+    type no event comes from. Taken from each parser's ``ignored`` once its
+    file is read, so the summary says why N messages made no event."""
 
     @property
     def error_count(self) -> int:
@@ -93,7 +96,9 @@ class ReplaySource:
 
     def _sources(self) -> Iterator[tuple[Parser, Iterable[bytes]]]:
         if self._lines is not None:
-            yield PARSERS[self.fmt or "binance"](), self._lines
+            given = PARSERS[self.fmt or "binance"]()
+            yield given, self._lines
+            self._take_ignored(given)
             return
         pairs = list(zip(self.paths, self.formats, strict=True))
         snapshots = [p for p, f in pairs if f == BINANCE_DEPTH_SNAPSHOT]
@@ -119,6 +124,7 @@ class ReplaySource:
                 pending = []
             with open_recording(path) as fh:
                 yield parser, fh
+            self._take_ignored(parser)
         for p in pairing:
             if p.invalid:
                 self.stats.ignored["depth_snapshot_invalid"] += p.invalid
@@ -128,6 +134,11 @@ class ReplaySource:
                     "depth snapshots ignored: no update of the stream straddles them",
                     last_update_ids=sorted(p.pending),
                 )
+
+    def _take_ignored(self, parser: Parser) -> None:
+        counted = getattr(parser, "ignored", None)
+        if isinstance(counted, Counter):
+            self.stats.ignored.update(counted)
 
     def _ignore(self, path: Path, reason: str) -> None:
         count = sum(1 for line in path.read_bytes().splitlines() if line.strip())

@@ -82,13 +82,14 @@ class RunSummary:
     rejections: dict[str, int] = field(default_factory=dict)
     """Risk's rejections by reason."""
     ignored: dict[str, int] = field(default_factory=dict)
-    """Inputs left out whole, by reason (see ``ReplayStats.ignored``)."""
+    """Messages read but not used, by reason (see ``ReplayStats.ignored``)."""
 
     def outcome(self) -> dict[str, Any]:
         """Everything that must be identical between two runs on the same data."""
         return {
             "events_in": self.events_in,
             "parse_errors": dict(self.parse_errors),
+            "ignored": dict(sorted(self.ignored.items())),
             "bars": self.bars,
             "signals": self.signals,
             "approved": self.approved,
