@@ -76,9 +76,17 @@ class BarFills:
     def __init__(self, paper: PaperExchange) -> None:
         self.paper = paper
         self.bars: dict[Key, deque[Bar]] = {}
+        self.count: dict[Key, int] = {}
+        """Bars ever kept per symbol: the position after the newest, so the
+        saved state (``execution.paper.store``) writes only what is new."""
 
     def applies(self, key: Key) -> bool:
         return key in self.bars and key not in self.paper.markets
+
+    def restore(self, key: Key, count: int, bars: list[Bar]) -> None:
+        """The newest ``bars`` of a symbol that had kept ``count`` bars."""
+        self.bars[key] = deque(bars[-KEEP_BARS:], maxlen=KEEP_BARS)
+        self.count[key] = count
 
     # --- inputs ----------------------------------------------------------------
     def on_bar(self, bar: Bar) -> list[Event]:
@@ -89,6 +97,7 @@ class BarFills:
         if hist and bar.ts_event <= hist[-1].ts_event:
             return []  # a duplicate or an open (not yet final) bar again
         hist.append(bar)
+        self.count[key] = self.count.get(key, 0) + 1
         out: list[Event] = []
         for po in list(self.paper.resting.get(key, {}).values()):
             self._rest_on(po, bar, out)

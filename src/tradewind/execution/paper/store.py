@@ -20,6 +20,13 @@ market group and its own orders):
   written once, in a ring of ``history_max_events / checkpoint_every + 3``
   slots that eviction frees before they are reused, so the keys are bounded.
 
+- ``b:<exchange>:<symbol>`` and ``bc:<exchange>:<symbol>:<slot>``: for a
+  symbol matched on its bars (``bar_fills``), how many bars it has kept and
+  those bars in chunks of ``BAR_CHUNK``, a ring of ``KEEP_BARS / BAR_CHUNK + 2``
+  slots. Only the chunk that took new bars is rewritten, so a commit carries
+  at most one chunk a symbol; without them a restarted exchange would fill
+  the next market order on the wrong bar and drop late orders' matches.
+
 Saving the history too is what makes a late order after a restart match
 exactly as it would have: it is matched against the market as of its arrival.
 """
@@ -32,7 +39,8 @@ from decimal import Decimal
 import msgspec
 
 from tradewind.bus import Bus
-from tradewind.events import CancelRequest, OrderRequest
+from tradewind.events import Bar, CancelRequest, OrderRequest
+from tradewind.execution.paper.bar_fills import KEEP_BARS
 from tradewind.execution.paper.book import HistoryChunk, HistoryMeta, MarketHistory
 from tradewind.execution.paper.exchange import InFlight, PaperExchange, PaperOrder
 from tradewind.execution.state import OrderState
@@ -68,9 +76,22 @@ class _Core(msgspec.Struct, array_like=True):
     seq: int
     late_orders: int
     beyond_history: int
+    bar_symbols: list[tuple[str, str]] = []
+
+
+BAR_CHUNK = 256
+
+
+class _BarChunk(msgspec.Struct, array_like=True):
+    pos: int
+    """The position of the chunk's first bar: a slot from an older turn of
+    the ring holds another position and is not taken."""
+    bars: list[Bar]
 
 
 _enc = msgspec.msgpack.Encoder(decimal_format="string")
+_bar_chunk = msgspec.msgpack.Decoder(_BarChunk)
+_bar_count = msgspec.msgpack.Decoder(int)
 _core = msgspec.msgpack.Decoder(_Core)
 _meta = msgspec.msgpack.Decoder(HistoryMeta)
 _chunk = msgspec.msgpack.Decoder(HistoryChunk)
@@ -87,6 +108,9 @@ class PaperStore:
         self._ends: dict[Key, int] = {}
         self._chunks: dict[Key, set[int]] = {}
         self._pending: tuple[int, int, dict[Key, int], dict[Key, set[int]]] | None = None
+        self.bar_slots = KEEP_BARS // BAR_CHUNK + 2
+        self._bar_counts: dict[Key, int] = {}
+        self._bar_pending: dict[Key, int] = {}
 
     # --- keys ------------------------------------------------------------------
     def core_key(self) -> str:
@@ -98,6 +122,13 @@ class PaperStore:
     def chunk_key(self, key: Key, pos: int) -> str:
         slot = (pos // self.paper.settings.checkpoint_every) % self.slots
         return f"{self.prefix}:c:{key[0]}:{key[1]}:{slot}"
+
+    def bar_count_key(self, key: Key) -> str:
+        return f"{self.prefix}:b:{key[0]}:{key[1]}"
+
+    def bar_chunk_key(self, key: Key, pos: int) -> str:
+        slot = (pos // BAR_CHUNK) % self.bar_slots
+        return f"{self.prefix}:bc:{key[0]}:{key[1]}:{slot}"
 
     # --- saving ------------------------------------------------------------------
     def changes(self) -> dict[str, bytes]:
@@ -119,15 +150,38 @@ class PaperStore:
             chunks[key] = have
             out[self.meta_key(key)] = _enc.encode(m.meta())
             ends[key] = m.end
-        if p.version != self._version or len(p.markets) != self._markets:
+        if (
+            p.version != self._version
+            or len(p.markets) != self._markets
+            or len(p.bar_fills.count) != len(self._bar_counts)
+        ):
             out[self.core_key()] = _enc.encode(self._core())
         self._pending = (p.version, len(p.markets), ends, chunks)
+        self._bar_pending = self._bar_changes(out)
         return out
+
+    def _bar_changes(self, out: dict[str, bytes]) -> dict[Key, int]:
+        bf = self.paper.bar_fills
+        counts = dict(self._bar_counts)
+        for key, count in bf.count.items():
+            done = counts.get(key, 0)
+            if done == count:
+                continue
+            hist = bf.bars[key]
+            first = count - len(hist)
+            for start in range(max(done, first) // BAR_CHUNK * BAR_CHUNK, count, BAR_CHUNK):
+                lo = max(start, first)
+                bars = [hist[i - first] for i in range(lo, min(start + BAR_CHUNK, count))]
+                out[self.bar_chunk_key(key, start)] = _enc.encode(_BarChunk(lo, bars))
+            out[self.bar_count_key(key)] = _enc.encode(count)
+            counts[key] = count
+        return counts
 
     def saved(self) -> None:
         if self._pending is not None:
             self._version, self._markets, self._ends, self._chunks = self._pending
             self._pending = None
+            self._bar_counts = self._bar_pending
 
     def _core(self) -> _Core:
         p = self.paper
@@ -155,6 +209,7 @@ class PaperStore:
             seq=p._seq,
             late_orders=p.late_orders,
             beyond_history=p.beyond_history,
+            bar_symbols=list(p.bar_fills.count),
         )
 
     # --- restoring ---------------------------------------------------------------
@@ -200,6 +255,26 @@ class PaperStore:
         p._seq = core.seq
         p.late_orders = core.late_orders
         p.beyond_history = core.beyond_history
+        for exchange, symbol in core.bar_symbols:
+            await self._restore_bars(bus, (exchange, symbol))
         self._version = p.version
         self._markets = len(p.markets)
         return True
+
+    async def _restore_bars(self, bus: Bus, key: Key) -> None:
+        raw = await bus.get_state(self.bar_count_key(key))
+        if raw is None:
+            return
+        count = _bar_count.decode(raw)
+        first = max(count - KEEP_BARS, 0)
+        bars: list[Bar] = []
+        for start in range(first // BAR_CHUNK * BAR_CHUNK, count, BAR_CHUNK):
+            craw = await bus.get_state(self.bar_chunk_key(key, start))
+            if craw is None:
+                continue
+            chunk = _bar_chunk.decode(craw)
+            if chunk.pos // BAR_CHUNK * BAR_CHUNK != start:
+                continue
+            bars += [b for i, b in enumerate(chunk.bars, chunk.pos) if first <= i < count]
+        self.paper.bar_fills.restore(key, count, bars)
+        self._bar_counts[key] = count
