@@ -470,6 +470,19 @@ CASES: list[Case] = [
         ["nope"],
         setup=_refusing_db("ro.db"),
     ),
+    # A PostgreSQL URL nothing answers at: one line, its password hidden.
+    Case(
+        "runs-postgres-unreachable",
+        ["runs", "--db", "postgresql://u:secret@127.0.0.1:1/x"],
+        1,
+        ["--db", "u:***@127.0.0.1:1", "cannot read runs"],
+    ),
+    Case(
+        "show-postgres-unreachable",
+        ["show", "abc", "--db", "postgresql://u:secret@127.0.0.1:1/x", "--json"],
+        1,
+        ["--db", "u:***@127.0.0.1:1", "cannot read runs"],
+    ),
     Case("strategies-bad-ref", ["strategies", "-s", "gone.py:X"], 2, ["gone.py"]),
     Case("service-unknown", ["service", "nope"], 2, ["nope"]),
     Case("status-no-token", ["status", "--timeout", "1"], 2, ["TRADEWIND_CONTROL__TOKEN"]),

@@ -206,6 +206,14 @@ async def test_ctrl_c_stops_cleanly_and_prints_the_summary(tmp_path: Path) -> No
     assert "stopping: cancelling open orders" in text
     assert "Tradewind run" in text and "fills" in text
     with contextlib.closing(sqlite3.connect(db)) as conn:
+        ((run_id, command, strategy, data, summary),) = conn.execute(
+            "SELECT run_id, command, strategy, data, summary FROM runs"
+        ).fetchall()
+        fills = conn.execute("SELECT count(*) FROM fills").fetchone()[0]
+    assert run_id in text and (command, strategy) == ("trade", "ema_cross")
+    assert json.loads(data)[0]["path"] == "live binance"
+    assert json.loads(summary)["rows"]["fills"] == fills >= 2
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         open_orders = conn.execute(
             "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_updates u "
             "WHERE u.client_order_id = o.client_order_id AND u.status IN "

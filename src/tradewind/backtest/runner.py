@@ -43,8 +43,9 @@ class BacktestSpec:
     capital: Decimal = Decimal(10_000)
     period_s: float | None = None
     """Sampling period of returns; default: the bar length in use, else 1 s."""
-    db: Path | None = None
-    """SQLite file for every event of the run; None runs without a store."""
+    db: Path | str | None = None
+    """SQLite file, or ``postgresql://`` URL, for every event of the run; None
+    runs without a store."""
     settings: Mapping[str, Any] = field(default_factory=dict)
     """Further settings sections, e.g. ``{"risk": {"max_position": "1"}}``."""
 
@@ -141,7 +142,8 @@ async def run_backtest_async(spec: BacktestSpec) -> BacktestResult:
         bus={**overrides.get("bus", {}), "kind": "memory"},
     )
     if spec.db is not None:
-        overrides["store"] = {**overrides.get("store", {}), "url": f"sqlite:///{spec.db}"}
+        url = spec.db if isinstance(spec.db, str) else f"sqlite:///{spec.db}"
+        overrides["store"] = {**overrides.get("store", {}), "url": url}
     settings = load_settings(**overrides)
     pipeline = Pipeline(settings, store=spec.db is not None, source=source, clock=clock)
     if params["bar_interval_s"] == 0:

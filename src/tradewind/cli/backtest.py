@@ -33,6 +33,7 @@ from tradewind.cli.errors import (
     describe_failure,
     one_line_errors,
 )
+from tradewind.cli.run import record_run
 from tradewind.observability.logging import configure_logging
 from tradewind.storage import runs
 from tradewind.storage.runs import RunRecord, new_run_id
@@ -91,9 +92,7 @@ def backtest_command(
         metavar="SECONDS",
         help="Seconds between equity samples for Sharpe/Sortino; default: the bar length.",
     ),
-    db: Path | None = typer.Option(  # noqa: B008
-        None, "--db", metavar="FILE", help="Also write every event to this SQLite file (slower)."
-    ),
+    db: str | None = opt.DB_BACKTEST,
     workers: int | None = typer.Option(
         None, "--workers", "-w", metavar="N", help="Sweep processes; default: CPU count."
     ),
@@ -122,8 +121,9 @@ def backtest_command(
             shown = ",".join(f"{k}={v}" for k, v in point.items())
             raise UsageProblem(f"--grid point {shown}: {exc}") from None
     check_out_dir(out, "--out")
-    if db is not None:
-        check_db_path(db)
+    db_file = None if db is None or runs.is_url(db) else Path(db)
+    if db_file is not None:
+        check_db_path(db_file)
     spec = BacktestSpec(
         data=tuple(f.path.resolve() for f in files),
         strategy=strategy,
@@ -134,13 +134,13 @@ def backtest_command(
         bar_interval_s=file_interval,
         capital=cap,
         period_s=period,
-        db=db,
+        db=db_file if db_file is not None else db,
         settings=sections,
     )
     console = Console()
     for f in files:
         console.print(f"data: {f.describe()}", highlight=False)
-    db_existed = db is not None and db.exists()
+    db_existed = db_file is not None and db_file.exists()
     out_existed = out.exists()
     try:
         if grid:
@@ -154,13 +154,13 @@ def backtest_command(
     except (UsageProblem, RunFailed):
         raise
     except Exception as exc:
-        _remove_new(db if not db_existed else None, out if not out_existed else None)
+        _remove_new(db_file if not db_existed else None, out if not out_existed else None)
         if debugging():
             raise
         if isinstance(exc, ValueError):
             raise UsageProblem(str(exc)) from None
         raise RunFailed(
-            describe_failure(exc, db=None if db is None else str(db), strategy=strategy)
+            describe_failure(exc, db=None if db is None else runs.shown(db), strategy=strategy)
         ) from None
 
 
@@ -195,7 +195,7 @@ def _single(
     run_id = None
     if spec.db is not None:
         run_id = new_run_id(started_ns)
-        runs.record(
+        record_run(
             spec.db,
             RunRecord(
                 run_id=run_id,

@@ -62,6 +62,25 @@ SYMBOL = typer.Option(
 EXCHANGE = typer.Option(
     None, "--exchange", metavar="EXCHANGE", help="Exchange of CSV data; default: binance."
 )
+DB_RUN = typer.Option(
+    None,
+    "--db",
+    metavar="FILE|URL",
+    help="SQLite file or postgresql:// URL to write; "
+    "default: TRADEWIND_STORE__URL, else tradewind.db.",
+)
+DB_BACKTEST = typer.Option(
+    None,
+    "--db",
+    metavar="FILE|URL",
+    help="Also write every event to this SQLite file or postgresql:// URL (slower).",
+)
+DB_READ = typer.Option(
+    "tradewind.db",
+    "--db",
+    metavar="FILE|URL",
+    help="SQLite file or postgresql:// URL written by run, backtest or trade.",
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress or point lines.")
 
 

@@ -31,22 +31,27 @@ from tradewind.cli.errors import (
     one_line_errors,
 )
 from tradewind.clock import ReplayClock
+from tradewind.config import Settings
 from tradewind.exchanges.csv_source import CsvReplaySource
 from tradewind.observability.logging import configure_logging
 from tradewind.runtime.embedded import RunSummary, run_embedded
 from tradewind.runtime.loop import run_async
 from tradewind.storage import runs
+from tradewind.storage.postgres import url_with_password
 from tradewind.storage.runs import RunRecord, new_run_id
 
 _DEFAULT_DB = Path("tradewind.db")
 
 
-def _db_path(db: Path | None, env_url: str) -> tuple[Path | None, str]:
+def _db_path(db: str | None, env_url: str) -> tuple[Path | None, str]:
     """The SQLite file (None when the store is PostgreSQL) and the store URL:
-    ``--db``, else ``TRADEWIND_STORE__URL`` when set, else ``tradewind.db``."""
+    ``--db`` (a file or a ``postgresql://`` URL), else ``TRADEWIND_STORE__URL``
+    when set, else ``tradewind.db``."""
     if db is not None:
-        check_db_path(db)
-        return db, f"sqlite:///{db}"
+        if runs.is_url(db):
+            return None, db
+        check_db_path(Path(db))
+        return Path(db), f"sqlite:///{db}"
     if env_url and env_url != "sqlite:///tradewind.db":
         if env_url.startswith("sqlite:///"):
             path = Path(env_url.removeprefix("sqlite:///"))
@@ -94,12 +99,7 @@ def run_command(
         metavar="FACTOR|max",
         help="1 = real time, 10 = ten times faster, max = no pauses (deterministic).",
     ),
-    db: Path | None = typer.Option(  # noqa: B008
-        None,
-        "--db",
-        metavar="FILE",
-        help="SQLite file to write; default: TRADEWIND_STORE__URL, else tradewind.db.",
-    ),
+    db: str | None = opt.DB_RUN,
     quiet: bool = opt.QUIET,
 ) -> None:
     """Replay market data through all five services and print a summary."""
@@ -171,24 +171,47 @@ def run_command(
         raise RunFailed(
             describe_failure(exc, db=None if db_path is None else str(db_path), strategy=strategy)
         ) from None
-    run_id = None
-    if db_path is not None:
-        run_id = new_run_id(started_ns)
-        rec = RunRecord(
-            run_id=run_id,
-            command="run",
-            started_ns=started_ns,
-            finished_ns=time.time_ns(),
-            strategy=strategy,
-            params=params,
-            data=[f.to_json() for f in files],
-            summary=summary_json(summary),
-        )
-        runs.record(db_path, rec)
+    run_id = new_run_id(started_ns)
+    rec = RunRecord(
+        run_id=run_id,
+        command="run",
+        started_ns=started_ns,
+        finished_ns=time.time_ns(),
+        strategy=strategy,
+        params=params,
+        data=[f.to_json() for f in files],
+        summary=summary_json(summary),
+    )
+    target = db_path if db_path is not None else store_target(settings)
+    record_run(target, rec)
     table = summary_table(
-        summary, db_path, files=files, strategy=strategy, params=params, run_id=run_id
+        summary, runs.shown(target), files=files, strategy=strategy, params=params, run_id=run_id
     )
     Console().print(table)
+
+
+def store_target(settings: Settings) -> runs.Target:
+    """The database a run wrote, as ``storage.runs`` reaches it: the SQLite
+    file, or the PostgreSQL URL with the password setting applied."""
+    url = settings.store.url.get_secret_value()
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    if settings.store.password is not None:
+        return url_with_password(url, settings.store.password.get_secret_value())
+    return url
+
+
+def record_run(target: runs.Target, rec: RunRecord) -> None:
+    """The run's row, after its events: a database that took the events but
+    refuses this row fails the run in one line."""
+    try:
+        runs.record(target, rec)
+    except Exception as exc:
+        if debugging():
+            raise
+        raise RunFailed(
+            f"the run finished but its runs row was not stored in {runs.shown(target)}: {exc}"
+        ) from None
 
 
 def summary_json(s: RunSummary) -> dict[str, Any]:
@@ -217,7 +240,7 @@ def _counts(c: dict[str, int]) -> str:
 
 def summary_table(
     s: RunSummary,
-    db: Path | None = None,
+    db: Path | str | None = None,
     *,
     files: list[DataFile] | None = None,
     strategy: str | None = None,

@@ -4,37 +4,53 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tradewind.cli import app
-from tradewind.cli.errors import UsageProblem, one_line_errors
+from tradewind.cli import options as opt
+from tradewind.cli.common import settings_or_exit
+from tradewind.cli.errors import RunFailed, UsageProblem, one_line_errors
 from tradewind.storage import runs
-from tradewind.storage.runs import RunRecord
+from tradewind.storage.postgres import url_with_password
 
-_DB = typer.Option(
-    Path("tradewind.db"), "--db", metavar="FILE", help="SQLite file written by run or backtest."
-)
+_DB = opt.DB_READ
+T = TypeVar("T")
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _records(db: Path) -> list[RunRecord]:
-    if not db.is_file():
-        raise UsageProblem(f"--db {db}: no such database file")
+def _target(db: str) -> runs.Target:
+    """``--db`` as ``storage.runs`` reaches it; a PostgreSQL URL takes the
+    password setting (``TRADEWIND_STORE__PASSWORD``) as ``run`` does."""
+    if not runs.is_url(db):
+        path = Path(db)
+        if not path.is_file():
+            raise UsageProblem(f"--db {db}: no such database file")
+        return path
+    password = settings_or_exit().store.password
+    return db if password is None else url_with_password(db, password.get_secret_value())
+
+
+def _read(db: str, read: Callable[[runs.Target], T]) -> T:
+    target = _target(db)
     try:
-        return runs.list_runs(db)
+        return read(target)
+    except runs.NoRunsTable:
+        raise UsageProblem(
+            f"--db {runs.shown(db)}: holds no runs table (written before run ids; "
+            "'tradewind migrate' with TRADEWIND_STORE__URL set to it adds it)"
+        ) from None
     except sqlite3.DatabaseError as exc:
-        if "no such table" in str(exc):
-            raise UsageProblem(
-                f"--db {db}: holds no runs table (written before run ids; "
-                "'tradewind migrate' with TRADEWIND_STORE__URL=sqlite:///FILE adds it)"
-            ) from None
         raise UsageProblem(f"--db {db}: not a Tradewind database ({exc})") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise RunFailed(f"--db {runs.shown(db)}: cannot read runs ({exc})") from None
 
 
 def _num(v: Any) -> str:
@@ -74,13 +90,13 @@ def _short(v: Any) -> str:
 
 @app.command("runs")
 @one_line_errors
-def runs_command(db: Path = _DB, as_json: bool = _JSON) -> None:
+def runs_command(db: str = _DB, as_json: bool = _JSON) -> None:
     """List the runs in a database: when, data, strategy, parameters, results."""
-    recs = _records(db)
+    recs = _read(db, runs.list_runs)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in recs], indent=2))
         return
-    t = Table(title=f"Runs in {db}", header_style="bold")
+    t = Table(title=f"Runs in {runs.shown(db)}", header_style="bold")
     for col in ("run id", "started", "command", "data", "strategy", "signals", "fills", "PnL"):
         t.add_column(col, justify="right" if col in ("signals", "fills", "PnL") else "left")
     for r in recs:
@@ -104,14 +120,16 @@ def runs_command(db: Path = _DB, as_json: bool = _JSON) -> None:
 @one_line_errors
 def show_command(
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="A run id (or a unique prefix)."),
-    db: Path = _DB,
+    db: str = _DB,
     as_json: bool = _JSON,
 ) -> None:
     """Print a run's summary again."""
-    _records(db)
-    rec = runs.find_run(db, run_id)
+    rec = _read(db, lambda t: runs.find_run(t, run_id))
     if rec is None:
-        raise UsageProblem(f"no run {run_id!r} in {db} ('tradewind runs --db {db}' lists them)")
+        where = runs.shown(db)
+        raise UsageProblem(
+            f"no run {run_id!r} in {where} ('tradewind runs --db {where}' lists them)"
+        )
     if as_json:
         typer.echo(json.dumps(rec.to_json(), indent=2))
         return

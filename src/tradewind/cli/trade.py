@@ -25,6 +25,8 @@ from tradewind.observability.logging import configure_logging
 from tradewind.runtime.embedded import RunSummary
 from tradewind.runtime.loop import run_async
 from tradewind.runtime.trade import LiveTrader
+from tradewind.storage import runs
+from tradewind.storage.runs import RunRecord, new_run_id
 
 PAPER_NOTE = "paper trading: orders are simulated against the live book; none is sent to {venue}"
 
@@ -44,7 +46,12 @@ def trade_command(
     param: list[str] = typer.Option(  # noqa: B008
         [], "--param", "-p", help="Any strategy parameter as KEY=VALUE (repeatable)."
     ),
-    db: Path = typer.Option(Path("tradewind.db"), help="SQLite file; a restart resumes from it."),  # noqa: B008
+    db: str = typer.Option(
+        "tradewind.db",
+        "--db",
+        metavar="FILE|URL",
+        help="SQLite file or postgresql:// URL; a restart resumes from it.",
+    ),
     live_orders: bool = typer.Option(
         False, "--live-orders", help="Route real orders to the venue (not available yet)."
     ),
@@ -77,7 +84,7 @@ def trade_command(
         raise typer.Exit(2)
     settings = settings_or_exit(
         feed={"source": "live", "exchanges": [venue], "symbols": _symbols(symbols)},
-        store={"url": f"sqlite:///{db}"},
+        store={"url": db if runs.is_url(db) else f"sqlite:///{db}"},
         strategy={"name": strategy, "params": check_strategy(strategy, dict(parse_params(param)))},
         bus={"kind": "memory"},
     )
@@ -97,14 +104,36 @@ def trade_command(
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(2) from None
     console.print(PAPER_NOTE.format(venue=venue))
+    started_ns = time.time_ns()
     try:
         summary = run_async(_trade(trader, console, dashboard, interval, duration))
     except RuntimeError as exc:
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(1) from None
-    from tradewind.cli.run import summary_table
+    from tradewind.cli.run import record_run, store_target, summary_json, summary_table
 
-    console.print(summary_table(summary, db))
+    run_id = new_run_id(started_ns)
+    target = store_target(settings)
+    params = dict(settings.strategy.params)
+    record_run(
+        target,
+        RunRecord(
+            run_id=run_id,
+            command="trade",
+            started_ns=started_ns,
+            finished_ns=time.time_ns(),
+            strategy=strategy,
+            params=params,
+            data=[
+                {"path": f"live {venue}", "format": venue, "exchange": venue, "symbol": sym}
+                for sym in _symbols(symbols)
+            ],
+            summary=summary_json(summary),
+        ),
+    )
+    console.print(
+        summary_table(summary, runs.shown(target), strategy=strategy, params=params, run_id=run_id)
+    )
     if trader.cancelled:
         console.print(f"cancelled {trader.cancelled} open order(s) on the way out")
     if trader.recorder is not None:
