@@ -40,12 +40,30 @@ def test_two_runs_in_one_database(tmp_path: Path) -> None:
     assert b["params"]["window"] == 10 and b["data"][0]["format"] == "basana_bars_csv"
     assert b["summary"]["fills"] > 0
     shown = json.loads(_tw("show", b["run_id"][:-2], "--db", "r.db", "--json", cwd=tmp_path))
+    stored = shown.pop("stored")
     assert shown == b
-    text = _tw("show", a["run_id"], "--db", "r.db", cwd=tmp_path)
-    assert "ema_cross" in text and "rows" in text
+    # The run's own rows, by their run_id column: what its summary counted.
+    for table, n in stored["rows"].items():
+        assert n == b["summary"]["rows"].get(table, 0), table
+    assert len(stored["fills"]) == b["summary"]["fills"] == stored["rows"]["fills"] > 0
+    assert {f["symbol"] for f in stored["fills"]} == {"BTCUSDT"}
+    assert (
+        all(o["status"] for o in stored["orders"])
+        and len(stored["orders"]) == b["summary"]["orders"]
+    )
+    first_rows = json.loads(_tw("show", a["run_id"], "--db", "r.db", "--json", cwd=tmp_path))
+    assert not {f["id"] for f in first_rows["stored"]["fills"]} & {f["id"] for f in stored["fills"]}
+    again = _tw("run", "-q", "--db", "r.db", cwd=tmp_path)
+    rerun = json.loads(_tw("runs", "--db", "r.db", "--json", cwd=tmp_path))[-1]
+    assert rerun["run_id"] in again
+    own = json.loads(_tw("show", rerun["run_id"], "--db", "r.db", "--json", cwd=tmp_path))
+    assert sum(own["stored"]["rows"].values()) == 0, "a rerun adds no rows, so none is its own"
+    text = _tw("show", b["run_id"], "--db", "r.db", cwd=tmp_path)
+    assert "zscore" in text and "stored rows with this run id" in text
+    assert f"fills ({len(stored['fills'])})" in text
     conn = sqlite3.connect(tmp_path / "r.db")
     added = {k: 0 for k in a["summary"]["rows"]}
-    for run in listed:
+    for run in [*listed, rerun]:
         for table, n in run["summary"]["rows"].items():
             added[table] = added.get(table, 0) + n
     for table, n in added.items():
@@ -103,7 +121,10 @@ def test_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     b = listed[1]
     assert b["strategy"] == "zscore" and b["summary"]["fills"] > 0
     assert b["summary"]["ignored"] == {}
-    assert json.loads(_tw("show", a["run_id"], "--db", postgres_url, "--json", cwd=tmp_path)) == a
+    shown = json.loads(_tw("show", b["run_id"], "--db", postgres_url, "--json", cwd=tmp_path))
+    stored = shown.pop("stored")
+    assert shown == b
+    assert len(stored["fills"]) == stored["rows"]["fills"] == b["summary"]["fills"]
     assert "kline_open" in _tw("show", a["run_id"], "--db", postgres_url, cwd=tmp_path)
     assert asyncio.run(count("runs")) == 2
 

@@ -122,16 +122,24 @@ def show_command(
     run_id: str = typer.Argument(..., metavar="RUN_ID", help="A run id (or a unique prefix)."),
     db: str = _DB,
     as_json: bool = _JSON,
+    limit: int = typer.Option(
+        20, "--limit", min=0, metavar="N", help="Orders and fills listed (--json: all)."
+    ),
 ) -> None:
-    """Print a run's summary again."""
+    """Print a run's summary again, and the orders and fills it added."""
     rec = _read(db, lambda t: runs.find_run(t, run_id))
     if rec is None:
         where = runs.shown(db)
         raise UsageProblem(
             f"no run {run_id!r} in {where} ('tradewind runs --db {where}' lists them)"
         )
+    stored = _read(db, lambda t: runs.run_rows(t, rec.run_id))
     if as_json:
-        typer.echo(json.dumps(rec.to_json(), indent=2))
+        out = {
+            **rec.to_json(),
+            "stored": {"rows": stored.counts, "orders": stored.orders, "fills": stored.fills},
+        }
+        typer.echo(json.dumps(out, indent=2))
         return
     j = rec.to_json()
     t = Table(title=f"Run {rec.run_id}", header_style="bold")
@@ -153,4 +161,26 @@ def show_command(
         elif isinstance(v, list):
             v = "; ".join(" ".join(map(str, x)) if isinstance(x, list) else str(x) for x in v)
         t.add_row(k.replace("_", " "), _num(v))
-    Console().print(t)
+    t.add_row(
+        "stored rows with this run id",
+        ", ".join(f"{k} {v:,}" for k, v in stored.counts.items() if v) or "0",
+    )
+    console = Console()
+    console.print(t)
+    _listing(console, "orders", stored.orders, runs.ORDER_FIELDS, limit)
+    _listing(console, "fills", stored.fills, runs.FILL_FIELDS, limit)
+
+
+def _listing(
+    console: Console, what: str, rows: list[dict[str, Any]], fields: tuple[str, ...], limit: int
+) -> None:
+    if not rows or not limit:
+        return
+    t = Table(title=f"{what} ({len(rows):,})", header_style="bold")
+    for f in fields:
+        t.add_column(f.replace("_", " "))
+    for r in rows[:limit]:
+        t.add_row(*(_num(r[f]) if r[f] is not None else "" for f in fields))
+    console.print(t)
+    if len(rows) > limit:
+        console.print(f"… {len(rows) - limit:,} more {what} (--limit N, or --json for all)")

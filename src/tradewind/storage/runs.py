@@ -2,7 +2,13 @@
 under its run id, in SQLite and PostgreSQL alike.
 
 Rows of events keep their deterministic ids (a rerun of the same data adds
-nothing), so a run records the rows it added per table next to its summary.
+nothing), so a run records the rows it added per table next to its summary,
+and the trading tables (``schema.RUN_SCOPED``) carry a ``run_id`` column: in
+the transaction that stores a run's row, every trading row with no run yet is
+stamped with its id. A command-line run owns its database while it runs (one
+process, one writer), so those are exactly the rows it added; rows of the
+distributed services, which have no run, stay NULL until a run writes into
+the same database, which then claims them too (documented in docs/cli.md).
 
 A database is named by a ``Target``: a SQLite file, or a ``postgresql://``
 URL. PostgreSQL is reached with asyncpg in a loop of its own (these are the
@@ -24,6 +30,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from tradewind.storage.schema import RUN_SCOPED
 
 Target = Path | str
 """A SQLite file, or a ``postgresql://`` URL (with its password, if any)."""
@@ -98,8 +106,13 @@ def _values(rec: RunRecord) -> tuple[Any, ...]:
     )
 
 
+def _stamps(mark: str) -> list[str]:
+    return [f"UPDATE {t} SET run_id = {mark} WHERE run_id IS NULL" for t in RUN_SCOPED]
+
+
 def record(target: Target, rec: RunRecord) -> None:
-    """Store ``rec`` in the database the run wrote (migrated by its store)."""
+    """Store ``rec`` in the database the run wrote (migrated by its store) and
+    stamp the trading rows it added with its id, in one transaction."""
     if is_url(target):
         asyncio.run(record_async(str(target), rec))
         return
@@ -109,6 +122,8 @@ def record(target: Target, rec: RunRecord) -> None:
             conn.execute(
                 f"INSERT INTO runs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _values(rec)
             )
+            for sql in _stamps("?"):
+                conn.execute(sql, (rec.run_id,))
     finally:
         conn.close()
 
@@ -117,10 +132,13 @@ async def record_async(url: str, rec: RunRecord) -> None:
     """``record`` on PostgreSQL, for callers already on a loop."""
     conn = await asyncpg.connect(url, timeout=_TIMEOUT_S, command_timeout=_TIMEOUT_S)
     try:
-        await conn.execute(
-            f"INSERT INTO runs ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            *_values(rec),
-        )
+        async with conn.transaction():
+            await conn.execute(
+                f"INSERT INTO runs ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                *_values(rec),
+            )
+            for sql in _stamps("$1"):
+                await conn.execute(sql, rec.run_id)
     finally:
         await conn.close(timeout=5.0)
 
@@ -178,3 +196,87 @@ def find_run(target: Target, run_id: str) -> RunRecord | None:
     if exact:
         return exact[0]
     return found[0] if len(found) == 1 else None
+
+
+_ORDER_ROWS = (
+    "SELECT o.client_order_id, o.ts_event, o.exchange, o.symbol, o.side, o.order_type, "
+    "o.quantity, o.price, "
+    "(SELECT count(*) FROM fills f WHERE f.client_order_id = o.client_order_id), "
+    "(SELECT u.status FROM order_updates u WHERE u.client_order_id = o.client_order_id "
+    "ORDER BY u.ts_event DESC, u.seq DESC LIMIT 1) "
+    "FROM orders o WHERE o.run_id = ? ORDER BY o.ts_event, o.client_order_id"
+)
+_FILL_ROWS = (
+    "SELECT id, ts_event, client_order_id, exchange, symbol, side, price, qty, fee, "
+    "fee_currency, liquidity FROM fills WHERE run_id = ? ORDER BY ts_event, id"
+)
+ORDER_FIELDS = (
+    "client_order_id", "ts_event", "exchange", "symbol", "side", "order_type",
+    "quantity", "price", "fills", "status",
+)  # fmt: skip
+FILL_FIELDS = (
+    "id", "ts_event", "client_order_id", "exchange", "symbol", "side", "price", "qty",
+    "fee", "fee_currency", "liquidity",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunRows:
+    """The rows a run added, as stored: its row counts per trading table, its
+    orders (with their fill count and last status) and its fills."""
+
+    counts: dict[str, int]
+    orders: list[dict[str, Any]]
+    fills: list[dict[str, Any]]
+
+
+def run_rows(target: Target, run_id: str) -> RunRows:
+    counts_sql = [f"SELECT count(*) FROM {t} WHERE run_id = ?" for t in RUN_SCOPED]
+    if is_url(target):
+        return asyncio.run(_pg_rows(str(target), run_id, counts_sql))
+    conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    try:
+        counts = {
+            t: conn.execute(q, (run_id,)).fetchone()[0]
+            for t, q in zip(RUN_SCOPED, counts_sql, strict=True)
+        }
+        orders = conn.execute(_ORDER_ROWS, (run_id,)).fetchall()
+        fills = conn.execute(_FILL_ROWS, (run_id,)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such column" in str(exc):
+            raise NoRunsTable(str(exc)) from None
+        raise
+    finally:
+        conn.close()
+    return _rows(counts, orders, fills)
+
+
+async def _pg_rows(url: str, run_id: str, counts_sql: list[str]) -> RunRows:
+    conn = await asyncpg.connect(url, timeout=_TIMEOUT_S, command_timeout=_TIMEOUT_S)
+    try:
+        counts = {
+            t: int(await conn.fetchval(q.replace("?", "$1"), run_id))
+            for t, q in zip(RUN_SCOPED, counts_sql, strict=True)
+        }
+        orders = await conn.fetch(_ORDER_ROWS.replace("?", "$1"), run_id)
+        fills = await conn.fetch(_FILL_ROWS.replace("?", "$1"), run_id)
+    except asyncpg.UndefinedColumnError as exc:
+        raise NoRunsTable(str(exc)) from None
+    finally:
+        await conn.close(timeout=5.0)
+    return _rows(counts, [tuple(r) for r in orders], [tuple(r) for r in fills])
+
+
+def _plain(v: Any) -> Any:
+    """Stored values as JSON takes them: money as exact decimal text."""
+    if isinstance(v, (int, float, str)) or v is None:
+        return v
+    return str(v)
+
+
+def _rows(counts: dict[str, int], orders: list[Any], fills: list[Any]) -> RunRows:
+    return RunRows(
+        counts=counts,
+        orders=[dict(zip(ORDER_FIELDS, map(_plain, r), strict=True)) for r in orders],
+        fills=[dict(zip(FILL_FIELDS, map(_plain, r), strict=True)) for r in fills],
+    )

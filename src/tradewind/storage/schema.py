@@ -101,6 +101,10 @@ class Mapping:
     partitioned: bool
     read_back: dict[str, Any]
     """Values of required fields that are not stored, for rows read back."""
+    run_scoped: bool = False
+    """The table has a ``run_id`` column: the run (``runs``) that added the
+    row, stamped when that run's row is stored (``storage.runs``); NULL for
+    rows written outside a command-line run (the distributed services)."""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -147,6 +151,7 @@ def _map(
     renamed: dict[str, str] | None = None,
     small: tuple[str, ...] = (),
     partitioned: bool = False,
+    run_scoped: bool = False,
 ) -> Mapping:
     """Declare ``event``'s table: every field is a column (in the struct's order)
     unless listed in ``not_stored``; such a field reads back as its default,
@@ -167,6 +172,10 @@ def _map(
         f, sql = _field(event, fname, renamed.get(fname, fname), fname in small)
         fields.append(f)
         columns.append(Column(f.column, sql, nullable=f.nullable or False))
+    if run_scoped:
+        # Not an event field: rows are written without it (``rows.COLUMNS``).
+        columns.append(Column("run_id", Text(), nullable=True))
+        columns.append(Index(f"ix_{name}_run_id", "run_id"))
     key = ("id", "ts_event") if partitioned else ("id",)
     kw: dict[str, Any] = {"postgresql_partition_by": "RANGE (ts_event)"} if partitioned else {}
     table = Table(
@@ -177,7 +186,7 @@ def _map(
         *extra,
         **kw,
     )
-    return Mapping(event, table, tuple(fields), partitioned, read_back)
+    return Mapping(event, table, tuple(fields), partitioned, read_back, run_scoped)
 
 
 MAPPINGS: tuple[Mapping, ...] = (
@@ -198,8 +207,8 @@ MAPPINGS: tuple[Mapping, ...] = (
         small=("trades",),
         partitioned=True,
     ),
-    _map("signals", Signal),
-    _map("risk_decisions", RiskDecision, not_stored=("ts_recv",)),
+    _map("signals", Signal, run_scoped=True),
+    _map("risk_decisions", RiskDecision, not_stored=("ts_recv",), run_scoped=True),
     _map(
         "orders",
         OrderRequest,
@@ -207,17 +216,19 @@ MAPPINGS: tuple[Mapping, ...] = (
         # The signature travels on the bus (risk signs, execution checks); the
         # stored order is the record, not the credential.
         not_stored=("ref_bid", "ref_ask", "ref_last", "signature"),
+        run_scoped=True,
     ),
-    _map("cancel_requests", CancelRequest, not_stored=("ts_recv", "signature")),
+    _map("cancel_requests", CancelRequest, not_stored=("ts_recv", "signature"), run_scoped=True),
     _map(
         "order_updates",
         OrderUpdate,
         Index("ix_order_updates_client_order_id", "client_order_id"),
         not_stored=("ts_recv",),
         small=("seq",),
+        run_scoped=True,
     ),
-    _map("fills", Fill, Index("ix_fills_client_order_id", "client_order_id")),
-    _map("positions", Position),
+    _map("fills", Fill, Index("ix_fills_client_order_id", "client_order_id"), run_scoped=True),
+    _map("positions", Position, run_scoped=True),
     _map("control_events", Control, not_stored=("signature",)),
     _map(
         "dead_letters",
@@ -232,6 +243,8 @@ MAPPINGS: tuple[Mapping, ...] = (
 BY_EVENT: dict[type[Any], Mapping] = {m.event: m for m in MAPPINGS}
 BY_TABLE: dict[str, Mapping] = {m.table.name: m for m in MAPPINGS}
 PARTITIONED: tuple[str, ...] = tuple(m.table.name for m in MAPPINGS if m.partitioned)
+RUN_SCOPED: tuple[str, ...] = tuple(m.table.name for m in MAPPINGS if m.run_scoped)
+"""The trading tables: each row names the run that added it (``run_id``)."""
 """The market tables: partitioned by ``ts_event`` on PostgreSQL, subject to retention."""
 
 trades = BY_EVENT[Trade].table

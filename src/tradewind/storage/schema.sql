@@ -334,5 +334,37 @@ DROP TABLE bars_unpartitioned;
 
 UPDATE alembic_version SET version_num='0003_partitions' WHERE alembic_version.version_num = '0004_run_ids';
 
+-- Running upgrade 0003_partitions -> 0005_row_run_ids
+
+ALTER TABLE signals ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_signals_run_id ON signals (run_id);
+
+ALTER TABLE risk_decisions ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_risk_decisions_run_id ON risk_decisions (run_id);
+
+ALTER TABLE orders ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_orders_run_id ON orders (run_id);
+
+ALTER TABLE cancel_requests ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_cancel_requests_run_id ON cancel_requests (run_id);
+
+ALTER TABLE order_updates ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_order_updates_run_id ON order_updates (run_id);
+
+ALTER TABLE fills ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_fills_run_id ON fills (run_id);
+
+ALTER TABLE positions ADD COLUMN run_id TEXT;
+
+CREATE INDEX ix_positions_run_id ON positions (run_id);
+
+UPDATE alembic_version SET version_num='0005_row_run_ids' WHERE alembic_version.version_num = '0003_partitions';
+
 COMMIT;
 
