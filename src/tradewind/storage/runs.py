@@ -8,7 +8,7 @@ the transaction that stores a run's row, every trading row with no run yet is
 stamped with its id. A command-line run owns its database while it runs (one
 process, one writer), so those are exactly the rows it added; rows of the
 distributed services, which have no run, stay NULL until a run writes into
-the same database, which then claims them too (documented in docs/cli.md).
+the same database, which then claims them too (docs/runs.md).
 
 A database is named by a ``Target``: a SQLite file, or a ``postgresql://``
 URL. PostgreSQL is reached with asyncpg in a loop of its own (these are the
