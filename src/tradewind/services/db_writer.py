@@ -9,8 +9,12 @@ never goes past what a group has not acknowledged, so nothing is trimmed
 before it is in the store.
 
 It also maintains the store: partitions created ahead of the clock, expired
-ones dropped (retention, on wall-clock time against ``ts_event``), the
-database's size exported for the disk-full alert. When the database is full,
+ones dropped (retention, against ``ts_event``), the database's size exported
+for the disk-full alert. The clock is the run's: the wall clock live, the
+replayed exchange time in a replay, so ``tradewind run --db postgresql://…``
+of a 2024 recording keeps what it stores (on the wall clock every partition
+was already expired), and a replay that has not yet read an event does no
+pass at all (its clock still says 1970). When the database is full,
 the batch in hand is retried (without a deadline) and nothing is
 acknowledged; ``/readyz`` and ``tradewind_db_full`` say so until a write
 succeeds again.
@@ -76,7 +80,10 @@ class DbWriterService(Service):
 
     async def maintain(self) -> None:
         """One pass: partitions ahead, expired ones dropped, the size reported."""
-        done = await self.store.maintain(time.time_ns())
+        now = self.ctx.clock.now_ns()
+        if now <= 0:
+            return
+        done = await self.store.maintain(now)
         for name in done.created:
             metrics.PARTITIONS_CREATED.labels(name.rsplit("_p", 1)[0]).inc()
         for table, names in done.dropped.items():
