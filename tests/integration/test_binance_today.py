@@ -246,3 +246,48 @@ async def test_the_removed_listen_key_endpoints_answer_gone(fake: Any) -> None:
             assert r.status == 410
     finally:
         await http.close()
+
+
+async def test_fake_usdm_serves_the_split_paths_as_binance_does() -> None:
+    """/public: books only; /market: aggTrade (and klines), never @trade."""
+    import websockets
+
+    from tests.conftest import market_file
+    from tradewind.exchanges.fake import FakeExchange
+
+    rec = market_file("binance_usdm_btcusdt_combined_20240808.jsonl")
+    async with FakeExchange([rec], speed=50, exchanges=["binance-usdm"]) as fx:
+        base = f"ws://127.0.0.1:{fx.port}/usdm"
+        every = "btcusdt@trade/btcusdt@aggTrade/btcusdt@depth@0ms/btcusdt@kline_1m"
+        urls = {
+            "public": f"{base}/public/stream?streams={every}",
+            "market": f"{base}/market/stream?streams={every}",
+            "legacy": f"{base}/stream?streams={every}",
+        }
+
+        async def watch(url: str) -> set[str]:
+            got: set[str] = set()
+            async with websockets.connect(url) as ws:
+                for _ in range(400):
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), 3)
+                    except TimeoutError:
+                        break
+                    got.add(str(msgspec_decode(raw)["stream"]).split("@")[1])
+            return got
+
+        # all three connected before the replay runs far, so each sees the same frames
+        found = await asyncio.gather(*(watch(u) for u in urls.values()))
+        seen = dict(zip(urls, found, strict=True))
+    assert seen["public"] == {"depth"}
+    assert seen["market"] == {"aggTrade"}
+    # the legacy URL still carries the rest (the recording has no klines to withhold)
+    assert seen["legacy"] == {"trade", "aggTrade", "depth"}
+
+
+def msgspec_decode(raw: str | bytes) -> dict[str, Any]:
+    import msgspec
+
+    out = msgspec.json.decode(raw)
+    assert isinstance(out, dict)
+    return out
