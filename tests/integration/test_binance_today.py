@@ -23,8 +23,8 @@ from tradewind.events import OrderRequest, OrderStatus, OrderType, Side, client_
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
 from tradewind.exchanges.binance.trade import BinanceSpotVenue
 from tradewind.exchanges.common.http import HttpClient
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.venue import StartCheckFailed, VenueRejected, VenueUnknown
-from tradewind.instruments import InstrumentRegistry
 
 
 def venue(make_settings: Any, fake: FakeBinanceOrders, **kw: Any) -> BinanceSpotVenue:
@@ -39,7 +39,7 @@ def venue(make_settings: Any, fake: FakeBinanceOrders, **kw: Any) -> BinanceSpot
         "connect_timeout_s": 2.0,
         **kw,
     }
-    return BinanceSpotVenue(make_settings(execution=ex).execution, InstrumentRegistry.load())
+    return BinanceSpotVenue(make_settings(execution=ex).execution, load_instruments())
 
 
 def order(tag: str, qty: str = "0.002", price: str | None = "99") -> OrderRequest:
