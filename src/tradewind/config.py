@@ -245,7 +245,9 @@ class ExecutionSettings(_Section):
     breaker_cooldown_s: float = Field(30.0, gt=0)
     settle_attempts: int = Field(20, ge=1, le=10_000)
     settle_interval_s: float = Field(0.5, gt=0)
-    listen_key_keepalive_s: float = Field(1800.0, gt=0)
+    exchange_info_refresh_s: float = Field(
+        3600.0, gt=0, description="binance: reload symbol rules and the clock offset this often"
+    )
     reconcile_interval_s: float = Field(30.0, gt=0)
     wall_grace_ms: float = Field(
         50.0, ge=0, description="paper: land orders this late on a quiet market"

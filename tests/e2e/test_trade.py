@@ -113,23 +113,6 @@ async def wait_for(cond: object, timeout: float) -> None:
     raise AssertionError(f"not within {timeout} s")
 
 
-def test_live_orders_are_refused_in_one_line(tmp_path: Path) -> None:
-    import subprocess
-
-    r = subprocess.run(
-        trade_args(tmp_path / "x.db", "--live-orders"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        "tradewind: --live-orders is not available yet: tradewind trade routes "
-        "orders to the paper exchange only (omit the flag)"
-    ]
-    assert not (tmp_path / "x.db").exists()
-
-
 async def test_dashboard_in_a_pty_shows_position_and_pnl(tmp_path: Path) -> None:
     db = tmp_path / "dash.db"
     async with fake_exchange(speed=20) as fake:

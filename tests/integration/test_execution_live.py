@@ -164,6 +164,9 @@ FAULTS = {
     "5xx_before": ({"place": Faults(error_before=0.3)}, 0.0),
     "5xx_after": ({"place": Faults(error_after=0.3), "query": Faults(error_before=0.2)}, 0.0),
     "429": ({"place": Faults(busy=0.3, retry_after_s=0.05)}, 0.0),
+    # -1007 "execution status unknown" on a 4xx as well as on a 5xx: never a rejection
+    "1007_on_400": ({"place": Faults(unknown=0.3, unknown_http=400)}, 0.0),
+    "1007_on_503": ({"place": Faults(unknown=0.3, unknown_http=503)}, 0.0),
     "delay": (
         {"place": Faults(delay=0.3, delay_s=0.6), "query": Faults(delay=0.2, delay_s=0.5)},
         0.0,

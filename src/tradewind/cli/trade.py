@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -19,8 +20,10 @@ from tradewind.cli.checks import check_strategy
 from tradewind.cli.common import settings_or_exit
 from tradewind.cli.dashboard import plain, render
 from tradewind.cli.options import parse_params
-from tradewind.config import ConfigError
+from tradewind.config import ConfigError, Settings
 from tradewind.exchanges.common.recording import Recorder
+from tradewind.execution.guard import network_problem, venue_problem
+from tradewind.execution.venue import StartCheckFailed
 from tradewind.observability.logging import configure_logging
 from tradewind.runtime.embedded import RunSummary
 from tradewind.runtime.loop import run_async
@@ -29,6 +32,9 @@ from tradewind.storage import runs
 from tradewind.storage.runs import RunRecord, new_run_id
 
 PAPER_NOTE = "paper trading: orders are simulated against the live book; none is sent to {venue}"
+LIVE_NOTE = "LIVE ORDERS: real orders go to {venue} ({network}); Ctrl-C cancels them on the way out"
+LIVE_VENUES = {"binance": "binance"}
+"""Feed venue → the live order venue that trades it (``--live-orders``)."""
 
 
 def _symbols(value: str) -> list[str]:
@@ -53,7 +59,14 @@ def trade_command(
         help="SQLite file or postgresql:// URL; a restart resumes from it.",
     ),
     live_orders: bool = typer.Option(
-        False, "--live-orders", help="Route real orders to the venue (not available yet)."
+        False,
+        "--live-orders",
+        help="Route real orders to the venue (needs keys and --network; checked at start).",
+    ),
+    network: str | None = typer.Option(
+        None,
+        "--network",
+        help="With --live-orders: testnet or mainnet (else TRADEWIND_EXECUTION__TESTNET).",
     ),
     no_dashboard: bool = typer.Option(
         False, "--no-dashboard", help="Plain status lines instead of the dashboard."
@@ -75,26 +88,36 @@ def trade_command(
     ),
 ) -> None:
     """Trade live market data in one process (paper execution), with a dashboard."""
+    if network is not None and network not in ("testnet", "mainnet"):
+        _usage(f"--network {network}: use testnet or mainnet")
+    if network is not None and not live_orders:
+        _usage("--network only applies with --live-orders")
+    execution: dict[str, object] = {}
     if live_orders:
-        typer.echo(
-            "tradewind: --live-orders is not available yet: tradewind trade routes "
-            "orders to the paper exchange only (omit the flag)",
-            err=True,
-        )
-        raise typer.Exit(2)
+        if venue not in LIVE_VENUES:
+            _usage(
+                f"--live-orders: no live order venue for --venue {venue}; "
+                f"live orders go to {', '.join(sorted(LIVE_VENUES))}"
+            )
+        execution["venue"] = LIVE_VENUES[venue]
+        if network is not None:
+            execution["testnet"] = network == "testnet"
     settings = settings_or_exit(
         feed={"source": "live", "exchanges": [venue], "symbols": _symbols(symbols)},
         store={"url": db if runs.is_url(db) else f"sqlite:///{db}"},
         strategy={"name": strategy, "params": check_strategy(strategy, dict(parse_params(param)))},
         bus={"kind": "memory"},
+        **({"execution": execution} if execution else {}),
     )
-    if settings.execution.venue != "paper":
-        typer.echo(
-            f"tradewind: invalid setting TRADEWIND_EXECUTION__VENUE: {settings.execution.venue!r} "
-            "routes real orders, which tradewind trade does not do yet; use paper",
-            err=True,
+    if not live_orders and settings.execution.venue != "paper":
+        _usage(
+            f"invalid setting TRADEWIND_EXECUTION__VENUE: {settings.execution.venue!r} "
+            "routes real orders; pass --live-orders to mean it, or set it to paper"
         )
-        raise typer.Exit(2)
+    if live_orders:
+        problem = venue_problem(settings.execution) or network_problem(settings.execution)
+        if problem is not None:
+            _usage(problem)
     configure_logging(settings, console=True)
     console = Console()
     dashboard = console.is_terminal and not no_dashboard
@@ -103,10 +126,18 @@ def trade_command(
     except (ConfigError, ValueError) as exc:
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(2) from None
-    console.print(PAPER_NOTE.format(venue=venue))
+    if live_orders:
+        net = "testnet" if settings.execution.testnet else "mainnet, real money"
+        console.print(LIVE_NOTE.format(venue=settings.execution.venue, network=net))
+        console.print(_limits(settings))
+    else:
+        console.print(PAPER_NOTE.format(venue=venue))
     started_ns = time.time_ns()
     try:
         summary = run_async(_trade(trader, console, dashboard, interval, duration))
+    except StartCheckFailed as exc:
+        typer.echo(f"tradewind: live orders refused at start: {exc}", err=True)
+        raise typer.Exit(1) from None
     except RuntimeError as exc:
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -138,6 +169,20 @@ def trade_command(
         console.print(f"cancelled {trader.cancelled} open order(s) on the way out")
     if trader.recorder is not None:
         _recorded(console, trader.recorder)
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"tradewind: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _limits(settings: Settings) -> str:
+    r = settings.risk
+    return (
+        f"risk limits: max position {r.max_position}, max order notional "
+        f"{r.max_order_notional}, max open orders {r.max_open_orders}, max daily loss "
+        f"{r.max_daily_loss}, max drawdown {r.max_drawdown} {r.account_currency}"
+    )
 
 
 def _recorder(path: Path | None, rotate_mb: float, rotate_minutes: float) -> Recorder | None:
@@ -218,6 +263,8 @@ async def _trade(
         loop.add_signal_handler(sig, on_signal)
     if duration is not None:
         loop.call_later(duration, stopping.set)
+    for line in await trader.live_checks():
+        console.print(line)
     await trader.start()
     if trader.resent:
         console.print(f"resumed: sent {trader.resent} open order(s) again to the paper exchange")

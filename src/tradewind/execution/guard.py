@@ -47,3 +47,16 @@ def venue_problem(settings: ExecutionSettings) -> str | None:
             "nothing or 'paper-no-key'); mount real keys, or set the venue to 'paper'"
         )
     return None
+
+
+def network_problem(settings: ExecutionSettings) -> str | None:
+    """A live venue must be told test network or real money in so many words:
+    a default either way would let a testnet key meant for trying things out
+    reach mainnet (refused, at best) or a mainnet run quietly trade on testnet."""
+    if settings.venue == "paper" or "testnet" in settings.model_fields_set:
+        return None
+    return (
+        f"TRADEWIND_EXECUTION__TESTNET is not set for the live venue {settings.venue!r}: set it "
+        "to true (the exchange's test network) or false (real money), or pass "
+        "--network testnet|mainnet"
+    )

@@ -46,6 +46,10 @@ class VenueUnknown(VenueError):
     kind = "unknown_outcome"
 
 
+class StartCheckFailed(Exception):
+    """A check before trading failed; the message is the one line to show."""
+
+
 class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     trade_id: str
     client_order_id: str
@@ -87,6 +91,16 @@ class Venue(ABC):
 
     async def close(self) -> None:
         return None
+
+    async def start_checks(self, symbols: list[str]) -> list[str]:
+        """Before live trading: raise ``StartCheckFailed`` if the account cannot
+        trade ``symbols``; else the lines to show (balances and the like)."""
+        try:
+            bal = await self.balances()
+        except VenueError as exc:
+            raise StartCheckFailed(f"{self.exchange}: account check failed: {exc}") from None
+        shown = ", ".join(f"{a} {v.normalize():f}" for a, v in sorted(bal.items())) or "none"
+        return [f"balances: {shown}"]
 
     @abstractmethod
     async def place(self, o: OrderRequest) -> VenueOrder:

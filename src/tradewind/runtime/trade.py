@@ -150,6 +150,18 @@ class LiveTrader:
         self.cancelled = 0
         self.resent = 0
 
+    async def live_checks(self) -> list[str]:
+        """The live venue's checks at start (keys, clock, symbols), before any
+        service starts; raises ``StartCheckFailed``. Nothing to check on paper."""
+        router = self.pipeline.execution.router
+        if router is None:
+            return []
+        try:
+            return await router.venue.start_checks([s for _, s in self.symbols()])
+        except BaseException:
+            await router.close()
+            raise
+
     @property
     def ctx(self) -> ServiceContext:
         return self.pipeline.risk.ctx

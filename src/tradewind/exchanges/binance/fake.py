@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -83,7 +83,7 @@ def canonical(stream: str) -> str:
 class BinanceVenue(Venue):
     name = "binance"
     formats: tuple[str, ...] = ("binance", "binance-depth-snapshot")
-    ws_prefixes = ("/stream", "/ws")
+    ws_prefixes: tuple[str, ...] = ("/stream", "/ws")
     rest_prefix = "/api/v3"
     futures = False
 
@@ -274,11 +274,101 @@ class BinanceVenue(Venue):
 
 
 class BinanceUsdmVenue(BinanceVenue):
+    """USD-M as of 2026: depth and bookTicker on ``/public``, aggTrade and kline
+    on ``/market``; the legacy combined URL no longer sends klines (since
+    2026-04-23) and the new paths send no ``@trade`` (not a documented USD-M
+    stream). Recorded trades are served as aggregate trades of one fill each
+    (``a`` = ``f`` = ``l`` = the trade id), on the stream and from
+    ``/fapi/v1/aggTrades``."""
+
     name = "binance-usdm"
     formats = ("binance-usdm",)
-    ws_prefixes = ("/usdm/stream", "/usdm/ws")
+    ws_prefixes = (
+        "/usdm/public/stream",
+        "/usdm/public/ws",
+        "/usdm/market/stream",
+        "/usdm/market/ws",
+        "/usdm/stream",
+        "/usdm/ws",
+    )
     rest_prefix = "/fapi/v1"
     futures = True
+    SERVED: ClassVar[dict[str, frozenset[str]]] = {
+        "public": frozenset({"depth", "bookTicker"}),
+        "market": frozenset({"aggTrade", "kline"}),
+        "legacy": frozenset({"depth", "bookTicker", "aggTrade", "trade"}),
+    }
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self.aggs: dict[str, deque[dict[str, Any]]] = {}
+
+    async def on_connect(self, client: Client, path: str, query: dict[str, str]) -> None:
+        base = path.split("?", 1)[0]
+        client.state["path"] = (
+            "public"
+            if base.startswith("/usdm/public/")
+            else "market"
+            if base.startswith("/usdm/market/")
+            else "legacy"
+        )
+        await super().on_connect(client, path, query)
+
+    def routes(self, router: Router) -> None:
+        super().routes(router)
+        router.add("GET", f"{self.rest_prefix}/aggTrades", self._agg_trades)
+
+    def apply(self, entry: Entry) -> None:
+        super().apply(entry)
+        p = entry.data[3]
+        if p.e != "trade":
+            return
+        agg = {
+            "e": "aggTrade",
+            "E": p.E,
+            "s": p.s,
+            "a": p.t,
+            "p": p.p,
+            "q": p.q,
+            "f": p.t,
+            "l": p.t,
+            "T": p.T,
+            "m": p.m,
+        }
+        self.aggs.setdefault(p.s, deque(maxlen=1000)).append(
+            {k: agg[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
+        )
+        name = f"{p.s.lower()}@aggTrade"
+        payload = msgspec.json.encode(agg)
+        line = b'{"stream":"' + name.encode() + b'","data":' + payload + b"}"
+        self.broadcast_stream(name, line, payload)
+
+    def broadcast_stream(self, stream: str, line: bytes, payload: bytes) -> None:
+        kind = stream.partition("@")[2].split("@")[0].split("_")[0]
+        if self.stalled:
+            return
+        key = canonical(stream)
+        for c in list(self.clients):
+            if kind not in self.SERVED[c.state.get("path", "legacy")]:
+                continue
+            names: dict[str, str] = c.state.setdefault("names", {})
+            name = names.get(key)
+            if name is None:
+                continue
+            if not c.state.get("combined"):
+                c.send(payload)
+            elif name == stream:
+                c.send(line)
+            else:
+                c.send(b'{"stream":"' + name.encode() + b'","data":' + payload + b"}")
+
+    async def _agg_trades(self, req: Request) -> Response:
+        self.rest_requests.append((time.monotonic(), req.path, req.query.get("symbol", "")))
+        symbol = req.query.get("symbol", "").upper()
+        if symbol not in self.aggs and symbol not in self.books:
+            return Response.json({"code": -1121, "msg": "Invalid symbol."}, 400)
+        limit = max(1, min(int(req.query.get("limit", "500")), 1000))
+        return Response.json(list(self.aggs.get(symbol, ()))[-limit:])
 
 
 class BinanceCoinmVenue(BinanceVenue):

@@ -1,24 +1,31 @@
-"""Binance spot order endpoints and the user data stream, for the fake exchange.
+"""Binance spot order endpoints and the WebSocket API user data stream, for the
+fake exchange, as Binance's API is as of 2026-06 (docs/execution.md).
 
 The REST side (``POST/GET/DELETE /api/v3/order``, ``GET /api/v3/openOrders``,
-``/api/v3/myTrades``, ``/api/v3/account``, ``POST/PUT /api/v3/userDataStream``,
-and the public ``GET /api/v3/exchangeInfo`` that ccxt loads its markets from)
-checks the API key header, the HMAC-SHA256 signature (over the query string
-followed by the form body, the signature in either, as Binance defines
-``totalParams``) and ``recvWindow`` as Binance does; the user data stream
-(``/ws/<listenKey>``) sends ``executionReport`` events. Matching is
-deliberately simple: one price per symbol (``set_price``); market orders fill
-at once in two trades, crossing limit orders fill at the price, others rest
-until ``set_price`` crosses them.
+``/api/v3/myTrades``, ``/api/v3/account``, the public ``GET /api/v3/time`` and
+``GET /api/v3/exchangeInfo``) checks the API key header, the signature
+(HMAC-SHA256 hex, or Ed25519 base64 when ``ed25519_public_key`` is set, over
+the query string followed by the form body, as Binance defines
+``totalParams``), ``recvWindow`` against its own clock (``clock_skew_ms``
+moves it), and the symbol's filters (-1013). The listenKey endpoints
+(``/api/v3/userDataStream``) answer 410 Gone, as Binance has since
+2026-02-20. The user data stream is ``userDataStream.subscribe.signature`` on
+the WebSocket API (``/ws-api/v3``): params signed sorted by name, events
+wrapped as ``{"subscriptionId":…,"event":{…}}``; ``terminate_streams`` sends
+``eventStreamTerminated`` and ``server_shutdown`` sends ``serverShutdown``.
+Matching is deliberately simple: one price per symbol (``set_price``); market
+orders fill at once in two trades, crossing limit orders fill at the price,
+others rest until ``set_price`` crosses them.
 
 Faults, drawn from a seeded generator per endpoint: ``drop`` (process the
 order, then close the connection without an answer), ``error_before`` /
-``error_after`` (HTTP 503 without / after processing), ``busy`` (429 with
-``Retry-After``, not processed), ``ban`` (418), ``delay`` (hold the request,
-then process it; a request older than its recvWindow by then is refused), and
-``drop_stream`` (abort the user stream before a report, which is lost).
-Every ``newClientOrderId`` that reaches the order endpoint is recorded, so a
-test can prove none arrived twice.
+``error_after`` (HTTP 503 without / after processing), ``unknown`` (process,
+then answer -1007 TIMEOUT with HTTP ``unknown_http``: Binance's "execution
+status unknown"), ``busy`` (429 with ``Retry-After``, not processed), ``ban``
+(418), ``delay`` (hold the request, then process it; a request older than its
+recvWindow by then is refused), and ``drop_stream`` (abort the user stream
+before a report, which is lost). Every ``newClientOrderId`` that reaches the
+order endpoint is recorded, so a test can prove none arrived twice.
 
 It mounts into the fake exchange's route registry (``mount``) or serves on
 its own (``start``) for tests that need only the order side.
@@ -27,6 +34,8 @@ its own (``start``) for tests that need only the order side.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -36,11 +45,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
+import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from tradewind.exchanges.binance.signing import ws_payload
 from tradewind.exchanges.common.fake_http import (
     LengthRequired,
     Request,
@@ -64,6 +75,8 @@ class Faults:
     drop: float = 0.0
     error_before: float = 0.0
     error_after: float = 0.0
+    unknown: float = 0.0
+    unknown_http: int = 408
     busy: float = 0.0
     ban: float = 0.0
     delay: float = 0.0
@@ -160,13 +173,26 @@ class FakeBinanceOrders:
         }
     )
     """Symbol → (base, quote, tick size, lot size) for ``exchangeInfo``."""
+    status: dict[str, str] = field(default_factory=dict)
+    """Symbol → trading status when not ``TRADING``."""
+    min_notional: Decimal = Decimal("0.1")
+    clock_skew_ms: int = 0
+    """The fake's clock minus the host's: a host clock that far behind Binance's."""
+    ed25519_public_key: str = ""
+    """PEM public key: signatures are then Ed25519 (base64), not HMAC."""
+    ws_api_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._order_ids = 1000
         self._trade_ids = 5000
-        self._keys: set[str] = set()
-        self._streams: set[ServerConnection] = set()
+        self._streams: dict[ServerConnection, int] = {}
+        self._sub_ids = 0
+        self._ed_key: Any = None
+        if self.ed25519_public_key:
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+            self._ed_key = load_pem_public_key(self.ed25519_public_key.encode())
         self._http: asyncio.Server | None = None
         self._ws: Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
@@ -184,14 +210,15 @@ class FakeBinanceOrders:
         router.add("GET", "/api/v3/openOrders", self._open)
         router.add("GET", "/api/v3/myTrades", self._my_trades)
         router.add("GET", "/api/v3/account", self._account)
-        router.add("POST", "/api/v3/userDataStream", self._new_key)
-        router.add("PUT", "/api/v3/userDataStream", self._keepalive)
+        for method in ("POST", "PUT", "DELETE"):
+            router.add(method, "/api/v3/userDataStream", self._gone)
         router.add("GET", "/api/v3/exchangeInfo", self._exchange_info)
+        router.add("GET", "/api/v3/time", self._time)
 
     def mount(self, exchange: Any) -> None:
         """Plug into ``tradewind.exchanges.fake.server.FakeExchange``."""
         self.routes(exchange.router)
-        exchange.add_ws_route("/ws/", self._ws_route, lambda p: p[4:] in self._keys)
+        exchange.add_ws_route("/ws-api/v3", self._ws_route)
 
     async def start(self) -> None:
         self._ws = await serve(self._on_ws, "127.0.0.1", 0, ping_interval=20, compression=None)
@@ -277,16 +304,33 @@ class FakeBinanceOrders:
         sig = q_sig or b_sig
         if not sig:
             return params, _err(-1102, "Mandatory parameter 'signature' was not sent.")
-        payload = query + body
-        want = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, sig):
+        if not self.verify(query + body, unquote(sig)):
             return params, _err(-1022, "Signature for this request is not valid.")
         return params, None
 
+    def now(self) -> int:
+        """The fake's clock, in ms: the host's plus ``clock_skew_ms``."""
+        return _now_ms() + self.clock_skew_ms
+
+    def verify(self, payload: str, sig: str) -> bool:
+        if self._ed_key is None:
+            want = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+            return hmac.compare_digest(want, sig.lower())
+        try:
+            self._ed_key.verify(base64.b64decode(sig, validate=True), payload.encode())
+        except (ValueError, binascii.Error):
+            return False
+        except Exception:  # cryptography's InvalidSignature
+            return False
+        return True
+
     def _window(self, params: dict[str, str]) -> Response | None:
-        ts = int(params.get("timestamp", "0"))
-        window = int(params.get("recvWindow", "5000"))
-        now = _now_ms()
+        try:
+            ts = int(params.get("timestamp", "0"))
+            window = int(params.get("recvWindow", "5000"))
+        except ValueError:
+            return _err(-1100, "Illegal characters found in a parameter.")
+        now = self.now()
         if ts > now + 1000 or now - ts > window:
             return _err(-1021, "Timestamp for this request is outside of the recvWindow.")
         return None
@@ -315,6 +359,9 @@ class FakeBinanceOrders:
             raise DropConnection(endpoint)
         if self._roll(f.error_after, f"{endpoint}:error_after"):
             return _err(-1000, "An unknown error occurred while processing the request.", 503)
+        if self._roll(f.unknown, f"{endpoint}:unknown"):
+            msg = "Timeout waiting for response from backend server. Send status unknown; "
+            return _err(-1007, msg + "execution status unknown.", f.unknown_http)
         return resp
 
     # --- endpoints --------------------------------------------------------------------------
@@ -333,6 +380,9 @@ class FakeBinanceOrders:
             return bad
         if not coid or coid in self.orders:
             return _err(-2010, "Duplicate order sent.")
+        refused = self._filters(params)
+        if refused is not None:
+            return _err(-1013, refused)
         o = FakeOrder(
             symbol=params["symbol"],
             order_id=self._next_order_id(),
@@ -342,7 +392,7 @@ class FakeBinanceOrders:
             tif=params.get("timeInForce", "GTC"),
             qty=Decimal(params["quantity"]),
             price=Decimal(params["price"]) if "price" in params else None,
-            time=_now_ms(),
+            time=self.now(),
         )
         o.update_time = o.time
         px = self.prices.get(o.symbol, Decimal(100))
@@ -401,7 +451,7 @@ class FakeBinanceOrders:
         if o is None or o.status not in ("NEW", "PARTIALLY_FILLED"):
             return _err(-2011, "Unknown order sent.")
         o.status = "CANCELED"
-        o.update_time = _now_ms()
+        o.update_time = self.now()
         await self._report(o, "CANCELED")
         view = {**o.view(), "origClientOrderId": o.client_order_id}
         return self._after("cancel", f, Response.json(view))
@@ -461,27 +511,40 @@ class FakeBinanceOrders:
         ]
         return self._after("account", f, Response.json({"balances": bal, "canTrade": True}))
 
-    async def _new_key(self, req: Request) -> Response:
-        _, bad = self._auth(req, signed=False)
-        if bad is not None:
-            return bad
-        key = f"lk{self._rng.getrandbits(64):016x}"
-        self._keys.add(key)
-        return Response.json({"listenKey": key})
+    async def _gone(self, req: Request) -> Response:
+        """The listenKey endpoints, removed on 2026-02-20: 410 Gone."""
+        return Response.json({"code": -1000, "msg": "Gone"}, 410)
 
-    async def _keepalive(self, req: Request) -> Response:
-        params, bad = self._auth(req, signed=False)
-        if bad is not None:
-            return bad
-        if params.get("listenKey") not in self._keys:
-            return _err(-1125, "This listenKey does not exist.")
-        return Response.json({})
+    async def _time(self, req: Request) -> Response:
+        return Response.json({"serverTime": self.now()})
+
+    def _filters(self, params: dict[str, str]) -> str | None:
+        """What Binance's filters say of an order, as its -1013 messages do."""
+        sym = params.get("symbol", "")
+        if sym not in self.markets:
+            return "Invalid symbol."
+        if self.status.get(sym, "TRADING") != "TRADING":
+            return "Market is closed."
+        _, _, tick, lot = self.markets[sym]
+        try:
+            qty = Decimal(params.get("quantity", "0"))
+            price = Decimal(params["price"]) if "price" in params else None
+        except ArithmeticError:
+            return "Illegal characters found in a parameter."
+        if qty < Decimal(lot) or qty % Decimal(lot) != 0:
+            return "Filter failure: LOT_SIZE"
+        if price is not None and (price < Decimal(tick) or price % Decimal(tick) != 0):
+            return "Filter failure: PRICE_FILTER"
+        px = price if price is not None else self.prices.get(sym, Decimal(100))
+        if px * qty < self.min_notional:
+            return "Filter failure: NOTIONAL"
+        return None
 
     async def _exchange_info(self, req: Request) -> Response:
         symbols = [
             {
                 "symbol": sym,
-                "status": "TRADING",
+                "status": self.status.get(sym, "TRADING"),
                 "baseAsset": base,
                 "baseAssetPrecision": 8,
                 "quoteAsset": quote,
@@ -498,13 +561,27 @@ class FakeBinanceOrders:
                         "tickSize": tick,
                     },
                     {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000", "stepSize": lot},
+                    {
+                        "filterType": "MARKET_LOT_SIZE",
+                        "minQty": "0.00000000",
+                        "maxQty": "120.00000000",
+                        "stepSize": "0.00000000",
+                    },
+                    {
+                        "filterType": "NOTIONAL",
+                        "minNotional": str(self.min_notional),
+                        "applyMinToMarket": True,
+                        "maxNotional": "9000000.00000000",
+                        "applyMaxToMarket": False,
+                        "avgPriceMins": 5,
+                    },
                 ],
                 "permissions": ["SPOT"],
             }
             for sym, (base, quote, tick, lot) in sorted(self.markets.items())
         ]
         return Response.json(
-            {"timezone": "UTC", "serverTime": _now_ms(), "rateLimits": [], "symbols": symbols}
+            {"timezone": "UTC", "serverTime": self.now(), "rateLimits": [], "symbols": symbols}
         )
 
     # --- matching ----------------------------------------------------------------------------
@@ -523,7 +600,7 @@ class FakeBinanceOrders:
             qty=qty,
             commission=(px * qty * self.fee_rate).quantize(Decimal("1e-8")),
             maker=maker,
-            time=_now_ms(),
+            time=self.now(),
         )
         self.trades.append(t)
         o.executed += qty
@@ -550,18 +627,16 @@ class FakeBinanceOrders:
                 q = max((left * fraction).quantize(_LOT, ROUND_DOWN), min(left, _LOT))
                 await self._trade(o, o.price, q, maker=True)
 
-    # --- user data stream --------------------------------------------------------------------
+    # --- user data stream (WebSocket API) ------------------------------------------------
     async def _report(self, o: FakeOrder, x: str, t: FakeTrade | None = None) -> None:
         if not self._streams:
             return
         if self._roll(self.drop_stream, "stream:drop"):
-            for ws in list(self._streams):
-                ws.transport.abort()
-            self._streams.clear()
+            self.drop_streams()
             return
         ev = {
             "e": "executionReport",
-            "E": _now_ms(),
+            "E": self.now(),
             "s": o.symbol,
             "c": o.client_order_id,
             "S": o.side,
@@ -583,8 +658,11 @@ class FakeBinanceOrders:
             "m": bool(t and t.maker),
             "C": o.client_order_id if x == "CANCELED" else "",
         }
-        frame = msgspec.json.encode(ev).decode()
-        for ws in list(self._streams):
+        await self._send_event(ev)
+
+    async def _send_event(self, ev: dict[str, Any]) -> None:
+        for ws, sub in list(self._streams.items()):
+            frame = msgspec.json.encode({"subscriptionId": sub, "event": ev}).decode()
             with contextlib.suppress(Exception):
                 await ws.send(frame)
 
@@ -595,17 +673,76 @@ class FakeBinanceOrders:
         self._streams.clear()
         return n
 
+    async def terminate_streams(self) -> int:
+        """``eventStreamTerminated`` on every subscription, which then ends
+        (the connection stays open, as when Binance ends a subscription)."""
+        n = len(self._streams)
+        ev = {"e": "eventStreamTerminated", "E": self.now()}
+        await self._send_event(ev)
+        self._streams.clear()
+        return n
+
+    async def server_shutdown(self) -> int:
+        """``serverShutdown`` to every connection (not wrapped in a subscription)."""
+        n = len(self._streams)
+        frame = msgspec.json.encode({"event": {"e": "serverShutdown", "E": self.now()}}).decode()
+        for ws in list(self._streams):
+            with contextlib.suppress(Exception):
+                await ws.send(frame)
+        return n
+
     async def _on_ws(self, ws: ServerConnection) -> None:
         target = ws.request.path if ws.request is not None else "/"
         await self._ws_route(ws, target, dict(parse_qsl(urlsplit(target).query)))
 
     async def _ws_route(self, ws: ServerConnection, target: str, query: dict[str, str]) -> None:
-        key = urlsplit(target).path.rpartition("/")[2]
-        if key not in self._keys:
-            await ws.close(1008, "unknown listenKey")
+        if urlsplit(target).path != "/ws-api/v3":
+            await ws.close(1008, "unknown path")
             return
-        self._streams.add(ws)
         try:
-            await ws.wait_closed()
+            async for raw in ws:
+                reply = self._ws_request(ws, raw)
+                await ws.send(msgspec.json.encode(reply).decode())
+        except websockets.ConnectionClosed:
+            pass
         finally:
-            self._streams.discard(ws)
+            self._streams.pop(ws, None)
+
+    def _ws_request(self, ws: ServerConnection, raw: str | bytes) -> dict[str, Any]:
+        try:
+            req = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            req = None
+        if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+            return {"id": None, "status": 400, "error": {"code": -1102, "msg": "Malformed."}}
+        self.ws_api_requests.append(req)
+        rid = req.get("id")
+
+        def error(status: int, code: int, msg: str) -> dict[str, Any]:
+            return {"id": rid, "status": status, "error": {"code": code, "msg": msg}}
+
+        method = req["method"]
+        params = req.get("params") or {}
+        if not isinstance(params, dict):
+            return error(400, -1102, "Malformed params.")
+        if method == "userDataStream.unsubscribe":
+            self._streams.pop(ws, None)
+            return {"id": rid, "status": 200, "result": {}}
+        if method != "userDataStream.subscribe.signature":
+            return error(400, -1020, "This operation is not supported.")
+        if params.get("apiKey") != self.api_key:
+            return error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        sig = params.get("signature")
+        if not isinstance(sig, str):
+            return error(400, -1102, "Mandatory parameter 'signature' was not sent.")
+        flat = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items()}
+        if not self.verify(ws_payload(flat), sig):
+            return error(400, -1022, "Signature for this request is not valid.")
+        late = self._window(flat)
+        if late is not None:
+            return error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        if ws in self._streams:
+            return error(400, -2035, "User Data Stream subscription already active.")
+        self._sub_ids += 1
+        self._streams[ws] = self._sub_ids
+        return {"id": rid, "status": 200, "result": {"subscriptionId": self._sub_ids}}

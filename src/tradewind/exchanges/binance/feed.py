@@ -38,12 +38,19 @@ class BinanceFeed(VenueFeed):
     rest_prefix: ClassVar[str] = "/api/v3"
     max_streams: ClassVar[int] = 1024
     futures: ClassVar[bool] = False
-    known_channels = ("trade", "aggTrade", "bookTicker", "depth", "kline")
+    known_channels: ClassVar[tuple[str, ...]] = (
+        "trade",
+        "aggTrade",
+        "bookTicker",
+        "depth",
+        "kline",
+    )
     # aggTrade is opt-in: it carries the same fills as trade, so subscribing
     # both would count every fill twice in bars, volumes and paper fills.
-    default_channels = ("trade", "bookTicker", "depth", "kline")
+    default_channels: ClassVar[tuple[str, ...]] = ("trade", "bookTicker", "depth", "kline")
     book_channel = "depth"
     trade_channel = "trade"
+    backfill_path: ClassVar[str] = "trades"
     symbol_pattern = r"[^\sa-z/@?&#%]+"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -105,13 +112,20 @@ class BinanceFeed(VenueFeed):
                 self.exchange_ms = ms
         return out
 
+    def trade_seq(self, trade: Trade) -> int | None:
+        """The contiguous per-symbol id of a trade of the backfilled channel.
+        Spot backfills ``trade`` (plain ids); aggregate trades (``a…``) count
+        in their own sequence and pass through as they come."""
+        tid = trade.trade_id
+        return None if tid.startswith("a") else int(tid)
+
     def on_trade(self, conn: Connection, trade: Trade) -> None:
-        """Trade ids are contiguous per symbol, so a jump is a loss to backfill.
-        Aggregate trades (ids ``a…``) count in their own sequence and have no
-        backfill here: they are passed through as they come."""
-        if not self.trades_on or trade.trade_id.startswith("a"):
+        """Trade ids are contiguous per symbol, so a jump is a loss to backfill."""
+        if not self.trades_on:
             return
-        tid = int(trade.trade_id)
+        tid = self.trade_seq(trade)
+        if tid is None:
+            return
         last = self.last_trade.get(trade.symbol)
         if last is None:
             self.first_trade.setdefault(trade.symbol, tid)
@@ -160,10 +174,16 @@ class BinanceFeed(VenueFeed):
         after ``since_ms``, the exchange time when the connection was lost."""
         parser = self.parser()
         assert isinstance(parser, BinanceParser)
-        url = f"{self.rest_base}{self.rest_prefix}/trades?symbol={symbol}&limit={BACKFILL_LIMIT}"
+        url = f"{self.rest_base}{self.rest_prefix}/{self.backfill_path}?symbol={symbol}"
         try:
-            body = await rest.get(url, self.limiter, self.settings.feed.timeout_s)
-            trades = parser.rest_trades(body, symbol, 0)
+            body = await rest.get(
+                f"{url}&limit={BACKFILL_LIMIT}", self.limiter, self.settings.feed.timeout_s
+            )
+            trades = (
+                parser.rest_agg_trades(body, symbol, 0)
+                if self.backfill_path == "aggTrades"
+                else parser.rest_trades(body, symbol, 0)
+            )
         except (rest.RestError, ParseError) as exc:
             log.warning(
                 "trade backfill failed", exchange=self.exchange, symbol=symbol, error=str(exc)[:200]
@@ -172,7 +192,8 @@ class BinanceFeed(VenueFeed):
         self.backfills += 1
         first = self.first_trade.get(symbol, 0)
         known = self.last_trade.get(symbol, 0)
-        ids = [int(t.trade_id) for t in trades]
+        seqs = {t.trade_id: self.trade_seq(t) or 0 for t in trades}
+        ids = list(seqs.values())
         if ids and known and min(ids) > known + 1:
             metrics.FEED_GAPS.labels(self.exchange, symbol).inc()
             log.error(
@@ -183,27 +204,88 @@ class BinanceFeed(VenueFeed):
                 to_id=min(ids) - 1,
             )
         if symbol in self.first_trade:
-            missed = [t for t in trades if int(t.trade_id) > first]
+            missed = [t for t in trades if seqs[t.trade_id] > first]
         else:
             missed = [t for t in trades if t.ts_event >= since_ms * 1_000_000]
             if missed:
-                self.first_trade[symbol] = int(missed[0].trade_id) - 1
+                self.first_trade[symbol] = seqs[missed[0].trade_id] - 1
         fresh = self.fresh_trades(missed)
         if fresh:
             self.backfilled += len(fresh)
-            top = max(int(t.trade_id) for t in fresh)
+            top = max(seqs[t.trade_id] for t in fresh)
             if top > self.last_trade.get(symbol, 0):
                 self.last_trade[symbol] = top
             await self.out.put(list[MarketEvent](fresh))
 
 
 class BinanceUsdmFeed(BinanceFeed):
+    """USD-M (fstream) on the split paths of 2026: ``/public`` carries depth and
+    bookTicker, ``/market`` carries aggTrade and kline (the legacy combined
+    URL stopped sending klines on 2026-04-23). ``@trade`` is not a documented
+    USD-M stream, so trades come as ``aggTrade``, whose ids are contiguous per
+    symbol and backfilled from ``/fapi/v1/aggTrades``. Each shard of symbols
+    has one connection per path that has channels."""
+
     exchange = "binance-usdm"
     default_ws_url = urls.USDM_WS
     default_rest_url = urls.USDM_REST
     rest_prefix = "/fapi/v1"
     max_streams = 200
     futures = True
+    known_channels = ("aggTrade", "bookTicker", "depth", "kline")
+    default_channels = ("aggTrade", "bookTicker", "depth", "kline")
+    trade_channel = "aggTrade"
+    backfill_path = "aggTrades"
+    PATHS: ClassVar[dict[str, str]] = {
+        "depth": "public",
+        "bookTicker": "public",
+        "aggTrade": "market",
+        "kline": "market",
+    }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.routes: dict[int, tuple[str, list[str]]] = {}
+        conns: list[Connection] = []
+        for shard in self.connections:
+            for path in ("public", "market"):
+                streams = [
+                    s
+                    for c, s in zip(self.channels, self.streams, strict=True)
+                    if self.PATHS[c] == path
+                ]
+                if streams:
+                    conn = Connection(self, shard.symbols, len(conns))
+                    self.routes[conn.index] = (path, streams)
+                    conns.append(conn)
+        self.connections = conns
+
+    def trade_seq(self, trade: Trade) -> int | None:
+        tid = trade.trade_id
+        return int(tid[1:]) if tid.startswith("a") else None
+
+    def connection_limit(self) -> int:
+        per_path = [
+            sum(1 for c in self.channels if self.PATHS[c] == p) for p in ("public", "market")
+        ]
+        return max(1, self.max_streams // max(1, *per_path))
+
+    def url(self, conn: Connection) -> str:
+        path, streams = self.routes[conn.index]
+        names = "/".join(f"{s.lower()}@{k}" for s in conn.symbols for k in streams)
+        return f"{self.ws_base}/{path}/stream?streams={names}"
+
+    async def on_open(self, conn: Connection) -> None:
+        """Books resync on the public connection, trades backfill on the market one."""
+        path = self.routes[conn.index][0]
+        since = self.exchange_ms
+        if path == "public" and self.books_on:
+            invalidate_all(self, conn.symbols, "reconnect")
+            for s in conn.symbols:
+                conn.request_resync(s, "reconnect", restart=True)
+        if path == "market" and since and self.trades_on:
+            for s in conn.symbols:
+                self.spawn(self.backfill(s, since), f"backfill:{s}")
 
 
 class BinanceCoinmFeed(BinanceFeed):

@@ -119,6 +119,16 @@ class _RestTrade(msgspec.Struct):
     isBuyerMaker: bool
 
 
+class _RestAgg(msgspec.Struct):
+    """``GET /fapi/v1/aggTrades`` rows (USD-M's trade channel is ``aggTrade``)."""
+
+    a: int
+    p: str
+    q: str
+    T: int
+    m: bool
+
+
 class _Combined(msgspec.Struct):
     stream: str
     data: msgspec.Raw
@@ -237,6 +247,7 @@ _snapshot = msgspec.json.Decoder(_Snapshot)
 _kline = msgspec.json.Decoder(_KlineMsg)
 _kind = msgspec.json.Decoder(_Kind)
 _rest_trades = msgspec.json.Decoder(list[_RestTrade])
+_rest_aggs = msgspec.json.Decoder(list[_RestAgg])
 
 _INTERVALS = {
     "1s": 1,
@@ -560,6 +571,29 @@ class BinanceParser:
                 qty=quantity(r.qty, allow_zero=False),
                 side=Side.SELL if r.isBuyerMaker else Side.BUY,
                 trade_id=str(r.id),
+                ts_recv=ts_recv,
+            )
+            for r in rows
+        ]
+
+    def rest_agg_trades(self, body: bytes, symbol: str, ts_recv: int) -> list[Trade]:
+        """Aggregate trades from REST, with the ids (``a…``) of stream aggTrades."""
+        try:
+            rows = _rest_aggs.decode(body)
+        except msgspec.ValidationError as exc:
+            raise ParseError("invalid_message", str(exc)[:200]) from None
+        except msgspec.DecodeError as exc:
+            raise ParseError("malformed_json", str(exc)[:200]) from None
+        return [
+            Trade(
+                id=f"{self.exchange}:{symbol}:a{r.a}",
+                ts_event=r.T * _MS,
+                exchange=self.exchange,
+                symbol=symbol,
+                price=price(r.p),
+                qty=quantity(r.q, allow_zero=False),
+                side=Side.SELL if r.m else Side.BUY,
+                trade_id=f"a{r.a}",
                 ts_recv=ts_recv,
             )
             for r in rows
