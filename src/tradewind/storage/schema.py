@@ -213,12 +213,12 @@ MAPPINGS: tuple[Mapping, ...] = (
         "orders",
         OrderRequest,
         UniqueConstraint("client_order_id"),
-        # The signature travels on the bus (risk signs, execution checks); the
-        # stored order is the record, not the credential.
-        not_stored=("ref_bid", "ref_ask", "ref_last", "signature"),
+        # The signature is stored as the audit record of who issued the order
+        # (an HMAC, not the key); execution refuses a replayed client_order_id.
+        not_stored=("ref_bid", "ref_ask", "ref_last"),
         run_scoped=True,
     ),
-    _map("cancel_requests", CancelRequest, not_stored=("ts_recv", "signature"), run_scoped=True),
+    _map("cancel_requests", CancelRequest, not_stored=("ts_recv",), run_scoped=True),
     _map(
         "order_updates",
         OrderUpdate,
@@ -229,12 +229,14 @@ MAPPINGS: tuple[Mapping, ...] = (
     ),
     _map("fills", Fill, Index("ix_fills_client_order_id", "client_order_id"), run_scoped=True),
     _map("positions", Position, run_scoped=True),
+    # A control signature is not stored: a risk rebuilt from the store has no
+    # used-command ids, so a stored signature would be a replayable command.
     _map("control_events", Control, not_stored=("signature",)),
     _map(
         "dead_letters",
         DeadLetter,
-        # size and sha256 describe the whole message on the bus; no column yet.
-        not_stored=("size", "sha256"),
+        # size and sha256 describe the whole message on the bus (the payload
+        # column keeps at most DEAD_PAYLOAD_BYTES of it).
         renamed={"group": "group_name"},
         small=("deliveries",),
     ),

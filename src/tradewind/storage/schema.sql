@@ -366,5 +366,17 @@ CREATE INDEX ix_positions_run_id ON positions (run_id);
 
 UPDATE alembic_version SET version_num='0005_row_run_ids' WHERE alembic_version.version_num = '0003_partitions';
 
+-- Running upgrade 0005_row_run_ids -> 0006_signatures_digests
+
+ALTER TABLE orders ADD COLUMN signature TEXT DEFAULT '' NOT NULL;
+
+ALTER TABLE cancel_requests ADD COLUMN signature TEXT DEFAULT '' NOT NULL;
+
+ALTER TABLE dead_letters ADD COLUMN size BIGINT DEFAULT '0' NOT NULL;
+
+ALTER TABLE dead_letters ADD COLUMN sha256 TEXT DEFAULT '' NOT NULL;
+
+UPDATE alembic_version SET version_num='0006_signatures_digests' WHERE alembic_version.version_num = '0005_row_run_ids';
+
 COMMIT;
 
