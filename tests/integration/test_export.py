@@ -5,13 +5,23 @@ trades exactly as on the recording it came from."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import os
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from tests.conftest import market_file
@@ -20,7 +30,7 @@ from tradewind.backtest.parquet_source import ParquetReplaySource
 from tradewind.cli import app
 from tradewind.events import Event, MarketEvent, Quote, Side, Trade
 from tradewind.exchanges.replay import ReplaySource
-from tradewind.storage import parquet
+from tradewind.storage import migrate, parquet
 from tradewind.storage.base import Store
 from tradewind.storage.export import export
 from tradewind.storage.postgres import PostgresStore
@@ -240,3 +250,142 @@ def test_backtest_cli_takes_an_export_folder_and_refuses_others(tmp_path: Path) 
     r = runner.invoke(app, ["backtest", "-d", str(tmp_path / "empty"), "-o", str(out)])
     assert r.exit_code == 2
     assert "without a Parquet export" in r.output
+
+
+@contextlib.contextmanager
+def _read_only_dir(d: Path) -> Iterator[Path]:
+    """``d`` seen through a read-only bind mount (root ignores file modes), or
+    with its modes taken away (anyone else)."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [d, *d.iterdir()]}
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        try:
+            yield d
+        finally:
+            for p, m in modes.items():
+                p.chmod(m)
+        return
+    view = d.parent / f"{d.name}-ro"
+    view.mkdir()
+    proc = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(d), str(view)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot bind-mount read-only here: {proc.stderr.strip()}")
+    try:
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
+
+
+HEAD = ", ".join(ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_heads())
+TRADES_500 = sum(isinstance(e, Trade) for e in _events()[:500])
+
+
+def _sqlite_with_rows(db: Path, revision: str = "head") -> None:
+    async def fill() -> None:
+        store = SqliteStore(db)
+        await store.start()
+        try:
+            await store.write(_events()[:500])
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    if revision != "head":
+        from alembic import command
+
+        command.downgrade(migrate.alembic_config(f"sqlite:///{db}"), revision)
+
+
+def test_export_reads_a_read_only_sqlite_file_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "db"
+    d.mkdir()
+    _sqlite_with_rows(d / "tw.db")
+    before = hashlib.sha256((d / "tw.db").read_bytes()).hexdigest()
+    with _read_only_dir(d) as ro:
+        monkeypatch.setenv("TRADEWIND_STORE__URL", f"sqlite:///{ro / 'tw.db'}")
+        r = CliRunner().invoke(app, ["export", "--table", "trades", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert f"exported {TRADES_500} rows of trades" in r.output
+    assert hashlib.sha256((d / "tw.db").read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in d.iterdir()) == ["tw.db"]
+
+
+def test_export_refuses_an_older_unknown_or_missing_sqlite_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "old.db"
+    _sqlite_with_rows(db, "0003_partitions")
+    monkeypatch.setenv("TRADEWIND_STORE__URL", f"sqlite:///{db}")
+    args = ["export", "--table", "trades", "-o", str(tmp_path / "o")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        "tradewind: the database's schema '0003_partitions' is older than "
+        f"{HEAD}: run tradewind migrate first"
+    ]
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+        ("0003_partitions",)
+    ]  # not migrated
+    conn.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+    conn.commit()
+    conn.close()
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert "'0099_from_the_future' is unknown to this tradewind" in r.output
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setenv("TRADEWIND_STORE__URL", f"sqlite:///{tmp_path / 'none.db'}")
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert "tradewind: no SQLite database at" in r.output
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.postgres
+def test_export_with_a_select_only_postgres_role(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role = f"twreader_{uuid.uuid4().hex[:8]}"
+
+    async def admin(*sql: str) -> None:
+        conn = await asyncpg.connect(postgres_url, timeout=10)
+        try:
+            for q in sql:
+                await conn.execute(q)
+        finally:
+            await conn.close()
+
+    async def fill() -> None:
+        store = PostgresStore(postgres_url, retry_max_s=20.0)
+        await store.start()
+        try:
+            await store.write(_events()[:500])
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    asyncio.run(
+        admin(
+            f"CREATE ROLE {role} LOGIN",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+        )
+    )
+    try:
+        parts = urlsplit(postgres_url)
+        reader = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+        monkeypatch.setenv("TRADEWIND_STORE__URL", reader)
+        args = ["export", "--table", "trades", "-o", str(tmp_path / "o")]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert f"exported {TRADES_500} rows of trades" in r.output
+        asyncio.run(admin("UPDATE alembic_version SET version_num = '0003_partitions'"))
+        r = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "o2")])
+        assert r.exit_code == 2
+        assert "is older than" in r.output
+    finally:
+        asyncio.run(admin(f"DROP OWNED BY {role}", f"DROP ROLE {role}"))

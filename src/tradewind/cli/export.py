@@ -1,7 +1,9 @@
 """``tradewind export``: market tables out to Parquet for research.
 
 Reads the configured store (``TRADEWIND_STORE__URL``: PostgreSQL or SQLite)
-and writes ``OUT/TABLE/date=YYYY-MM-DD/symbol=SYMBOL/part-0.parquet``, which
+without migrating or writing anything (``Store.open_read_only``: a read-only
+file or a SELECT-only role will do; a schema other than this release's is
+refused) and writes ``OUT/TABLE/date=YYYY-MM-DD/symbol=SYMBOL/part-0.parquet``, which
 pandas, polars and DuckDB read as one dataset and ``tradewind backtest
 --data OUT`` replays.
 """
@@ -52,6 +54,7 @@ def export_command(
 ) -> None:
     """Export a market table of the configured store to Parquet."""
     from tradewind.storage import create_store
+    from tradewind.storage.base import SchemaError
     from tradewind.storage.export import export
 
     since_ns = parse_time(since, "--since")
@@ -62,7 +65,10 @@ def export_command(
     async def main() -> None:
         store = create_store(settings)
         try:
-            await store.start()
+            await store.open_read_only()
+        except SchemaError as exc:
+            typer.echo(f"tradewind: {exc}", err=True)
+            raise typer.Exit(2) from None
         except (OSError, ConnectionError) as exc:
             typer.echo(f"tradewind: cannot open the store: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -21,6 +21,11 @@ class StoreFullError(Exception):
     deadline."""
 
 
+class SchemaError(Exception):
+    """The database cannot be read as it is: no Tradewind schema, or one older
+    or newer than this release's (a reader never migrates)."""
+
+
 @dataclass
 class Maintenance:
     """What one maintenance pass did: partitions created and dropped (names),
@@ -35,6 +40,13 @@ class Maintenance:
 class Store(ABC):
     async def start(self) -> None:
         """Connect and bring the schema up to date."""
+
+    @abstractmethod
+    async def open_read_only(self) -> None:
+        """Connect for reading only (``fetch``, ``stream``, ``arrow_batches``):
+        no migration, no write, nothing created, so a read-only file or a role
+        with only SELECT will do. Raises ``SchemaError`` unless the schema is
+        this release's, ``OSError`` or ``ConnectionError`` when unreachable."""
 
     async def close(self) -> None:
         """Release connections."""

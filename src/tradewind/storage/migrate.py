@@ -8,6 +8,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from tradewind.storage.base import SchemaError
 
 
 def migrations_dir() -> Path:
@@ -40,3 +44,26 @@ def offline_sql(dialect_url: str = "postgresql://") -> str:
     cfg.output_buffer = buf
     command.upgrade(cfg, "head", sql=True)
     return buf.getvalue()
+
+
+def check_revision(found: str | None) -> None:
+    """Raise ``SchemaError`` unless ``found`` (the database's
+    ``alembic_version``; None: no such table) is this release's head: a
+    reader that does not migrate must not read a schema it does not know."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    heads = script.get_heads()
+    if found in heads:
+        return
+    if found is None:
+        raise SchemaError("no Tradewind schema in this database (run tradewind migrate)")
+    try:
+        script.get_revision(found)
+    except CommandError:
+        raise SchemaError(
+            f"the database's schema {found!r} is unknown to this tradewind "
+            f"(it knows up to {', '.join(heads)}): a newer release wrote it"
+        ) from None
+    raise SchemaError(
+        f"the database's schema {found!r} is older than {', '.join(heads)}: "
+        "run tradewind migrate first"
+    )

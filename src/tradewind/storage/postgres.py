@@ -38,7 +38,7 @@ from sqlalchemy import Table
 from tradewind.events import Event
 from tradewind.observability import metrics
 from tradewind.storage import migrate, partitions, schema
-from tradewind.storage.base import Maintenance, Store, StoreFullError
+from tradewind.storage.base import Maintenance, SchemaError, Store, StoreFullError
 from tradewind.storage.rows import COLUMNS, Row, group_rows
 
 if TYPE_CHECKING:
@@ -155,6 +155,24 @@ class PostgresStore(Store):
         self._pool = await self._retry(self._create_pool, "connect")
         await self._retry(self._ensure_ahead, "partition")
 
+    async def open_read_only(self) -> None:
+        """A pool whose sessions are read-only (``default_transaction_read_only``)
+        and create nothing (no staging tables): a role with only SELECT on
+        the tables and ``alembic_version`` can export."""
+        self._pool = await self._retry(lambda: self._create_pool(read_only=True), "connect")
+        try:
+            found = await self.pool.fetchval("SELECT version_num FROM alembic_version")
+        except asyncpg.UndefinedTableError:
+            found = None
+        except asyncpg.InsufficientPrivilegeError as exc:
+            await self.close()
+            raise SchemaError(f"cannot read the schema version: {exc}") from None
+        try:
+            migrate.check_revision(None if found is None else str(found))
+        except SchemaError:
+            await self.close()
+            raise
+
     async def _ensure_ahead(self, now_ns: int | None = None) -> list[partitions.Partition]:
         now = time.time_ns() if now_ns is None else now_ns
         async with self.pool.acquire() as conn:
@@ -177,14 +195,15 @@ class PostgresStore(Store):
         finally:
             await conn.close(timeout=5.0)
 
-    async def _create_pool(self) -> asyncpg.Pool:
+    async def _create_pool(self, read_only: bool = False) -> asyncpg.Pool:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             self.url,
             min_size=1,
             max_size=self.pool_size,
             command_timeout=self.command_timeout_s,
             timeout=10.0,
-            init=_init_connection,
+            init=None if read_only else _init_connection,
+            server_settings={"default_transaction_read_only": "on"} if read_only else None,
         )
         return pool
 

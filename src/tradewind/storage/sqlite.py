@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Table
 
 from tradewind.events import Event
 from tradewind.storage import migrate, schema
-from tradewind.storage.base import Store
+from tradewind.storage.base import SchemaError, Store
 from tradewind.storage.rows import COLUMNS, Row, group_rows
 
 sqlite3.register_adapter(Decimal, str)
@@ -82,6 +84,33 @@ class SqliteStore(Store):
 
     async def start(self) -> None:
         await self._run(self._open)
+
+    def _open_read_only(self) -> None:
+        """``mode=ro``: SQLite itself refuses every write, and a missing file
+        is an error instead of a new empty database. A WAL database needs its
+        ``-shm`` file beside it; on a read-only volume, where none can be
+        made, the file is opened ``immutable`` (nothing can change it there)."""
+        if not self.path.is_file():
+            raise SchemaError(f"no SQLite database at {self.path}")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        if not os.access(self.path.parent, os.W_OK):
+            uri += "&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            try:
+                rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+            except sqlite3.DatabaseError as exc:
+                if "no such table" not in str(exc):
+                    raise SchemaError(f"cannot read {self.path}: {exc}") from None
+                rows = []
+            migrate.check_revision(str(rows[0][0]) if rows else None)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def open_read_only(self) -> None:
+        await self._run(self._open_read_only)
 
     async def close(self) -> None:
         if self._conn is not None:
