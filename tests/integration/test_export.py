@@ -11,13 +11,14 @@ import os
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -194,12 +195,24 @@ def test_backtest_on_an_export_trades_as_on_the_recording(tmp_path: Path) -> Non
     assert b.metrics == a.metrics
 
 
-def test_book_deltas_and_bars_round_trip_through_parquet(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """A new store of each kind (SQLite's cursor path, PostgreSQL's COPY/CSV path)."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "tw.db")
+    url = str(request.getfixturevalue("postgres_url"))
+    return lambda: PostgresStore(url, retry_max_s=20.0)
+
+
+def test_book_deltas_and_bars_round_trip_through_parquet(
+    tmp_path: Path, any_store: Callable[[], Store]
+) -> None:
     from tradewind.events import Bar, BookDelta
 
     books: list[Event] = [
         BookDelta(id=f"d{i}", ts_event=T0 + i, exchange="binance", symbol="BTCUSDT",
-                  bids=[(61837.63, 0.5)], asks=[(61837.64, 0.0)] if i else [],
+                  bids=[(61837.63, 0.5), (61837.62, float(f"{i + 1}e-8"))],
+                  asks=[(61837.64, 0.0)] if i else [],
                   snapshot=i == 0, first_update_id=i, last_update_id=i + 1, ts_recv=T0 + i,
                   prev_update_id=None if i == 0 else i)
         for i in range(5)
@@ -212,11 +225,11 @@ def test_book_deltas_and_bars_round_trip_through_parquet(tmp_path: Path) -> None
     ]  # fmt: skip
 
     async def run() -> None:
-        store = SqliteStore(tmp_path / "tw.db")
+        store = any_store()
         await store.start()
         try:
             await store.write([*books, *bars])
-            await export(store, "book_deltas", tmp_path / "out")
+            await export(store, "book_deltas", tmp_path / "out", chunk=1000)
             await export(store, "bars", tmp_path / "out")
         finally:
             await store.close()
@@ -224,6 +237,25 @@ def test_book_deltas_and_bars_round_trip_through_parquet(tmp_path: Path) -> None
         assert sorted(back, key=lambda e: e.id) == sorted([*books, *bars], key=lambda e: e.id)
         t = pq.read_table(tmp_path / "out" / "bars" / "date=2025-12-05" / "symbol=BTCUSDT")
         assert t.column("close").to_pylist() == [Decimal("1.7")] * 3
+        d = pq.read_table(tmp_path / "out" / "book_deltas" / "date=2025-12-05" / "symbol=BTCUSDT")
+        assert d.schema.field("bids").type == pa.list_(
+            pa.field(
+                "level",
+                pa.struct([pa.field("price", pa.decimal128(38, 18), nullable=False),
+                           pa.field("qty", pa.decimal128(38, 18), nullable=False)]),
+                nullable=False,
+            )
+        )  # fmt: skip
+        d = d.sort_by("ts_event")
+        assert d.column("bids")[1].as_py() == [
+            {"price": Decimal("61837.63"), "qty": Decimal("0.5")},
+            {"price": Decimal("61837.62"), "qty": Decimal("2E-8")},
+        ]
+        assert d.column("asks")[0].as_py() == []
+        assert (
+            pc.list_flatten(d.column("asks").combine_chunks()).field("qty").to_pylist()
+            == [Decimal(0)] * 4
+        )
 
     asyncio.run(run())
 

@@ -6,17 +6,20 @@ polars, DuckDB and ``pyarrow.dataset`` read it as one dataset and prune by
 day and symbol. Columns are typed: text as strings, times as int64
 nanoseconds, and prices and quantities as ``decimal128(38, 18)`` holding the
 shortest decimal that the stored float stands for (``61837.63``, not
-``61837.629999999997``): the exchange's own digits. Book levels stay JSON
-text (``[[price, qty], ...]``), as in the database.
+``61837.629999999997``): the exchange's own digits. Book levels (JSON text
+in the database) are nested columns, ``list<struct<price, qty>>`` of the same
+decimals, so a reader gets ``bids[0].price`` without parsing text.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -24,9 +27,16 @@ import pyarrow.parquet as pq
 from sqlalchemy import BigInteger, Boolean, Float, Integer, LargeBinary, Text
 
 from tradewind.storage.rows import READERS
-from tradewind.storage.schema import BY_TABLE, PARTITIONED
+from tradewind.storage.schema import BY_TABLE, PARTITIONED, Kind
 
 DECIMAL = pa.decimal128(38, 18)
+LEVEL = pa.struct(
+    [pa.field("price", DECIMAL, nullable=False), pa.field("qty", DECIMAL, nullable=False)]
+)
+LEVELS = pa.list_(pa.field("level", LEVEL, nullable=False))
+"""Book levels: ``[(price, qty), ...]`` as a list of structs."""
+_LEVELS_HINT = list[tuple[float, float]]
+_DECODE_LEVELS = msgspec.json.Decoder(list[_LEVELS_HINT])
 EXACT_COLUMNS = frozenset(
     {"price", "qty", "bid", "bid_qty", "ask", "ask_qty", "open", "high", "low", "close", "volume"}
 )
@@ -37,8 +47,13 @@ _EXACT_INT = 2**53
 
 
 def _arrow_type(table: str, column: str) -> pa.DataType:
-    col = BY_TABLE[table].table.c[column]
-    t = col.type
+    m = BY_TABLE[table]
+    (f,) = (f for f in m.fields if f.column == column)
+    if f.kind is Kind.JSON:
+        if msgspec.convert([[1.0, 2.0]], f.hint) != [(1.0, 2.0)]:
+            raise TypeError(f"{table}.{column}: only book levels have an Arrow type")
+        return LEVELS
+    t = m.table.c[column].type
     if isinstance(t, Float):
         return DECIMAL if column in EXACT_COLUMNS else pa.float64()
     if isinstance(t, Boolean):
@@ -83,6 +98,32 @@ def exact_decimal(values: pa.Array) -> pa.Array:
     return pa.array([Decimal(repr(v)) for v in values.to_pylist()], DECIMAL)
 
 
+def levels(texts: Sequence[str]) -> pa.Array:
+    """Book levels stored as JSON text (``[[price, qty], ...]``, one list per
+    row) as a ``LEVELS`` array of exact decimals. One JSON decode for all
+    rows, one vectorised decimal conversion for all prices and for all
+    quantities."""
+    rows = _DECODE_LEVELS.decode(b"[" + ",".join(texts).encode() + b"]")
+    offsets = [0, *itertools.accumulate(map(len, rows))]
+    flat = list(itertools.chain.from_iterable(rows))
+    prices = exact_decimal(pa.array([p for p, _ in flat], pa.float64()))
+    qtys = exact_decimal(pa.array([q for _, q in flat], pa.float64()))
+    values = pa.StructArray.from_arrays([prices, qtys], fields=list(LEVEL))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=LEVELS)
+
+
+def levels_back(arr: pa.Array) -> list[list[tuple[float, float]]]:
+    """A ``LEVELS`` array back to the events' ``(price, qty)`` floats (the
+    decimal's text parsed as a float: correctly rounded, so the stored float)."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    values = arr.flatten()
+    prices = pc.cast(pc.cast(values.field("price"), pa.string()), pa.float64()).to_pylist()
+    qtys = pc.cast(pc.cast(values.field("qty"), pa.string()), pa.float64()).to_pylist()
+    pairs = list(zip(prices, qtys, strict=True))
+    offsets = pc.subtract(arr.offsets, arr.offsets[0]).to_pylist()
+    return [pairs[a:b] for a, b in itertools.pairwise(offsets)]
+
+
 def to_batch(table: str, rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.RecordBatch:
     """Rows (columns as the mapping's) as one typed record batch."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
@@ -90,6 +131,8 @@ def to_batch(table: str, rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa
     for field, col in zip(schema, columns, strict=True):
         if field.type == DECIMAL:
             arrays.append(exact_decimal(pa.array(col, pa.float64())))
+        elif field.type == LEVELS:
+            arrays.append(levels(col))
         elif field.type == pa.bool_():
             arrays.append(pa.array([bool(v) for v in col], pa.bool_()))  # SQLite: 0/1
         else:
@@ -100,11 +143,16 @@ def to_batch(table: str, rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa
 def csv_parser(table: str) -> Callable[[bytes, int], list[pa.RecordBatch]]:
     """A parser of PostgreSQL CSV (``COPY … TO STDOUT (FORMAT csv)``) of the
     table's columns into typed batches of at most ``rows``: NULL is an unquoted empty field,
-    booleans are ``t``/``f``, floats in shortest form parse as exact decimals."""
+    booleans are ``t``/``f``, floats in shortest form parse as exact decimals,
+    book levels are read as text and then nested (``levels``)."""
     schema = arrow_schema(table)
+    nested = [i for i, t in enumerate(schema.types) if t == LEVELS]
     read = pacsv.ReadOptions(column_names=schema.names)
     convert = pacsv.ConvertOptions(
-        column_types=dict(zip(schema.names, schema.types, strict=True)),
+        column_types={
+            n: pa.string() if t == LEVELS else t
+            for n, t in zip(schema.names, schema.types, strict=True)
+        },
         true_values=["t"],
         false_values=["f"],
         strings_can_be_null=True,
@@ -113,6 +161,8 @@ def csv_parser(table: str) -> Callable[[bytes, int], list[pa.RecordBatch]]:
 
     def parse(data: bytes, rows: int) -> list[pa.RecordBatch]:
         t = pacsv.read_csv(pa.py_buffer(data), read_options=read, convert_options=convert)
+        for i in nested:
+            t = t.set_column(i, schema.field(i), levels(t.column(i).to_pylist()))
         batches: list[pa.RecordBatch] = t.cast(schema).combine_chunks().to_batches(rows)
         return batches
 
@@ -165,5 +215,8 @@ def read_events(path: Path, table: str, batch_rows: int = 65_536) -> Iterator[li
             if arr.type == DECIMAL:
                 # Decimal → text → float is correctly rounded: the stored float.
                 arr = pc.cast(pc.cast(arr, pa.string()), pa.float64())
+            elif arr.type == LEVELS:
+                cols.append(levels_back(arr))
+                continue
             cols.append(arr.to_pylist())
         yield [reader(row) for row in zip(*cols, strict=True)]

@@ -83,8 +83,11 @@ def _decimal(v: Any) -> Decimal:
 
 
 def _json_of(hint: Any) -> Callable[[Any], Any]:
+    """JSON text from a table, or values already decoded (a Parquet export's
+    nested book levels)."""
+
     def conv(v: Any) -> Any:
-        return msgspec.convert(json.loads(v), hint)
+        return msgspec.convert(json.loads(v) if isinstance(v, str) else v, hint)
 
     return conv
 
