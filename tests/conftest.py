@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,9 +259,10 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(d: Path, **config: str) -> Iterator[str]:
-    """A PostgreSQL cluster of our own in directory ``d`` (``config``: server
-    settings), stopped on exit; its URL names the ``postgres`` database."""
+def throwaway_postgres(d: Path, initdb_args: Sequence[str] = (), **config: str) -> Iterator[str]:
+    """A PostgreSQL cluster of our own in directory ``d`` (``initdb_args``:
+    more initdb options, ``config``: server settings), stopped on exit; its
+    URL names the ``postgres`` database."""
     bindir = _pg_binaries()
     if bindir is None:
         skip_or_fail("no PostgreSQL: set TRADEWIND_TEST_POSTGRES_URL or install postgresql")
@@ -277,7 +278,7 @@ def throwaway_postgres(d: Path, **config: str) -> Iterator[str]:
         if not run_as:
             skip_or_fail("cannot run a throwaway PostgreSQL as root without a postgres user")
     subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust"],
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", *initdb_args],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

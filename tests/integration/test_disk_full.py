@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tests.bus_contract import trade
-from tests.conftest import service_context, throwaway_postgres
+from tests.conftest import _pg_binaries, service_context, throwaway_postgres
 from tradewind.bus.memory import MemoryBus
 from tradewind.clock import WallClock
 from tradewind.events import Event, Trade
@@ -172,3 +172,135 @@ async def test_db_writer_holds_batches_while_full_and_resumes_alone(
         await svc.stop()
         await conn.close()
         await store.close()
+
+
+WAL_SETTINGS = {"min_wal_size": "2MB", "max_wal_size": "4MB"}
+
+
+def _postmaster(data: Path, port: int, socket_dir: Path) -> subprocess.Popen[bytes]:
+    """The server again on its data directory, as an orchestrator restarts a
+    stopped container (``restart: unless-stopped``, a pod's restartPolicy)."""
+    bindir = _pg_binaries()
+    assert bindir is not None
+    settings = {"listen_addresses": "127.0.0.1", "fsync": "off", **WAL_SETTINGS}
+    return subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", str(bindir / "postgres"), "-D", str(data),
+         "-p", str(port), "-k", str(socket_dir),
+         *(a for k, v in settings.items() for a in ("-c", f"{k}={v}"))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    path.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    shutil.chown(path, "postgres", "postgres")
+
+
+async def _refused(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.CannotConnectNowError):
+        return True
+    await conn.close()
+    return False
+
+
+async def test_db_writer_holds_through_a_full_wal_volume_and_resumes_after_restart(
+    make_settings: Any,
+) -> None:
+    """pg_wal on a 16 MB tmpfs, kept by a replication slot: db_writer's COPY
+    needs a new WAL segment, the backend PANICs, recovery cannot write its
+    checkpoint and the server shuts down. db_writer holds the batch (full,
+    nothing acked, nothing failed); the volume grows and the server is
+    started again; everything is stored once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        shutil.chown(d, "postgres", "postgres")
+        wal = d / "wal"
+        _mount_tmpfs(wal, "16m")
+        restarted: subprocess.Popen[bytes] | None = None
+        try:
+            initdb = ("--waldir", str(wal / "pg_wal"), "--wal-segsize", "1")
+            with throwaway_postgres(d, initdb, **WAL_SETTINGS) as url:
+                await _accepting(url)
+                restarted = await _fill_wal_and_hold(url, wal, d, make_settings)
+        finally:
+            if restarted is not None:
+                restarted.terminate()
+                restarted.wait(20)
+            await asyncio.to_thread(subprocess.run, ["umount", "-l", str(wal)], check=False)
+
+
+async def _fill_wal_and_hold(
+    url: str, wal: Path, d: Path, make_settings: Any
+) -> subprocess.Popen[bytes]:
+    admin = await asyncpg.connect(url, timeout=10)
+    try:
+        await admin.execute("SELECT pg_create_physical_replication_slot('keep', true)")
+        await admin.execute("CREATE TABLE filler (x text)")
+        while shutil.disk_usage(wal).free > 3 * 2**20:
+            await admin.execute(
+                "INSERT INTO filler SELECT md5(random()::text) FROM generate_series(1, 2000)"
+            )
+    finally:
+        await admin.close()
+    await asyncio.to_thread(migrate.upgrade, url)
+    store = PostgresStore(url, retry_max_s=1.0)
+    await store.start()
+    bus = MemoryBus()
+    settings = make_settings(store={"url": url, "maintenance_interval_s": 3600})
+    svc = DbWriterService(service_context(settings, bus=bus, clock=WallClock(), store=store))
+    events: list[Event] = [_now_trade(i) for i in range(60_000)]  # ≈ 10 MB of WAL
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        await svc.start()
+        await bus.publish(ORDERS, events)
+
+        async def held() -> bool:
+            return svc.full and await _refused(url)
+
+        await until(held, timeout=60)
+        ok, why = svc.ready()
+        assert (ok, why) == (False, "database full: writes held, nothing acknowledged")
+        assert metrics.DB_FULL._value.get() == 1
+        await asyncio.sleep(2.0)  # still held while the server is down
+        info = (await bus.info())[ORDERS].groups["db_writer"]
+        assert info.pending + info.lag > 0
+        assert svc.full
+        assert metrics.EVENTS_FAILED.labels("db_writer", ORDERS)._value.get() == 0
+
+        # Space returns (the volume grows) and the server is started again.
+        remount = ["mount", "-o", "remount,size=64m", str(wal)]
+        await asyncio.to_thread(subprocess.run, remount, check=True)
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        server = _postmaster(d / "data", port, d)
+        await _accepting(url, timeout=60)
+
+        async def acked() -> bool:
+            g = (await bus.info())[ORDERS].groups["db_writer"]
+            return g.pending + g.lag == 0 and not svc.full
+
+        await until(acked, timeout=120)
+        assert svc.ready() == (True, "ok")
+        assert metrics.DB_FULL._value.get() == 0
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            assert await conn.fetchval("SELECT count(DISTINCT id) FROM trades") == len(events)
+            assert await conn.fetchval("SELECT count(*) FROM trades") == len(events)
+        finally:
+            await conn.close()
+    finally:
+        await svc.stop()
+        await store.close()
+    return server

@@ -102,3 +102,24 @@ def test_url_with_password_quotes_and_keeps_the_rest() -> None:
     url = url_with_password("postgresql://tw@db.example:5433/tradewind?sslmode=require", "p@ss:/w")
     assert url == "postgresql://tw:p%40ss%3A%2Fw@db.example:5433/tradewind?sslmode=require"
     assert url_with_password("postgresql://h/db", "x") == "postgresql://postgres:x@h/db"
+
+
+def test_a_panic_for_want_of_space_is_found_behind_a_masking_error() -> None:
+    from tradewind.storage.postgres import _no_space
+
+    def masked() -> None:
+        try:
+            raise asyncpg.ConnectionDoesNotExistError(
+                "connection was closed in the middle of operation: could not write to file "
+                '"pg_wal/xlogtemp.25450": No space left on device'
+            )
+        except asyncpg.ConnectionDoesNotExistError:
+            raise asyncpg.InterfaceError(
+                "cannot call Transaction.__aexit__(): the underlying connection is closed"
+            ) from None
+
+    with pytest.raises(asyncpg.InterfaceError) as info:
+        masked()
+    assert _no_space(info.value)
+    assert not _no_space(asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    assert not _no_space(None)

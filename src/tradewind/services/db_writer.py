@@ -17,7 +17,13 @@ was already expired), and a replay that has not yet read an event does no
 pass at all (its clock still says 1970). When the database is full,
 the batch in hand is retried (without a deadline) and nothing is
 acknowledged; ``/readyz`` and ``tradewind_db_full`` say so until a write
-succeeds again.
+succeeds again. A full WAL volume does not refuse a write, it stops the
+server (PANIC, then a failed recovery): the store reports the lost
+connection's "No space left on device" as full, and the outage that follows
+keeps the batch held the same way. Any other outage holds it too, past the
+store's own retries (``/readyz``: database unavailable): an unreachable
+database is never the messages' fault, so they are never failed or
+dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class DbWriterService(Service):
         self.rows: dict[str, int] = {}
         self.errors = 0
         self.full = False
+        self.unavailable = False
+        """True while writes fail for want of a database (not of space)."""
         store = ctx.settings.store
         self.downsampler = Downsampler(store.downsample_quotes_ms, store.downsample_book_s)
         """True while the database refuses writes for lack of space."""
@@ -76,6 +84,8 @@ class DbWriterService(Service):
     def ready(self) -> tuple[bool, str]:
         if self.full:
             return False, "database full: writes held, nothing acknowledged"
+        if self.unavailable:
+            return False, "database unavailable: writes held, nothing acknowledged"
         return super().ready()
 
     async def maintain(self) -> None:
@@ -125,10 +135,13 @@ class DbWriterService(Service):
                 metrics.HOP_LATENCY.labels("fill_to_persisted").observe((now - e.ts_recv) / 1e9)
 
     async def _write(self, events: list[Event]) -> dict[str, int]:
-        """Retry with backoff while the store is down; nothing is acked meanwhile."""
+        """Retry with backoff, without a deadline, while the store is full or
+        down; nothing is acked meanwhile. Only a stop leaves the batch pending
+        (not failed) for whoever comes next. In one process (``fail_fast``:
+        ``run``, ``backtest``) there is no one to wait for: past
+        ``retry_max_s`` the error ends the run."""
         delay = 0.05
         deadline = time.monotonic() + self.settings.store.retry_max_s
-        full_delay = 0.2
         while True:
             try:
                 written = await self.store.write(events)
@@ -137,23 +150,24 @@ class DbWriterService(Service):
                     log.error("database full: holding batches until space returns", error=str(exc))
                 self.full = True
                 metrics.DB_FULL.set(1)
-                if self._stopping.is_set():
-                    # Not the messages' fault: left pending, not failed.
-                    raise BusError("database full; batch left pending") from None
-                await asyncio.sleep(full_delay)
-                full_delay = min(full_delay * 2, 5.0)
-                continue
             except (OSError, ConnectionError, TimeoutError) as exc:
                 self.errors += 1
                 metrics.DB_ERRORS.labels("write").inc()
-                if time.monotonic() > deadline or self._stopping.is_set():
+                if self.ctx.fail_fast and time.monotonic() > deadline:
                     raise
+                if not self.unavailable and not self.full:
+                    log.error("database unavailable: holding batches", error=str(exc))
+                # Still full while the server that ran out of space is down.
+                self.unavailable = not self.full
                 log.warning("store write failed; retrying", error=str(exc), delay=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            if self.full:
-                log.info("database has space again; writing")
-                self.full = False
+            else:
+                if self.full or self.unavailable:
+                    log.info("database writable again; writing")
+                self.full = self.unavailable = False
                 metrics.DB_FULL.set(0)
-            return written
+                return written
+            if self._stopping.is_set():
+                # Not the messages' fault: left pending, not failed.
+                raise BusError("database full or unavailable; batch left pending") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

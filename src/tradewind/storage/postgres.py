@@ -16,6 +16,10 @@ committed or not, and a retry of a committed batch inserts nothing, so a retry
 can neither lose nor duplicate rows. Only after ``retry_max_s`` does ``write``
 raise ``ConnectionError``, and the caller (db_writer) keeps the batch unacked.
 A full disk raises ``StoreFullError`` at once (the transaction rolled back).
+A full WAL volume stops the server instead (a PANIC, then a recovery that
+cannot write its checkpoint): once any connection was lost with "No space left
+on device", writes raise ``StoreFullError`` while the server is unreachable,
+until one succeeds again.
 
 Market tables are partitioned by ``ts_event`` (``partitions.py``): a COPY
 that meets a row no partition takes fails as a whole; the partitions that
@@ -62,6 +66,24 @@ _TRANSIENT: tuple[type[Exception], ...] = (
 
 
 _MIGRATE_LOCK = 0x7477_6D69_6772  # "twmigr"
+_NO_SPACE = "No space left on device"
+"""strerror(ENOSPC) as a PANIC on a full WAL volume words it (measured on
+PostgreSQL 15: 'could not write to file "pg_wal/xlogtemp.N": No space left
+on device'); the server's messages are not translated for clients with
+lc_messages C, the default of the images we ship."""
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    """Whether a lost connection carried a PANIC for want of space: asyncpg
+    words the backend's last message into the error, which is often masked
+    by a later one (a transaction's exit on the closed connection)."""
+    for _ in range(8):
+        if exc is None:
+            return False
+        if _NO_SPACE in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def url_with_password(url: str, password: str) -> str:
@@ -135,6 +157,10 @@ class PostgresStore(Store):
         self._pool: asyncpg.Pool | None = None
         self.conflicts = 0
         """Batches whose direct COPY hit a stored row and were merged instead."""
+        self.stopped_full = False
+        """The server went down for want of space (a full WAL volume): until a
+        write succeeds again, a write that finds it unreachable is a full
+        database (``StoreFullError``), not an outage."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -229,6 +255,13 @@ class PostgresStore(Store):
                 return await op()
             except _TRANSIENT as exc:
                 metrics.DB_ERRORS.labels(what).inc()
+                if _no_space(exc):
+                    self.stopped_full = True
+                if what == "write" and self.stopped_full:
+                    metrics.DB_ERRORS.labels("disk_full").inc()
+                    raise StoreFullError(
+                        f"postgres stopped for want of space: {type(exc).__name__}: {exc}"
+                    ) from None
                 if time.monotonic() + delay > deadline:
                     raise ConnectionError(
                         f"postgres {what} failed: {type(exc).__name__}: {exc}"
@@ -241,7 +274,9 @@ class PostgresStore(Store):
         grouped = group_rows(events)
         if not grouped:
             return {}
-        return await self._retry(lambda: self._write(grouped), "write")
+        out = await self._retry(lambda: self._write(grouped), "write")
+        self.stopped_full = False
+        return out
 
     async def _write(self, grouped: dict[Table, list[Row]]) -> dict[str, int]:
         async with self.pool.acquire() as conn:
@@ -362,6 +397,14 @@ class PostgresStore(Store):
 
     async def maintain(self, now_ns: int) -> Maintenance:
         """Partitions ahead of ``now_ns``, expired ones dropped, the database's size."""
+        try:
+            return await self._maintain(now_ns)
+        except Exception as exc:
+            if _no_space(exc):  # its DDL, not a write, met the full WAL volume
+                self.stopped_full = True
+            raise
+
+    async def _maintain(self, now_ns: int) -> Maintenance:
         out = Maintenance(created=[p.name for p in await self._ensure_ahead(now_ns)])
         async with self.pool.acquire() as conn:
             for table in schema.PARTITIONED:
