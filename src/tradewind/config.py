@@ -72,6 +72,16 @@ class BusSettings(_Section):
     operators and post-run checks); see docs/distributed.md, "Trimming"."""
 
 
+MARKET_TABLES = ("trades", "quotes", "book_deltas", "bars")
+"""The partitioned tables (``storage.schema.PARTITIONED``; a test keeps the two equal)."""
+
+
+def _partition_interval(v: int) -> int:
+    if v < 3600 or v > 31 * 86_400 or (86_400 % v and v % 86_400):
+        raise ValueError("must divide a day (3600, 21600, 43200 …) or be whole days, up to 31")
+    return v
+
+
 class RetentionSettings(_Section):
     """Days each market table family is kept on PostgreSQL (0: forever).
     Whole expired partitions are dropped; trading tables are never dropped."""
@@ -99,8 +109,13 @@ class StoreSettings(_Section):
     partition_interval_s: int = Field(86_400, ge=3600, le=31 * 86_400)
     """PostgreSQL: the time range of one partition of a market table. Must
     divide a day or be whole days, so partitions start at UTC midnight."""
+    partition_intervals: dict[str, int] = {"quotes": 21_600, "book_deltas": 21_600}
+    """Per table, instead of ``partition_interval_s``: the busiest families get
+    6 h partitions, so a retention drop unlinks a quarter of a day's files
+    (a drop's time is the unlinking, bench/README.md "Storage")."""
     partitions_ahead: int = Field(3, ge=1, le=366)
-    """Partitions db_writer and ``tradewind migrate`` keep created ahead of now."""
+    """How far ahead db_writer and ``tradewind migrate`` keep partitions
+    created: this many of the longest interval."""
     retention: RetentionSettings = RetentionSettings()
     maintenance_interval_s: float = Field(300.0, gt=0, le=86_400)
     """db_writer: how often it creates partitions ahead, drops expired ones
@@ -117,9 +132,20 @@ class StoreSettings(_Section):
     @field_validator("partition_interval_s")
     @classmethod
     def _interval(cls, v: int) -> int:
-        if 86_400 % v and v % 86_400:
-            raise ValueError("must divide a day (3600, 21600, 43200 …) or be whole days")
+        return _partition_interval(v)
+
+    @field_validator("partition_intervals")
+    @classmethod
+    def _intervals(cls, v: dict[str, int]) -> dict[str, int]:
+        for table, seconds in v.items():
+            if table not in MARKET_TABLES:
+                raise ValueError(f"{table!r} is not one of {', '.join(MARKET_TABLES)}")
+            _partition_interval(seconds)
         return v
+
+    def interval_s(self, table: str) -> int:
+        """Seconds of one partition of ``table``."""
+        return self.partition_intervals.get(table, self.partition_interval_s)
 
     @field_validator("url")
     @classmethod

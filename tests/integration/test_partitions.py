@@ -18,6 +18,7 @@ from tradewind.storage.postgres import PostgresStore
 pytestmark = pytest.mark.postgres
 
 DAY = partitions.DAY_NS
+SIX_H = DAY // 4
 NOW = 1_764_979_200 * 10**9 + 23 * 3600 * 10**9 + 3599 * 10**9  # 2025-12-06 23:59:59 UTC
 
 
@@ -246,9 +247,57 @@ def test_migrate_command_creates_partitions_ahead(
     monkeypatch.setenv("TRADEWIND_STORE__PARTITIONS_AHEAD", "2")
     r = CliRunner().invoke(app, ["migrate"])
     assert r.exit_code == 0, r.output
-    assert "partitions ahead: 12 created" in r.output
-    today = time.time_ns() // DAY * DAY
-    have = asyncio.run(_parts(postgres_url, "quotes"))
-    assert have == [partitions.name_for("quotes", today + i * DAY) for i in range(3)]
+    # Trades and bars: 3 days each; quotes and book deltas (6 h by default):
+    # from the current quarter to the same end, 3 days later.
+    now = time.time_ns()
+    today, quarter = now // DAY * DAY, now // SIX_H * SIX_H
+    six_h = [partitions.name_for("quotes", lo) for lo in range(quarter, today + 3 * DAY, SIX_H)]
+    assert f"partitions ahead: {6 + 2 * len(six_h)} created" in r.output
+    assert asyncio.run(_parts(postgres_url, "quotes")) == six_h
+    have = asyncio.run(_parts(postgres_url, "trades"))
+    assert have == [partitions.name_for("trades", today + i * DAY) for i in range(3)]
     r = CliRunner().invoke(app, ["migrate"])
     assert "partitions ahead: 0 created" in r.output
+
+
+async def test_six_hour_partitions_beside_daily_ones_and_retention(postgres_url: str) -> None:
+    """Quotes in 6 h partitions, trades in days: rows land in their own, and
+    retention drops a day of quotes as four small partitions."""
+    store = PostgresStore(
+        postgres_url,
+        retry_max_s=20.0,
+        partition_intervals={"quotes": 21_600},
+        retention_days={"quotes": 7, "trades": 90},
+    )
+    await store.start()
+    try:
+        now = time.time_ns()
+        old = (now // DAY - 9) * DAY  # midnight 9 days ago
+        batch: list[Event] = [_quote(i, old + i * SIX_H + 1) for i in range(4)]
+        batch += [_trade(i, old + i * SIX_H + 1) for i in range(4)]
+        assert await store.write(batch) == {"quotes": 4, "trades": 4}
+        quotes = await _parts(postgres_url, "quotes")
+        for i in range(4):
+            assert partitions.name_for("quotes", old + i * SIX_H) in quotes
+        assert partitions.name_for("trades", old) in await _parts(postgres_url, "trades")
+        done = await store.maintain(now)
+        assert sorted(done.dropped["quotes"]) == [
+            partitions.name_for("quotes", old + i * SIX_H) for i in range(4)
+        ]
+        assert "trades" not in done.dropped
+        assert (await store.counts())["quotes"] == 0
+    finally:
+        await store.close()
+
+
+def test_settings_tables_are_the_partitioned_tables() -> None:
+    from tradewind.config import MARKET_TABLES, StoreSettings
+    from tradewind.storage.schema import PARTITIONED
+
+    assert MARKET_TABLES == PARTITIONED
+    s = StoreSettings()
+    assert [s.interval_s(t) for t in PARTITIONED] == [86_400, 21_600, 21_600, 86_400]
+    with pytest.raises(ValueError, match="not one of"):
+        StoreSettings(partition_intervals={"fills": 3600})
+    with pytest.raises(ValueError, match="must divide a day"):
+        StoreSettings(partition_intervals={"quotes": 7000})

@@ -8,6 +8,7 @@ import typer
 
 from tradewind.cli import app
 from tradewind.cli.common import settings_or_exit
+from tradewind.config import MARKET_TABLES
 from tradewind.storage import migrate
 
 
@@ -39,7 +40,8 @@ def migrate_command(
 
         s = settings.store
         try:
-            made = asyncio.run(prepare_partitions(url, s.partition_interval_s, s.partitions_ahead))
+            per_table = {t: s.interval_s(t) for t in MARKET_TABLES}
+            made = asyncio.run(prepare_partitions(url, per_table, s.partitions_ahead))
         except Exception as exc:
             typer.echo(f"tradewind: cannot create partitions: {_reason(exc)}", err=True)
             raise typer.Exit(1) from None

@@ -20,7 +20,7 @@ runs a bulk DELETE. A detach interrupted half-way is finished
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -108,22 +108,30 @@ async def ensure(
 
 
 async def ensure_ahead(
-    conn: asyncpg.Connection, now_ns: int, interval_ns: int, count: int
+    conn: asyncpg.Connection, now_ns: int, intervals_ns: Mapping[str, int], count: int
 ) -> list[Partition]:
-    """Partitions from the current one to ``count`` intervals ahead, so that
-    midnight never finds the next one missing."""
-    start = now_ns // interval_ns * interval_ns
-    ranges = {(start + i * interval_ns, start + (i + 1) * interval_ns) for i in range(count + 1)}
-    return await ensure(conn, {t: ranges for t in PARTITIONED})
+    """Each table's partitions (of its own interval) from the current one to
+    ``count`` of the longest interval ahead, so that midnight never finds the
+    next one missing, whichever table's interval is shortest."""
+    longest = max(intervals_ns.values())
+    end = (now_ns // longest + count + 1) * longest
+    want: dict[str, set[tuple[int, int]]] = {}
+    for t in PARTITIONED:
+        iv = intervals_ns[t]
+        starts = range(now_ns // iv * iv, end, iv)
+        want[t] = {(lo, lo + iv) for lo in starts}
+    return await ensure(conn, want)
 
 
 async def ensure_for_rows(
-    conn: asyncpg.Connection, rows: dict[str, list[tuple[object, ...]]], interval_ns: int
+    conn: asyncpg.Connection,
+    rows: dict[str, list[tuple[object, ...]]],
+    intervals_ns: Mapping[str, int],
 ) -> list[Partition]:
     """Partitions for every row of a batch (the slow path, after a COPY found
     a row with no partition)."""
     want = {
-        t: aligned((int(r[_TS_AT[t]]) for r in batch), interval_ns)  # type: ignore[call-overload]
+        t: aligned((int(r[_TS_AT[t]]) for r in batch), intervals_ns[t])  # type: ignore[call-overload]
         for t, batch in rows.items()
         if t in _TS_AT
     }

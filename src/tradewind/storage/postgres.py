@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -123,12 +123,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def prepare_partitions(url: str, partition_interval_s: int, ahead: int) -> list[str]:
-    """Partitions from now to ``ahead`` intervals on (``tradewind migrate``)."""
+def intervals_ns(default_s: int, per_table_s: Mapping[str, int] | None) -> dict[str, int]:
+    """Each partitioned table's interval, in ns."""
+    per = per_table_s or {}
+    return {t: per.get(t, default_s) * partitions.NS for t in schema.PARTITIONED}
+
+
+async def prepare_partitions(url: str, intervals: Mapping[str, int], ahead: int) -> list[str]:
+    """Partitions from now to ``ahead`` intervals on (``tradewind migrate``);
+    ``intervals``: seconds per table."""
     conn = await asyncpg.connect(url, timeout=10.0)
     try:
         made = await partitions.ensure_ahead(
-            conn, time.time_ns(), partition_interval_s * partitions.NS, ahead
+            conn, time.time_ns(), {t: s * partitions.NS for t, s in intervals.items()}, ahead
         )
     finally:
         await conn.close(timeout=5.0)
@@ -144,10 +151,11 @@ class PostgresStore(Store):
         command_timeout_s: float = 60.0,
         partition_interval_s: int = 86_400,
         partitions_ahead: int = 3,
+        partition_intervals: Mapping[str, int] | None = None,
         retention_days: dict[str, float] | None = None,
     ) -> None:
         self.url = url
-        self.interval_ns = partition_interval_s * partitions.NS
+        self.intervals_ns = intervals_ns(partition_interval_s, partition_intervals)
         self.ahead = partitions_ahead
         self.retention_days = retention_days or {}
         """Days kept per partitioned table; absent or 0: forever."""
@@ -173,6 +181,7 @@ class PostgresStore(Store):
             retry_max_s=s.retry_max_s,
             partition_interval_s=s.partition_interval_s,
             partitions_ahead=s.partitions_ahead,
+            partition_intervals=s.partition_intervals,
             retention_days={t: s.retention.days(t) for t in schema.PARTITIONED},
         )
 
@@ -202,7 +211,7 @@ class PostgresStore(Store):
     async def _ensure_ahead(self, now_ns: int | None = None) -> list[partitions.Partition]:
         now = time.time_ns() if now_ns is None else now_ns
         async with self.pool.acquire() as conn:
-            made = await partitions.ensure_ahead(conn, now, self.interval_ns, self.ahead)
+            made = await partitions.ensure_ahead(conn, now, self.intervals_ns, self.ahead)
         if made:
             log.info("partitions created", partitions=[p.name for p in made])
         return made
@@ -293,7 +302,7 @@ class PostgresStore(Store):
                     if "no partition" not in str(exc):
                         raise
                     made = await partitions.ensure_for_rows(
-                        conn, {t.name: rows for t, rows in grouped.items()}, self.interval_ns
+                        conn, {t.name: rows for t, rows in grouped.items()}, self.intervals_ns
                     )
                     log.info("partitions created for a batch", partitions=[p.name for p in made])
                 except asyncpg.DiskFullError as exc:
