@@ -14,6 +14,13 @@ dropping a day's partition, and export throughput.
    partition; prints the drop's duration (goal < 1 s) and the writer's worst
    batch latency during the drop against its median before (no lock on the
    others: the two are of the same order).
+2b. ``--drop-rows N``: the same day of N trades (filled by SQL) twice, once in
+   one daily partition (the baseline) and once in four 6 h partitions (the
+   default for quotes and book deltas), each dropped under the same
+   concurrent writer; prints, per partition, the detach (lock wait on the
+   parent's users), the lock of the detached table and the unlink (DROP +
+   commit), and the whole day's drop in each layout. ``--drop-only`` skips
+   growing and exporting.
 3. Export: the newest full day of ``trades`` through ``tradewind.storage.export``
    (PostgreSQL cursor → typed Arrow, exact decimals → Parquet), against a bare
    pyarrow write of the same rows already in memory (plain float columns,
@@ -145,6 +152,38 @@ async def grow(url: str, tape: Tape, segment: int, batch: int) -> list[float]:
 
 async def drop_day(url: str) -> tuple[float, float, float, str]:
     """The oldest trades partition dropped while a writer keeps writing."""
+    conn = await asyncpg.connect(url)
+    try:
+        oldest = (await partitions.existing(conn, "trades"))[0]
+    finally:
+        await conn.close()
+    took, median, worst, what, _ = await drop_under_writer(url, [oldest])
+    return took, median, worst, what
+
+
+async def fill_day(url: str, day: int, rows: int, interval: int) -> list[partitions.Partition]:
+    """One day of ``rows`` trades in partitions of ``interval`` ns, by SQL."""
+    conn = await asyncpg.connect(url)
+    try:
+        made = await partitions.ensure(
+            conn, {"trades": {(lo, lo + interval) for lo in range(day, day + DAY, interval)}}
+        )
+        await conn.execute(
+            "INSERT INTO trades (id, ts_event, exchange, symbol, price, qty, side, trade_id, "
+            f"ts_recv) SELECT 'd{day}-' || g, {day} + g * ({DAY} / {rows}), 'binance', "
+            "'BTCUSDT', 61837.63 + (g % 1000) * 0.01, 0.001 * (1 + g % 7), 'buy', g::text, "
+            f"{day} + g * ({DAY} / {rows}) + 1000000 FROM generate_series(0, {rows} - 1) g"
+        )
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+    return sorted(made, key=lambda p: p.lo)
+
+
+async def drop_under_writer(
+    url: str, parts: list[partitions.Partition]
+) -> tuple[float, float, float, str, list[partitions.Dropped]]:
+    """``parts`` dropped one after the other while a writer keeps writing."""
     store = PostgresStore(url)
     await store.start()
     conn = await asyncpg.connect(url)
@@ -176,13 +215,16 @@ async def drop_day(url: str) -> tuple[float, float, float, str]:
             await asyncio.sleep(0.01)
 
     task = asyncio.create_task(keep_writing())
+    dropped: list[partitions.Dropped] = []
     try:
         await asyncio.sleep(2.0)
-        oldest = (await partitions.existing(conn, "trades"))[0]
-        rows = await conn.fetchval(f'SELECT count(*) FROM "{oldest.name}"')
-        size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", oldest.name)
+        rows = size = 0
+        for p in parts:
+            rows += await conn.fetchval(f'SELECT count(*) FROM "{p.name}"')
+            size += await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", p.name)
         t0 = time.perf_counter()
-        await partitions.drop(conn, oldest)
+        for p in parts:
+            dropped.append(await partitions.drop(conn, p))
         took = time.perf_counter() - t0
         t1 = time.perf_counter()
         await asyncio.sleep(1.0)
@@ -193,8 +235,41 @@ async def drop_day(url: str) -> tuple[float, float, float, str]:
         await store.close()
     before = [s for t, s in latencies if t < t0]
     during = [s for t, s in latencies if t0 - 0.5 <= t <= t1]
-    what = f"{oldest.name} ({rows:,} rows, {size / 1e6:,.0f} MB)"
-    return took, statistics.median(before), max(during or [0.0]), what
+    names = parts[0].name if len(parts) == 1 else f"{len(parts)} partitions"
+    what = f"{names} ({rows:,} rows, {size / 1e6:,.0f} MB)"
+    return took, statistics.median(before), max(during or [0.0]), what, dropped
+
+
+async def migrated(url: str) -> None:
+    store = PostgresStore(url)
+    await store.start()
+    await store.close()
+
+
+def drop_layouts(url: str, rows: int) -> None:
+    """The same day dropped as one daily partition and as four of 6 h."""
+    base = (time.time_ns() // DAY - 40) * DAY
+    asyncio.run(migrated(url))
+    results = {}
+    for label, interval, day in (("1 day", DAY, base), ("6 h", DAY // 4, base + DAY)):
+        t0 = time.perf_counter()
+        parts = asyncio.run(fill_day(url, day, rows, interval))
+        print(f"  filled {label}: {rows:,} rows in {time.perf_counter() - t0:,.0f} s", flush=True)
+        results[label] = asyncio.run(drop_under_writer(url, parts))
+    for label, (took, median, worst, what, dropped) in results.items():
+        print(f"drop a day of trades as {label} partitions, {what}: {took * 1000:,.0f} ms")
+        for d in dropped:
+            print(
+                f"  {d.bytes / 1e6:6,.0f} MB: detach {d.detach_s * 1000:6.1f} ms, "
+                f"lock {d.lock_s * 1000:5.1f} ms, unlink {d.unlink_s * 1000:6.1f} ms"
+            )
+        worst_one = max(d.detach_s + d.lock_s + d.unlink_s for d in dropped)
+        print(
+            f"  longest single drop {worst_one * 1000:,.0f} ms (goal < 1 s); concurrent "
+            f"writer median {median * 1000:.1f} ms before, worst {worst * 1000:.1f} ms during"
+        )
+    day_s, six_s = results["1 day"][0], results["6 h"][0]
+    print(f"6 h layout / daily layout, whole day: {six_s / day_s:.0%}")
 
 
 async def export_day(url: str, out: Path) -> tuple[int, float, float]:
@@ -242,12 +317,18 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=5000, help="db_writer batch size")
     ap.add_argument("--url", default=DEFAULT_URL, help="server to create a scratch database on")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
+    ap.add_argument("--drop-rows", type=int, default=0, help="rows of the day of 2b (0: skip)")
+    ap.add_argument("--drop-only", action="store_true", help="only the drop comparison (2b)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     name = f"twbench_{uuid.uuid4().hex[:10]}"
     url = f"{args.url.rpartition('/')[0]}/{name}"
     asyncio.run(admin(args.url, f'CREATE DATABASE "{name}"'))
     try:
+        if args.drop_rows or args.drop_only:
+            drop_layouts(url, args.drop_rows or 5_000_000)
+        if args.drop_only:
+            return 0
         tape = Tape(args.rows, args.days)
         print(
             f"grow: {args.rows:,} rows (trades + quotes) over {args.days} days, batch {args.batch}"

@@ -20,6 +20,7 @@ runs a bulk DELETE. A detach interrupted half-way is finished
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,11 +144,31 @@ async def expired(conn: asyncpg.Connection, table: str, cutoff_ns: int) -> list[
     return [p for p in await existing(conn, table) if p.hi <= cutoff_ns]
 
 
-async def drop(conn: asyncpg.Connection, p: Partition) -> int:
-    """Detach (concurrently) and drop one partition; returns the bytes freed.
-    ``conn`` must not be inside a transaction."""
+@dataclass(frozen=True)
+class Dropped:
+    """What dropping one partition freed, and where its time went."""
+
+    bytes: int
+    detach_s: float
+    """``DETACH … CONCURRENTLY``: waits for transactions that use the table."""
+    lock_s: float
+    """The exclusive lock on the detached table (nobody should hold one)."""
+    unlink_s: float
+    """``DROP`` and its commit: the files unlinked, about proportional to size."""
+
+
+async def drop(conn: asyncpg.Connection, p: Partition) -> Dropped:
+    """Detach (concurrently) and drop one partition. The drop is a transaction
+    of its own, after the detach, so its lock is on the detached table
+    alone and never on the parent. ``conn`` must not be inside a transaction."""
     size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", p.name)
     how = "FINALIZE" if p.detaching else "CONCURRENTLY"
+    t0 = time.perf_counter()
     await conn.execute(f'ALTER TABLE {p.table} DETACH PARTITION "{p.name}" {how}')
-    await conn.execute(f'DROP TABLE "{p.name}"')
-    return int(size or 0)
+    t1 = time.perf_counter()
+    async with conn.transaction():
+        await conn.execute(f'LOCK TABLE "{p.name}" IN ACCESS EXCLUSIVE MODE')
+        t2 = time.perf_counter()
+        await conn.execute(f'DROP TABLE "{p.name}"')
+    t3 = time.perf_counter()
+    return Dropped(int(size or 0), t1 - t0, t2 - t1, t3 - t2)

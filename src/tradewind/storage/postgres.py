@@ -422,7 +422,7 @@ class PostgresStore(Store):
                     continue
                 cutoff = now_ns - int(days * partitions.DAY_NS)
                 for p in await partitions.expired(conn, table, cutoff):
-                    out.freed_bytes += await partitions.drop(conn, p)
+                    out.freed_bytes += (await partitions.drop(conn, p)).bytes
                     out.dropped.setdefault(table, []).append(p.name)
             out.size_bytes = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
         return out
