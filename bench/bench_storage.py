@@ -21,6 +21,11 @@ dropping a day's partition, and export throughput.
    parent's users), the lock of the detached table and the unlink (DROP +
    commit), and the whole day's drop in each layout. ``--drop-only`` skips
    growing and exporting.
+1b. Interleaved: after growing, ``--pairs`` pairs of segments of the same
+   (today's) rows, one into the grown database and one into an empty one, in
+   alternating order; the median of the pairs' ratios is the figure (goal >=
+   90 %): host noise falls on both halves of a pair alike, which first vs
+   last segment, minutes apart, cannot give.
 3. Export: the newest full day of ``trades`` through ``tradewind.storage.export``
    (PostgreSQL cursor → typed Arrow, exact decimals → Parquet), against a bare
    pyarrow write of the same rows already in memory (plain float columns,
@@ -43,6 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -111,43 +117,92 @@ class Tape:
         return out
 
 
+class Writer:
+    """A ``DbWriterService`` on its own in-process bus and PostgreSQL store."""
+
+    def __init__(self, url: str, batch: int) -> None:
+        self.settings = load_settings(
+            store={"url": url, "batch_size": batch, "maintenance_interval_s": 86_400},
+            bus={"kind": "memory"},
+            log_level="warning",
+        )
+        self.bus = MemoryBus()
+        self.store = PostgresStore.from_settings(self.settings)
+
+    async def start(self) -> None:
+        await self.store.start()
+        ctx = ServiceContext(
+            bus=self.bus,
+            clock=WallClock(),
+            settings=self.settings,
+            instruments=load_instruments(),
+            store=self.store,
+        )
+        self.service = DbWriterService(ctx)
+        await self.service.start()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+        await self.store.close()
+
+    async def segment(self, evs: list[Event]) -> float:
+        """Rows/s from the first publish until every message is acknowledged."""
+        t0 = time.perf_counter()
+        for i in range(0, len(evs), 1024):
+            await self.bus.publish(MARKET, evs[i : i + 1024])
+        while not await self.bus.idle():
+            err = self.service.failed()
+            if err is not None:
+                raise RuntimeError(f"db_writer failed: {err!r}")
+            await asyncio.sleep(0.002)
+        return len(evs) / (time.perf_counter() - t0)
+
+
 async def grow(url: str, tape: Tape, segment: int, batch: int) -> list[float]:
-    settings = load_settings(
-        store={"url": url, "batch_size": batch, "maintenance_interval_s": 86_400},
-        bus={"kind": "memory"},
-        log_level="warning",
-    )
-    bus = MemoryBus()
-    store = PostgresStore.from_settings(settings)
-    await store.start()
-    ctx = ServiceContext(
-        bus=bus,
-        clock=WallClock(),
-        settings=settings,
-        instruments=load_instruments(),
-        store=store,
-    )
-    writer = DbWriterService(ctx)
+    writer = Writer(url, batch)
     await writer.start()
     rates: list[float] = []
     try:
         for lo in range(0, tape.total, segment):
-            evs = tape.rows(lo, min(lo + segment, tape.total))
-            t0 = time.perf_counter()
-            for i in range(0, len(evs), 1024):
-                await bus.publish(MARKET, evs[i : i + 1024])
-            while not await bus.idle():
-                err = writer.failed()
-                if err is not None:
-                    raise RuntimeError(f"db_writer failed: {err!r}")
-                await asyncio.sleep(0.002)
-            rates.append(len(evs) / (time.perf_counter() - t0))
-            done = lo + len(evs)
+            rates.append(await writer.segment(tape.rows(lo, min(lo + segment, tape.total))))
+            done = min(lo + segment, tape.total)
             print(f"  {done:>12,} rows  {rates[-1]:>10,.0f} rows/s", flush=True)
     finally:
         await writer.stop()
-        await store.close()
     return rates
+
+
+async def interleaved(
+    grown: str, fresh: str, tape: Tape, segment: int, batch: int, pairs: int
+) -> list[float]:
+    """db_writer on the grown database against itself on an empty one, in
+    alternating segments of the same rows (A B B A …, so a drift of the host's
+    load falls on both alike): the ratio of each pair. The rows are today's,
+    so on the grown database they go into the live partition that already
+    holds a day's rows and index entries."""
+    today = time.time_ns() // DAY * DAY
+    span = max(1, time.time_ns() - today - 10**9)
+    a, b = Writer(grown, batch), Writer(fresh, batch)
+    await a.start()
+    await b.start()
+    ratios: list[float] = []
+    try:
+        for i in range(pairs):
+            lo = tape.total + i * segment
+            evs = [
+                msgspec.structs.replace(e, ts_event=today + e.ts_event % span)
+                for e in tape.rows(lo, lo + segment)
+            ]
+            if i % 2 == 0:
+                ra, rb = await a.segment(evs), await b.segment(evs)
+            else:
+                rb, ra = await b.segment(evs), await a.segment(evs)
+            ratios.append(ra / rb)
+            print(f"  pair {i + 1}: grown {ra:,.0f}, empty {rb:,.0f} rows/s ({ra / rb:.0%})")
+    finally:
+        await a.stop()
+        await b.stop()
+    return ratios
 
 
 async def drop_day(url: str) -> tuple[float, float, float, str]:
@@ -319,6 +374,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     ap.add_argument("--drop-rows", type=int, default=0, help="rows of the day of 2b (0: skip)")
     ap.add_argument("--drop-only", action="store_true", help="only the drop comparison (2b)")
+    ap.add_argument(
+        "--pairs", type=int, default=8, help="interleaved grown/empty segment pairs (1b)"
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}")
     name = f"twbench_{uuid.uuid4().hex[:10]}"
@@ -346,6 +404,20 @@ def main() -> int:
         print(
             f"  mean of the first and last {tenth} segments (noise of a shared host): "
             f"{first:,.0f} -> {last:,.0f} ({last / first:.0%})"
+        )
+        fresh = f"{name}_empty"
+        asyncio.run(admin(args.url, f'CREATE DATABASE "{fresh}"'))
+        try:
+            fresh_url = f"{args.url.rpartition('/')[0]}/{fresh}"
+            ratios = asyncio.run(
+                interleaved(url, fresh_url, tape, args.segment, args.batch, args.pairs)
+            )
+        finally:
+            asyncio.run(admin(args.url, f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)'))
+        print(
+            f"db_writer on the grown database / on an empty one, {args.pairs} interleaved "
+            f"pairs: median {statistics.median(ratios):.0%} (range {min(ratios):.0%}"
+            f"-{max(ratios):.0%}; goal >= 90 %)"
         )
         took, median, worst, what = asyncio.run(drop_day(url))
         print(f"drop {what}: {took * 1000:,.0f} ms (goal < 1 s)")
