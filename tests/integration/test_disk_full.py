@@ -68,7 +68,8 @@ async def _accepting(url: str, timeout: float = 30.0) -> None:
     while True:
         try:
             conn = await asyncpg.connect(url, timeout=5)
-        except (asyncpg.CannotConnectNowError, OSError):
+        except (asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError, OSError):
+            # also a connection closed while the server shuts down or restarts
             assert time.monotonic() < deadline, "throwaway PostgreSQL never accepted connections"
             await asyncio.sleep(0.1)
             continue
@@ -210,7 +211,7 @@ def _mount_tmpfs(path: Path, size: str) -> None:
 async def _refused(url: str) -> bool:
     try:
         conn = await asyncpg.connect(url, timeout=2)
-    except (OSError, asyncpg.CannotConnectNowError):
+    except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError):
         return True
     await conn.close()
     return False
@@ -220,10 +221,11 @@ async def test_db_writer_holds_through_a_full_wal_volume_and_resumes_after_resta
     make_settings: Any,
 ) -> None:
     """pg_wal on a 16 MB tmpfs, kept by a replication slot: db_writer's COPY
-    needs a new WAL segment, the backend PANICs, recovery cannot write its
-    checkpoint and the server shuts down. db_writer holds the batch (full,
-    nothing acked, nothing failed); the volume grows and the server is
-    started again; everything is stored once."""
+    needs a new WAL segment, a backend PANICs, recovery cannot write its
+    checkpoint and the server shuts down. db_writer holds the batch (nothing
+    acked, nothing failed; full or unavailable, by what its connections
+    heard); the volume grows and the server is started again; everything is
+    stored once."""
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         shutil.chown(d, "postgres", "postgres")
@@ -263,22 +265,30 @@ async def _fill_wal_and_hold(
     svc = DbWriterService(service_context(settings, bus=bus, clock=WallClock(), store=store))
     events: list[Event] = [_now_trade(i) for i in range(60_000)]  # ≈ 10 MB of WAL
     server: subprocess.Popen[bytes] | None = None
+    failed_before = metrics.EVENTS_FAILED.labels("db_writer", ORDERS)._value.get()
     try:
         await svc.start()
         await bus.publish(ORDERS, events)
 
         async def held() -> bool:
-            return svc.full and await _refused(url)
+            return not svc.ready()[0] and await _refused(url)
 
         await until(held, timeout=60)
+        # Full when our own connection carried the PANIC (most runs); when it
+        # struck another backend, or the socket closed before its message
+        # came, db_writer only sees an outage: it holds all the same.
         ok, why = svc.ready()
-        assert (ok, why) == (False, "database full: writes held, nothing acknowledged")
-        assert metrics.DB_FULL._value.get() == 1
+        assert not ok
+        assert why in (
+            "database full: writes held, nothing acknowledged",
+            "database unavailable: writes held, nothing acknowledged",
+        )
+        assert metrics.DB_FULL._value.get() == (1 if svc.full else 0)
         await asyncio.sleep(2.0)  # still held while the server is down
         info = (await bus.info())[ORDERS].groups["db_writer"]
         assert info.pending + info.lag > 0
-        assert svc.full
-        assert metrics.EVENTS_FAILED.labels("db_writer", ORDERS)._value.get() == 0
+        assert not svc.ready()[0]
+        assert metrics.EVENTS_FAILED.labels("db_writer", ORDERS)._value.get() == failed_before
 
         # Space returns (the volume grows) and the server is started again.
         remount = ["mount", "-o", "remount,size=64m", str(wal)]
@@ -289,7 +299,7 @@ async def _fill_wal_and_hold(
 
         async def acked() -> bool:
             g = (await bus.info())[ORDERS].groups["db_writer"]
-            return g.pending + g.lag == 0 and not svc.full
+            return g.pending + g.lag == 0 and svc.ready()[0]
 
         await until(acked, timeout=120)
         assert svc.ready() == (True, "ok")
