@@ -1,94 +1,258 @@
-"""The same EMA-crossover backtest in Tradewind and in NautilusTrader, on the
-same recorded trades, and the throughput ratio Tradewind / NautilusTrader.
+"""Tradewind's backtest against NautilusTrader's on equal work: the same
+decisions on the same ticks, proven by counts printed for both engines, and a
+throughput ratio only when those counts agree.
 
-NautilusTrader lives in its own virtual environment (``--venv``, default
-``/tmp/tw-nautilus-venv``) so that it never touches Tradewind's; ``--install``
-creates it and installs ``nautilus_trader`` with pip. Without the venv the
-benchmark says so and exits 0.
+Two comparisons (``--only trades|book``, both by default):
 
-Equivalence: both build 1-second bars from the trades (Nautilus:
-``…-1-SECOND-LAST-INTERNAL`` bars), EMA periods fast 4 / slow 12, long only,
-0.01 BTC per trade (Nautilus runs its shipped ``EMACrossLongOnly`` example
-strategy). Tradewind's time is the whole ``tradewind backtest`` run: reading
-and parsing the JSONL, all five services, the report data. Nautilus's time is
-``BacktestEngine.run()`` only: its TradeTick objects are built from the same
-file beforehand, untimed, which favours Nautilus.
+- **trades**: the recorded Binance BTCUSDT trades (shifted copies, ``--ticks``),
+  1-second bars built by each engine ([start, end), closed by the first trade
+  past the end, no bar for an interval without trades: NautilusTrader's
+  ``right-open`` time bars without empty bars), EMA 4/12 crossover, long only.
+  Each side's strategy makes the same crossovers from the same EMA arithmetic;
+  orders are market orders of ``--quantity``, filled against trades in both
+  (NautilusTrader with ``trade_execution`` on an L1 book; Tradewind's paper
+  venue at the last trade, no latency, no slippage). The size is one both fill
+  completely: 0.0001 BTC, just above the 5 USDT minimum notional that
+  Tradewind's Binance rules enforce (NautilusTrader's test instrument has none).
+- **book**: L2 deltas of the recorded Binance BTCUSDT depth stream with its REST
+  snapshot, repeated (ids and times shifted, each copy re-synced by the
+  snapshot) to at least ``--updates`` level updates, and a book-imbalance
+  strategy on the best level (``bench/_book_imbalance.py`` in Tradewind,
+  ``_nautilus_side.BookImbalance`` on NautilusTrader's own L2 book): the same
+  book events, decisions, orders and fills walking the book in both.
 
-    python bench/bench_nautilus.py [--install] [--ticks 200000]
+Tradewind's risk limits are set so that they reject nothing NautilusTrader
+accepts (rejections are printed and counted as a difference). Counts compared:
+bars or book events, signals, orders, orders filled, filled quantity (and
+fill events on the book); a difference of more than one (of one order's size
+for the quantity), any rejection or denial, or an order not filled completely
+refuses the ratio, names what differs and exits 1.
+
+Tradewind's time is the whole ``run_backtest`` (reading and parsing the file,
+five services, report data); NautilusTrader's is ``BacktestEngine.run()``
+only, its data objects built beforehand, untimed: that favours NautilusTrader.
+NautilusTrader lives in its own venv (``--venv``, default under the system's
+temporary directory); ``--install`` creates it and pip-installs
+``nautilus_trader``. Without it the script says so and exits 0.
+
+    python bench/bench_nautilus.py [--install] [--ticks 200000] [--updates 200000]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import math
+import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import venv
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _ticks import MARKET_DATA
 from bench_pipeline import machine
 from bench_redis_pipeline import tape_events, write_tape
 from tradewind.backtest import BacktestSpec, run_backtest
+from tradewind.events import BookDelta
+from tradewind.exchanges.replay import ReplaySource
 
-DEFAULT_VENV = Path("/tmp/tw-nautilus-venv")
-TARGET_RATIO = 1.0
+HERE = Path(__file__).resolve().parent
+DEFAULT_VENV = Path(tempfile.gettempdir()) / "tw-nautilus-venv"
+DEPTH_FILE = MARKET_DATA / "binance_spot_btcusdt_combined_20240808.jsonl"
+NAUTILUS_SIDE = HERE / "_nautilus_side.py"
+BOOK_STRATEGY = f"{HERE / '_book_imbalance.py'}:L2BookImbalance"
+TARGETS = {"trades": 1.5, "book": 1.0}
 
-NAUTILUS_RUN = textwrap.dedent(
-    """
-    import json, sys, time
-    from decimal import Decimal
+_BIG = "1000000000000"
+OPEN_RISK: dict[str, Any] = {
+    "max_position": _BIG,
+    "max_order_notional": _BIG,
+    "max_orders_per_second": 1_000_000,
+    "max_orders_per_minute": 1_000_000,
+    "max_gross_exposure": _BIG,
+    "max_net_exposure": _BIG,
+    "max_open_orders": 1_000_000,
+    "fat_finger_pct": "100",
+    "stale_after_s": 1e12,
+    "max_daily_loss": _BIG,
+    "max_drawdown": _BIG,
+    "stopout_loss": _BIG,
+    "loss_streak": 1_000_000,
+    "cooldown_s": 0,
+}
+"""Risk limits NautilusTrader has no counterpart of, out of the way: its
+pre-trade checks on a margin account with ample balance deny nothing here."""
+EXACT_PAPER: dict[str, Any] = {"latency_ms": 0, "latency_jitter_ms": 0, "slippage_bps": 0}
+"""NautilusTrader's backtest venue fills at submission, at the book's price."""
 
-    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-    from nautilus_trader.config import LoggingConfig
-    from nautilus_trader.examples.strategies.ema_cross_long_only import (
-        EMACrossLongOnly, EMACrossLongOnlyConfig,
+TRADE_KEYS = ("bars", "signals", "orders", "orders_filled", "filled_qty")
+BOOK_KEYS = ("books", "signals", "orders", "orders_filled", "fill_events", "filled_qty")
+"""Compared. Fill events are printed for trades but not compared there:
+NautilusTrader's L1 book from trades holds only the last trade's size and
+fills the rest of a market order one tick further, as further fill events."""
+
+
+def differing(
+    tradewind: Mapping[str, Any],
+    nautilus: Mapping[str, Any],
+    keys: Sequence[str],
+    quantity: Decimal,
+) -> list[str]:
+    """What differs by more than one (one order of ``quantity`` for a filled
+    quantity), each as ``name (Tradewind a, NautilusTrader b)``; also risk
+    rejections and NautilusTrader's denied orders, which must both be none."""
+    out: list[str] = []
+    for k in keys:
+        a, b = Decimal(str(tradewind[k])), Decimal(str(nautilus[k]))
+        tolerance = quantity if k == "filled_qty" else 1
+        if abs(a - b) > tolerance:
+            out.append(f"{k} (Tradewind {a}, NautilusTrader {b})")
+    if tradewind.get("rejected", 0):
+        out.append(f"Tradewind risk rejected {tradewind['rejected']} {tradewind['rejections']}")
+    if nautilus.get("denied", 0):
+        out.append(f"NautilusTrader denied {nautilus['denied']}")
+    for name, side in (("Tradewind", tradewind), ("NautilusTrader", nautilus)):
+        asked = side["orders"] * quantity
+        if Decimal(str(side["filled_qty"])) != asked:
+            out.append(f"{name} filled {side['filled_qty']} of {asked} ordered")
+    return out
+
+
+def verdict(
+    name: str,
+    tradewind: Mapping[str, Any],
+    nautilus: Mapping[str, Any],
+    keys: Sequence[str],
+    quantity: Decimal,
+) -> tuple[float | None, list[str]]:
+    """The lines to print and the ratio Tradewind / NautilusTrader in inputs per
+    second, None when the engines did different work."""
+    lines = [f"{'':<16}{'Tradewind':>16}{'NautilusTrader':>16}"]
+    for k in dict.fromkeys(("inputs", *keys, "fill_events")):
+        lines.append(f"{k:<16}{tradewind[k]!s:>16}{nautilus[k]!s:>16}")
+    diff = differing(tradewind, nautilus, keys, quantity)
+    if diff:
+        lines.append(f"REFUSED ({name}): not equal work, no ratio; differs: " + "; ".join(diff))
+        return None, lines
+    t = tradewind["inputs"] / tradewind["seconds"]
+    n = nautilus["inputs"] / nautilus["seconds"]
+    ratio = t / n
+    lines.append(f"Tradewind: {t:,.0f} inputs/s; NautilusTrader: {n:,.0f} inputs/s")
+    lines.append(
+        f"ratio Tradewind/NautilusTrader ({name}): {ratio:.2f}  (target >= {TARGETS[name]:.1f})"
     )
-    from nautilus_trader.model.currencies import BTC, USDT
-    from nautilus_trader.model.data import BarType, TradeTick
-    from nautilus_trader.model.enums import AccountType, AggressorSide, OmsType
-    from nautilus_trader.model.identifiers import TradeId, Venue
-    from nautilus_trader.model.objects import Money
-    from nautilus_trader.test_kit.providers import TestInstrumentProvider
+    return ratio, lines
 
-    path = sys.argv[1]
-    inst = TestInstrumentProvider.btcusdt_binance()
-    ticks = []
-    with open(path, "rb") as fh:
-        for line in fh:
-            d = json.loads(line)["data"]
-            ts = d["T"] * 1_000_000
-            ticks.append(TradeTick(
-                inst.id, inst.make_price(float(d["p"])), inst.make_qty(float(d["q"])),
-                AggressorSide.SELLER if d["m"] else AggressorSide.BUYER,
-                TradeId(str(d["t"])), ts, ts,
-            ))
-    engine = BacktestEngine(config=BacktestEngineConfig(
-        trader_id="BENCH-001", logging=LoggingConfig(log_level="ERROR"),
-    ))
-    engine.add_venue(
-        venue=Venue("BINANCE"), oms_type=OmsType.NETTING, account_type=AccountType.CASH,
-        base_currency=None, starting_balances=[Money(1_000_000, USDT), Money(10, BTC)],
+
+# --- data ------------------------------------------------------------------------------
+
+
+def write_depth_tape(path: Path, updates: int, source: Path = DEPTH_FILE) -> int:
+    """The recording's depth diffs with its REST snapshot after the first diff,
+    repeated until at least ``updates`` level updates; copy k shifts update ids
+    by k spans and times by k spans plus 100 ms. Returns the copies written."""
+    lines = [json.loads(raw) for raw in source.read_bytes().splitlines() if raw.strip()]
+    depth = [d["data"] for d in lines if str(d.get("stream", "")).endswith("@depth@100ms")]
+    snap = next(d for d in lines if "lastUpdateId" in d)
+    if not depth:
+        raise ValueError(f"{source}: no depth diffs")
+    per_copy = sum(len(d["b"]) + len(d["a"]) for d in depth)
+    copies = max(1, math.ceil(updates / per_copy))
+    id_step = depth[-1]["u"] - depth[0]["U"] + 1
+    ms_step = depth[-1]["E"] - depth[0]["E"] + 100
+    stream = "btcusdt@depth@100ms"
+    with path.open("w") as fh:
+        for k in range(copies):
+            for i, d in enumerate(depth):
+                if i == 1:
+                    s = {**snap, "lastUpdateId": snap["lastUpdateId"] + k * id_step}
+                    fh.write(json.dumps(s) + "\n")
+                x = {**d, "U": d["U"] + k * id_step, "u": d["u"] + k * id_step}
+                x["E"] = d["E"] + k * ms_step
+                fh.write(json.dumps({"stream": stream, "data": x}) + "\n")
+    return copies
+
+
+def applied_book_events(tape: Path, out: Path) -> tuple[int, int]:
+    """Tradewind's book events from ``tape`` that change a book (the same rule
+    as the paper venue and the strategy), one JSON line each for the other
+    engine. Returns (events, level updates)."""
+
+    async def collect() -> list[BookDelta]:
+        kept: list[BookDelta] = []
+        synced, book_id = False, 0
+        async for batch in ReplaySource([tape], fmt="binance").batches(4096):
+            for e in batch:
+                if not isinstance(e, BookDelta):
+                    continue
+                if e.snapshot or (synced and e.last_update_id > book_id):
+                    synced, book_id = True, e.last_update_id
+                    kept.append(e)
+        return kept
+
+    kept = asyncio.run(collect())
+    with out.open("w") as fh:
+        for e in kept:
+            fh.write(json.dumps([e.ts_event, e.snapshot, e.bids, e.asks]) + "\n")
+    return len(kept), sum(len(e.bids) + len(e.asks) for e in kept)
+
+
+# --- engines ---------------------------------------------------------------------------
+
+
+def tradewind_counts(spec: BacktestSpec) -> dict[str, Any]:
+    res = run_backtest(spec)
+    s = res.summary
+    return {
+        "seconds": res.wall_s,
+        "events": s.events_in,
+        "bars": s.bars,
+        "signals": s.signals,
+        "rejected": s.rejected,
+        "rejections": dict(res.rejections),
+        "orders": s.orders,
+        "orders_filled": res.curve.orders_filled,
+        "fill_events": s.fills,
+        "filled_qty": str(res.curve.filled_qty),
+    }
+
+
+def tradewind_trades(tape: Path, quantity: Decimal) -> dict[str, Any]:
+    c = tradewind_counts(
+        BacktestSpec(
+            data=(tape,),
+            strategy="ema_cross",
+            params={"fast": 4, "slow": 12, "quantity": str(quantity), "bar_interval_s": 1},
+            settings={"risk": OPEN_RISK, "paper": EXACT_PAPER},
+        )
     )
-    engine.add_instrument(inst)
-    engine.add_data(ticks)
-    engine.add_strategy(EMACrossLongOnly(EMACrossLongOnlyConfig(
-        instrument_id=inst.id,
-        bar_type=BarType.from_str(f"{inst.id}-1-SECOND-LAST-INTERNAL"),
-        trade_size=Decimal("0.01"), fast_ema_period=4, slow_ema_period=12,
-        request_historical_bars=False,
-    )))
-    t0 = time.perf_counter()
-    engine.run()
-    elapsed = time.perf_counter() - t0
-    orders = len(engine.trader.generate_order_fills_report())
-    print(json.dumps({"ticks": len(ticks), "seconds": elapsed, "fills": orders}))
-    engine.dispose()
-    """
-)
+    c["inputs"] = c["events"]
+    return c
+
+
+def tradewind_book(
+    tape: Path, quantity: Decimal, threshold: float, hold_s: float, books: int, levels: int
+) -> dict[str, Any]:
+    c = tradewind_counts(
+        BacktestSpec(
+            data=(tape,),
+            fmt="binance",
+            strategy=BOOK_STRATEGY,
+            params={"quantity": str(quantity), "threshold": threshold, "hold_s": hold_s},
+            settings={"risk": OPEN_RISK, "paper": EXACT_PAPER},
+        )
+    )
+    # The strategy decides on every book event that changes the book; the
+    # stream's one diff before the first snapshot changes nothing.
+    c["books"], c["inputs"] = books, levels
+    return c
 
 
 def venv_python(path: Path) -> Path:
@@ -100,12 +264,11 @@ def install(path: Path) -> None:
         print(f"creating {path}")
         venv.EnvBuilder(with_pip=True).create(path)
     subprocess.run(
-        [str(venv_python(path)), "-m", "pip", "install", "-q", "nautilus_trader"],
-        check=True,
+        [str(venv_python(path)), "-m", "pip", "install", "-q", "nautilus_trader"], check=True
     )
 
 
-def nautilus_available(path: Path) -> str | None:
+def nautilus_version(path: Path) -> str | None:
     py = venv_python(path)
     if not py.exists():
         return None
@@ -117,51 +280,103 @@ def nautilus_available(path: Path) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
+def nautilus_run(path: Path, job: Mapping[str, Any]) -> dict[str, Any]:
+    res = subprocess.run(
+        [str(venv_python(path)), str(NAUTILUS_SIDE), json.dumps(job)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"NautilusTrader run failed: {res.stderr.strip()[-2000:]}")
+    out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+# --- main ------------------------------------------------------------------------------
+
+
+def compare_trades(
+    venv_path: Path, d: Path, ticks: int, quantity: Decimal
+) -> tuple[float | None, list[str]]:
+    tape = d / "trades.jsonl"
+    write_tape(tape, tape_events(ticks))
+    naut = nautilus_run(
+        venv_path,
+        {
+            "kind": "trades",
+            "path": str(tape),
+            "bar_s": 1,
+            "fast": 4,
+            "slow": 12,
+            "quantity": str(quantity),
+        },
+    )
+    tw = tradewind_trades(tape, quantity)
+    return verdict("trades", tw, naut, TRADE_KEYS, quantity)
+
+
+def compare_book(
+    venv_path: Path, d: Path, updates: int, quantity: Decimal, threshold: float, hold_s: float
+) -> tuple[float | None, list[str]]:
+    tape = d / "depth.jsonl"
+    copies = write_depth_tape(tape, updates)
+    events = d / "book_events.jsonl"
+    books, levels = applied_book_events(tape, events)
+    naut = nautilus_run(
+        venv_path,
+        {
+            "kind": "book",
+            "path": str(events),
+            "quantity": str(quantity),
+            "threshold": threshold,
+            "hold_s": hold_s,
+        },
+    )
+    tw = tradewind_book(tape, quantity, threshold, hold_s, books, levels)
+    ratio, lines = verdict("book", tw, naut, BOOK_KEYS, quantity)
+    head = f"book: {copies} copies of the recorded depth stream, {books:,} book events"
+    return ratio, [head, *lines]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--install", action="store_true", help="create the venv and pip install")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    ap.add_argument("--only", choices=("trades", "book"), default=None)
     ap.add_argument("--ticks", type=int, default=200_000)
+    ap.add_argument("--quantity", type=Decimal, default=Decimal("0.0001"))
+    ap.add_argument("--updates", type=int, default=200_000, help="L2 level updates, at least")
+    ap.add_argument("--book-quantity", type=Decimal, default=Decimal("0.001"))
+    ap.add_argument("--threshold", type=float, default=0.6)
+    ap.add_argument("--hold-s", type=float, default=1.0)
     args = ap.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}, load {os.getloadavg()[0]:.1f}")
     if args.install:
         install(args.venv)
-    version = nautilus_available(args.venv)
+    version = nautilus_version(args.venv)
     if version is None:
         print(
             f"SKIPPED: no NautilusTrader in {args.venv}; run with --install to create it "
             "(pip install nautilus_trader into that venv)"
         )
         return 0
-    with tempfile.TemporaryDirectory() as d:
-        tape = Path(d) / "trades.jsonl"
-        write_tape(tape, tape_events(args.ticks))
-        script = Path(d) / "run_nautilus.py"
-        script.write_text(NAUTILUS_RUN)
-        res = subprocess.run(
-            [str(venv_python(args.venv)), str(script), str(tape)],
-            capture_output=True,
-            text=True,
-        )
-        if res.returncode != 0:
-            print(f"NautilusTrader run failed:\n{res.stderr[-3000:]}")
-            return 1
-        naut = json.loads(res.stdout.strip().splitlines()[-1])
-        tw = run_backtest(
-            BacktestSpec(
-                data=(tape,),
-                strategy="ema_cross",
-                params={"fast": 4, "slow": 12, "quantity": "0.01", "bar_interval_s": 1},
+    print(f"NautilusTrader {version}")
+    refused = False
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        if args.only in (None, "trades"):
+            print(f"trades: {args.ticks:,} recorded BTCUSDT trades, {args.quantity} BTC an order")
+            ratio, lines = compare_trades(args.venv, d, args.ticks, args.quantity)
+            print("\n".join(lines))
+            refused |= ratio is None
+        if args.only in (None, "book"):
+            ratio, lines = compare_book(
+                args.venv, d, args.updates, args.book_quantity, args.threshold, args.hold_s
             )
-        )
-    n_tps = naut["ticks"] / naut["seconds"]
-    t_tps = tw.market_events / tw.wall_s
-    print(f"ticks: {args.ticks:,} recorded BTCUSDT trades (shifted copies)")
-    print(f"NautilusTrader {version}: {n_tps:,.0f} ticks/s ({naut['fills']} fills)")
-    print(f"Tradewind backtest: {t_tps:,.0f} ticks/s ({tw.metrics['fills']} fills)")
-    ratio = t_tps / n_tps
-    print(f"ratio Tradewind/NautilusTrader: {ratio:.2f}  (target >= {TARGET_RATIO:.1f})")
-    return 0
+            print("\n".join(lines))
+            refused |= ratio is None
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":

@@ -82,6 +82,10 @@ class EquityCurve:
     price_values: list[float] = field(default_factory=list)
     fill_points: list[tuple[int, str, float]] = field(default_factory=list)
     """(ts_event, side, price) of every fill of ``price_of``, for the trade markers."""
+    filled_qty: Decimal = Decimal(0)
+    """Every fill's quantity summed, both sides, and the orders those fills
+    belong to: what a comparison with another engine checks."""
+    orders_filled: int = 0
 
     @property
     def start_equity(self) -> Decimal:
@@ -279,6 +283,8 @@ def build_equity(
         first = [(m[0], Decimal(repr(m[3]))) for m in marks if (m[1], m[2]) in coin][:1]
         first += [(f.ts_event, f.price) for f in ordered if (f.exchange, f.symbol) in coin][:1]
         c.capital_rate = min(first, key=itemgetter(0))[1] if first else None
+    c.filled_qty = sum((f.qty for f in fills), Decimal(0))
+    c.orders_filled = len({f.client_order_id for f in fills})
     stamps = [m[0] for m in marks[:1] + marks[-1:]]
     if span is not None:
         stamps += [t for t in span if t]
