@@ -35,7 +35,7 @@ from tradewind.config import load_settings
 from tradewind.events import Trade
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.runtime.loop import run_async
-from tradewind.storage import migrate, schema
+from tradewind.storage import migrate, partitions, schema
 from tradewind.storage.rows import COLUMNS, group_rows
 from tradewind.topics import MARKET
 
@@ -65,6 +65,12 @@ async def copy_baseline(url: str, evs: list[Trade], batch: int) -> float:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("TRUNCATE trades")
+        # The market tables are partitioned by day (issue 16): the recording's
+        # days exist before either side is timed, as db_writer would make them.
+        interval = load_settings().store.partition_interval_s * partitions.NS
+        await partitions.ensure(
+            conn, {"trades": partitions.aligned((e.ts_event for e in evs), interval)}
+        )
         t0 = time.perf_counter()
         for i in range(0, len(rows), batch):
             async with conn.transaction():

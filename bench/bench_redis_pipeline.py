@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -370,6 +371,8 @@ class Services:
             "TRADEWIND_FEED__DATA": json.dumps([str(tape)]),
             "TRADEWIND_FEED__SPEED": str(speed),
             "TRADEWIND_LOG_LEVEL": "warning",
+            # risk signs every order and execution checks it (issue 15)
+            "TRADEWIND_CONTROL__ORDER_KEY": secrets.token_hex(32),
             **(extra_env or {}),
         }
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -392,7 +395,10 @@ class Services:
     def wait_ready(self, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.ports[name]}/readyz"
+        proc = self.procs[-1]
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"service {name} exited with {proc.returncode} at start")
             try:
                 with urllib.request.urlopen(url, timeout=1) as resp:
                     if resp.status == 200:
