@@ -361,6 +361,14 @@ def main() -> int:
         )
         return 0
     print(f"NautilusTrader {version}")
+    try:
+        return compare(args)
+    except (RuntimeError, ValueError, OSError) as e:
+        print(f"tradewind: bench_nautilus failed: {e}", file=sys.stderr)
+        return 1
+
+
+def compare(args: argparse.Namespace) -> int:
     refused = False
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

@@ -84,9 +84,12 @@ def rates(t: Sequence[float], counts: Sequence[int]) -> list[float]:
     return [(counts[i] - counts[i - 1]) / max(t[i] - t[i - 1], 1e-9) for i in range(1, len(counts))]
 
 
-def growth(s: Samples, warmup_s: float) -> dict[str, tuple[float, float, float]]:
-    """(baseline, end, end / baseline) per measure, over the samples after warm-up."""
-    keep = [i for i, t in enumerate(s.t) if t >= warmup_s]
+def growth(
+    s: Samples, warmup_s: float, end_s: float = float("inf")
+) -> dict[str, tuple[float, float, float]]:
+    """(baseline, end, end / baseline) per measure, over the samples after
+    warm-up and before ``end_s`` (the tape's end: past it the rate falls to 0)."""
+    keep = [i for i, t in enumerate(s.t) if warmup_s <= t <= end_s]
     if len(keep) < 3:
         raise ValueError(f"{len(keep)} samples after the warm-up: run longer or sample more often")
     out: dict[str, tuple[float, float, float]] = {}
@@ -208,10 +211,10 @@ def plot(s: Samples, warmup_s: float, path: Path) -> None:
     plt.close(fig)
 
 
-def report(s: Samples, warmup_s: float) -> list[str]:
+def report(s: Samples, warmup_s: float, end_s: float = float("inf")) -> list[str]:
     lines = [f"{'measure':<24}{'baseline':>12}{'end':>12}{'end/base':>10}"]
     worst = 0.0
-    for name, (base, end, ratio) in growth(s, warmup_s).items():
+    for name, (base, end, ratio) in growth(s, warmup_s, end_s).items():
         lines.append(f"{name:<24}{base:>12.1f}{end:>12.1f}{ratio:>10.3f}")
         if name.startswith("rss "):
             worst = max(worst, ratio - 1)
@@ -240,9 +243,14 @@ def main() -> int:
     warmup_s = 60 * (args.warmup_min if args.warmup_min is not None else args.minutes / 10)
     print(f"machine: {machine()}, load {os.getloadavg()[0]:.1f}")
     print(f"soak: {args.minutes:g} min at {args.rate:,.0f} ticks/s, warm-up {warmup_s:.0f} s")
-    with tempfile.TemporaryDirectory() as d:
-        s = soak(args, Path(d))
-    print("\n".join(report(s, warmup_s)))
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            s = soak(args, Path(d))
+        lines = report(s, warmup_s, args.minutes * 60)
+    except (RuntimeError, ValueError, OSError, redis.RedisError) as e:
+        print(f"tradewind: soak failed: {e}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
     plot(s, warmup_s, args.png)
     print(f"picture: {args.png}; load after {os.getloadavg()[0]:.1f}")
     return 0
