@@ -238,6 +238,7 @@ def main() -> None:
     inst = TestInstrumentProvider.btcusdt_binance()
     extra: dict[str, Any] = {}
     strat: EmaCross | BookImbalance
+    t_load = time.perf_counter()
     if job["kind"] == "trades":
         data: list[Any] = trade_ticks(inst, job["path"])
         engine = engine_for(inst, BookType.L1_MBP, trade_execution=True)
@@ -265,6 +266,7 @@ def main() -> None:
     engine.add_data(data)
     engine.add_strategy(strat)
     t0 = time.perf_counter()
+    load_s = t0 - t_load
     engine.run()
     elapsed = time.perf_counter() - t0
     orders = engine.cache.orders()
@@ -278,6 +280,7 @@ def main() -> None:
             {
                 "inputs": inputs,
                 "seconds": elapsed,
+                "load_seconds": load_s,
                 "signals": strat.signals,
                 "orders": len(orders),
                 "denied": sum(1 for o in orders if o.status == OrderStatus.DENIED),
