@@ -96,10 +96,12 @@ class TapeSource(ReplaySource):
         self.rate = rate
         self.batch = batch
         self.started = 0.0
+        self.started_cpu = 0.0
 
     async def batches(self, max_batch: int = 1024) -> AsyncIterator[list[MarketEvent]]:
         size = min(max_batch, self.batch)
         self.started = time.perf_counter()
+        self.started_cpu = time.process_time()
         sent = 0
         for tb in self.tape.template_batches(size):
             if self.rate > 0:

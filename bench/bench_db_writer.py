@@ -91,7 +91,14 @@ async def tradewind_writer(url: str, evs: list[Trade], batch: int) -> float:
 
     await admin(url, "TRUNCATE trades")
     settings = load_settings(
-        store={"url": url, "batch_size": batch}, bus={"kind": "memory"}, log_level="warning"
+        # retention off: the rows are a 2024 recording, which it would drop
+        store={
+            "url": url,
+            "batch_size": batch,
+            "retention": {"trades_days": 0, "quotes_days": 0, "book_deltas_days": 0},
+        },
+        bus={"kind": "memory"},
+        log_level="warning",
     )
     bus = MemoryBus()
     store = create_store(settings)

@@ -348,6 +348,12 @@ def histogram_count(text: str, name: str) -> int:
     return int(float(m.group(1))) if m else 0
 
 
+RETENTION_OFF = {
+    f"TRADEWIND_STORE__RETENTION__{t.upper()}_DAYS": "0"
+    for t in ("trades", "quotes", "book_deltas", "bars")
+}
+
+
 class Services:
     """The five ``tradewind service`` processes on one prefix and database."""
 
@@ -373,6 +379,8 @@ class Services:
             "TRADEWIND_LOG_LEVEL": "warning",
             # risk signs every order and execution checks it (issue 15)
             "TRADEWIND_CONTROL__ORDER_KEY": secrets.token_hex(32),
+            # the tape is a 2024 recording: retention would drop its partitions
+            **RETENTION_OFF,
             **(extra_env or {}),
         }
         self.procs: list[subprocess.Popen[bytes]] = []
