@@ -56,8 +56,10 @@ from bench_pipeline import machine
 from tradewind import events as ev
 from tradewind.events import Trade
 
-TARGET_TPS = 30_000
-TARGET_P99_S = 0.002
+TARGET_RATIO = 2.0
+"""Free-running throughput over the bare relay's (issue 17)."""
+TARGET_P99_RATIO = 2.0
+"""Tick-to-order p99 over the bare 3-hop relay's p99 (issue 17)."""
 STAGES = 4
 END = b"END"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -607,15 +609,19 @@ def main() -> int:
         f"tradewind (5 processes, every tick in PostgreSQL), best of {args.rounds}: "
         f"{free:,.0f} ticks/s sustained free-running, {lock:,.0f} ticks/s lockstep replay"
     )
-    print(f"ratio tradewind/relay (free-running): {free / relay_tps:.1%}")
-    print(f"target {TARGET_TPS:,} ticks/s: {'met' if free >= TARGET_TPS else 'NOT met'}")
+    ok = free / relay_tps >= TARGET_RATIO
+    print(
+        f"ratio tradewind/relay (free-running): {free / relay_tps:.1%}  "
+        f"(target >= {TARGET_RATIO:.0%}: {'met' if ok else 'NOT met'}; load "
+        f"{os.getloadavg()[0]:.1f})"
+    )
     print(
         f"tick-to-order at 1k ticks/s ({args.latency_bar_s:g} s bars): p50 {ms(p50)} "
         f"p99 {ms(p99)} (histogram buckets); p99 / relay p99: "
         f"{p99 / r99 if p99 else float('nan'):.1f}x"
     )
-    ok = p99 is not None and p99 <= TARGET_P99_S
-    print(f"target p99 <= {TARGET_P99_S * 1000:.0f} ms: {'met' if ok else 'NOT met'}")
+    ok = p99 is not None and p99 <= TARGET_P99_RATIO * r99
+    print(f"target p99 <= {TARGET_P99_RATIO:.1f}x the relay's: {'met' if ok else 'NOT met'}")
     return 0
 
 
