@@ -257,8 +257,8 @@ def tradewind_book(
             settings={"risk": OPEN_RISK, "paper": EXACT_PAPER},
         )
     )
-    # The strategy decides on every book event that changes the book; the
-    # stream's one diff before the first snapshot changes nothing.
+    # The strategy decides on every book event that changes the book (the
+    # rule ``applied_book_events`` shares with it and the paper venue).
     c["books"], c["inputs"] = books, levels
     return c
 
