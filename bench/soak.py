@@ -8,7 +8,10 @@ Growth is reported as ratios to a baseline in the same run: after the
 warm-up (``--warmup-min``), the mean of the first tenth of the samples is the
 baseline and the mean of the last tenth the end, for each process's RSS, for
 Redis memory and for the persisted rows per second (throughput drift). The
-samples are drawn over time into a PNG (``--png``, default ``bench/soak.png``).
+samples are drawn over time into a PNG (``--png``, default ``bench/soak.png``)
+and kept beside it as JSON. The default warm-up lasts until execution's paper
+market history is full (``paper.history_max_events`` events at the rate):
+until then its RSS grows by design.
 Bounded in count (the tape holds ``rate * minutes * 60`` ticks) and in time
 (the run stops ``--timeout`` seconds after the tape should have ended).
 Needs Redis, PostgreSQL and ``tradewind service`` (as ``bench_redis_pipeline.py``).
@@ -44,6 +47,7 @@ from bench_redis_pipeline import (
     _pg_count,
     latency_env,
 )
+from tradewind.config import load_settings
 
 HERE = Path(__file__).resolve().parent
 TARGET_GROWTH = 0.02
@@ -230,7 +234,13 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--rate", type=float, default=1000.0, help="ticks per second")
     ap.add_argument("--sample-s", type=float, default=5.0)
-    ap.add_argument("--warmup-min", type=float, default=None, help="default: a tenth of the run")
+    ap.add_argument(
+        "--warmup-min",
+        type=float,
+        default=None,
+        help="default: a tenth of the run, or longer until execution's paper market "
+        "history is full (paper.history_max_events at --rate, plus a fifth)",
+    )
     ap.add_argument("--bar-s", type=float, default=0.02, help="bar interval of the EMA strategy")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds past the tape's end")
     ap.add_argument("--png", type=Path, default=HERE / "soak.png")
@@ -240,7 +250,11 @@ def main() -> int:
     if args.minutes <= 0 or args.rate <= 0 or args.sample_s <= 0:
         print("tradewind: --minutes, --rate and --sample-s must be positive", file=sys.stderr)
         return 2
-    warmup_s = 60 * (args.warmup_min if args.warmup_min is not None else args.minutes / 10)
+    if args.warmup_min is not None:
+        warmup_s = 60 * args.warmup_min
+    else:
+        history_s = load_settings().paper.history_max_events / args.rate
+        warmup_s = max(6 * args.minutes, 1.2 * history_s)
     print(f"machine: {machine()}, load {os.getloadavg()[0]:.1f}")
     print(f"soak: {args.minutes:g} min at {args.rate:,.0f} ticks/s, warm-up {warmup_s:.0f} s")
     try:
@@ -252,6 +266,7 @@ def main() -> int:
         return 1
     print("\n".join(lines))
     plot(s, warmup_s, args.png)
+    args.png.with_suffix(".json").write_bytes(msgspec.json.encode(s))
     print(f"picture: {args.png}; load after {os.getloadavg()[0]:.1f}")
     return 0
 
