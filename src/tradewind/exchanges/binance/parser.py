@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -248,6 +248,7 @@ _kline = msgspec.json.Decoder(_KlineMsg)
 _kind = msgspec.json.Decoder(_Kind)
 _rest_trades = msgspec.json.Decoder(list[_RestTrade])
 _rest_aggs = msgspec.json.Decoder(list[_RestAgg])
+_T = TypeVar("_T")
 
 _INTERVALS = {
     "1s": 1,
@@ -531,12 +532,7 @@ class BinanceParser:
 
     def snapshot(self, body: bytes, symbol: str, ts_recv: int) -> BookUpdate:
         """A REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``) of ``symbol``."""
-        try:
-            m = _snapshot.decode(body)
-        except msgspec.ValidationError as exc:
-            raise ParseError("invalid_message", str(exc)[:200]) from None
-        except msgspec.DecodeError as exc:
-            raise ParseError("malformed_json", str(exc)[:200]) from None
+        m = _rest_body(_snapshot, body)
         # Spot snapshots carry no time: the stream's last event time, else the
         # receive time (never 0, which would file the row under 1970).
         ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS or ts_recv
@@ -555,12 +551,7 @@ class BinanceParser:
 
     def rest_trades(self, body: bytes, symbol: str, ts_recv: int) -> list[Trade]:
         """Recent trades from REST, in the same shape (and ids) as stream trades."""
-        try:
-            rows = _rest_trades.decode(body)
-        except msgspec.ValidationError as exc:
-            raise ParseError("invalid_message", str(exc)[:200]) from None
-        except msgspec.DecodeError as exc:
-            raise ParseError("malformed_json", str(exc)[:200]) from None
+        rows = _rest_body(_rest_trades, body)
         return [
             Trade(
                 id=f"{self.exchange}:{symbol}:t{r.id}",
@@ -578,12 +569,7 @@ class BinanceParser:
 
     def rest_agg_trades(self, body: bytes, symbol: str, ts_recv: int) -> list[Trade]:
         """Aggregate trades from REST, with the ids (``a…``) of stream aggTrades."""
-        try:
-            rows = _rest_aggs.decode(body)
-        except msgspec.ValidationError as exc:
-            raise ParseError("invalid_message", str(exc)[:200]) from None
-        except msgspec.DecodeError as exc:
-            raise ParseError("malformed_json", str(exc)[:200]) from None
+        rows = _rest_body(_rest_aggs, body)
         return [
             Trade(
                 id=f"{self.exchange}:{symbol}:a{r.a}",
@@ -704,3 +690,13 @@ class BinanceCoinmParser(BinanceParser):
     the instrument's contract size turns it into USD (``instruments``)."""
 
     exchange = COINM
+
+
+def _rest_body(decoder: msgspec.json.Decoder[_T], body: bytes) -> _T:
+    """A REST answer decoded and checked, or the ParseError a frame would give."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ParseError("invalid_message", str(exc)[:200]) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError("malformed_json", str(exc)[:200]) from None
