@@ -179,6 +179,8 @@ class BinanceVenue(Venue):
             return
         key = canonical(stream)
         for c in list(self.clients):
+            if not self.serves(c, stream):
+                continue
             names: dict[str, str] = c.state.setdefault("names", {})
             name = names.get(key)
             if name is None:
@@ -189,6 +191,10 @@ class BinanceVenue(Venue):
                 c.send(line)
             else:
                 c.send(b'{"stream":"' + name.encode() + b'","data":' + payload + b"}")
+
+    def serves(self, client: Client, stream: str) -> bool:
+        """Whether the client's connection path carries this stream (all do here)."""
+        return True
 
     def _subscribe(self, client: Client, streams: list[str]) -> None:
         client.subs.update(streams)
@@ -343,24 +349,9 @@ class BinanceUsdmVenue(BinanceVenue):
         line = b'{"stream":"' + name.encode() + b'","data":' + payload + b"}"
         self.broadcast_stream(name, line, payload)
 
-    def broadcast_stream(self, stream: str, line: bytes, payload: bytes) -> None:
+    def serves(self, client: Client, stream: str) -> bool:
         kind = stream.partition("@")[2].split("@")[0].split("_")[0]
-        if self.stalled:
-            return
-        key = canonical(stream)
-        for c in list(self.clients):
-            if kind not in self.SERVED[c.state.get("path", "legacy")]:
-                continue
-            names: dict[str, str] = c.state.setdefault("names", {})
-            name = names.get(key)
-            if name is None:
-                continue
-            if not c.state.get("combined"):
-                c.send(payload)
-            elif name == stream:
-                c.send(line)
-            else:
-                c.send(b'{"stream":"' + name.encode() + b'","data":' + payload + b"}")
+        return kind in self.SERVED[client.state.get("path", "legacy")]
 
     async def _agg_trades(self, req: Request) -> Response:
         self.rest_requests.append((time.monotonic(), req.path, req.query.get("symbol", "")))
