@@ -18,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -137,8 +138,12 @@ def main() -> int:
         return 2
     if not args.report_only:
         for path in files:
-            if not run_one(path, args.max_children, args.budget_s, args.sample):
+            start = time.monotonic()
+            done = run_one(path, args.max_children, args.budget_s, args.sample)
+            spent = time.monotonic() - start
+            if not done:
                 print(f"mutation: {path}: time budget of {args.budget_s:.0f} s spent")
+            print(f"mutation: {path}: {spent:.0f} s wall", flush=True)
     return 0 if report(files, results(), args.survivors) else 1
 
 
