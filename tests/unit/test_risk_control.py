@@ -204,3 +204,50 @@ def test_a_refused_command_says_why_and_carries_no_account_data() -> None:
         "bad_signature",
     )
     assert (reply.id, reply.request_id, reply.ts_event) == ("reply:x", "x", now)
+
+
+def test_each_resume_is_recorded_under_its_own_command_id() -> None:
+    """The store keeps one record per id: were two resumes recorded under the
+    same id, a rebuild would replay only one of them."""
+    e = _book()
+    v = ControlVerifier(TOKEN, max_age_s=30)
+    now = time.time_ns()
+    ids = []
+    for n in range(2):
+        halt = make_control(TOKEN, "halt", {}, now + n)
+        resume = make_control(TOKEN, "resume", {}, now + n)
+        handle(e, v, halt, now + n)
+        handle(e, v, resume, now + n)
+        records = [x for x in e.drain() if isinstance(x, Control)]
+        assert [(r.id, r.args["source"], r.args["action"]) for r in records] == [
+            (f"applied:{halt.id}", halt.id, "halt"),
+            (f"applied:{resume.id}", resume.id, "resume"),
+        ]
+        ids += [r.id for r in records]
+    assert len(set(ids)) == 4
+
+
+def test_status_answers_when_an_exposure_cannot_be_converted() -> None:
+    """A position quoted in a currency without a conversion mark has no worst
+    case in money; status still answers, with zeros there, rather than fail."""
+    e = RiskEngine(RiskSettings(), InstrumentRegistry.load())
+    e.on_fill(
+        Fill(
+            id="f1",
+            ts_event=1_723_161_255 * NS,
+            client_order_id="c1",
+            exchange_order_id="e1",
+            exchange="binance",
+            symbol="XMRBTC",
+            side=Side.BUY,
+            price=D("0.005"),
+            qty=D("2"),
+            fee=D(0),
+            fee_currency="BTC",
+            liquidity=Liquidity.TAKER,
+        )
+    )
+    assert e.worst_exposure() is None
+    p = status_payload(e)
+    assert p["worst_case_exposure"] == {"gross": "0", "net": "0"}
+    assert D(p["positions"][0]["qty"]) == 2
