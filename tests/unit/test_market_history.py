@@ -398,3 +398,19 @@ def test_restored_interval_bounds_never_decrease_with_out_of_order_times() -> No
     assert [c.hi for c in r.checkpoints] == [c.hi for c in h.checkpoints] == [500, 500, -1]
     for t in (0, 15, 45, 75, 90, 600):
         assert r.insertion_point(t) == h.insertion_point(t)
+
+
+def test_events_at_time_zero_set_the_watermark() -> None:
+    h = MarketHistory(10**12, checkpoint_every=4)
+    h.apply(trade(0, 0.3))
+    h.extend([trade(0, 0.31)])
+    assert h.watermark == 0 and h.insertion_point(0) == (2, True)
+
+
+def test_an_empty_quoted_side_is_no_level() -> None:
+    """A quote with nothing on one side leaves that side to the book."""
+    s = MarketState()
+    s.apply(book(1, [(0.5, 9.0)], [(0.53, 4.0)], 1, True))
+    s.apply(quote(2, 0.51, 0.52, bid_qty=0.0, ask_qty=2.0))
+    assert s.levels(Side.BUY) == [(D("0.5"), D("9.0"))]
+    assert s.levels(Side.SELL) == [(D("0.52"), D("2.0")), (D("0.53"), D("4.0"))]
