@@ -142,14 +142,16 @@ def test_status_reports_every_position_pnl_and_limit_in_money_strings() -> None:
         False,
         1,
     )
-    money = {k: D(v) for k, v in p["pnl"].items()}
-    assert money == {
-        "realized": 0,
-        "unrealized": 2,
-        "fees": D("0.15"),
+    pnl = dict(p["pnl"])
+    assert pnl.pop("account_currency") == "USDT"
+    assert {k: D(v) for k, v in pnl.items()} == {
         "equity": D("1.85"),
         "day_start_equity": 0,
         "peak_equity": D("1.85"),
+    }
+    by_currency = {c: {k: D(v) for k, v in t.items()} for c, t in p["pnl_by_currency"].items()}
+    assert by_currency == {
+        "USDT": {"realized_pnl": 0, "unrealized_pnl": 2, "fees": D("0.15"), "pnl": D("1.85")}
     }
     assert {k: D(v) for k, v in p["exposure"].items()} == {"gross": 152, "net": 92}
     assert {k: D(v) for k, v in p["worst_case_exposure"].items()} == {"gross": 181, "net": 121}
@@ -159,7 +161,8 @@ def test_status_reports_every_position_pnl_and_limit_in_money_strings() -> None:
         ("binance", "BTCUSDT", D("0.002"), 60000, 61000, 0, 2, D("0.12")),
         ("binance", "FTMUSDT", -100, D("0.3"), D("0.3"), 0, 0, D("0.03")),
     ]
-    assert all(set(q) == {"exchange", "symbol", *fields} for q in p["positions"])
+    assert all(q["currency"] == "USDT" for q in p["positions"])
+    assert all(set(q) == {"exchange", "symbol", "currency", *fields} for q in p["positions"])
     limits = p["limits"]
     assert limits["gross_exposure"] == {"used": "181.0000", "limit": "25000", "ratio": "0.0072"}
     assert limits["open_orders"] == {"used": "1", "limit": "20", "ratio": "0.0500"}
@@ -230,7 +233,7 @@ def test_each_resume_is_recorded_under_its_own_command_id() -> None:
 def test_status_answers_when_an_exposure_cannot_be_converted() -> None:
     """A position quoted in a currency without a conversion mark has no worst
     case in money; status still answers, with zeros there, rather than fail."""
-    e = RiskEngine(RiskSettings(), InstrumentRegistry.load())
+    e = RiskEngine(RiskSettings(), load_instruments())
     e.on_fill(
         Fill(
             id="f1",

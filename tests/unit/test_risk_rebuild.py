@@ -22,14 +22,14 @@ from tradewind.events import (
     Trade,
     TradingState,
 )
-from tradewind.instruments import InstrumentRegistry
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.rebuild import rebuild, stored_orders
 from tradewind.storage.sqlite import SqliteStore
 
 NS = 1_000_000_000
 T0 = 1_723_161_255 * NS
-INSTRUMENTS = InstrumentRegistry.load()
+INSTRUMENTS = load_instruments()
 BTC = ("binance", "BTCUSDT")
 
 
