@@ -4,9 +4,12 @@ Runs mutmut (configured in pyproject's ``[tool.mutmut]``: the files and the
 tests that exercise them) one file at a time, each within a time budget, and
 prints the score per file: killed (a timeout counts as killed: the tests
 noticed) over every mutant checked. Mutants a budget (or ``--sample``) left
-unchecked are listed as such, never counted as killed. Results are kept in ``mutants/``, so a second
-run only checks what the first left (``mutmut results`` / ``mutmut show NAME``
-inspect them). Too slow for CI: a pre-release step (docs/testing.md).
+unchecked are listed as such, never counted as killed. Results are kept in
+``mutants/``, so a second run only checks what the first left; ``--again
+survivors`` re-checks the survivors after new tests (``mutmut results`` /
+``mutmut show NAME`` inspect them). A change to the test selection in
+pyproject makes mutmut forget every result. Too slow for CI: a pre-release
+step (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -44,16 +48,31 @@ def module_of(path: str) -> str:
     return path.removeprefix("src/").removesuffix(".py").replace("/", ".")
 
 
-def run_one(path: str, children: int, budget_s: float, sample: int) -> bool:
+def run_one(path: str, children: int, budget_s: float, sample: int, again: str) -> bool:
     """mutmut on one file's mutants (or a seeded sample of them); False when
-    the budget ran out first."""
-    names = [f"{module_of(path)}.*"]
+    the budget ran out first.
+
+    mutmut 3 re-runs every mutant it is given by name, cached or not, so only
+    the ones ``again`` asks for are named: those never checked (a run that
+    ran out of time continues where it stopped), also the survivors (after
+    new tests), or all. Each mutant then runs only the tests that called its
+    function in mutmut's stats pass, not the whole selection."""
+    prefix = module_of(path) + "."
+    status = {k: v for k, v in results().items() if k.startswith(prefix)}
+    if not status:
+        run_mutmut([f"{module_of(path)}.*__mutmut_1"], children, budget_s)
+        status = {k: v for k, v in results().items() if k.startswith(prefix)}
     if sample:
-        mine = sorted(k for k in results() if k.startswith(module_of(path) + "."))
-        if not mine:
-            run_mutmut([f"{module_of(path)}.*__mutmut_1"], children, budget_s)
-            mine = sorted(k for k in results() if k.startswith(module_of(path) + "."))
-        names = random.Random(f"{SEED}:{path}").sample(mine, min(sample, len(mine)))
+        names = random.Random(f"{SEED}:{path}").sample(sorted(status), min(sample, len(status)))
+    else:
+        names = sorted(
+            k
+            for k, v in status.items()
+            if again == "all" or v == "not checked" or (again == "survivors" and v not in KILLED)
+        )
+    if not names:
+        print(f"mutation: {path}: nothing left to check (--again survivors|all re-checks)")
+        return True
     return run_mutmut(names, children, budget_s)
 
 
@@ -123,6 +142,12 @@ def main() -> int:
     ap.add_argument("--max-children", type=int, default=1, help="parallel mutants (default 1)")
     ap.add_argument("--budget-s", type=float, default=3600.0, help="time budget per file")
     ap.add_argument("--sample", type=int, default=0, help="check only N mutants per file (seeded)")
+    ap.add_argument(
+        "--again",
+        choices=("none", "survivors", "all"),
+        default="none",
+        help="re-check mutants already checked: none (default), survivors, all",
+    )
     ap.add_argument("--report-only", action="store_true", help="print the last results")
     ap.add_argument("--survivors", action="store_true", help="list the surviving mutants")
     args = ap.parse_args()
@@ -137,8 +162,12 @@ def main() -> int:
         return 2
     if not args.report_only:
         for path in files:
-            if not run_one(path, args.max_children, args.budget_s, args.sample):
+            start = time.monotonic()
+            done = run_one(path, args.max_children, args.budget_s, args.sample, args.again)
+            spent = time.monotonic() - start
+            if not done:
                 print(f"mutation: {path}: time budget of {args.budget_s:.0f} s spent")
+            print(f"mutation: {path}: {spent:.0f} s wall", flush=True)
     return 0 if report(files, results(), args.survivors) else 1
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -296,3 +297,120 @@ def test_a_lost_chunk_drops_the_history_before_it() -> None:
     assert r.insertion_point(50) == (8, False)
     assert r.insertion_point(95) == (9, True)
     assert r.state == h.state and r.events == h.events[8:]
+
+
+def test_a_stale_book_bid_above_the_quote_is_not_resting_liquidity() -> None:
+    """The quote is newer than the depth: a book bid above the quoted best bid
+    (or an ask below the best ask) is gone, so nothing rests there."""
+    s = MarketState()
+    s.apply(book(1, [(0.52, 5.0), (0.5, 9.0)], [(0.53, 4.0), (0.56, 6.0)], 1, True))
+    s.apply(quote(2, 0.51, 0.54))
+    assert s.level_qty(Side.BUY, D("0.52")) == 0
+    assert s.level_qty(Side.SELL, D("0.53")) == 0
+    assert s.level_qty(Side.SELL, D("0.56")) == D("6.0")
+
+
+def test_the_event_bound_evicts_exactly_past_max_events() -> None:
+    """Whole intervals go once the events after the next one reach
+    ``max_events``: 8 events kept of 12 (4 a checkpoint), none of 8."""
+    h = MarketHistory(10**12, max_events=8, checkpoint_every=4)
+    for _ in range(8):
+        h.apply(trade(100, 0.3))
+    assert h.start == 0 and len(h.events) == 8
+    for _ in range(4):
+        h.apply(trade(100, 0.3))
+    assert h.start == 4 and len(h.events) == 8
+
+
+def test_the_time_bound_keeps_an_interval_until_its_last_event_is_past() -> None:
+    """An interval (times 0..300) goes when its *last* event is at or before
+    the horizon (watermark 700 minus ``history``), not its first or second."""
+    for history, start in ((500, 0), (401, 0), (400, 4)):
+        h = MarketHistory(history, checkpoint_every=4)
+        for i in range(8):
+            h.apply(trade(i * 100, 0.3))
+        assert h.start == start, history
+
+
+def test_an_order_at_the_newest_evicted_time_is_matched_exactly() -> None:
+    """Events at an order's own time belong before it, so an order at the
+    newest evicted event's time lies inside the retained history."""
+    h = MarketHistory(400, checkpoint_every=4)
+    for i in range(8):
+        h.apply(trade(i * 100, 0.3))
+    assert h.evicted_max_ts == 300
+    assert h.insertion_point(300) == (4, True)
+    assert h.insertion_point(299)[1] is False
+
+
+def test_an_unknown_chunk_is_named_in_the_error() -> None:
+    h = MarketHistory(10**12, checkpoint_every=4)
+    for i in range(5):
+        h.apply(trade(i, 0.3))
+    with pytest.raises(KeyError, match=r"^7$"):
+        h.chunk_at(7)
+
+
+def test_a_restore_refuses_a_chunk_list_that_does_not_match_the_meta() -> None:
+    h = MarketHistory(10**12, checkpoint_every=4)
+    for ts in range(1, 15):
+        h.apply(trade(ts * 10, 0.3))
+    chunks = [h.chunk_at(p) for p in h.sealed()]
+    with pytest.raises(ValueError, match="shorter"):
+        MarketHistory(10**12, checkpoint_every=4).restore(h.meta(), chunks[:2])
+
+
+def test_a_truncated_chunk_counts_as_lost() -> None:
+    """A saved chunk with its position right but events missing cannot be
+    replayed from: the history before the next whole chunk is dropped."""
+    h = MarketHistory(10**12, checkpoint_every=4)
+    for ts in range(1, 15):
+        h.apply(trade(ts * 10, 0.3 + ts / 100))
+    c0, c1, c2 = (h.chunk_at(p) for p in h.sealed())
+    short = type(c1)(c1.pos, c1.state, c1.events[:3])
+    r = MarketHistory(10**12, checkpoint_every=4)
+    r.restore(h.meta(), [c0, short, c2])
+    assert (r.start, r.end) == (8, 14) and r.events == h.events[8:]
+
+
+def test_a_lost_chunk_with_an_empty_tail_restores() -> None:
+    """Saved right after a seal, the open interval is empty; losing the last
+    sealed chunk then leaves no event at all, and the restore still works,
+    treating everything up to the watermark as evicted."""
+    h = MarketHistory(10**12, checkpoint_every=4)
+    for ts in range(1, 9):
+        h.apply(trade(ts * 10, 0.3))
+    assert h.meta().tail.events == []
+    r = MarketHistory(10**12, checkpoint_every=4)
+    r.restore(h.meta(), [h.chunk_at(0), None])
+    assert (r.start, r.end, r.events) == (8, 8, [])
+    assert r.evicted_max_ts == 79 and r.state == h.state
+
+
+def test_restored_interval_bounds_never_decrease_with_out_of_order_times() -> None:
+    """An interval whose events are all older than an earlier one's keeps the
+    earlier maximum, as the live history does, so bisection stays valid."""
+    h = MarketHistory(10**12, checkpoint_every=4)
+    for ts in (10, 500, 20, 30, 40, 50, 60, 70, 80):
+        h.apply(trade(ts, 0.3))
+    r = MarketHistory(10**12, checkpoint_every=4)
+    r.restore(h.meta(), [h.chunk_at(p) for p in h.sealed()])
+    assert [c.hi for c in r.checkpoints] == [c.hi for c in h.checkpoints] == [500, 500, -1]
+    for t in (0, 15, 45, 75, 90, 600):
+        assert r.insertion_point(t) == h.insertion_point(t)
+
+
+def test_events_at_time_zero_set_the_watermark() -> None:
+    h = MarketHistory(10**12, checkpoint_every=4)
+    h.apply(trade(0, 0.3))
+    h.extend([trade(0, 0.31)])
+    assert h.watermark == 0 and h.insertion_point(0) == (2, True)
+
+
+def test_an_empty_quoted_side_is_no_level() -> None:
+    """A quote with nothing on one side leaves that side to the book."""
+    s = MarketState()
+    s.apply(book(1, [(0.5, 9.0)], [(0.53, 4.0)], 1, True))
+    s.apply(quote(2, 0.51, 0.52, bid_qty=0.0, ask_qty=2.0))
+    assert s.levels(Side.BUY) == [(D("0.5"), D("9.0"))]
+    assert s.levels(Side.SELL) == [(D("0.52"), D("2.0")), (D("0.53"), D("4.0"))]

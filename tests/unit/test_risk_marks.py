@@ -54,3 +54,26 @@ def test_quotes_convert_through_the_account_currency_on_the_same_exchange() -> N
     m.trade(("binance", "BTCUSDT"), 1, 60000.0)
     assert m.fx("binance", "BTC") == D("60000.0")
     assert m.quote_of(KEY) == "BTC"
+
+
+def test_a_symbol_seen_at_time_zero_is_fresh_and_stays_so_after_a_restore() -> None:
+    """Time 0 is a time (a replay or a synthetic feed may start there): a
+    first event at 0 makes the symbol fresh, and a restore keeps it."""
+    m = marks()
+    m.seen(("bybit", "ETHUSDT"), 0)
+    m.trade(KEY, 0, 0.005)
+    assert m.fresh == {("bybit", "ETHUSDT"): 0, KEY: 0}
+    back = marks()
+    back.restore(m.snapshot())
+    assert back.fresh == m.fresh and back.prices == m.prices
+
+
+def test_a_symbol_with_a_bar_in_its_name_survives_a_restore() -> None:
+    """The snapshot keys are ``exchange|symbol`` and only the first bar splits
+    them: an exchange name has none, a symbol may."""
+    m = marks()
+    odd = ("kraken", "XBT|USD|PERP")
+    m.trade(odd, 4, 60000.5)
+    back = marks()
+    back.restore(m.snapshot())
+    assert back.fresh == {odd: 4} and back.prices == {odd: (4, D("60000.5"))}
