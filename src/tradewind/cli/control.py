@@ -3,8 +3,10 @@
 They reach a running system through the bus from the settings: a command is
 signed with the control token (``TRADEWIND_CONTROL__TOKEN`` or ``…_FILE``),
 published on ``control``, and the CLI waits, with a timeout, for risk's reply
-on ``control.replies``. Exit status: 0 done, 1 refused or no reply, 2 bad
-configuration.
+on ``control.replies``. With no Redis configured (or ``--db``/``--socket``
+given) the system is one ``tradewind trade`` process: the same signed command
+goes to its control socket, with the token kept beside its database unless one
+is configured. Exit status: 0 done, 1 refused or no reply, 2 bad configuration.
 """
 
 from __future__ import annotations
@@ -14,22 +16,28 @@ import getpass
 import json
 import socket
 import time
-import uuid
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradewind.bus import Bus, create_bus
+from tradewind.bus import create_bus
 from tradewind.cli import app
 from tradewind.cli.common import settings_or_exit
 from tradewind.config import Settings
 from tradewind.control import make_control
-from tradewind.events import Control, ControlReply
+from tradewind.events import ControlReply
+from tradewind.runtime.control_endpoint import (
+    EndpointError,
+    default_socket,
+    exchange,
+    local_token,
+    send_local,
+)
 from tradewind.runtime.loop import run_async
-from tradewind.topics import CONTROL, CONTROL_REPLIES
 
 
 async def send(
@@ -49,34 +57,47 @@ async def send(
         await bus.close()
 
 
-async def exchange(bus: Bus, c: Control, timeout: float) -> ControlReply | None:
-    """Publish ``c`` and wait for risk's reply to it; None after ``timeout``."""
-    group = f"cli-{uuid.uuid4().hex[:12]}"
-    sub = await bus.subscribe([CONTROL_REPLIES], group, "cli")
-    try:
-        await bus.publish(CONTROL, [c])
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            msgs = await sub.fetch(256, min(left, 0.5))
-            if msgs:
-                await sub.ack(msgs)
-            for m in msgs:
-                if isinstance(m.event, ControlReply) and m.event.request_id == c.id:
-                    return m.event
-        return None
-    finally:
-        await sub.close()
-        await bus.drop_group(CONTROL_REPLIES, group)
+async def send_to_socket(
+    settings: Settings, db: Path, sock: Path, command: str, args: dict[str, str], timeout: float
+) -> ControlReply | None:
+    """The same signed command, to one ``tradewind trade`` process's socket."""
+    secret = settings.control.token
+    token = secret.get_secret_value() if secret is not None else local_token(db, create=False)
+    if token is None:
+        raise ValueError(
+            f"no control token: TRADEWIND_CONTROL__TOKEN is not set and {db} has none "
+            "beside it (give the --db tradewind trade runs on)"
+        )
+    issued_by = f"{getpass.getuser()}@{socket.gethostname()}"
+    c = make_control(token, command, args, time.time_ns(), issued_by)
+    return await send_local(sock, c, timeout)
 
 
-def _run(command: str, args: dict[str, str], timeout: float | None, as_json: bool) -> None:
+def _run(
+    command: str,
+    args: dict[str, str],
+    timeout: float | None,
+    as_json: bool,
+    db: Path | None = None,
+    sock: Path | None = None,
+) -> None:
     settings = settings_or_exit()
     wait = timeout if timeout is not None else settings.control.reply_timeout_s
+    local = db is not None or sock is not None or settings.bus.kind == "memory"
+    db = db if db is not None else Path("tradewind.db")
+    sock = sock if sock is not None else default_socket(db)
     try:
-        reply = run_async(asyncio.wait_for(send(settings, command, args, wait), wait + 10))
+        if local:
+            job = send_to_socket(settings, db, sock, command, args, wait)
+        else:
+            job = send(settings, command, args, wait)
+        reply = run_async(asyncio.wait_for(job, wait + 10))
     except ValueError as exc:
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(2) from None
+    except EndpointError as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
+        raise typer.Exit(1) from None
     except TimeoutError:
         reply = None
     if reply is None:
@@ -161,6 +182,14 @@ _TIMEOUT = typer.Option(
     help="Seconds to wait for risk's reply (default: settings).",
 )
 _JSON = typer.Option(False, "--json", help="Print the reply as JSON.")
+_DB = typer.Option(
+    None,
+    "--db",
+    help="The database a tradewind trade process runs on: reach it through its socket.",
+)
+_SOCKET = typer.Option(
+    None, "--socket", help="That process's control socket (default: the --db path + .sock)."
+)
 
 
 @app.command("halt")
@@ -168,18 +197,30 @@ def halt_command(
     flatten: bool = typer.Option(False, "--flatten", help="Also close every position."),
     timeout: float | None = _TIMEOUT,
     as_json: bool = _JSON,
+    db: Path | None = _DB,
+    sock: Path | None = _SOCKET,
 ) -> None:
     """Kill switch: cancel every open order, refuse new ones (and close positions)."""
-    _run("halt", {"flatten": "true" if flatten else "false"}, timeout, as_json)
+    _run("halt", {"flatten": "true" if flatten else "false"}, timeout, as_json, db, sock)
 
 
 @app.command("resume")
-def resume_command(timeout: float | None = _TIMEOUT, as_json: bool = _JSON) -> None:
+def resume_command(
+    timeout: float | None = _TIMEOUT,
+    as_json: bool = _JSON,
+    db: Path | None = _DB,
+    sock: Path | None = _SOCKET,
+) -> None:
     """Return to ACTIVE trading with a fresh loss budget."""
-    _run("resume", {}, timeout, as_json)
+    _run("resume", {}, timeout, as_json, db, sock)
 
 
 @app.command("status")
-def status_command(timeout: float | None = _TIMEOUT, as_json: bool = _JSON) -> None:
+def status_command(
+    timeout: float | None = _TIMEOUT,
+    as_json: bool = _JSON,
+    db: Path | None = _DB,
+    sock: Path | None = _SOCKET,
+) -> None:
     """Trading state, positions, exposure, PnL and limits used."""
-    _run("status", {}, timeout, as_json)
+    _run("status", {}, timeout, as_json, db, sock)

@@ -113,7 +113,10 @@ def render(v: TradeView) -> Group:
         sym,
         acct,
         Panel(recent, title="Last signals, orders and fills", title_align="left"),
-        Text("Ctrl-C: stop (cancels open orders, prints the summary); twice: exit at once"),
+        Text(
+            "keys: h halt · f halt and flatten · r resume    "
+            "Ctrl-C: stop (cancels open orders, prints the summary); twice: exit at once"
+        ),
     )
 
 

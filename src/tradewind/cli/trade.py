@@ -7,11 +7,15 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
+import termios
 import time
+import tty
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
@@ -25,9 +29,16 @@ from tradewind.exchanges.common.recording import Recorder
 from tradewind.execution.guard import network_problem, venue_problem
 from tradewind.execution.venue import StartCheckFailed
 from tradewind.observability.logging import configure_logging
+from tradewind.runtime.control_endpoint import (
+    EndpointError,
+    claim,
+    default_socket,
+    local_token,
+    token_file,
+)
 from tradewind.runtime.embedded import RunSummary
 from tradewind.runtime.loop import run_async
-from tradewind.runtime.trade import LiveTrader
+from tradewind.runtime.trade import STOP_TIMEOUT_S, LiveTrader
 from tradewind.storage import runs
 from tradewind.storage.runs import RunRecord, new_run_id
 
@@ -86,6 +97,11 @@ def trade_command(
     rotate_minutes: float = typer.Option(
         0.0, "--rotate-minutes", min=0, help="Rotate the recording by time."
     ),
+    control_socket: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--control-socket",
+        help="Unix socket for tradewind halt/resume/status (default: the --db path + .sock).",
+    ),
 ) -> None:
     """Trade live market data in one process (paper execution), with a dashboard."""
     if network is not None and network not in ("testnet", "mainnet"):
@@ -118,12 +134,23 @@ def trade_command(
         problem = venue_problem(settings.execution) or network_problem(settings.execution)
         if problem is not None:
             _usage(problem)
+    # A PostgreSQL store has no folder: the socket and token go to the working one.
+    here = Path("tradewind.db") if runs.is_url(db) else Path(db)
+    sock = control_socket if control_socket is not None else default_socket(here)
+    fresh_token = settings.control.token is None and not token_file(here).exists()
+    try:
+        claim(sock)
+        settings = _with_control_token(settings, here)
+    except EndpointError as exc:
+        _usage(str(exc))
     configure_logging(settings, console=True)
     console = Console()
     dashboard = console.is_terminal and not no_dashboard
     try:
-        trader = LiveTrader(settings, _recorder(record, rotate_mb, rotate_minutes))
+        trader = LiveTrader(settings, _recorder(record, rotate_mb, rotate_minutes), sock)
     except (ConfigError, ValueError) as exc:
+        if fresh_token and not here.exists():
+            token_file(here).unlink(missing_ok=True)
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(2) from None
     if live_orders:
@@ -137,6 +164,9 @@ def trade_command(
         summary = run_async(_trade(trader, console, dashboard, interval, duration))
     except StartCheckFailed as exc:
         typer.echo(f"tradewind: live orders refused at start: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except EndpointError as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(1) from None
     except RuntimeError as exc:
         typer.echo(f"tradewind: {exc}", err=True)
@@ -183,6 +213,17 @@ def _limits(settings: Settings) -> str:
         f"{r.max_order_notional}, max open orders {r.max_open_orders}, max daily loss "
         f"{r.max_daily_loss}, max drawdown {r.max_drawdown} {r.account_currency}"
     )
+
+
+def _with_control_token(settings: Settings, db: Path) -> Settings:
+    """Without a configured token, the one kept beside the database, so that
+    ``tradewind halt`` (and the dashboard's keys) work with no setup."""
+    if settings.control.token is not None:
+        return settings
+    token = local_token(db, create=True)
+    assert token is not None
+    control = settings.control.model_copy(update={"token": SecretStr(token)})
+    return settings.model_copy(update={"control": control})
 
 
 def _recorder(path: Path | None, rotate_mb: float, rotate_minutes: float) -> Recorder | None:
@@ -269,15 +310,64 @@ async def _trade(
     if trader.resent:
         console.print(f"resumed: sent {trader.resent} open order(s) again to the paper exchange")
     show = asyncio.create_task(_show(trader, console, dashboard, interval, stopping))
+    keys = _Keys(trader) if dashboard else None
     try:
         await trader.run_until(stopping)
     finally:
+        if keys is not None:
+            await keys.close()
         show.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await show
         console.print("stopping: cancelling open orders and flushing the store (Ctrl-C: now)")
         await trader.stop()
     return await trader.summary()
+
+
+KEY_COMMANDS = {
+    "h": ("halt", {"flatten": "false"}),
+    "f": ("halt", {"flatten": "true"}),
+    "r": ("resume", {}),
+}
+
+
+class _Keys:
+    """The dashboard's kill-switch keys: the terminal in cbreak mode (Ctrl-C
+    still signals), one command at a time, each signed and verified by risk
+    like one from ``tradewind halt``; its reply shows in the activity list."""
+
+    def __init__(self, trader: LiveTrader) -> None:
+        self.trader = trader
+        self.fd: int | None = None
+        self.saved: list[Any] | None = None
+        self.task: asyncio.Task[object] | None = None
+        if not sys.stdin.isatty():
+            return
+        self.fd = sys.stdin.fileno()
+        self.saved = termios.tcgetattr(self.fd)
+        tty.setcbreak(self.fd)
+        asyncio.get_running_loop().add_reader(self.fd, self._on_key)
+
+    def _on_key(self) -> None:
+        assert self.fd is not None
+        try:
+            key = os.read(self.fd, 1).decode(errors="replace").lower()
+        except OSError:
+            return
+        if key not in KEY_COMMANDS or (self.task is not None and not self.task.done()):
+            return
+        command, args = KEY_COMMANDS[key]
+        self.task = asyncio.create_task(self.trader.command(command, args), name="trade:key")
+
+    async def close(self) -> None:
+        if self.fd is None:
+            return
+        asyncio.get_running_loop().remove_reader(self.fd)
+        if self.saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.task, STOP_TIMEOUT_S)
 
 
 async def _show(

@@ -17,12 +17,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 
 from tradewind.bus import Message
 from tradewind.config import Settings
+from tradewind.control import make_control
 from tradewind.events import (
+    ControlReply,
     Fill,
     OrderStatus,
     OrderUpdate,
@@ -33,6 +36,7 @@ from tradewind.events import (
 )
 from tradewind.exchanges.common.recording import Recorder
 from tradewind.risk.rebuild import stored_orders
+from tradewind.runtime.control_endpoint import ControlEndpoint, exchange
 from tradewind.runtime.embedded import Pipeline, RunSummary, percentile
 from tradewind.services.base import ServiceContext
 from tradewind.topics import DECISIONS, EXECUTIONS, MARKET, ORDERS, SIGNALS
@@ -132,7 +136,12 @@ class LiveTrader:
     """The pipeline of ``tradewind run`` on live feeds, plus the tap and a
     clean stop. ``settings.feed.source`` must be ``live``."""
 
-    def __init__(self, settings: Settings, recorder: Recorder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        recorder: Recorder | None = None,
+        control_socket: Path | None = None,
+    ) -> None:
         if settings.feed.source != "live":
             raise ValueError("trading needs feed.source = live")
         self.settings = settings
@@ -143,6 +152,13 @@ class LiveTrader:
         if recorder is not None:
             assert self.pipeline.ws.feeds is not None
             self.pipeline.ws.feeds.record_to(recorder)
+        self.control = (
+            None
+            if control_socket is None
+            else ControlEndpoint(
+                self.pipeline.bus, control_socket, settings.control.reply_timeout_s
+            )
+        )
         self.tape = _Tape()
         self._tap_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -174,7 +190,21 @@ class LiveTrader:
             self.recorder.start()
         await self.pipeline.start()
         self.resent = await self._resend_lost_orders()
+        if self.control is not None:
+            await self.control.start()
         self.started_at = time.monotonic()
+
+    async def command(self, command: str, args: dict[str, str]) -> ControlReply | None:
+        """A kill-switch command from this process (the dashboard's keys),
+        signed and verified like one from ``tradewind halt``."""
+        token = self.settings.control.token
+        if token is None:
+            return None
+        c = make_control(token.get_secret_value(), command, args, time.time_ns(), "dashboard")
+        reply = await exchange(self.pipeline.bus, c, self.settings.control.reply_timeout_s)
+        if reply is not None:
+            self.tape.recent.append(f"{_clock(time.time_ns())} {command}: {reply.detail}")
+        return reply
 
     async def _resend_lost_orders(self) -> int:
         """Orders risk rebuilt as open that the paper exchange no longer holds
@@ -274,6 +304,8 @@ class LiveTrader:
     async def stop(self, cancel: bool = True) -> None:
         """Stop the feed first (nothing new comes in), cancel what is open, let
         the store catch up, then stop every service."""
+        if self.control is not None:
+            await self.control.close()
         await self.pipeline.ws.stop()
         if cancel:
             await self.cancel_open_orders()
