@@ -88,6 +88,7 @@ _COMMAND_MODULES = (
     "runs_cmd",
     "acl_cmd",
     "trade",
+    "download",
 )
 
 for _name in _COMMAND_MODULES:

@@ -185,10 +185,14 @@ _JSON = typer.Option(False, "--json", help="Print the reply as JSON.")
 _DB = typer.Option(
     None,
     "--db",
+    metavar="FILE",
     help="The database a tradewind trade process runs on: reach it through its socket.",
 )
 _SOCKET = typer.Option(
-    None, "--socket", help="That process's control socket (default: the --db path + .sock)."
+    None,
+    "--socket",
+    metavar="FILE",
+    help="That process's control socket (default: the --db path + .sock).",
 )
 
 

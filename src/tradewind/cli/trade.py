@@ -100,6 +100,7 @@ def trade_command(
     control_socket: Path | None = typer.Option(  # noqa: B008
         None,
         "--control-socket",
+        metavar="FILE",
         help="Unix socket for tradewind halt/resume/status (default: the --db path + .sock).",
     ),
 ) -> None:

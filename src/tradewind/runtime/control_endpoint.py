@@ -232,4 +232,3 @@ async def _read_frame_any(reader: asyncio.StreamReader) -> bytes | None:
     if not 0 < size <= MAX_FRAME:
         raise ValueError(f"frame of {size} bytes (at most {MAX_FRAME})")
     return await reader.readexactly(size)
-

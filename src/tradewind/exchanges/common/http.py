@@ -15,7 +15,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
+
+CHUNK = 1 << 16
 
 
 @dataclass(slots=True)
@@ -96,6 +99,52 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self._pool, self._do, method, target, body, headers or {})
         return await asyncio.wait_for(fut, self.timeout_s + self.connect_timeout_s + 1.0)
+
+    def _fetch_to(self, target: str, dest: Path) -> HttpResponse:
+        """GET ``target`` into ``dest``, from where a previous attempt stopped
+        (``Range``). What arrived before a cut connection stays in the file,
+        so the next attempt continues from there. Non-2xx bodies are returned,
+        not written."""
+        offset = dest.stat().st_size if dest.exists() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        conn = self._conn()
+        try:
+            conn.request("GET", target, headers=headers)
+            r = conn.getresponse()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            if r.status in (200, 206):
+                expected = r.length
+                got = 0
+                with dest.open("ab" if r.status == 206 else "wb") as f:
+                    try:
+                        while chunk := r.read(CHUNK):
+                            f.write(chunk)
+                            got += len(chunk)
+                    except http.client.IncompleteRead as cut:
+                        f.write(cut.partial)
+                        raise
+                # read(n) returns short at a closed connection instead of raising.
+                if expected is not None and got < expected:
+                    raise http.client.IncompleteRead(b"", expected - got)
+                body = b""
+            else:
+                body = r.read()
+        except BaseException:
+            conn.close()
+            self._local.conn = None
+            raise
+        self._local.last = time.monotonic()
+        if r.will_close:
+            conn.close()
+            self._local.conn = None
+        return HttpResponse(r.status, hdrs, body)
+
+    async def fetch_to(self, target: str, dest: Path, timeout_s: float) -> HttpResponse:
+        """``_fetch_to`` off the loop; ``timeout_s`` bounds the whole transfer
+        (each read is bounded by the client's socket timeout)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, self._fetch_to, target, dest)
+        return await asyncio.wait_for(fut, timeout_s)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

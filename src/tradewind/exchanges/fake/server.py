@@ -24,6 +24,7 @@ import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tradewind.exchanges.binance.fake import BinanceCoinmVenue, BinanceUsdmVenue, BinanceVenue
+from tradewind.exchanges.binance.fake_history import BinanceHistory
 from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
 from tradewind.exchanges.common.fake_http import (
@@ -113,6 +114,12 @@ class FakeExchange:
             venue.routes(self.router)
             for prefix in cls.ws_prefixes:
                 self.add_ws_route(prefix, venue.serve)
+        self.history = BinanceHistory(
+            [p for fmt in BinanceVenue.formats for p in by_format.get(fmt, [])]
+            if "binance" in self.venues
+            else []
+        )
+        self.history.routes(self.router)
         self.router.add("POST", "/_fake/control", self._control_route)
         self.router.add("GET", "/_fake/status", self._status_route)
 
@@ -316,7 +323,7 @@ class FakeExchange:
                 await writer.drain()
                 return
             resp = await self.router.dispatch(req)
-            keep = req.headers.get("connection", "").lower() != "close"
+            keep = req.headers.get("connection", "").lower() != "close" and not resp.close
             writer.write(resp.encode(keep))
             await writer.drain()
             if not keep:
