@@ -60,8 +60,12 @@ class BinanceSync(BookSync):
             self.buffer.extend(buffered)
             return SyncResult(resync="stale_snapshot")
         self._synced_from_snapshot()
+        # The snapshot as fetched, then the buffered diffs: what a replay of
+        # the recorded snapshot and diffs rebuilds (taken after the diffs, the
+        # row would hold levels no snapshot ever had).
+        first = self._snapshot_event(snap)
         out = self._apply(buffered)
-        out.events.insert(0, self._snapshot_event(snap))
+        out.events.insert(0, first)
         return out
 
     def _apply(self, updates: list[BookUpdate]) -> SyncResult:

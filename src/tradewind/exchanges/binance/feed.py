@@ -13,6 +13,7 @@ snapshot while the diffs that arrive meanwhile are buffered.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import ClassVar
 
 from tradewind.events import MarketEvent, Trade
@@ -135,6 +136,9 @@ class BinanceFeed(VenueFeed):
             self.last_trade[trade.symbol] = tid
 
     async def resync(self, conn: Connection, symbol: str, reason: str) -> None:
+        """A REST snapshot for ``symbol``, applied to its book and recorded
+        (with the symbol, which the body lacks) where it was applied, so a
+        replay of the recording syncs the book as this feed did."""
         parser = self.parser()
         assert isinstance(parser, BinanceParser)
         timeout = self.settings.feed.timeout_s
@@ -142,7 +146,7 @@ class BinanceFeed(VenueFeed):
             url = f"{self.rest_base}{self.rest_prefix}/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
             try:
                 body = await rest.get(url, self.limiter, timeout)
-                snap = parser.snapshot(body, symbol, 0)
+                snap = parser.snapshot(body, symbol, time.time_ns())
             except (rest.RestError, ParseError) as exc:
                 log.warning(
                     "depth snapshot failed",
@@ -158,6 +162,8 @@ class BinanceFeed(VenueFeed):
                     delay = max(delay, exc.retry_after or 60.0)
                 await asyncio.sleep(delay)
                 continue
+            if self.recorder is not None:
+                self.recorder.put(recorded_snapshot(body, symbol))
             res = self.book(symbol).on_update(snap)
             if res.events:
                 await self.out.put(list[MarketEvent](res.events))
@@ -305,3 +311,14 @@ class BinanceCoinmFeed(BinanceFeed):
 
     def parser(self) -> Parser:
         return BinanceCoinmParser()
+
+
+def recorded_snapshot(body: bytes, symbol: str) -> bytes:
+    """The depth body as one recording line, naming its symbol the way
+    COIN-M's bodies do (``"symbol"`` after ``lastUpdateId``), so a recording of
+    several symbols replays each snapshot into its own book."""
+    line = b" ".join(body.split())
+    head, sep, rest = line.partition(b",")
+    if not line.startswith(b'{"lastUpdateId":') or not sep or b'"symbol":' in line:
+        return line
+    return head + b',"symbol":"' + symbol.encode() + b'",' + rest

@@ -229,6 +229,8 @@ class _Kind(msgspec.Struct):
     code: int | None = None
     msg: str = ""
     lastUpdateId: int | None = None
+    symbol: str = ""
+    """Set on COIN-M depth bodies, and on spot/USD-M ones in our recordings."""
 
 
 _combined = msgspec.json.Decoder(_Combined)
@@ -517,10 +519,11 @@ class BinanceParser:
                 raise ParseError("unknown_stream", k.e)
             return self._dispatch(kind, msgspec.Raw(frame), ts_recv)
         if k.lastUpdateId is not None:
-            if not self.default_symbol:
+            symbol = k.symbol or self.default_symbol
+            if not symbol:
                 self.ignored["depth_snapshot_without_symbol"] += 1
                 return []
-            return [self.snapshot(frame, self.default_symbol, ts_recv)]
+            return [self.snapshot(frame, symbol, ts_recv)]
         if k.result is not msgspec.UNSET and k.id is not msgspec.UNSET:
             self.ignored["subscription_ack"] += 1
             return []
