@@ -23,7 +23,11 @@ import structlog
 from tradewind.clock import ReplayClock
 from tradewind.events import MarketEvent
 from tradewind.exchanges.binance.parser import COINM, USDM, BinanceParser
-from tradewind.exchanges.binance.snapshots import SnapshotPairing
+from tradewind.exchanges.binance.snapshots import (
+    RecordedSnapshots,
+    SnapshotPairing,
+    is_recorded_snapshot,
+)
 from tradewind.exchanges.common.errors import ParseError
 from tradewind.exchanges.common.recording import open_recording
 from tradewind.exchanges.formats import (
@@ -40,6 +44,13 @@ _TS = attrgetter("ts_event")
 _BINANCE_STREAMS = frozenset({"binance", USDM, COINM})
 log = structlog.get_logger("tradewind.replay")
 BUNDLED_RECORDING = "binance_spot_btcusdt_combined_20240808.jsonl"
+
+
+def _recorded_snapshots(path: Path) -> list[bytes]:
+    """The snapshot lines a live feed recorded in ``path`` (read ahead, so
+    each can be replayed where the feed applied it)."""
+    with open_recording(path) as fh:
+        return [line.strip() for line in fh if is_recorded_snapshot(line)]
 
 
 def bundled_recording() -> Path:
@@ -107,6 +118,7 @@ class ReplaySource:
             line.strip() for p in snapshots if streams for line in p.read_bytes().splitlines()
         ]
         pairing: list[SnapshotPairing] = []
+        placed: list[RecordedSnapshots] = []
         for path, fmt in pairs:
             parser: Parser
             if fmt == BINANCE_DEPTH_SNAPSHOT:
@@ -122,9 +134,20 @@ class ReplaySource:
                 parser = SnapshotPairing(parser, [b for b in pending if b])
                 pairing.append(parser)
                 pending = []
+            if fmt in ("binance", USDM) and isinstance(parser, BinanceParser):
+                recorded = _recorded_snapshots(path)
+                if recorded:
+                    parser = RecordedSnapshots(parser, recorded)
+                    placed.append(parser)
             with open_recording(path) as fh:
                 yield parser, fh
             self._take_ignored(parser)
+        for r in placed:
+            if r.invalid:
+                self.stats.ignored["depth_snapshot_invalid"] += r.invalid
+            if r.pending:
+                # Live refetched these (no diff straddled them): nothing applied them.
+                self.stats.ignored["depth_snapshot_stale"] += len(r.pending)
         for p in pairing:
             if p.invalid:
                 self.stats.ignored["depth_snapshot_invalid"] += p.invalid
