@@ -90,7 +90,14 @@ async def test_trade_on_each_venue_fills_paper_orders(
     pf = account_from_store(db)
     for (ex, sym), p in pf.positions.items():
         assert rows[f"position {ex}:{sym}"] == f"{p.qty.normalize():f}"
-    assert Decimal(rows["fees"].replace(",", "")) == pf.fees.quantize(Decimal("0.0001"))
-    assert Decimal(rows["realized PnL"].replace(",", "")) == pf.realized_pnl.quantize(
-        Decimal("0.0001")
-    )
+    # Money per settlement currency, as the status lines name each symbol's.
+    currency = dict(re.findall(rf"^{venue}:(\S+) .* currency=(\S+) ", text, re.M))
+    assert set(currency) == set(symbols.split(",")), currency
+    cent = Decimal("0.0001")
+    for cur in sorted(set(currency.values())):
+        mine = [p for (_ex, sym), p in pf.positions.items() if currency.get(sym) == cur]
+        named = f" ({cur})" if f"fees ({cur})" in rows else ""
+        fees = sum((p.fees for p in mine), Decimal(0))
+        realized = sum((p.realized_pnl for p in mine), Decimal(0))
+        assert Decimal(rows[f"fees{named}"].replace(",", "")) == fees.quantize(cent), cur
+        assert Decimal(rows[f"realized PnL{named}"].replace(",", "")) == realized.quantize(cent)
