@@ -382,11 +382,31 @@ def test_bybit_u1_with_empty_sides_empties_the_book() -> None:
 
 
 def test_binance_spot_snapshot_without_time_takes_the_stream_time_else_receive_time() -> None:
-    """Spot depth snapshots carry no time; 0 would file them under 1970 (one
-    1970 partition per table on PostgreSQL, and retention drops it at once)."""
+    """Spot depth snapshots carry no time, and the live feed parses each with a
+    fresh parser: the sync dates it on the stream's clock (the last diff it
+    holds, else the first it precedes, else its receive time), never 0, which
+    filed every live snapshot under 1970 (a 1970 partition on PostgreSQL)."""
     body = _lines("binance_spot_rest_depth_20210814.jsonl")[0]
     now = 1_700_000_000_000_000_000
-    assert BinanceParser().snapshot(body, "XMRBTC", now).ts_event == now
+    snap = BinanceParser().snapshot(body, "XMRBTC", now)
+    assert snap.ts_event == 0 and snap.ts_recv == now
+    last = snap.last_id
+
+    def diff(first: int, lst: int, ts: int) -> BookUpdate:
+        return BookUpdate(f"d{lst}", "binance", "XMRBTC", [], [], False, first, lst, ts, now)
+
+    def dated(*buffered: BookUpdate) -> int:
+        sync = BinanceSync("binance", "XMRBTC")
+        for u in buffered:
+            sync.on_update(u)
+        snap = BinanceParser().snapshot(body, "XMRBTC", now)
+        out = sync.on_update(snap)
+        return out.events[0].ts_event
+
+    held, straddling = diff(last - 3, last - 1, 5_000), diff(last, last + 2, 7_000)
+    assert dated(held, straddling) == 5_000
+    assert dated(straddling) == 7_000
+    assert dated() == now
     seen = BinanceParser()
     for line in _lines("binance_spot_4sym_ws_20210814.jsonl")[:5]:
         seen.decode(line, 0)

@@ -48,6 +48,8 @@ class BinanceSync(BookSync):
         return upd.first_id <= last + 1 <= upd.last_id
 
     def _on_snapshot(self, snap: BookUpdate) -> SyncResult:
+        if not snap.ts_event:
+            snap.ts_event = self._stream_time(snap)
         self.book.clear()
         self.book.apply(snap.bids, snap.asks)
         self.last_id = snap.last_id
@@ -67,6 +69,17 @@ class BinanceSync(BookSync):
         out = self._apply(buffered)
         out.events.insert(0, first)
         return out
+
+    def _stream_time(self, snap: BookUpdate) -> int:
+        """A time for a snapshot whose body has none (spot), on the stream's
+        clock: the last buffered diff it already holds, else the first it
+        precedes, else (nothing buffered) its receive time. Never 0, which
+        would file the row under 1970."""
+        held = [u.ts_event for u in self.buffer if u.last_id <= snap.last_id and u.ts_event]
+        if held:
+            return max(held)
+        after = [u.ts_event for u in self.buffer if u.ts_event]
+        return min(after) if after else snap.ts_recv
 
     def _apply(self, updates: list[BookUpdate]) -> SyncResult:
         out = SyncResult()

@@ -13,6 +13,7 @@ snapshot while the diffs that arrive meanwhile are buffered.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import ClassVar
 
 from tradewind.events import MarketEvent, Trade
@@ -145,7 +146,7 @@ class BinanceFeed(VenueFeed):
             url = f"{self.rest_base}{self.rest_prefix}/depth?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
             try:
                 body = await rest.get(url, self.limiter, timeout)
-                snap = parser.snapshot(body, symbol, 0)
+                snap = parser.snapshot(body, symbol, time.time_ns())
             except (rest.RestError, ParseError) as exc:
                 log.warning(
                     "depth snapshot failed",

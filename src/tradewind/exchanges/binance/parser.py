@@ -536,9 +536,9 @@ class BinanceParser:
     def snapshot(self, body: bytes, symbol: str, ts_recv: int) -> BookUpdate:
         """A REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``) of ``symbol``."""
         m = _rest_body(_snapshot, body)
-        # Spot snapshots carry no time: the stream's last event time, else the
-        # receive time (never 0, which would file the row under 1970).
-        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS or ts_recv
+        # Spot snapshots carry no time: the stream's last event time, else 0
+        # for the book sync to take from the diffs around it (BinanceSync).
+        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
         return BookUpdate(
             id=f"{self.exchange}:{symbol}:s{m.lastUpdateId}",
             exchange=self.exchange,
@@ -624,9 +624,9 @@ class BinanceParser:
         )
 
     def _quote(self, m: _BookTicker, ts_recv: int) -> Quote:
-        # Spot snapshots carry no time: the stream's last event time, else the
-        # receive time (never 0, which would file the row under 1970).
-        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS or ts_recv
+        # Spot snapshots carry no time: the stream's last event time, else 0
+        # for the book sync to take from the diffs around it (BinanceSync).
+        ts = self._ts(m.T or m.E) if (m.T or m.E) else self.last_ts_ms * _MS
         return Quote(
             id=f"{self.exchange}:{m.s}:q{m.u}",
             ts_event=ts,
