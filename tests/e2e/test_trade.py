@@ -251,13 +251,16 @@ def fills_of(db: Path) -> list[tuple[str, str, str, str]]:
     return [tuple(map(str, r)) for r in rows]  # type: ignore[misc]
 
 
-async def _lines_until(stream: asyncio.StreamReader, needle: str, timeout: float) -> None:
+async def _lines_until(
+    stream: asyncio.StreamReader, needle: str | tuple[str, ...], timeout: float
+) -> None:
+    needles = (needle,) if isinstance(needle, str) else needle
     async with asyncio.timeout(timeout):
         while True:
             line = (await stream.readline()).decode()
             if not line:
                 raise AssertionError(f"ended before {needle!r}")
-            if needle in line:
+            if any(n in line for n in needles):
                 return
 
 
@@ -315,7 +318,9 @@ async def test_killed_and_restarted_equals_undisturbed(tmp_path: Path) -> None:
         )
         try:
             assert proc.stdout is not None
-            await _lines_until(proc.stdout, "feed=connected", 60)
+            # Synced on a fresh snapshot: "waiting" while the feed is held (a
+            # spot snapshot's row waits for the next diff to date it).
+            await _lines_until(proc.stdout, ("feed=waiting", "feed=connected"), 60)
             fake.resume()
             await fake.wait_done(timeout=120)
             await asyncio.sleep(2)

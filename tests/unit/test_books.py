@@ -381,11 +381,13 @@ def test_bybit_u1_with_empty_sides_empties_the_book() -> None:
     assert not sync.book and sync.synced and sync.last_id == 1
 
 
-def test_binance_spot_snapshot_without_time_takes_the_stream_time_else_receive_time() -> None:
+def test_binance_spot_snapshot_without_time_is_dated_on_the_stream_clock() -> None:
     """Spot depth snapshots carry no time, and the live feed parses each with a
     fresh parser: the sync dates it on the stream's clock (the last diff it
-    holds, else the first it precedes, else its receive time), never 0, which
-    filed every live snapshot under 1970 (a 1970 partition on PostgreSQL)."""
+    holds, else the first it precedes, else the next one to come), never 0,
+    which filed every live snapshot under 1970 (a 1970 partition on
+    PostgreSQL), and never the wall clock (a replayed stream's book would jump
+    to today)."""
     body = _lines("binance_spot_rest_depth_20210814.jsonl")[0]
     now = 1_700_000_000_000_000_000
     snap = BinanceParser().snapshot(body, "XMRBTC", now)
@@ -401,12 +403,16 @@ def test_binance_spot_snapshot_without_time_takes_the_stream_time_else_receive_t
             sync.on_update(u)
         snap = BinanceParser().snapshot(body, "XMRBTC", now)
         out = sync.on_update(snap)
+        if not buffered:
+            assert out.events == []  # no stream time yet: the row waits for a diff
+            out = sync.on_update(diff(last + 1, last + 1, 9_000))
+            assert [e.snapshot for e in out.events] == [True, False]
         return out.events[0].ts_event
 
     held, straddling = diff(last - 3, last - 1, 5_000), diff(last, last + 2, 7_000)
     assert dated(held, straddling) == 5_000
     assert dated(straddling) == 7_000
-    assert dated() == now
+    assert dated() == 9_000
     seen = BinanceParser()
     for line in _lines("binance_spot_4sym_ws_20210814.jsonl")[:5]:
         seen.decode(line, 0)

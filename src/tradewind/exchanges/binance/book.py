@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 
+import msgspec
+
+from tradewind.events import BookDelta
 from tradewind.exchanges.common.book import BookSync, BookUpdate, SyncResult, SyncState
 
 
@@ -22,6 +25,9 @@ class BinanceSync(BookSync):
         self.buffer: deque[BookUpdate] = deque()
         self.stale_snapshots = 0
         self._fresh = False
+        self._undated: BookDelta | None = None
+        """A snapshot applied with no stream time known yet: its row goes out
+        with the first diff after it, dated with that diff's time."""
 
     def on_update(self, upd: BookUpdate) -> SyncResult:
         if upd.snapshot:
@@ -66,20 +72,23 @@ class BinanceSync(BookSync):
         # the recorded snapshot and diffs rebuilds (taken after the diffs, the
         # row would hold levels no snapshot ever had).
         first = self._snapshot_event(snap)
+        self._undated = None if first.ts_event else first
         out = self._apply(buffered)
-        out.events.insert(0, first)
+        if first.ts_event:
+            out.events.insert(0, first)
         return out
 
     def _stream_time(self, snap: BookUpdate) -> int:
         """A time for a snapshot whose body has none (spot), on the stream's
         clock: the last buffered diff it already holds, else the first it
-        precedes, else (nothing buffered) its receive time. Never 0, which
-        would file the row under 1970."""
+        precedes; with nothing buffered, 0 and the row waits for the next diff
+        (``_undated``). Never the wall clock (a replayed or skewed stream would
+        see its book jump in time) and never a stored 0 (filed under 1970)."""
         held = [u.ts_event for u in self.buffer if u.last_id <= snap.last_id and u.ts_event]
         if held:
             return max(held)
         after = [u.ts_event for u in self.buffer if u.ts_event]
-        return min(after) if after else snap.ts_recv
+        return min(after) if after else 0
 
     def _apply(self, updates: list[BookUpdate]) -> SyncResult:
         out = SyncResult()
@@ -94,6 +103,9 @@ class BinanceSync(BookSync):
             self.book.apply(upd.bids, upd.asks)
             self.last_id = upd.last_id
             self.applied += 1
+            if self._undated is not None:
+                out.events.append(msgspec.structs.replace(self._undated, ts_event=upd.ts_event))
+                self._undated = None
             out.events.append(upd.to_event())
             crossed = self._check_crossed()
             if crossed is not None:
