@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ from tradewind.events import (
 )
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.paper.exchange import PaperExchange
+from tradewind.observability import metrics
 
 S = OrderStatus
 ADA = ("bybit", "ADAUSDT")
@@ -489,3 +491,198 @@ def test_buys_and_sells_mirror_each_other(steps: list[tuple[Any, ...]]) -> None:
             assert a[2] + b[2] == 2 * mids[a[4]]
         else:
             assert a == b
+
+
+# --- survivors of the full mutation run (2026-12-06), each named for its bug -------
+
+
+def _updates(out: list[Event], coid: str) -> list[OrderUpdate]:
+    return [u for u in out if isinstance(u, OrderUpdate) and u.client_order_id == coid]
+
+
+def test_a_cancels_latency_is_added_to_its_time_not_subtracted() -> None:
+    """With latency, a cancel sent at 3 ms lands at 3 ms + its own latency: a
+    trade between the two still fills the resting order."""
+    px = paper(latency_ms=1.0, latency_jitter_ms=1.0)
+    out = px.on_market(quote(ADA, 0, 0.35, 0.36, qty=0.0))
+    out += px.submit(order("r", Side.BUY, "30", 0, price="0.34"))
+    out += px.on_market(quote(ADA, 2_500_000, 0.35, 0.36, qty=0.0))
+    c = cancel("r", 3_000_000)
+    lands = 3_000_000 + px.latency_ns(c.id)
+    assert lands != 3_000_000 + px.latency_ns("None")
+    out += px.cancel(c)
+    out += px.on_market(trade(ADA, 3_000_001, 0.34, 10.0, Side.SELL))
+    out += px.on_market(quote(ADA, 6_000_000, 0.35, 0.36))
+    assert [(f.ts_event, f.qty) for f in fills(out, "r")] == [(3_000_001, D("10"))]
+    assert (_updates(out, "r")[-1].status, _updates(out, "r")[-1].ts_event) == (S.CANCELED, lands)
+
+
+def test_a_cancel_at_the_markets_last_time_waits_for_the_rest_of_that_time() -> None:
+    """Events at a cancel's own arrival time come before it (an order is matched
+    against every event up to the first later one): a trade at that time fills."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("r", Side.BUY, "30", 1000, price="0.34"))
+    out += px.on_market(quote(ADA, 2000, 0.35, 0.36))
+    out += px.cancel(cancel("r", 2000))
+    out += px.on_market(trade(ADA, 2000, 0.33, 50.0, Side.SELL))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert [(f.price, f.qty) for f in fills(out, "r")] == [(D("0.34"), D("30"))]
+    assert statuses(out, "r")[-1] is S.FILLED
+
+
+def test_a_cancels_reason_is_kept_on_both_paths() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("now", Side.BUY, "30", 1000, price="0.34"))
+    out += px.submit(order("later", Side.BUY, "30", 1000, price="0.34"))
+    out += px.on_market(quote(ADA, 5000, 0.35, 0.36))
+    out += px.cancel(msgspec.structs.replace(cancel("now", 3000), reason="kill switch"))
+    out += px.cancel(msgspec.structs.replace(cancel("later", 6000), reason="kill switch"))
+    out += px.on_market(quote(ADA, 7000, 0.35, 0.36))
+    for coid, ts in (("now", 3000), ("later", 6000)):
+        last = _updates(out, coid)[-1]
+        assert (last.status, last.ts_event, last.reason) == (S.CANCELED, ts, "kill switch")
+
+
+def test_an_order_and_its_cancel_due_at_once_land_in_the_order_they_came() -> None:
+    """Same arrival time: the order came first, so it lands first and takes the
+    crossing ask; the cancel then finds it filled."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("a", Side.BUY, "10", 2000, price="0.30"))
+    out += px.submit(order("b", Side.BUY, "10", 2000, price="0.40"))
+    out += px.cancel(cancel("b", 2000))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert [(f.price, f.qty) for f in fills(out, "b")] == [(D("0.36"), D("10"))]
+    assert statuses(out, "b")[-1] is S.FILLED
+
+
+def test_every_change_to_the_orders_bumps_the_version_the_store_saves_on() -> None:
+    px = paper()
+    seen = [px.version]
+
+    def bumped() -> None:
+        assert px.version > max(seen), "the store would not save this change"
+        seen.append(px.version)
+
+    px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    px.submit(order("r", Side.BUY, "30", 1000, price="0.34"))
+    bumped()
+    px.on_market(trade(ADA, 1500, 0.34, 5.0, Side.SELL))
+    bumped()
+    px.cancel(cancel("r", 1000))
+    bumped()
+    px.submit(order("f", Side.BUY, "1", 3000, price="0.34"))
+    bumped()
+    px.on_market(quote(ADA, 4000, 0.35, 0.36))
+    bumped()
+    px.submit(order("w", Side.BUY, "1", 9000, price="0.34"))
+    bumped()
+    px.advance(9000)
+    bumped()
+
+
+def test_a_slipped_last_price_rounds_against_the_taker() -> None:
+    """Only a trade known: 60000.05 with 10 bps is 60060.05005 for a buy (up to
+    60060.06) and 59940.04995 for a sell (down to 59940.04)."""
+    px = paper(slippage_bps=D("10"))
+    out = px.on_market(trade(BTC, 1000, 60000.05, 1.0, Side.BUY))
+    out += px.submit(order("b", Side.BUY, "0.01", 2000, key=BTC))
+    out += px.submit(order("s", Side.SELL, "0.01", 2000, key=BTC))
+    out += px.advance(2000)
+    assert [f.price for f in fills(out, "b")] == [D("60060.06")]
+    assert [f.price for f in fills(out, "s")] == [D("59940.04")]
+
+
+def test_reduce_only_counts_a_fill_at_its_own_arrival_time() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("long", Side.BUY, "30", 2000))
+    out += px.submit(order("ro", Side.SELL, "50", 2000, reduce_only=True))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert [(f.ts_event, f.qty) for f in fills(out, "long")] == [(2000, D("30"))]
+    assert [(f.ts_event, f.qty) for f in fills(out, "ro")] == [(2000, D("30"))]
+
+
+def test_an_inverse_contracts_fee_is_in_the_coin_on_its_coin_value() -> None:
+    """2 contracts of 100 USD at 50,000 are worth 0.004 BTC: 10 bps is 0.000004 BTC."""
+    inv = ("binance-coinm", "BTCUSD_PERP")
+    px = paper(taker_fee_bps=D("10"))
+    out = px.on_market(quote(inv, 1000, 49999.9, 50000.0))
+    out += px.submit(order("i", Side.BUY, "2", 2000, key=inv))
+    out += px.advance(2000)
+    [f] = fills(out, "i")
+    assert (f.price, f.qty, f.fee, f.fee_currency) == (
+        D("50000.0"),
+        D("2"),
+        D("0.00000400"),
+        "BTC",
+    )
+
+
+def test_every_update_carries_its_time() -> None:
+    """Cancel before arrival, no market price, market FOK short, market
+    remainder: each update is stamped with the order's arrival time."""
+    px = paper()
+    out = px.submit(order("np", Side.BUY, "1", 500))
+    out += px.advance(500)
+    out += px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("c", Side.BUY, "10", 2000, price="0.40"))
+    out += px.cancel(cancel("c", 1500))
+    out += px.submit(order("fok", Side.BUY, "31", 2000, tif=TimeInForce.FOK))
+    out += px.submit(order("rest", Side.BUY, "40", 2000))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36, qty=30.0))
+    last = {}
+    for coid, at in (("np", 500), ("c", 2000), ("fok", 2000), ("rest", 2000)):
+        ups = _updates(out, coid)
+        assert [u.ts_event for u in ups[1:]] == [at] * (len(ups) - 1), coid
+        last[coid] = (ups[-1].status, ups[-1].reason)
+    assert last == {
+        "np": (S.REJECTED, "no market price"),
+        "c": (S.CANCELED, "canceled"),
+        "fok": (S.EXPIRED, "fill-or-kill: not enough liquidity"),
+        "rest": (S.EXPIRED, "market order beyond visible liquidity"),
+    }
+
+
+def test_a_market_fok_with_exactly_enough_liquidity_fills() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0), (0.37, 20.0)]))
+    out += px.submit(order("f", Side.BUY, "50", 2000, tif=TimeInForce.FOK))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "f")] == [
+        (D("0.36"), D("30")),
+        (D("0.37"), D("20")),
+    ]
+    assert statuses(out, "f")[-1] is S.FILLED
+
+
+def test_a_market_orders_remainder_below_one_unit_expires_too() -> None:
+    px = paper()
+    out = px.on_market(snapshot(BTC, 1000, [(60000.0, 1.0)], [(60001.0, 0.3)]))
+    out += px.submit(order("m", Side.BUY, "0.5", 2000, key=BTC))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "m")] == [(D("60001.0"), D("0.3"))]
+    assert statuses(out, "m")[-1] is S.EXPIRED and px.open_count() == 0 and not px.orders
+
+
+def _illegal_transitions() -> float:
+    return sum(s.value for m in metrics.ILLEGAL_TRANSITIONS.collect() for s in m.samples)
+
+
+def test_fills_and_cancels_never_ask_for_an_illegal_transition() -> None:
+    """A fully filled market order is not also expired, and cancelling a
+    partly filled order does not try to accept it again: either would be
+    counted and logged as a refused transition on every such order."""
+    before = _illegal_transitions()
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("m", Side.BUY, "10", 2000))
+    out += px.submit(order("p", Side.BUY, "30", 2000, price="0.34"))
+    out += px.on_market(trade(ADA, 3000, 0.34, 5.0, Side.SELL))
+    out += px.cancel(cancel("p", 3000))
+    out += px.on_market(quote(ADA, 4000, 0.35, 0.36))
+    assert statuses(out, "m")[-1] is S.FILLED
+    assert statuses(out, "p")[-2:] == [S.PARTIALLY_FILLED, S.CANCELED]
+    assert _illegal_transitions() == before
