@@ -686,3 +686,136 @@ def test_fills_and_cancels_never_ask_for_an_illegal_transition() -> None:
     assert statuses(out, "m")[-1] is S.FILLED
     assert statuses(out, "p")[-2:] == [S.PARTIALLY_FILLED, S.CANCELED]
     assert _illegal_transitions() == before
+
+
+def delta(
+    key: tuple[str, str], ts: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+) -> BookDelta:
+    _n[0] += 1
+    return BookDelta(
+        id=f"d{_n[0]}",
+        ts_event=ts,
+        exchange=key[0],
+        symbol=key[1],
+        bids=bids,
+        asks=asks,
+        snapshot=False,
+        first_update_id=_n[0],
+        last_update_id=_n[0],
+        ts_recv=ts,
+    )
+
+
+def test_a_resting_sell_waits_its_queue_on_a_trade_at_its_price() -> None:
+    """A buy trade at the sell's own price eats the 100 ahead of it first; only
+    a trade through the price fills the whole remainder."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36, qty=100.0))
+    out += px.submit(order("s", Side.SELL, "30", 1000, price="0.36"))
+    out += px.on_market(trade(ADA, 2000, 0.36, 110.0, Side.BUY))
+    assert [f.qty for f in fills(out, "s")] == [D("10")]
+    out += px.on_market(trade(ADA, 3000, 0.37, 1.0, Side.BUY))
+    assert [f.qty for f in fills(out, "s")] == [D("10"), D("20")]
+
+
+def test_a_quote_at_a_sells_price_shrinks_its_queue_to_the_ask() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36, qty=100.0))
+    out += px.submit(order("s", Side.SELL, "30", 1000, price="0.36"))
+    out += px.on_market(quote(ADA, 1500, 0.35, 0.36, qty=20.0))
+    assert px.orders["s"].queue_ahead == D("20.0")
+    out += px.on_market(trade(ADA, 2000, 0.36, 30.0, Side.BUY))
+    assert [f.qty for f in fills(out, "s")] == [D("10")]
+
+
+def test_book_deltas_shrink_the_queue_on_the_orders_side_only() -> None:
+    """A delta at the price caps the queue at what is left there; a snapshot
+    without the price empties it; the other side's levels do not count."""
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.34, 50.0)], [(0.37, 40.0)]))
+    out += px.submit(order("b", Side.BUY, "10", 1000, price="0.34"))
+    out += px.submit(order("s", Side.SELL, "10", 1000, price="0.37"))
+    out += px.on_market(quote(ADA, 1200, 0.34, 0.37, qty=50.0))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("50.0"), D("40.0"))
+    out += px.on_market(delta(ADA, 1500, [(0.34, 20.0)], [(0.34, 1.0), (0.37, 30.0)]))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("20.0"), D("30.0"))
+    out += px.on_market(snapshot(ADA, 2000, [(0.33, 5.0), (0.34, 15.0)], [(0.37, 25.0)]))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("15.0"), D("25.0"))
+    out += px.on_market(snapshot(ADA, 2500, [(0.33, 5.0)], [(0.38, 25.0)]))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (0, 0)
+    assert fills(out, "b") == fills(out, "s") == []
+
+
+def test_a_resting_fill_is_rounded_down_to_the_lot_and_never_zero() -> None:
+    """BTCUSDT's lot is 0.00001: 0.000015 past the queue fills 0.00001, and
+    0.000005 fills nothing (no zero fill)."""
+    px = paper()
+    out = px.on_market(quote(BTC, 1000, 59999.0, 60001.0, qty=1.0))
+    out += px.submit(order("b", Side.BUY, "0.001", 1000, key=BTC, price="60000"))
+    out += px.on_market(trade(BTC, 2000, 60000.0, 0.000015, Side.SELL))
+    out += px.on_market(trade(BTC, 3000, 60000.0, 0.000005, Side.SELL))
+    assert [f.qty for f in fills(out, "b")] == [D("0.00001")]
+
+
+def test_an_order_arriving_just_before_an_event_does_not_see_it() -> None:
+    """Arrival at 1999, next event at 2000: the order fills on the book of 1000
+    (no look-ahead)."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("m", Side.BUY, "10", 1999))
+    out += px.on_market(quote(ADA, 2000, 0.45, 0.46))
+    assert [f.price for f in fills(out, "m")] == [D("0.36")]
+
+
+def test_open_count_is_resting_plus_in_flight() -> None:
+    px = paper()
+    px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    px.submit(order("r", Side.BUY, "10", 1000, price="0.30"))
+    px.submit(order("f", Side.BUY, "10", 5000, price="0.30"))
+    assert px.open_count() == 2
+
+
+def test_a_batch_given_as_a_generator_equals_a_list() -> None:
+    events = [quote(ADA, 1000, 0.35, 0.36), trade(ADA, 2000, 0.34, 50.0, Side.SELL)]
+    results = []
+    for batch in (lambda: list(events), lambda: (e for e in events)):
+        px = paper()
+        out = px.submit(order("r", Side.BUY, "10", 1000, price="0.34"))
+        out += px.on_markets(batch())
+        results.append((out, list(px.markets[ADA].since(0))))
+    assert results[0] == results[1] and fills(results[0][0], "r")
+
+
+def test_a_batch_keeps_each_event_once_after_the_last_order_finishes() -> None:
+    """The order fills on the second event; the rest of the batch goes to the
+    history in one piece, without the events already applied."""
+    events = [
+        quote(ADA, 1000, 0.35, 0.36),
+        trade(ADA, 2000, 0.34, 50.0, Side.SELL),
+        quote(ADA, 3000, 0.35, 0.36),
+        quote(ADA, 4000, 0.35, 0.36),
+    ]
+    px = paper()
+    px.submit(order("r", Side.BUY, "10", 1000, price="0.34"))
+    out = px.on_markets(events)
+    assert [f.qty for f in fills(out, "r")] == [D("10")]
+    assert list(px.markets[ADA].since(0)) == events
+
+
+def test_ledger_compaction_keeps_the_position(monkeypatch: Any) -> None:
+    """Fills older than the history are summed into one entry: the position at
+    any later time is the same as the sum of the signed fills."""
+    monkeypatch.setattr("tradewind.execution.paper.exchange.LEDGER_COMPACT_AT", 4)
+    px = paper(history_s=0.000_001, history_max_events=1000, checkpoint_every=16)
+    out: list[Event] = []
+    for k in range(60):
+        ts = 1000 * (k + 1)
+        out += px.on_market(quote(ADA, ts, 0.35, 0.36))
+        side = Side.BUY if k % 4 else Side.SELL
+        out += px.submit(order(f"m{k}", side, str(k + 1), ts))
+        out += px.on_market(trade(ADA, ts, 0.35, 1.0, Side.BUY))
+    total = sum(f.qty * f.side.sign for f in out if isinstance(f, Fill))
+    assert len(px.ledger[ADA]) < 30, "compacted"
+    assert (
+        px._position(ADA, 10**9) == total == sum(D(k + 1) * (1 if k % 4 else -1) for k in range(59))
+    )
