@@ -468,7 +468,7 @@ def test_buys_and_sells_mirror_each_other(steps: list[tuple[Any, ...]]) -> None:
     """The same run reflected about the mid, buys for sells: the same
     quantities fill at the reflected prices with the same liquidity, and every
     order takes the same path through its states."""
-    runs = []
+    runs: list[list[tuple[Any, ...]]] = []
     for mirror in (False, True):
         px = paper(taker_fee_bps=D("7.5"), maker_fee_bps=D("1.5"), slippage_bps=D(0))
         items = script(steps, mirror)
@@ -742,7 +742,7 @@ def test_book_deltas_shrink_the_queue_on_the_orders_side_only() -> None:
     out += px.on_market(snapshot(ADA, 2000, [(0.33, 5.0), (0.34, 15.0)], [(0.37, 25.0)]))
     assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("15.0"), D("25.0"))
     out += px.on_market(snapshot(ADA, 2500, [(0.33, 5.0)], [(0.38, 25.0)]))
-    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (0, 0)
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D(0), D(0))
     assert fills(out, "b") == fills(out, "s") == []
 
 
@@ -776,7 +776,10 @@ def test_open_count_is_resting_plus_in_flight() -> None:
 
 
 def test_a_batch_given_as_a_generator_equals_a_list() -> None:
-    events = [quote(ADA, 1000, 0.35, 0.36), trade(ADA, 2000, 0.34, 50.0, Side.SELL)]
+    events: list[MarketEvent] = [
+        quote(ADA, 1000, 0.35, 0.36),
+        trade(ADA, 2000, 0.34, 50.0, Side.SELL),
+    ]
     results = []
     for batch in (lambda: list(events), lambda: (e for e in events)):
         px = paper()
@@ -789,7 +792,7 @@ def test_a_batch_given_as_a_generator_equals_a_list() -> None:
 def test_a_batch_keeps_each_event_once_after_the_last_order_finishes() -> None:
     """The order fills on the second event; the rest of the batch goes to the
     history in one piece, without the events already applied."""
-    events = [
+    events: list[MarketEvent] = [
         quote(ADA, 1000, 0.35, 0.36),
         trade(ADA, 2000, 0.34, 50.0, Side.SELL),
         quote(ADA, 3000, 0.35, 0.36),
