@@ -822,3 +822,80 @@ def test_ledger_compaction_keeps_the_position(monkeypatch: Any) -> None:
     assert (
         px._position(ADA, 10**9) == total == sum(D(k + 1) * (1 if k % 4 else -1) for k in range(59))
     )
+
+
+def test_limit_paths_stamp_every_update_with_its_time_and_reason() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("long", Side.BUY, "5", 2000))
+    out += px.submit(order("ro0", Side.BUY, "1", 2000, reduce_only=True))
+    out += px.submit(order("ro", Side.SELL, "10", 2000, price="0.35", reduce_only=True))
+    nolimit = order("np", Side.BUY, "1", 2000, price="0.36")
+    out += px.submit(msgspec.structs.replace(nolimit, price=None, order_type=OrderType.LIMIT))
+    out += px.submit(order("po", Side.BUY, "1", 2000, price="0.36", tif=TimeInForce.POST_ONLY))
+    out += px.submit(order("fk", Side.BUY, "31", 2000, price="0.36", tif=TimeInForce.FOK))
+    out += px.submit(order("ioc", Side.BUY, "40", 2000, price="0.36", tif=TimeInForce.IOC))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36, qty=30.0))
+    expected = {
+        "ro0": (S.REJECTED, "reduce-only: nothing to reduce"),
+        "ro": (S.EXPIRED, "reduce-only: rest beyond the position"),
+        "np": (S.REJECTED, "limit order without a price"),
+        "po": (S.REJECTED, "post-only order would take liquidity"),
+        "fk": (S.EXPIRED, "fill-or-kill: not enough liquidity"),
+        "ioc": (S.EXPIRED, "immediate-or-cancel remainder"),
+    }
+    for coid, last in expected.items():
+        ups = _updates(out, coid)
+        assert [u.ts_event for u in ups[1:]] == [2000] * (len(ups) - 1), coid
+        assert (ups[-1].status, ups[-1].reason) == last, coid
+    assert [(f.price, f.qty) for f in fills(out, "ro")] == [(D("0.35"), D("5"))]
+    assert [(f.price, f.qty) for f in fills(out, "ioc")] == [(D("0.36"), D("30"))]
+
+
+def test_a_limit_fok_with_exactly_enough_liquidity_fills() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0), (0.37, 20.0)]))
+    out += px.submit(order("f", Side.BUY, "50", 2000, price="0.37", tif=TimeInForce.FOK))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "f")] == [
+        (D("0.36"), D("30")),
+        (D("0.37"), D("20")),
+    ]
+    assert statuses(out, "f")[-1] is S.FILLED
+
+
+def test_a_limit_filled_on_arrival_does_not_rest() -> None:
+    before = _illegal_transitions()
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("g", Side.BUY, "10", 2000, price="0.36"))
+    out += px.submit(order("i", Side.BUY, "10", 2000, price="0.36", tif=TimeInForce.IOC))
+    out += px.on_market(trade(ADA, 3000, 0.30, 100.0, Side.SELL))
+    assert [f.qty for f in fills(out, "g")] == [D("10")] == [f.qty for f in fills(out, "i")]
+    assert px.open_count() == 0 and _illegal_transitions() == before
+
+
+def test_taking_rounds_each_level_to_the_lot_and_skips_dust() -> None:
+    """BTCUSDT's lot is 0.00001: a level of 0.000005 is skipped (no zero fill)
+    and one of 0.000015 gives 0.00001, for limit and market orders alike."""
+    px = paper()
+    asks = [(60001.0, 0.000005), (60002.0, 0.000015), (60003.0, 1.0)]
+    out = px.on_market(snapshot(BTC, 1000, [(60000.0, 1.0)], asks))
+    out += px.submit(order("l", Side.BUY, "0.00002", 2000, key=BTC, price="60002"))
+    out += px.submit(order("m", Side.BUY, "0.00002", 2000, key=BTC))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "l")] == [(D("60002.0"), D("0.00001"))]
+    assert [(f.price, f.qty) for f in fills(out, "m")] == [
+        (D("60002.0"), D("0.00001")),
+        (D("60003.0"), D("0.00001")),
+    ]
+
+
+def test_a_fill_carries_the_orders_strategy_receipt_time_and_fee_currency() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    o = msgspec.structs.replace(order("a", Side.BUY, "10", 2000), strategy="momo", ts_recv=77)
+    out += px.submit(o)
+    out += px.advance(2000)
+    [f] = fills(out, "a")
+    assert (f.strategy, f.ts_recv, f.fee_currency) == ("momo", 77, "USDT")
