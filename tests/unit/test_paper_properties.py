@@ -899,3 +899,68 @@ def test_a_fill_carries_the_orders_strategy_receipt_time_and_fee_currency() -> N
     out += px.advance(2000)
     [f] = fills(out, "a")
     assert (f.strategy, f.ts_recv, f.fee_currency) == ("momo", 77, "USDT")
+
+
+def test_finished_ids_beyond_the_cap_are_forgotten_only_once_old() -> None:
+    """keep_done=2, keep_done_s=10: the oldest ids beyond the two newest go,
+    but only when older than 10 s; a duplicate of a kept id is ignored."""
+    now = [100.0]
+    px = PaperExchange(
+        PaperSettings(latency_ms=0.0, latency_jitter_ms=0.0),
+        load_instruments(),
+        keep_done=2,
+        keep_done_s=10.0,
+        clock=lambda: now[0],
+    )
+    px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    for i, t in enumerate((100.0, 103.0, 105.0, 112.0)):
+        now[0] = t
+        px.submit(order(f"o{i}", Side.BUY, "1", 1000, price="0.36"))
+        px.advance(1000)
+    assert list(px.done) == ["o1", "o2", "o3"], "o0 (12 s old) went; o1 (9 s) is too young"
+    px.done.clear()
+    px.done.update({"a": 1.0, "b": 2.0, "c": 3.0})
+    px.expire_done(12.5)
+    assert list(px.done) == ["b", "c"], "only the one beyond the cap, though all are old"
+    px.expire_done(100.0)
+    assert list(px.done) == ["b", "c"], "at the cap nothing goes"
+    px.done.update({"d": 4.0, "e": 5.0})
+    px.expire_done(13.0)
+    assert list(px.done) == ["d", "e"], "c is exactly 10 s old: old enough"
+    assert px.submit(order("d", Side.BUY, "1", 1000, price="0.36")) == []
+
+
+def test_an_order_arriving_at_the_markets_last_time_sees_the_rest_of_that_time() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 2000, 0.35, 0.36))
+    out += px.submit(order("m", Side.BUY, "10", 2000))
+    assert px.late_orders == 0
+    out += px.on_market(quote(ADA, 2000, 0.36, 0.37))
+    out += px.on_market(quote(ADA, 3000, 0.45, 0.46))
+    assert [f.price for f in fills(out, "m")] == [D("0.37")]
+
+
+def test_latency_is_in_milliseconds_and_drawn_per_order() -> None:
+    px = paper(latency_ms=2.0, latency_jitter_ms=0.0)
+    assert px.latency_ns("a") == 2_000_000
+    px = paper(latency_ms=2.0, latency_jitter_ms=3.0)
+    out = px.on_market(quote(ADA, 0, 0.35, 0.36))
+    out += px.submit(order("a", Side.BUY, "1", 1000))
+    assert px.latency_ns("a") != px.latency_ns("None")
+    out += px.advance(10**9)
+    ups = _updates(out, "a")
+    assert ups[0].ts_event == 1000, "SUBMITTED at the order's own time"
+    assert [f.ts_event for f in fills(out, "a")] == [1000 + px.latency_ns("a")]
+
+
+def test_late_orders_and_those_beyond_the_history_are_each_counted() -> None:
+    def beyond() -> float:
+        return metrics.EXCHANGE_ERRORS.labels("paper", "late_beyond_history")._value.get()
+
+    before = beyond()
+    px = paper(history_s=0.000_001, history_max_events=1000, checkpoint_every=16)
+    for k in range(40):
+        px.on_market(quote(ADA, 1000 * (k + 1), 0.35, 0.36))
+    px.submit(order("x", Side.BUY, "1", 1500, price="0.30"))
+    px.submit(order("y", Side.BUY, "1", 1500, price="0.30"))
+    assert (px.late_orders, px.beyond_history, beyond() - before) == (2, 2, 2)
