@@ -955,7 +955,9 @@ def test_latency_is_in_milliseconds_and_drawn_per_order() -> None:
 
 def test_late_orders_and_those_beyond_the_history_are_each_counted() -> None:
     def beyond() -> float:
-        return metrics.EXCHANGE_ERRORS.labels("paper", "late_beyond_history")._value.get()
+        want = {"exchange": "paper", "kind": "late_beyond_history"}
+        samples = (s for m in metrics.EXCHANGE_ERRORS.collect() for s in m.samples)
+        return sum(s.value for s in samples if s.name.endswith("_total") and s.labels == want)
 
     before = beyond()
     px = paper(history_s=0.000_001, history_max_events=1000, checkpoint_every=16)
