@@ -229,3 +229,16 @@ async def test_bar_state_survives_a_restart(monkeypatch: pytest.MonkeyPatch, cra
     assert [feed(blind, it) for it in items[crash_at:]] != expected[crash_at:], (
         "without the saved bars the rest differs (the test can fail)"
     )
+
+
+def test_a_bar_that_fills_an_order_bumps_the_version_and_retires_the_order() -> None:
+    """The store saves on a version change, and a finished order leaves
+    ``orders`` for ``done``: a bar fill must do both like a book fill."""
+    px = paper()
+    px.on_market(BARS[0])
+    px.submit(order("m1", Side.BUY, "0.5", ts=at_close(0)))
+    before = px.version
+    out = px.on_market(BARS[1])
+    assert statuses(out, "m1")[-1] is S.FILLED
+    assert px.version > before
+    assert "m1" not in px.orders and "m1" in px.done

@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ from tradewind.events import (
 )
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.execution.paper.exchange import PaperExchange
+from tradewind.observability import metrics
 
 S = OrderStatus
 ADA = ("bybit", "ADAUSDT")
@@ -466,7 +468,7 @@ def test_buys_and_sells_mirror_each_other(steps: list[tuple[Any, ...]]) -> None:
     """The same run reflected about the mid, buys for sells: the same
     quantities fill at the reflected prices with the same liquidity, and every
     order takes the same path through its states."""
-    runs = []
+    runs: list[list[tuple[Any, ...]]] = []
     for mirror in (False, True):
         px = paper(taker_fee_bps=D("7.5"), maker_fee_bps=D("1.5"), slippage_bps=D(0))
         items = script(steps, mirror)
@@ -489,3 +491,478 @@ def test_buys_and_sells_mirror_each_other(steps: list[tuple[Any, ...]]) -> None:
             assert a[2] + b[2] == 2 * mids[a[4]]
         else:
             assert a == b
+
+
+# --- survivors of the full mutation run (2026-12-06), each named for its bug -------
+
+
+def _updates(out: list[Event], coid: str) -> list[OrderUpdate]:
+    return [u for u in out if isinstance(u, OrderUpdate) and u.client_order_id == coid]
+
+
+def test_a_cancels_latency_is_added_to_its_time_not_subtracted() -> None:
+    """With latency, a cancel sent at 3 ms lands at 3 ms + its own latency: a
+    trade between the two still fills the resting order."""
+    px = paper(latency_ms=1.0, latency_jitter_ms=1.0)
+    out = px.on_market(quote(ADA, 0, 0.35, 0.36, qty=0.0))
+    out += px.submit(order("r", Side.BUY, "30", 0, price="0.34"))
+    out += px.on_market(quote(ADA, 2_500_000, 0.35, 0.36, qty=0.0))
+    c = cancel("r", 3_000_000)
+    lands = 3_000_000 + px.latency_ns(c.id)
+    assert lands != 3_000_000 + px.latency_ns("None")
+    out += px.cancel(c)
+    out += px.on_market(trade(ADA, 3_000_001, 0.34, 10.0, Side.SELL))
+    out += px.on_market(quote(ADA, 6_000_000, 0.35, 0.36))
+    assert [(f.ts_event, f.qty) for f in fills(out, "r")] == [(3_000_001, D("10"))]
+    assert (_updates(out, "r")[-1].status, _updates(out, "r")[-1].ts_event) == (S.CANCELED, lands)
+
+
+def test_a_cancel_at_the_markets_last_time_waits_for_the_rest_of_that_time() -> None:
+    """Events at a cancel's own arrival time come before it (an order is matched
+    against every event up to the first later one): a trade at that time fills."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("r", Side.BUY, "30", 1000, price="0.34"))
+    out += px.on_market(quote(ADA, 2000, 0.35, 0.36))
+    out += px.cancel(cancel("r", 2000))
+    out += px.on_market(trade(ADA, 2000, 0.33, 50.0, Side.SELL))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert [(f.price, f.qty) for f in fills(out, "r")] == [(D("0.34"), D("30"))]
+    assert statuses(out, "r")[-1] is S.FILLED
+
+
+def test_a_cancels_reason_is_kept_on_both_paths() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("now", Side.BUY, "30", 1000, price="0.34"))
+    out += px.submit(order("later", Side.BUY, "30", 1000, price="0.34"))
+    out += px.on_market(quote(ADA, 5000, 0.35, 0.36))
+    out += px.cancel(msgspec.structs.replace(cancel("now", 3000), reason="kill switch"))
+    out += px.cancel(msgspec.structs.replace(cancel("later", 6000), reason="kill switch"))
+    out += px.on_market(quote(ADA, 7000, 0.35, 0.36))
+    for coid, ts in (("now", 3000), ("later", 6000)):
+        last = _updates(out, coid)[-1]
+        assert (last.status, last.ts_event, last.reason) == (S.CANCELED, ts, "kill switch")
+
+
+def test_an_order_and_its_cancel_due_at_once_land_in_the_order_they_came() -> None:
+    """Same arrival time: the order came first, so it lands first and takes the
+    crossing ask; the cancel then finds it filled."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("a", Side.BUY, "10", 2000, price="0.30"))
+    out += px.submit(order("b", Side.BUY, "10", 2000, price="0.40"))
+    out += px.cancel(cancel("b", 2000))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert [(f.price, f.qty) for f in fills(out, "b")] == [(D("0.36"), D("10"))]
+    assert statuses(out, "b")[-1] is S.FILLED
+
+
+def test_every_change_to_the_orders_bumps_the_version_the_store_saves_on() -> None:
+    px = paper()
+    seen = [px.version]
+
+    def bumped() -> None:
+        assert px.version > max(seen), "the store would not save this change"
+        seen.append(px.version)
+
+    px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    px.submit(order("r", Side.BUY, "30", 1000, price="0.34"))
+    bumped()
+    px.on_market(trade(ADA, 1500, 0.34, 5.0, Side.SELL))
+    bumped()
+    px.cancel(cancel("r", 1000))
+    bumped()
+    px.submit(order("f", Side.BUY, "1", 3000, price="0.34"))
+    bumped()
+    px.on_market(quote(ADA, 4000, 0.35, 0.36))
+    bumped()
+    px.submit(order("w", Side.BUY, "1", 9000, price="0.34"))
+    bumped()
+    px.advance(9000)
+    bumped()
+
+
+def test_a_slipped_last_price_rounds_against_the_taker() -> None:
+    """Only a trade known: 60000.05 with 10 bps is 60060.05005 for a buy (up to
+    60060.06) and 59940.04995 for a sell (down to 59940.04)."""
+    px = paper(slippage_bps=D("10"))
+    out = px.on_market(trade(BTC, 1000, 60000.05, 1.0, Side.BUY))
+    out += px.submit(order("b", Side.BUY, "0.01", 2000, key=BTC))
+    out += px.submit(order("s", Side.SELL, "0.01", 2000, key=BTC))
+    out += px.advance(2000)
+    assert [f.price for f in fills(out, "b")] == [D("60060.06")]
+    assert [f.price for f in fills(out, "s")] == [D("59940.04")]
+
+
+def test_reduce_only_counts_a_fill_at_its_own_arrival_time() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("long", Side.BUY, "30", 2000))
+    out += px.submit(order("ro", Side.SELL, "50", 2000, reduce_only=True))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36))
+    assert [(f.ts_event, f.qty) for f in fills(out, "long")] == [(2000, D("30"))]
+    assert [(f.ts_event, f.qty) for f in fills(out, "ro")] == [(2000, D("30"))]
+
+
+def test_an_inverse_contracts_fee_is_in_the_coin_on_its_coin_value() -> None:
+    """2 contracts of 100 USD at 50,000 are worth 0.004 BTC: 10 bps is 0.000004 BTC."""
+    inv = ("binance-coinm", "BTCUSD_PERP")
+    px = paper(taker_fee_bps=D("10"))
+    out = px.on_market(quote(inv, 1000, 49999.9, 50000.0))
+    out += px.submit(order("i", Side.BUY, "2", 2000, key=inv))
+    out += px.advance(2000)
+    [f] = fills(out, "i")
+    assert (f.price, f.qty, f.fee, f.fee_currency) == (
+        D("50000.0"),
+        D("2"),
+        D("0.00000400"),
+        "BTC",
+    )
+
+
+def test_every_update_carries_its_time() -> None:
+    """Cancel before arrival, no market price, market FOK short, market
+    remainder: each update is stamped with the order's arrival time."""
+    px = paper()
+    out = px.submit(order("np", Side.BUY, "1", 500))
+    out += px.advance(500)
+    out += px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("c", Side.BUY, "10", 2000, price="0.40"))
+    out += px.cancel(cancel("c", 1500))
+    out += px.submit(order("fok", Side.BUY, "31", 2000, tif=TimeInForce.FOK))
+    out += px.submit(order("rest", Side.BUY, "40", 2000))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36, qty=30.0))
+    last = {}
+    for coid, at in (("np", 500), ("c", 2000), ("fok", 2000), ("rest", 2000)):
+        ups = _updates(out, coid)
+        assert [u.ts_event for u in ups[1:]] == [at] * (len(ups) - 1), coid
+        last[coid] = (ups[-1].status, ups[-1].reason)
+    assert last == {
+        "np": (S.REJECTED, "no market price"),
+        "c": (S.CANCELED, "canceled"),
+        "fok": (S.EXPIRED, "fill-or-kill: not enough liquidity"),
+        "rest": (S.EXPIRED, "market order beyond visible liquidity"),
+    }
+
+
+def test_a_market_fok_with_exactly_enough_liquidity_fills() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0), (0.37, 20.0)]))
+    out += px.submit(order("f", Side.BUY, "50", 2000, tif=TimeInForce.FOK))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "f")] == [
+        (D("0.36"), D("30")),
+        (D("0.37"), D("20")),
+    ]
+    assert statuses(out, "f")[-1] is S.FILLED
+
+
+def test_a_market_orders_remainder_below_one_unit_expires_too() -> None:
+    px = paper()
+    out = px.on_market(snapshot(BTC, 1000, [(60000.0, 1.0)], [(60001.0, 0.3)]))
+    out += px.submit(order("m", Side.BUY, "0.5", 2000, key=BTC))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "m")] == [(D("60001.0"), D("0.3"))]
+    assert statuses(out, "m")[-1] is S.EXPIRED and px.open_count() == 0 and not px.orders
+
+
+def _illegal_transitions() -> float:
+    return sum(s.value for m in metrics.ILLEGAL_TRANSITIONS.collect() for s in m.samples)
+
+
+def test_fills_and_cancels_never_ask_for_an_illegal_transition() -> None:
+    """A fully filled market order is not also expired, and cancelling a
+    partly filled order does not try to accept it again: either would be
+    counted and logged as a refused transition on every such order."""
+    before = _illegal_transitions()
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("m", Side.BUY, "10", 2000))
+    out += px.submit(order("p", Side.BUY, "30", 2000, price="0.34"))
+    out += px.on_market(trade(ADA, 3000, 0.34, 5.0, Side.SELL))
+    out += px.cancel(cancel("p", 3000))
+    out += px.on_market(quote(ADA, 4000, 0.35, 0.36))
+    assert statuses(out, "m")[-1] is S.FILLED
+    assert statuses(out, "p")[-2:] == [S.PARTIALLY_FILLED, S.CANCELED]
+    assert _illegal_transitions() == before
+
+
+def delta(
+    key: tuple[str, str], ts: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+) -> BookDelta:
+    _n[0] += 1
+    return BookDelta(
+        id=f"d{_n[0]}",
+        ts_event=ts,
+        exchange=key[0],
+        symbol=key[1],
+        bids=bids,
+        asks=asks,
+        snapshot=False,
+        first_update_id=_n[0],
+        last_update_id=_n[0],
+        ts_recv=ts,
+    )
+
+
+def test_a_resting_sell_waits_its_queue_on_a_trade_at_its_price() -> None:
+    """A buy trade at the sell's own price eats the 100 ahead of it first; only
+    a trade through the price fills the whole remainder."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36, qty=100.0))
+    out += px.submit(order("s", Side.SELL, "30", 1000, price="0.36"))
+    out += px.on_market(trade(ADA, 2000, 0.36, 110.0, Side.BUY))
+    assert [f.qty for f in fills(out, "s")] == [D("10")]
+    out += px.on_market(trade(ADA, 3000, 0.37, 1.0, Side.BUY))
+    assert [f.qty for f in fills(out, "s")] == [D("10"), D("20")]
+
+
+def test_a_quote_at_a_sells_price_shrinks_its_queue_to_the_ask() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36, qty=100.0))
+    out += px.submit(order("s", Side.SELL, "30", 1000, price="0.36"))
+    out += px.on_market(quote(ADA, 1500, 0.35, 0.36, qty=20.0))
+    assert px.orders["s"].queue_ahead == D("20.0")
+    out += px.on_market(trade(ADA, 2000, 0.36, 30.0, Side.BUY))
+    assert [f.qty for f in fills(out, "s")] == [D("10")]
+
+
+def test_book_deltas_shrink_the_queue_on_the_orders_side_only() -> None:
+    """A delta at the price caps the queue at what is left there; a snapshot
+    without the price empties it; the other side's levels do not count."""
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.34, 50.0)], [(0.37, 40.0)]))
+    out += px.submit(order("b", Side.BUY, "10", 1000, price="0.34"))
+    out += px.submit(order("s", Side.SELL, "10", 1000, price="0.37"))
+    out += px.on_market(quote(ADA, 1200, 0.34, 0.37, qty=50.0))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("50.0"), D("40.0"))
+    out += px.on_market(delta(ADA, 1500, [(0.34, 20.0)], [(0.34, 1.0), (0.37, 30.0)]))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("20.0"), D("30.0"))
+    out += px.on_market(snapshot(ADA, 2000, [(0.33, 5.0), (0.34, 15.0)], [(0.37, 25.0)]))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D("15.0"), D("25.0"))
+    out += px.on_market(snapshot(ADA, 2500, [(0.33, 5.0)], [(0.38, 25.0)]))
+    assert (px.orders["b"].queue_ahead, px.orders["s"].queue_ahead) == (D(0), D(0))
+    assert fills(out, "b") == fills(out, "s") == []
+
+
+def test_a_resting_fill_is_rounded_down_to_the_lot_and_never_zero() -> None:
+    """BTCUSDT's lot is 0.00001: 0.000015 past the queue fills 0.00001, and
+    0.000005 fills nothing (no zero fill)."""
+    px = paper()
+    out = px.on_market(quote(BTC, 1000, 59999.0, 60001.0, qty=1.0))
+    out += px.submit(order("b", Side.BUY, "0.001", 1000, key=BTC, price="60000"))
+    out += px.on_market(trade(BTC, 2000, 60000.0, 0.000015, Side.SELL))
+    out += px.on_market(trade(BTC, 3000, 60000.0, 0.000005, Side.SELL))
+    assert [f.qty for f in fills(out, "b")] == [D("0.00001")]
+
+
+def test_an_order_arriving_just_before_an_event_does_not_see_it() -> None:
+    """Arrival at 1999, next event at 2000: the order fills on the book of 1000
+    (no look-ahead)."""
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    out += px.submit(order("m", Side.BUY, "10", 1999))
+    out += px.on_market(quote(ADA, 2000, 0.45, 0.46))
+    assert [f.price for f in fills(out, "m")] == [D("0.36")]
+
+
+def test_open_count_is_resting_plus_in_flight() -> None:
+    px = paper()
+    px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    px.submit(order("r", Side.BUY, "10", 1000, price="0.30"))
+    px.submit(order("f", Side.BUY, "10", 5000, price="0.30"))
+    assert px.open_count() == 2
+
+
+def test_a_batch_given_as_a_generator_equals_a_list() -> None:
+    events: list[MarketEvent] = [
+        quote(ADA, 1000, 0.35, 0.36),
+        trade(ADA, 2000, 0.34, 50.0, Side.SELL),
+    ]
+    results = []
+    for batch in (lambda: list(events), lambda: (e for e in events)):
+        px = paper()
+        out = px.submit(order("r", Side.BUY, "10", 1000, price="0.34"))
+        out += px.on_markets(batch())
+        results.append((out, list(px.markets[ADA].since(0))))
+    assert results[0] == results[1] and fills(results[0][0], "r")
+
+
+def test_a_batch_keeps_each_event_once_after_the_last_order_finishes() -> None:
+    """The order fills on the second event; the rest of the batch goes to the
+    history in one piece, without the events already applied."""
+    events: list[MarketEvent] = [
+        quote(ADA, 1000, 0.35, 0.36),
+        trade(ADA, 2000, 0.34, 50.0, Side.SELL),
+        quote(ADA, 3000, 0.35, 0.36),
+        quote(ADA, 4000, 0.35, 0.36),
+    ]
+    px = paper()
+    px.submit(order("r", Side.BUY, "10", 1000, price="0.34"))
+    out = px.on_markets(events)
+    assert [f.qty for f in fills(out, "r")] == [D("10")]
+    assert list(px.markets[ADA].since(0)) == events
+
+
+def test_ledger_compaction_keeps_the_position(monkeypatch: Any) -> None:
+    """Fills older than the history are summed into one entry: the position at
+    any later time is the same as the sum of the signed fills."""
+    monkeypatch.setattr("tradewind.execution.paper.exchange.LEDGER_COMPACT_AT", 4)
+    px = paper(history_s=0.000_001, history_max_events=1000, checkpoint_every=16)
+    out: list[Event] = []
+    for k in range(60):
+        ts = 1000 * (k + 1)
+        out += px.on_market(quote(ADA, ts, 0.35, 0.36))
+        side = Side.BUY if k % 4 else Side.SELL
+        out += px.submit(order(f"m{k}", side, str(k + 1), ts))
+        out += px.on_market(trade(ADA, ts, 0.35, 1.0, Side.BUY))
+    total = sum(f.qty * f.side.sign for f in out if isinstance(f, Fill))
+    assert len(px.ledger[ADA]) < 30, "compacted"
+    assert (
+        px._position(ADA, 10**9) == total == sum(D(k + 1) * (1 if k % 4 else -1) for k in range(59))
+    )
+
+
+def test_limit_paths_stamp_every_update_with_its_time_and_reason() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("long", Side.BUY, "5", 2000))
+    out += px.submit(order("ro0", Side.BUY, "1", 2000, reduce_only=True))
+    out += px.submit(order("ro", Side.SELL, "10", 2000, price="0.35", reduce_only=True))
+    nolimit = order("np", Side.BUY, "1", 2000, price="0.36")
+    out += px.submit(msgspec.structs.replace(nolimit, price=None, order_type=OrderType.LIMIT))
+    out += px.submit(order("po", Side.BUY, "1", 2000, price="0.36", tif=TimeInForce.POST_ONLY))
+    out += px.submit(order("fk", Side.BUY, "31", 2000, price="0.36", tif=TimeInForce.FOK))
+    out += px.submit(order("ioc", Side.BUY, "40", 2000, price="0.36", tif=TimeInForce.IOC))
+    out += px.on_market(quote(ADA, 3000, 0.35, 0.36, qty=30.0))
+    expected = {
+        "ro0": (S.REJECTED, "reduce-only: nothing to reduce"),
+        "ro": (S.EXPIRED, "reduce-only: rest beyond the position"),
+        "np": (S.REJECTED, "limit order without a price"),
+        "po": (S.REJECTED, "post-only order would take liquidity"),
+        "fk": (S.EXPIRED, "fill-or-kill: not enough liquidity"),
+        "ioc": (S.EXPIRED, "immediate-or-cancel remainder"),
+    }
+    for coid, last in expected.items():
+        ups = _updates(out, coid)
+        assert [u.ts_event for u in ups[1:]] == [2000] * (len(ups) - 1), coid
+        assert (ups[-1].status, ups[-1].reason) == last, coid
+    assert [(f.price, f.qty) for f in fills(out, "ro")] == [(D("0.35"), D("5"))]
+    assert [(f.price, f.qty) for f in fills(out, "ioc")] == [(D("0.36"), D("30"))]
+
+
+def test_a_limit_fok_with_exactly_enough_liquidity_fills() -> None:
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0), (0.37, 20.0)]))
+    out += px.submit(order("f", Side.BUY, "50", 2000, price="0.37", tif=TimeInForce.FOK))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "f")] == [
+        (D("0.36"), D("30")),
+        (D("0.37"), D("20")),
+    ]
+    assert statuses(out, "f")[-1] is S.FILLED
+
+
+def test_a_limit_filled_on_arrival_does_not_rest() -> None:
+    before = _illegal_transitions()
+    px = paper()
+    out = px.on_market(snapshot(ADA, 1000, [(0.35, 50.0)], [(0.36, 30.0)]))
+    out += px.submit(order("g", Side.BUY, "10", 2000, price="0.36"))
+    out += px.submit(order("i", Side.BUY, "10", 2000, price="0.36", tif=TimeInForce.IOC))
+    out += px.on_market(trade(ADA, 3000, 0.30, 100.0, Side.SELL))
+    assert [f.qty for f in fills(out, "g")] == [D("10")] == [f.qty for f in fills(out, "i")]
+    assert px.open_count() == 0 and _illegal_transitions() == before
+
+
+def test_taking_rounds_each_level_to_the_lot_and_skips_dust() -> None:
+    """BTCUSDT's lot is 0.00001: a level of 0.000005 is skipped (no zero fill)
+    and one of 0.000015 gives 0.00001, for limit and market orders alike."""
+    px = paper()
+    asks = [(60001.0, 0.000005), (60002.0, 0.000015), (60003.0, 1.0)]
+    out = px.on_market(snapshot(BTC, 1000, [(60000.0, 1.0)], asks))
+    out += px.submit(order("l", Side.BUY, "0.00002", 2000, key=BTC, price="60002"))
+    out += px.submit(order("m", Side.BUY, "0.00002", 2000, key=BTC))
+    out += px.advance(2000)
+    assert [(f.price, f.qty) for f in fills(out, "l")] == [(D("60002.0"), D("0.00001"))]
+    assert [(f.price, f.qty) for f in fills(out, "m")] == [
+        (D("60002.0"), D("0.00001")),
+        (D("60003.0"), D("0.00001")),
+    ]
+
+
+def test_a_fill_carries_the_orders_strategy_receipt_time_and_fee_currency() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    o = msgspec.structs.replace(order("a", Side.BUY, "10", 2000), strategy="momo", ts_recv=77)
+    out += px.submit(o)
+    out += px.advance(2000)
+    [f] = fills(out, "a")
+    assert (f.strategy, f.ts_recv, f.fee_currency) == ("momo", 77, "USDT")
+
+
+def test_finished_ids_beyond_the_cap_are_forgotten_only_once_old() -> None:
+    """keep_done=2, keep_done_s=10: the oldest ids beyond the two newest go,
+    but only when older than 10 s; a duplicate of a kept id is ignored."""
+    now = [100.0]
+    px = PaperExchange(
+        PaperSettings(latency_ms=0.0, latency_jitter_ms=0.0),
+        load_instruments(),
+        keep_done=2,
+        keep_done_s=10.0,
+        clock=lambda: now[0],
+    )
+    px.on_market(quote(ADA, 1000, 0.35, 0.36))
+    for i, t in enumerate((100.0, 103.0, 105.0, 112.0)):
+        now[0] = t
+        px.submit(order(f"o{i}", Side.BUY, "1", 1000, price="0.36"))
+        px.advance(1000)
+    assert list(px.done) == ["o1", "o2", "o3"], "o0 (12 s old) went; o1 (9 s) is too young"
+    px.done.clear()
+    px.done.update({"a": 1.0, "b": 2.0, "c": 3.0})
+    px.expire_done(12.5)
+    assert list(px.done) == ["b", "c"], "only the one beyond the cap, though all are old"
+    px.expire_done(100.0)
+    assert list(px.done) == ["b", "c"], "at the cap nothing goes"
+    px.done.update({"d": 4.0, "e": 5.0})
+    px.expire_done(13.0)
+    assert list(px.done) == ["d", "e"], "c is exactly 10 s old: old enough"
+    assert px.submit(order("d", Side.BUY, "1", 1000, price="0.36")) == []
+
+
+def test_an_order_arriving_at_the_markets_last_time_sees_the_rest_of_that_time() -> None:
+    px = paper()
+    out = px.on_market(quote(ADA, 2000, 0.35, 0.36))
+    out += px.submit(order("m", Side.BUY, "10", 2000))
+    assert px.late_orders == 0
+    out += px.on_market(quote(ADA, 2000, 0.36, 0.37))
+    out += px.on_market(quote(ADA, 3000, 0.45, 0.46))
+    assert [f.price for f in fills(out, "m")] == [D("0.37")]
+
+
+def test_latency_is_in_milliseconds_and_drawn_per_order() -> None:
+    px = paper(latency_ms=2.0, latency_jitter_ms=0.0)
+    assert px.latency_ns("a") == 2_000_000
+    px = paper(latency_ms=2.0, latency_jitter_ms=3.0)
+    out = px.on_market(quote(ADA, 0, 0.35, 0.36))
+    out += px.submit(order("a", Side.BUY, "1", 1000))
+    assert px.latency_ns("a") != px.latency_ns("None")
+    out += px.advance(10**9)
+    ups = _updates(out, "a")
+    assert ups[0].ts_event == 1000, "SUBMITTED at the order's own time"
+    assert [f.ts_event for f in fills(out, "a")] == [1000 + px.latency_ns("a")]
+
+
+def test_late_orders_and_those_beyond_the_history_are_each_counted() -> None:
+    def beyond() -> float:
+        want = {"exchange": "paper", "kind": "late_beyond_history"}
+        samples = (s for m in metrics.EXCHANGE_ERRORS.collect() for s in m.samples)
+        return sum(s.value for s in samples if s.name.endswith("_total") and s.labels == want)
+
+    before = beyond()
+    px = paper(history_s=0.000_001, history_max_events=1000, checkpoint_every=16)
+    for k in range(40):
+        px.on_market(quote(ADA, 1000 * (k + 1), 0.35, 0.36))
+    px.submit(order("x", Side.BUY, "1", 1500, price="0.30"))
+    px.submit(order("y", Side.BUY, "1", 1500, price="0.30"))
+    assert (px.late_orders, px.beyond_history, beyond() - before) == (2, 2, 2)
