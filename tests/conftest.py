@@ -8,6 +8,7 @@ the test is skipped with the reason, unless ``TRADEWIND_REQUIRE_SERVICES=1``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ MARKET_DATA = Path(os.environ.get("TRADEWIND_MARKET_DATA", ROOT / "tests" / "dat
 """The recordings the tests replay (sources and licences in its ``SOURCES.md``):
 in the repository, so a plain clone runs every test that needs them."""
 REQUIRE = os.environ.get("TRADEWIND_REQUIRE_SERVICES") == "1"
+
+
+@contextlib.asynccontextmanager
+async def spawned(*args: str, **kwargs: Any) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A subprocess (``asyncio.create_subprocess_exec`` arguments) killed and
+    reaped on the way out if it is still running, so no failing test leaves one."""
+    proc = await asyncio.create_subprocess_exec(*args, **kwargs)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 def skip_or_fail(reason: str) -> None:

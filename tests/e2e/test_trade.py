@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import spawned
 from tradewind.events import Fill, Liquidity, Side
 from tradewind.exchanges.fake import FakeExchange
 from tradewind.exchanges.replay import bundled_recording
@@ -167,22 +168,19 @@ async def test_dashboard_in_a_pty_shows_position_and_pnl(tmp_path: Path) -> None
 
 async def test_ctrl_c_stops_cleanly_and_prints_the_summary(tmp_path: Path) -> None:
     db = tmp_path / "int.db"
-    async with fake_exchange(speed=10) as fake:
-        proc = await asyncio.create_subprocess_exec(
+    async with (
+        fake_exchange(speed=10) as fake,
+        spawned(
             *trade_args(db, "--no-dashboard", "--status-every", "1"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env_for(fake),
             cwd=tmp_path,
-        )
-        try:
-            await wait_for(lambda: fills_in(db) >= 2, 60)
-            proc.send_signal(signal.SIGINT)
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        ) as proc,
+    ):
+        await wait_for(lambda: fills_in(db) >= 2, 60)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     text = stdout.decode()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert "paper trading: orders are simulated" in " ".join(text.split())
@@ -265,22 +263,17 @@ async def _lines_until(
 
 
 async def _trade_to_the_end(fake: FakeExchange, db: Path, tmp: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
+    async with spawned(
         *trade_args(db, "--no-dashboard"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         env=env_for(fake),
         cwd=tmp,
-    )
-    try:
+    ) as proc:
         await fake.wait_done(timeout=120)
         await asyncio.sleep(2)
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_killed_and_restarted_equals_undisturbed(tmp_path: Path) -> None:
@@ -309,14 +302,13 @@ async def test_killed_and_restarted_equals_undisturbed(tmp_path: Path) -> None:
             proc.kill()
             await proc.wait()
         assert not fake.venues["binance"].done.is_set(), "the feed ended before the kill"
-        proc = await asyncio.create_subprocess_exec(
+        async with spawned(
             *trade_args(killed, "--no-dashboard", "--status-every", "0.3"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env_for(fake),
             cwd=tmp_path,
-        )
-        try:
+        ) as proc:
             assert proc.stdout is not None
             # Synced on a fresh snapshot: "waiting" while the feed is held (a
             # spot snapshot's row waits for the next diff to date it).
@@ -326,10 +318,6 @@ async def test_killed_and_restarted_equals_undisturbed(tmp_path: Path) -> None:
             await asyncio.sleep(2)
             proc.send_signal(signal.SIGINT)
             await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         assert proc.returncode == 0
 
     a, b = fills_of(undisturbed), fills_of(killed)
@@ -359,24 +347,21 @@ def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 async def test_record_then_run_gives_the_same_trades(tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl.gz"
-    async with fake_exchange(speed=50) as fake:
-        proc = await asyncio.create_subprocess_exec(
+    async with (
+        fake_exchange(speed=50) as fake,
+        spawned(
             *[sys.executable, "-m", "tradewind", "record", "--venue", "binance"],
             *["--symbols", "BTCUSDT", "-o", str(rec)],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env_for(fake),
             cwd=tmp_path,
-        )
-        try:
-            await fake.wait_done(timeout=120)
-            await asyncio.sleep(1)
-            proc.send_signal(signal.SIGINT)
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        ) as proc,
+    ):
+        await fake.wait_done(timeout=120)
+        await asyncio.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert "recorded" in stdout.decode()
     _run(tmp_path / "rec.db", rec, tmp_path)
@@ -391,33 +376,28 @@ async def test_record_then_run_gives_the_same_trades(tmp_path: Path) -> None:
 
 async def test_a_dropped_connection_shows_and_trading_goes_on(tmp_path: Path) -> None:
     db = tmp_path / "drop.db"
-    async with fake_exchange(speed=10) as fake:
-        proc = await asyncio.create_subprocess_exec(
+    async with (
+        fake_exchange(speed=10) as fake,
+        spawned(
             *trade_args(db, "--no-dashboard", "--status-every", "0.3"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env_for(fake),
             cwd=tmp_path,
-        )
-        try:
-            assert proc.stdout is not None
-            await _lines_until(proc.stdout, "feed=connected reconnects=0", 60)
-            await wait_for(lambda: fills_in(db) >= 1, 60)
-            assert fake.drop("binance") == 1
-            await _lines_until(proc.stdout, "feed=connected reconnects=1", 60)
-            trades_then = _table(db, "SELECT count(*) FROM trades")[0][0]
-            assert isinstance(trades_then, int)
-            await wait_for(
-                lambda: _table(db, "SELECT count(*) FROM trades")[0][0] > trades_then, 30
-            )
-            await fake.wait_done(timeout=120)
-            await asyncio.sleep(2)
-            proc.send_signal(signal.SIGINT)
-            await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        ) as proc,
+    ):
+        assert proc.stdout is not None
+        await _lines_until(proc.stdout, "feed=connected reconnects=0", 60)
+        await wait_for(lambda: fills_in(db) >= 1, 60)
+        assert fake.drop("binance") == 1
+        await _lines_until(proc.stdout, "feed=connected reconnects=1", 60)
+        trades_then = _table(db, "SELECT count(*) FROM trades")[0][0]
+        assert isinstance(trades_then, int)
+        await wait_for(lambda: _table(db, "SELECT count(*) FROM trades")[0][0] > trades_then, 30)
+        await fake.wait_done(timeout=120)
+        await asyncio.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0
     # What the connection missed while down came back from REST (backfill).
     stored = {str(r[0]) for r in _table(db, "SELECT trade_id FROM trades")}

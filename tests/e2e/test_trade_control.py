@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import spawned
 from tests.e2e.test_trade import ANSI, env_for, fake_exchange, fills_in, trade_args, wait_for
 from tradewind.control import make_control
 from tradewind.runtime.control_endpoint import send_local, token_file
@@ -63,14 +64,13 @@ async def test_halt_flatten_and_resume_over_the_control_socket(tmp_path: Path) -
     db = tmp_path / "ctl.db"
     async with fake_exchange(speed=5) as fake:
         env = env_for(fake)
-        proc = await asyncio.create_subprocess_exec(
+        async with spawned(
             *trade_args(db, "--no-dashboard", "--status-every", "0.3"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
             cwd=tmp_path,
-        )
-        try:
+        ) as proc:
             # The feed is held while each command is on its way, so the
             # recording cannot run out between the halt and the resume.
             await wait_for(lambda: fills_in(db) >= 1, 60)
@@ -107,10 +107,6 @@ async def test_halt_flatten_and_resume_over_the_control_socket(tmp_path: Path) -
             await asyncio.sleep(1)
             proc.send_signal(signal.SIGINT)
             stdout, _ = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     assert proc.returncode == 0
     text = stdout.decode()
     assert "state=halted" in text and "state=active" in text

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import spawned
 from tests.e2e.test_trade import env_for, fills_in, trade_args, wait_for
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders
 from tradewind.exchanges.fake import FakeExchange
@@ -62,22 +63,19 @@ async def test_live_orders_fill_are_stored_and_a_restart_sends_nothing_twice(
     orders = FakeBinanceOrders()
     orders.prices["BTCUSDT"] = PRICE
     db = tmp_path / "live.db"
-    async with exchange(orders) as fx:
-        proc = await asyncio.create_subprocess_exec(
+    async with (
+        exchange(orders) as fx,
+        spawned(
             *trade_args(db, "--live-orders", "--network", "testnet", "--no-dashboard"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=live_env(fx, tmp_path),
             cwd=tmp_path,
-        )
-        try:
-            await wait_for(lambda: fills_in(db) >= 2, 90)
-            proc.send_signal(signal.SIGINT)
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        ) as proc,
+    ):
+        await wait_for(lambda: fills_in(db) >= 2, 90)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     text = " ".join(stdout.decode().split())
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert "LIVE ORDERS: real orders go to binance (testnet)" in text

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import spawned
 from tests.e2e.test_trade import env_for, fake_exchange, trade_args
 
 pytestmark = pytest.mark.slow
@@ -31,23 +32,20 @@ def table(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 async def test_trade_record_then_run_rebuilds_the_books(tmp_path: Path) -> None:
     live, rec = tmp_path / "live.db", tmp_path / "rec.jsonl.gz"
-    async with fake_exchange(speed=50) as fake:
-        proc = await asyncio.create_subprocess_exec(
+    async with (
+        fake_exchange(speed=50) as fake,
+        spawned(
             *trade_args(live, "--no-dashboard", "--record", str(rec)),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=env_for(fake),
             cwd=tmp_path,
-        )
-        try:
-            await fake.wait_done(timeout=120)
-            await asyncio.sleep(2)
-            proc.send_signal(signal.SIGINT)
-            _, err = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        ) as proc,
+    ):
+        await fake.wait_done(timeout=120)
+        await asyncio.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
     recorded = snapshot_lines(rec)
     assert len(recorded) == 1 and recorded[0].startswith(b'{"lastUpdateId":')

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import market_file
+from tests.conftest import market_file, spawned
 from tests.e2e.test_trade import account_from_store, env_for
 from tradewind.exchanges.fake import FakeExchange
 
@@ -53,24 +53,21 @@ async def test_trade_on_each_venue_fills_paper_orders(
     venue: str, recording: str, symbols: str, strategy: list[str], tmp_path: Path
 ) -> None:
     db = tmp_path / f"{venue}.db"
-    async with FakeExchange([market_file(recording)], speed=10, exchanges=[venue]) as fake:
-        proc = await asyncio.create_subprocess_exec(
+    async with (
+        FakeExchange([market_file(recording)], speed=10, exchanges=[venue]) as fake,
+        spawned(
             *[sys.executable, "-m", "tradewind", "trade", "--venue", venue, "--symbols", symbols],
             *[*strategy, "--db", str(db), "--no-dashboard", "--status-every", "1"],
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env_for(fake),
             cwd=tmp_path,
-        )
-        try:
-            await fake.wait_done(venue, timeout=120)
-            await asyncio.sleep(2)
-            proc.send_signal(signal.SIGINT)
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        ) as proc,
+    ):
+        await fake.wait_done(venue, timeout=120)
+        await asyncio.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     text = stdout.decode()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert f"none is sent to {venue}" in " ".join(text.split())

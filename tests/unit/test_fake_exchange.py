@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import market_file
+from tests.conftest import market_file, spawned
 from tradewind.exchanges.common.fake_http import Request, Response
 from tradewind.exchanges.common.rest import RateLimiter
 from tradewind.exchanges.fake import FakeExchange
@@ -126,7 +126,7 @@ async def test_fake_exchange_command_serves_and_stops_on_sigterm() -> None:
     import signal
     import sys
 
-    proc = await asyncio.create_subprocess_exec(
+    async with spawned(
         sys.executable,
         "-c",
         "from tradewind.cli import main; main()",
@@ -139,8 +139,7 @@ async def test_fake_exchange_command_serves_and_stops_on_sigterm() -> None:
         "binance",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    ) as proc:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert line.startswith("binance: ws ws://127.0.0.1:")
@@ -149,10 +148,6 @@ async def test_fake_exchange_command_serves_and_stops_on_sigterm() -> None:
         assert status == 200 and snap["lastUpdateId"] == 50093239218
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_binance_serves_agg_trades_and_klines_by_exact_stream_name() -> None:
