@@ -105,6 +105,32 @@ def account_from_store(db: Path) -> Portfolio:
     return pf
 
 
+@contextlib.asynccontextmanager
+async def trade_in_pty(
+    db: Path, fake: FakeExchange, cwd: Path, *extra: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``tradewind trade`` on a pseudo-terminal (the dashboard draws only on
+    one): the process and the non-blocking master end to read and type on."""
+    master, slave = pty.openpty()
+    try:
+        async with spawned(
+            *trade_args(db, *extra),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env_for(fake), "TERM": "xterm-256color"},
+            cwd=cwd,
+        ) as proc:
+            os.close(slave)
+            slave = -1
+            os.set_blocking(master, False)
+            yield proc, master
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+
+
 async def wait_for(cond: object, timeout: float) -> None:
     assert callable(cond)
     for _ in range(int(timeout * 10)):
@@ -116,35 +142,21 @@ async def wait_for(cond: object, timeout: float) -> None:
 
 async def test_dashboard_in_a_pty_shows_position_and_pnl(tmp_path: Path) -> None:
     db = tmp_path / "dash.db"
-    async with fake_exchange(speed=20) as fake:
-        master, slave = pty.openpty()
-        proc = await asyncio.create_subprocess_exec(
-            *trade_args(db, "--duration", "12"),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env={**env_for(fake), "TERM": "xterm-256color"},
-            cwd=tmp_path,
-        )
-        os.close(slave)
-        os.set_blocking(master, False)
-        out = bytearray()
-        try:
-            async with asyncio.timeout(90):
-                while proc.returncode is None:
-                    with contextlib.suppress(BlockingIOError, OSError):
-                        out += os.read(master, 65536)
-                    await asyncio.sleep(0.05)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(proc.wait(), 0.01)
-            with contextlib.suppress(BlockingIOError, OSError):
-                while chunk := os.read(master, 65536):
-                    out += chunk
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            os.close(master)
+    out = bytearray()
+    async with (
+        fake_exchange(speed=20) as fake,
+        trade_in_pty(db, fake, tmp_path, "--duration", "12") as (proc, master),
+    ):
+        async with asyncio.timeout(90):
+            while proc.returncode is None:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    out += os.read(master, 65536)
+                await asyncio.sleep(0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 0.01)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(master, 65536):
+                out += chunk
     assert proc.returncode == 0, out[-2000:].decode(errors="replace")
     text = ANSI.sub(b"", out).decode(errors="replace")
     assert "PAPER TRADING" in text

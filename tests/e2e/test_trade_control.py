@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import pty
 import signal
 import sqlite3
 import sys
@@ -19,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import spawned
-from tests.e2e.test_trade import ANSI, env_for, fake_exchange, fills_in, trade_args, wait_for
+from tests.e2e.test_trade import (
+    ANSI,
+    env_for,
+    fake_exchange,
+    fills_in,
+    trade_args,
+    trade_in_pty,
+    wait_for,
+)
 from tradewind.control import make_control
 from tradewind.runtime.control_endpoint import send_local, token_file
 
@@ -128,19 +135,11 @@ async def test_halt_flatten_and_resume_over_the_control_socket(tmp_path: Path) -
 
 async def test_dashboard_keys_halt_and_resume_in_a_pty(tmp_path: Path) -> None:
     db = tmp_path / "keys.db"
-    async with fake_exchange(speed=5) as fake:
-        master, slave = pty.openpty()
-        proc = await asyncio.create_subprocess_exec(
-            *trade_args(db),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env={**env_for(fake), "TERM": "xterm-256color"},
-            cwd=tmp_path,
-        )
-        os.close(slave)
-        os.set_blocking(master, False)
-        out = bytearray()
+    out = bytearray()
+    async with (
+        fake_exchange(speed=5) as fake,
+        trade_in_pty(db, fake, tmp_path) as (proc, master),
+    ):
 
         async def until(needle: bytes, timeout: float) -> None:
             start = len(out)
@@ -150,22 +149,16 @@ async def test_dashboard_keys_halt_and_resume_in_a_pty(tmp_path: Path) -> None:
                         out.extend(os.read(master, 65536))
                     await asyncio.sleep(0.05)
 
-        try:
-            await until(b"ACTIVE", 60)
-            os.write(master, b"h")
-            await until(b"halt: halted;", 30)
-            await until(b"HALTED", 10)
-            os.write(master, b"r")
-            await until(b"resume: resumed; trading is active", 30)
-            await until(b"ACTIVE", 10)
-            proc.send_signal(signal.SIGINT)
-            await asyncio.wait_for(proc.wait(), 60)
-            with contextlib.suppress(BlockingIOError, OSError):
-                while chunk := os.read(master, 65536):
-                    out.extend(chunk)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            os.close(master)
+        await until(b"ACTIVE", 60)
+        os.write(master, b"h")
+        await until(b"halt: halted;", 30)
+        await until(b"HALTED", 10)
+        os.write(master, b"r")
+        await until(b"resume: resumed; trading is active", 30)
+        await until(b"ACTIVE", 10)
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 60)
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(master, 65536):
+                out.extend(chunk)
     assert proc.returncode == 0, ANSI.sub(b"", bytes(out[-2000:])).decode(errors="replace")
