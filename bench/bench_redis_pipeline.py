@@ -263,21 +263,25 @@ def write_tape(path: Path, evs: list[Trade], spacing_ns: int | None = None) -> N
     with path.open("wb") as fh:
         for i, e in enumerate(evs):
             ts_ms = (t0 + i * spacing_ns if spacing_ns else e.ts_event) // 1_000_000
-            frame = {
-                "stream": f"{e.symbol.lower()}@trade",
-                "data": {
-                    "e": "trade",
-                    "E": ts_ms,
-                    "s": e.symbol,
-                    "t": int(e.trade_id),
-                    "p": repr(e.price),
-                    "q": repr(e.qty),
-                    "T": ts_ms,
-                    "m": e.side is not None and e.side.value == "sell",
-                    "M": True,
-                },
-            }
-            fh.write(msgspec.json.encode(frame) + b"\n")
+            fh.write(msgspec.json.encode(trade_frame(e, ts_ms)) + b"\n")
+
+
+def trade_frame(e: Trade, ts_ms: int) -> dict[str, object]:
+    """A Binance combined-stream trade frame of ``e``, stamped ``ts_ms``."""
+    return {
+        "stream": f"{e.symbol.lower()}@trade",
+        "data": {
+            "e": "trade",
+            "E": ts_ms,
+            "s": e.symbol,
+            "t": int(e.trade_id),
+            "p": repr(e.price),
+            "q": repr(e.qty),
+            "T": ts_ms,
+            "m": e.side is not None and e.side.value == "sell",
+            "M": True,
+        },
+    }
 
 
 def _free_port() -> int:

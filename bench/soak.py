@@ -46,6 +46,7 @@ from bench_redis_pipeline import (
     _pg_admin,
     _pg_count,
     latency_env,
+    trade_frame,
 )
 from tradewind.config import load_settings
 
@@ -122,21 +123,7 @@ def write_paced_tape(path: Path, n: int, spacing_ns: int) -> None:
                     t0 = e.ts_event
                 ts_ms = (t0 + i * spacing_ns) // 1_000_000
                 i += 1
-                frame = {
-                    "stream": f"{e.symbol.lower()}@trade",
-                    "data": {
-                        "e": "trade",
-                        "E": ts_ms,
-                        "s": e.symbol,
-                        "t": int(e.trade_id),
-                        "p": repr(e.price),
-                        "q": repr(e.qty),
-                        "T": ts_ms,
-                        "m": e.side is not None and e.side.value == "sell",
-                        "M": True,
-                    },
-                }
-                fh.write(enc.encode(frame) + b"\n")
+                fh.write(enc.encode(trade_frame(e, ts_ms)) + b"\n")
 
 
 def stream_entries(r: redis.Redis, prefix: str) -> int:
