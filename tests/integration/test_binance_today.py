@@ -331,9 +331,11 @@ async def test_the_timer_refresh_picks_up_status_filters_and_clock(
         # the tick grows from 0.01 to 0.5: 99.01 was fine, now it is refused here
         fake.markets["BTCUSDT"] = ("BTC", "USDT", "0.5", "0.001")
         assert await _until(
-            lambda: v.rules["BTCUSDT"].status == "TRADING"
-            and v.rules["BTCUSDT"].price is not None
-            and v.rules["BTCUSDT"].price.step == D("0.5")
+            lambda: (
+                v.rules["BTCUSDT"].status == "TRADING"
+                and v.rules["BTCUSDT"].price is not None
+                and v.rules["BTCUSDT"].price.step == D("0.5")
+            )
         )
         with pytest.raises(VenueRejected, match=r"filter: price 99.01 is not a multiple of 0.5"):
             await v.place(order("timer-tick", "0.002", "99.01"))
