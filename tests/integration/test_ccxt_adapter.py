@@ -245,7 +245,13 @@ async def test_refresh_on_a_timer_takes_status_and_clock(
         assert fake.received == {}, "an order for an inactive market was sent"
         fake.status.clear()
         fake.clock_skew_ms = 3000
-        await until(lambda: 2500 < venue.offset_ms < 3500, 10)
+        # one refresh takes the clock, then the markets: wait for both
+        await until(
+            lambda: (
+                2500 < venue.offset_ms < 3500 and venue.client.markets["BTC/USDT"]["active"] is True
+            ),
+            10,
+        )
         assert 2500 < venue.offset_ms < 3500
         assert venue.client.options["timeDifference"] == -venue.offset_ms
         placed = await venue.place(sent[1])
