@@ -291,3 +291,65 @@ def msgspec_decode(raw: str | bytes) -> dict[str, Any]:
     out = msgspec.json.decode(raw)
     assert isinstance(out, dict)
     return out
+
+
+async def _until(cond: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    return bool(cond())
+
+
+async def test_the_timer_refresh_picks_up_status_filters_and_clock(
+    make_settings: Any, fake: Any
+) -> None:
+    """The hourly refresh on a 0.2 s timer (``exchange_info_refresh_s``),
+    driven only by the fake changing what it answers: a symbol moved to BREAK
+    and then HALT is refused before sending, new filters are applied, and a
+    new server clock offset is taken, all without any order or -1021 asking."""
+    v = venue(make_settings, fake, exchange_info_refresh_s=0.2)
+    try:
+        await v.start()
+        assert abs(v.offset_ms) < 500
+        first = v.rules_at
+        ok = await v.place(order("timer-ok", "0.002", "99.01"))
+        assert ok.status is OrderStatus.ACCEPTED
+
+        # a refresh happened on the timer alone, not only at start
+        assert await _until(lambda: v.rules_at > first)
+
+        fake.status["BTCUSDT"] = "BREAK"
+        assert await _until(lambda: v.rules["BTCUSDT"].status == "BREAK")
+        with pytest.raises(VenueRejected, match="BTCUSDT is BREAK, not TRADING"):
+            await v.place(order("timer-break", "0.002", "99"))
+        fake.status["BTCUSDT"] = "HALT"
+        assert await _until(lambda: v.rules["BTCUSDT"].status == "HALT")
+        with pytest.raises(VenueRejected, match="BTCUSDT is HALT, not TRADING"):
+            await v.place(order("timer-halt", "0.002", "99"))
+        fake.status.clear()
+
+        # the tick grows from 0.01 to 0.5: 99.01 was fine, now it is refused here
+        fake.markets["BTCUSDT"] = ("BTC", "USDT", "0.5", "0.001")
+        assert await _until(
+            lambda: (
+                v.rules["BTCUSDT"].status == "TRADING"
+                and v.rules["BTCUSDT"].price is not None
+                and v.rules["BTCUSDT"].price.step == D("0.5")
+            )
+        )
+        with pytest.raises(VenueRejected, match=r"filter: price 99.01 is not a multiple of 0.5"):
+            await v.place(order("timer-tick", "0.002", "99.01"))
+        with pytest.raises(VenueRejected, match=r"filter: quantity 0.0015 is not a multiple"):
+            await v.place(order("timer-lot", "0.0015", "99.5"))
+        assert dict(fake.received) == {ok.client_order_id: 1}, "a refused order was sent"
+        assert (await v.place(order("timer-new", "0.002", "99.5"))).status is OrderStatus.ACCEPTED
+
+        # Binance's clock moves 3 s ahead: the offset follows on the timer, and
+        # an order signed on it passes a 1 s recvWindow without a -1021 first
+        fake.clock_skew_ms = 3000
+        assert await _until(lambda: 2500 < v.offset_ms < 3500)
+        placed = await v.place(order("timer-clock", "0.002", "99.5"))
+        assert placed.status is OrderStatus.ACCEPTED
+        assert fake.received[placed.client_order_id] == 1
+    finally:
+        await v.close()

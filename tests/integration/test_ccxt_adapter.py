@@ -28,7 +28,12 @@ from tradewind.config import ConfigError
 from tradewind.events import CancelRequest, OrderStatus
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders, Faults
 from tradewind.exchanges.instruments import load_instruments
-from tradewind.execution.venue import VenueBusy, VenueRejected, VenueUnknown
+from tradewind.execution.venue import (
+    StartCheckFailed,
+    VenueBusy,
+    VenueRejected,
+    VenueUnknown,
+)
 from tradewind.services.execution import ExecutionService
 from tradewind.topics import ORDERS
 
@@ -220,6 +225,73 @@ async def test_lost_answers_settled_by_lookup_never_resent(
         assert any(o.status == "PARTIALLY_FILLED" for o in fake.orders.values())
     finally:
         await svc.stop(5)
+
+
+async def test_refresh_on_a_timer_takes_status_and_clock(
+    make_settings: Any, fake: FakeBinanceOrders
+) -> None:
+    """The markets and the clock offset reloaded every 0.2 s: a symbol moved to
+    BREAK is refused before anything is sent, and ccxt signs on the new offset
+    (the fake's clock 3 s ahead, a 1 s recvWindow: unsynced, every order fails)."""
+    venue = ccxt_venue(make_settings, fake, exchange_info_refresh_s=0.2)
+    try:
+        await venue.start()
+        assert abs(venue.offset_ms) < 500
+        sent = orders(3, "ccxt-timer")
+        fake.status["BTCUSDT"] = "BREAK"
+        await until(lambda: venue.client.markets["BTC/USDT"]["active"] is False, 10)
+        with pytest.raises(VenueRejected, match="filter: BTCUSDT is BREAK, not active"):
+            await venue.place(sent[0])
+        assert fake.received == {}, "an order for an inactive market was sent"
+        fake.status.clear()
+        fake.clock_skew_ms = 3000
+        # one refresh takes the clock, then the markets: wait for both
+        await until(
+            lambda: (
+                2500 < venue.offset_ms < 3500 and venue.client.markets["BTC/USDT"]["active"] is True
+            ),
+            10,
+        )
+        assert 2500 < venue.offset_ms < 3500
+        assert venue.client.options["timeDifference"] == -venue.offset_ms
+        placed = await venue.place(sent[1])
+        assert placed.status is S.FILLED and dict(fake.received) == {sent[1].client_order_id: 1}
+    finally:
+        await venue.close()
+
+
+async def test_start_checks_through_ccxt(make_settings: Any, fake: FakeBinanceOrders) -> None:
+    venue = ccxt_venue(make_settings, fake)
+    try:
+        lines = await venue.start_checks(["BTCUSDT", "ETH/USDT"])
+        assert lines[0].startswith("ccxt binance mainnet at http")
+        assert lines[2] == "balances: BTC 100, USDT 1000000"
+        # the market as the exchange names it is what orders then use
+        assert venue.market("BTCUSDT") == "BTC/USDT" and venue.market("ETH/USDT") == "ETH/USDT"
+    finally:
+        await venue.close()
+    bad = ccxt_venue(make_settings, fake, api_key="someone-else")
+    try:
+        with pytest.raises(StartCheckFailed, match="ccxt binance rejected the API key"):
+            await bad.start_checks(["BTCUSDT"])
+    finally:
+        await bad.close()
+
+
+def test_point_at_moves_every_api_url_to_one_host() -> None:
+    from tradewind.exchanges.ccxt.adapter import point_at
+
+    urls = {
+        "public": "https://testnet.binance.vision/api/v3",
+        "nested": {"private": "https://api.{hostname}/v5"},
+        "hostname": "bybit.com",
+    }
+    assert point_at(urls, "http://127.0.0.1:9443") == {
+        "public": "http://127.0.0.1:9443/api/v3",
+        "nested": {"private": "http://127.0.0.1:9443/v5"},
+        "hostname": "bybit.com",
+    }
+    assert point_at("https://api.kraken.com", "http://127.0.0.1:1") == "http://127.0.0.1:1"
 
 
 def test_missing_extra_is_a_clear_config_error(

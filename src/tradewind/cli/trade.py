@@ -44,8 +44,14 @@ from tradewind.storage.runs import RunRecord, new_run_id
 
 PAPER_NOTE = "paper trading: orders are simulated against the live book; none is sent to {venue}"
 LIVE_NOTE = "LIVE ORDERS: real orders go to {venue} ({network}); Ctrl-C cancels them on the way out"
-LIVE_VENUES = {"binance": "binance"}
-"""Feed venue → the live order venue that trades it (``--live-orders``)."""
+NATIVE_ORDERS = {"binance": "binance"}
+"""Feed venue → Tradewind's own order client for it (``--order-api native``)."""
+CCXT_ORDERS = {"binance": "binance"}
+"""Feed venue → the ccxt exchange id its orders go through (``--order-api
+ccxt``). Only venues whose start checks, orders and restart were tested end to
+end through ccxt against a fake exchange (docs/trading-live.md); ccxt knows
+the others, but an untested route is not offered for real money."""
+LIVE_VENUES = sorted(NATIVE_ORDERS.keys() | CCXT_ORDERS.keys())
 
 
 def _symbols(value: str) -> list[str]:
@@ -79,6 +85,12 @@ def trade_command(
         "--network",
         help="With --live-orders: testnet or mainnet (else TRADEWIND_EXECUTION__TESTNET).",
     ),
+    order_api: str | None = typer.Option(
+        None,
+        "--order-api",
+        metavar="native|ccxt",
+        help="With --live-orders: Tradewind's own client (default where there is one) or ccxt.",
+    ),
     no_dashboard: bool = typer.Option(
         False, "--no-dashboard", help="Plain status lines instead of the dashboard."
     ),
@@ -109,14 +121,13 @@ def trade_command(
         _usage(f"--network {network}: use testnet or mainnet")
     if network is not None and not live_orders:
         _usage("--network only applies with --live-orders")
+    if order_api is not None and order_api not in ("native", "ccxt"):
+        _usage(f"--order-api {order_api}: use native or ccxt")
+    if order_api is not None and not live_orders:
+        _usage("--order-api only applies with --live-orders")
     execution: dict[str, object] = {}
     if live_orders:
-        if venue not in LIVE_VENUES:
-            _usage(
-                f"--live-orders: no live order venue for --venue {venue}; "
-                f"live orders go to {', '.join(sorted(LIVE_VENUES))}"
-            )
-        execution["venue"] = LIVE_VENUES[venue]
+        execution = _order_route(venue, order_api)
         if network is not None:
             execution["testnet"] = network == "testnet"
     settings = settings_or_exit(
@@ -156,7 +167,12 @@ def trade_command(
         raise typer.Exit(2) from None
     if live_orders:
         net = "testnet" if settings.execution.testnet else "mainnet, real money"
-        console.print(LIVE_NOTE.format(venue=settings.execution.venue, network=net))
+        ex = settings.execution
+        to: str = ex.venue
+        if ex.venue == "ccxt":
+            via = "" if ex.ccxt_id == ex.exchange else f" {ex.ccxt_id}"
+            to = f"{ex.exchange} through ccxt{via}"
+        console.print(LIVE_NOTE.format(venue=to, network=net))
         console.print(_limits(settings))
     else:
         console.print(PAPER_NOTE.format(venue=venue))
@@ -200,6 +216,24 @@ def trade_command(
         console.print(f"cancelled {trader.cancelled} open order(s) on the way out")
     if trader.recorder is not None:
         _recorded(console, trader.recorder)
+
+
+def _order_route(venue: str, order_api: str | None) -> dict[str, object]:
+    """The execution settings that send ``venue``'s orders through ``order_api``
+    (None: the native client where there is one, else ccxt)."""
+    if venue not in LIVE_VENUES:
+        _usage(
+            f"--live-orders: no live order route for --venue {venue}; "
+            f"live orders go to {', '.join(LIVE_VENUES)}"
+        )
+    api = order_api or ("native" if venue in NATIVE_ORDERS else "ccxt")
+    if api == "native":
+        if venue not in NATIVE_ORDERS:
+            _usage(f"--order-api native: no native order client for {venue}; use --order-api ccxt")
+        return {"venue": NATIVE_ORDERS[venue]}
+    if venue not in CCXT_ORDERS:
+        _usage(f"--order-api ccxt: {venue} is not routed through ccxt; use --order-api native")
+    return {"venue": "ccxt", "ccxt_id": CCXT_ORDERS[venue], "exchange": venue}
 
 
 def _usage(message: str) -> NoReturn:

@@ -23,22 +23,36 @@ Amounts come from ccxt as floats parsed from the exchange's decimal strings;
 rounded to the instrument's lot so ccxt's float arithmetic cannot leak in.
 Without a push stream in plain ccxt, ``reports`` asks the router to reconcile
 every ``reconcile_interval_s`` (ccxt's rate limiter paces the calls).
+
+As for Binance's own client, the exchange's clock offset (``fetch_time``) and
+its markets (``load_markets``) are taken at start and refreshed every
+``exchange_info_refresh_s``; ccxt signs on the offset (its ``timeDifference``),
+and an order for a market the exchange lists as inactive is refused before it
+is sent. ``start_checks`` is the strict gate of ``trade --live-orders``.
+``rest_url`` (``testnet_rest_url`` on the test network) moves every API URL of
+the ccxt exchange to that host, for a local fake exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
 
 from tradewind.config import ConfigError, ExecutionSettings
 from tradewind.events import Liquidity, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from tradewind.execution.venue import (
+    StartCheckFailed,
     Venue,
     VenueBusy,
+    VenueError,
     VenueFill,
     VenueOrder,
     VenueRejected,
@@ -46,6 +60,7 @@ from tradewind.execution.venue import (
 )
 from tradewind.instruments import InstrumentRegistry
 
+log = structlog.get_logger("tradewind.exchanges.ccxt")
 _MS = 1_000_000
 STATUS = {
     "open": OrderStatus.ACCEPTED,
@@ -56,10 +71,49 @@ STATUS = {
     "rejected": OrderStatus.REJECTED,
 }
 NO_RETRY = {"maxRetriesOnFailure": 0}
+MARKET_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+    },
+}
+"""Per ccxt id: load only the markets this adapter trades (spot: ``market``
+maps to ``BASE/QUOTE``). ccxt's binance otherwise also loads futures, margin
+and currency lists on every ``load_markets``: more weight, and endpoints a
+spot-only key or the spot test network refuse."""
+
+
+class KeyRejected(VenueRejected):
+    """The exchange refused the API key or its signature (ccxt's
+    ``AuthenticationError``, which includes ``PermissionDenied``)."""
 
 
 def _dec(v: Any) -> Decimal:
     return Decimal(0) if v is None else Decimal(repr(v) if isinstance(v, float) else str(v))
+
+
+def point_at(urls: Any, base: str) -> Any:
+    """``urls`` (a ccxt ``urls["api"]``: a string or nested dicts of them) with
+    every absolute URL's scheme and host replaced by ``base``'s, paths kept."""
+    if isinstance(urls, dict):
+        return {k: point_at(v, base) for k, v in urls.items()}
+    if isinstance(urls, str) and "://" in urls:
+        b, u = urlsplit(base), urlsplit(urls)
+        return u._replace(scheme=b.scheme, netloc=b.netloc).geturl()
+    return urls
+
+
+def _origin(urls: Any) -> str:
+    if isinstance(urls, dict):
+        for v in urls.values():
+            if found := _origin(v):
+                return found
+        return ""
+    if isinstance(urls, str) and "://" in urls:
+        u = urlsplit(urls)
+        return f"{u.scheme}://{u.netloc}"
+    return ""
 
 
 def load_ccxt() -> Any:
@@ -89,6 +143,7 @@ class CcxtVenue(Venue):
                 **NO_RETRY,
                 "recvWindow": settings.recv_window_ms,
                 "warnOnFetchOpenOrdersWithoutSymbol": False,
+                **MARKET_OPTIONS.get(settings.ccxt_id, {}),
             },
         }
         if settings.api_key is not None and settings.api_secret is not None:
@@ -97,14 +152,137 @@ class CcxtVenue(Venue):
         self.client: Any = cls(config)
         if settings.testnet:
             self.client.set_sandbox_mode(True)
+        base = settings.testnet_rest_url if settings.testnet else settings.rest_url
+        if base:
+            self.client.urls["api"] = point_at(self.client.urls["api"], base)
+        self.rest_url = base or _origin(self.client.urls["api"])
+        self.name = f"ccxt {settings.ccxt_id}"
         self._symbols: dict[str, str] = {}
+        self.offset_ms = 0
+        """The exchange's clock minus ours, from the last ``fetch_time``."""
+        self.rtt_ms = 0
+        self.markets_at = 0.0
+        self._refresher: asyncio.Task[None] | None = None
 
     @property
     def settle_window_s(self) -> float:
         return self.s.recv_window_ms / 1000 + self.s.settle_attempts * self.s.settle_interval_s
 
+    @property
+    def network(self) -> str:
+        return "testnet" if self.s.testnet else "mainnet"
+
+    async def start(self) -> None:
+        """Clock offset and markets before the first order, then kept fresh; a
+        failure here is logged and retried by the refresher (``start_checks``
+        is the strict gate)."""
+        await self._refresh_once("start")
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh(), name="ccxt:refresh")
+
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
         await self.client.close()
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.s.exchange_info_refresh_s)
+            await self._refresh_once("refresh")
+
+    async def _refresh_once(self, when: str) -> None:
+        for step in (self.sync_time, self.load_markets):
+            try:
+                await step()
+            except VenueError as exc:
+                log.warning(f"ccxt {when} step failed", step=step.__name__, error=str(exc))
+
+    async def sync_time(self) -> int:
+        """The exchange's clock minus ours at the round trip's midpoint; ccxt
+        then signs on it (``timeDifference`` is ours minus the exchange's)."""
+        t0 = time.time_ns() // _MS
+        server = await self._call("fetch_time")
+        t1 = time.time_ns() // _MS
+        if not isinstance(server, int | float):
+            raise VenueError(f"{self.name} fetch_time: no time in the answer")
+        self.rtt_ms = t1 - t0
+        self.offset_ms = int(server) - (t0 + t1) // 2
+        self.client.options["timeDifference"] = -self.offset_ms
+        return self.offset_ms
+
+    async def load_markets(self) -> dict[str, Any]:
+        markets = await self._call("load_markets", True)
+        self.markets_at = time.monotonic()
+        return dict(markets or {})
+
+    def _market_info(self, symbol: str) -> dict[str, Any] | None:
+        """The loaded ccxt market of a Tradewind symbol (``BTCUSDT``,
+        ``BTC-USD`` or ``BTC/USD``): by unified symbol, by the exchange's id
+        (spot first), else by the instrument's base/quote; None when unlisted."""
+        markets: dict[str, Any] = self.client.markets or {}
+        if symbol in markets:
+            return dict(markets[symbol])
+        by_id = (self.client.markets_by_id or {}).get(symbol)
+        if by_id:
+            hits = by_id if isinstance(by_id, list) else [by_id]
+            return dict(next((m for m in hits if m.get("spot")), hits[0]))
+        if (self.exchange, symbol) in self.instruments:
+            m = markets.get(self.market(symbol))
+            return None if m is None else dict(m)
+        return None
+
+    async def start_checks(self, symbols: list[str]) -> list[str]:
+        """Refuse to trade on keys the exchange rejects, a clock too far off to
+        sign within ``recvWindow``, or a symbol the exchange does not list as
+        active; else the lines to show (network, clock, balances)."""
+        try:
+            offset = await self.sync_time()
+        except VenueError as exc:
+            raise StartCheckFailed(
+                f"{self.name} server time unavailable at {self.rest_url}: {exc}"
+            ) from None
+        window = self.s.recv_window_ms
+        if abs(offset) + self.rtt_ms > window:
+            raise StartCheckFailed(
+                f"this host's clock is {offset:+d} ms off {self.name}'s (round trip "
+                f"{self.rtt_ms} ms), beyond recvWindow {window} ms; synchronise the clock (NTP)"
+            )
+        try:
+            d = await self._call("fetch_balance")
+        except KeyRejected as exc:
+            raise StartCheckFailed(f"{self.name} rejected the API key ({exc})") from None
+        except VenueError as exc:
+            raise StartCheckFailed(f"{self.name} account check failed: {exc}") from None
+        info = d.get("info") if isinstance(d, dict) else None
+        if isinstance(info, dict) and info.get("canTrade") is False:
+            raise StartCheckFailed(f"the {self.name} API key may not trade (canTrade is false)")
+        try:
+            await self.load_markets()
+        except VenueError as exc:
+            raise StartCheckFailed(f"{self.name} markets unavailable: {exc}") from None
+        for sym in symbols:
+            m = self._market_info(sym)
+            if m is None:
+                raise StartCheckFailed(f"{self.name} does not list symbol {sym} ({self.network})")
+            if m.get("active") is False:
+                raw = m.get("info")
+                status = raw.get("status") if isinstance(raw, dict) else None
+                raise StartCheckFailed(
+                    f"{self.name} symbol {sym} ({m.get('symbol')}) is {status or 'inactive'}, "
+                    "not active"
+                )
+            self._symbols[sym] = str(m["symbol"])
+        bal = self._balances(d)
+        shown = ", ".join(f"{a} {v.normalize():f}" for a, v in sorted(bal.items())) or "none"
+        version = getattr(self.ccxt, "__version__", "?")
+        return [
+            f"{self.name} {self.network} at {self.rest_url}, requests signed by ccxt {version}",
+            f"clock offset {offset:+d} ms (round trip {self.rtt_ms} ms, recvWindow {window} ms)",
+            f"balances: {shown}",
+        ]
 
     def market(self, symbol: str) -> str:
         """Tradewind's symbol (``BTCUSDT``) → ccxt's (``BTC/USDT``)."""
@@ -150,6 +328,8 @@ class CcxtVenue(Venue):
             raise VenueBusy(f"{fn}: {type(exc).__name__}", self._retry_after()) from None
         except c.OrderNotFound:
             raise
+        except c.AuthenticationError as exc:
+            raise KeyRejected(f"{fn}: {type(exc).__name__}: {str(exc)[:150]}") from None
         except (c.OperationFailed, c.BadResponse, c.NullResponse, TimeoutError, OSError) as exc:
             raise VenueUnknown(f"{fn}: {type(exc).__name__}") from None
         except c.BaseError as exc:
@@ -180,6 +360,7 @@ class CcxtVenue(Venue):
     async def place(self, o: OrderRequest) -> VenueOrder:
         """One ``create_order``; ccxt must not retry it (see the module doc)."""
         market = self.market(o.symbol)
+        self.check(o)
         params: dict[str, Any] = {**NO_RETRY, "clientOrderId": o.client_order_id}
         if o.time_in_force is TimeInForce.POST_ONLY:
             params["postOnly"] = True
@@ -200,6 +381,19 @@ class CcxtVenue(Venue):
             params,
         )
         return self._order(o.symbol, d, o.client_order_id)
+
+    def check(self, o: OrderRequest) -> None:
+        """Refuse, before sending, an order for a market the last loaded
+        markets say is unlisted or inactive (nothing to say before a load)."""
+        if not self.client.markets:
+            return
+        m = self._market_info(o.symbol)
+        if m is None:
+            raise VenueRejected(f"filter: {self.name} does not list {o.symbol}")
+        if m.get("active") is False:
+            raw = m.get("info")
+            status = raw.get("status") if isinstance(raw, dict) else None
+            raise VenueRejected(f"filter: {o.symbol} is {status or 'inactive'}, not active")
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         try:
@@ -255,8 +449,11 @@ class CcxtVenue(Venue):
         return out
 
     async def balances(self) -> dict[str, Decimal]:
-        d = await self._call("fetch_balance")
-        total = d.get("total") or {}
+        return self._balances(await self._call("fetch_balance"))
+
+    @staticmethod
+    def _balances(d: Any) -> dict[str, Decimal]:
+        total = (d.get("total") if isinstance(d, dict) else None) or {}
         return {k: _dec(v) for k, v in total.items() if v}
 
     async def reports(self) -> AsyncIterator[VenueOrder | None]:
