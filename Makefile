@@ -34,7 +34,7 @@ export PYTHON_BASE REDIS_IMAGE POSTGRES_IMAGE PROMETHEUS_IMAGE GRAFANA_IMAGE
         deploy-tools deploy-checks test-deploy k8s-sync k8s-render k8s-dry-run mutation
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from pyproject.toml, under LOCK_PYTHON
 	[ -x $(PIPTOOLS_COMPILE) ] || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q pip-tools; }

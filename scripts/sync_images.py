@@ -1,8 +1,8 @@
 """Write every image reference from deploy/images.env, or check them (--check).
 
 deploy/images.env is the one place that names image tags and digests; the
-Dockerfile, docker-compose.yml and the kustomize base only mirror it, because
-each tool reads its own file format. Keeping the mirrors generated and checked
+Dockerfile, docker-compose.yml, .env.example and the kustomize base only
+mirror it, because each tool reads its own file format. Keeping the mirrors generated and checked
 in CI is what stops them drifting apart.
 
 Usage: python scripts/sync_images.py [--check]
@@ -83,6 +83,12 @@ def render(images: dict[str, str]) -> dict[Path, str]:
     for var in K8S_NAMES:
         text = re.sub(rf"\$\{{{var}:-[^}}]*\}}", f"${{{var}:-{images[var]}}}", text)
     out[compose] = text
+    # A copied .env overrides Compose's defaults: a stale example would pin old images.
+    example = ROOT / ".env.example"
+    text = example.read_text()
+    for var in K8S_NAMES:
+        text = re.sub(rf"^{var}=\S*$", f"{var}={images[var]}", text, flags=re.M)
+    out[example] = text
     for bare, path in K8S_MANIFESTS.items():
         text = path.read_text()
         out[path] = re.sub(rf"^(\s+image: )\S*{bare}\S*$", rf"\g<1>{bare}", text, flags=re.M)
