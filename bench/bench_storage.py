@@ -9,14 +9,16 @@ dropping a day's partition, and export throughput.
    the rows/s of the first and the last segments are compared (goal: end >=
    90 % of start: partitions keep the live one small, so inserts and index
    updates do not slow down as the table grows).
-2. Drop: the oldest day of ``trades`` is detached (concurrently) and dropped
-   while another connection keeps writing 100-row batches into today's
-   partition; prints the drop's duration (goal < 1 s) and the writer's worst
-   batch latency during the drop against its median before (no lock on the
-   others: the two are of the same order).
+2. Drop: the oldest day of ``trades`` (its four 6 h partitions by default,
+   one after the other, as retention drops them) is detached (concurrently)
+   and dropped while another connection keeps writing 100-row batches into
+   today's partition; prints each drop's parts and the longest (goal < 1 s),
+   the whole day's, and the writer's worst batch latency during the drops
+   against its median before (no lock on the others: the two are of the
+   same order).
 2b. ``--drop-rows N``: the same day of N trades (filled by SQL) twice, once in
    one daily partition (the baseline) and once in four 6 h partitions (the
-   default for quotes and book deltas), each dropped under the same
+   default for trades, quotes and book deltas), each dropped under the same
    concurrent writer; prints, per partition, the detach (lock wait on the
    parent's users), the lock of the detached table and the unlink (DROP +
    commit), and the whole day's drop in each layout. ``--drop-only`` skips
@@ -26,7 +28,7 @@ dropping a day's partition, and export throughput.
    alternating order; the median of the pairs' ratios is the figure (goal >=
    90 %): host noise falls on both halves of a pair alike, which first vs
    last segment, minutes apart, cannot give.
-3. Export: the newest full day of ``trades`` through ``tradewind.storage.export``
+3. Export: the newest full day of ``trades`` (all its partitions) through ``tradewind.storage.export``
    (PostgreSQL cursor → typed Arrow, exact decimals → Parquet), against a bare
    pyarrow write of the same rows already in memory (plain float columns,
    same compression); goal >= 70 %.
@@ -343,15 +345,17 @@ async def export_day(url: str, out: Path) -> tuple[int, float, float]:
         try:
             parts = await partitions.existing(conn, "trades")
             full = [p for p in parts if p.hi <= time.time_ns() // DAY * DAY]
-            day = max(full, key=lambda p: p.lo) if full else parts[0]
+            newest = max(full, key=lambda p: p.lo) if full else parts[0]
+            lo = (newest.hi - 1) // DAY * DAY  # its whole day, whatever the partitions
+            hi = lo + DAY
             cols = BY_TABLE["trades"].columns
             rows = await conn.fetch(
-                f"SELECT {', '.join(cols)} FROM trades WHERE ts_event >= {day.lo} "
-                f"AND ts_event < {day.hi} ORDER BY symbol, ts_event"
+                f"SELECT {', '.join(cols)} FROM trades WHERE ts_event >= {lo} "
+                f"AND ts_event < {hi} ORDER BY symbol, ts_event"
             )
         finally:
             await conn.close()
-        stats = await export(store, "trades", out / "tw", since_ns=day.lo, until_ns=day.hi)
+        stats = await export(store, "trades", out / "tw", since_ns=lo, until_ns=hi)
     finally:
         await store.close()
     # Bare pyarrow: the same rows, already in memory, as plain columns.
