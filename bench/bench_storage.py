@@ -28,10 +28,10 @@ dropping a day's partition, and export throughput.
    alternating order; the median of the pairs' ratios is the figure (goal >=
    90 %): host noise falls on both halves of a pair alike, which first vs
    last segment, minutes apart, cannot give.
-3. Export: the newest full day of ``trades`` (all its partitions) through ``tradewind.storage.export``
-   (PostgreSQL cursor → typed Arrow, exact decimals → Parquet), against a bare
-   pyarrow write of the same rows already in memory (plain float columns,
-   same compression); goal >= 70 %.
+3. Export: the newest full day of ``trades`` (all its partitions) through
+   ``tradewind.storage.export`` (PostgreSQL cursor → typed Arrow, exact
+   decimals → Parquet), against a bare pyarrow write of the same rows already
+   in memory (plain float columns, same compression); goal >= 70 %.
 
     python bench/bench_storage.py [--rows 50000000] [--days 5] [--url postgresql://postgres@127.0.0.1:5432/postgres]
 """
