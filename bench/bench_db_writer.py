@@ -65,9 +65,9 @@ async def copy_baseline(url: str, evs: list[Trade], batch: int) -> float:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("TRUNCATE trades")
-        # The market tables are partitioned by day (issue 16): the recording's
-        # days exist before either side is timed, as db_writer would make them.
-        interval = load_settings().store.partition_interval_s * partitions.NS
+        # The market tables are partitioned by time (issue 16): the recording's
+        # partitions exist before either side is timed, as db_writer would make them.
+        interval = load_settings().store.interval_s("trades") * partitions.NS
         await partitions.ensure(
             conn, {"trades": partitions.aligned((e.ts_event for e in evs), interval)}
         )

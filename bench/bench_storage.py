@@ -9,14 +9,16 @@ dropping a day's partition, and export throughput.
    the rows/s of the first and the last segments are compared (goal: end >=
    90 % of start: partitions keep the live one small, so inserts and index
    updates do not slow down as the table grows).
-2. Drop: the oldest day of ``trades`` is detached (concurrently) and dropped
-   while another connection keeps writing 100-row batches into today's
-   partition; prints the drop's duration (goal < 1 s) and the writer's worst
-   batch latency during the drop against its median before (no lock on the
-   others: the two are of the same order).
+2. Drop: the oldest day of ``trades`` (its four 6 h partitions by default,
+   one after the other, as retention drops them) is detached (concurrently)
+   and dropped while another connection keeps writing 100-row batches into
+   today's partition; prints each drop's parts and the longest (goal < 1 s),
+   the whole day's, and the writer's worst batch latency during the drops
+   against its median before (no lock on the others: the two are of the
+   same order).
 2b. ``--drop-rows N``: the same day of N trades (filled by SQL) twice, once in
    one daily partition (the baseline) and once in four 6 h partitions (the
-   default for quotes and book deltas), each dropped under the same
+   default for trades, quotes and book deltas), each dropped under the same
    concurrent writer; prints, per partition, the detach (lock wait on the
    parent's users), the lock of the detached table and the unlink (DROP +
    commit), and the whole day's drop in each layout. ``--drop-only`` skips
@@ -26,10 +28,10 @@ dropping a day's partition, and export throughput.
    alternating order; the median of the pairs' ratios is the figure (goal >=
    90 %): host noise falls on both halves of a pair alike, which first vs
    last segment, minutes apart, cannot give.
-3. Export: the newest full day of ``trades`` through ``tradewind.storage.export``
-   (PostgreSQL cursor → typed Arrow, exact decimals → Parquet), against a bare
-   pyarrow write of the same rows already in memory (plain float columns,
-   same compression); goal >= 70 %.
+3. Export: the newest full day of ``trades`` (all its partitions) through
+   ``tradewind.storage.export`` (PostgreSQL cursor → typed Arrow, exact
+   decimals → Parquet), against a bare pyarrow write of the same rows already
+   in memory (plain float columns, same compression); goal >= 70 %.
 
     python bench/bench_storage.py [--rows 50000000] [--days 5] [--url postgresql://postgres@127.0.0.1:5432/postgres]
 """
@@ -205,15 +207,18 @@ async def interleaved(
     return ratios
 
 
-async def drop_day(url: str) -> tuple[float, float, float, str]:
-    """The oldest trades partition dropped while a writer keeps writing."""
+async def drop_day(
+    url: str,
+) -> tuple[float, float, float, str, list[partitions.Dropped]]:
+    """The oldest day of trades (one partition, or four of 6 h: as retention
+    would drop it, one after the other) dropped while a writer keeps writing."""
     conn = await asyncpg.connect(url)
     try:
-        oldest = (await partitions.existing(conn, "trades"))[0]
+        parts = await partitions.existing(conn, "trades")
     finally:
         await conn.close()
-    took, median, worst, what, _ = await drop_under_writer(url, [oldest])
-    return took, median, worst, what
+    day = parts[0].lo // DAY * DAY
+    return await drop_under_writer(url, [p for p in parts if p.hi <= day + DAY])
 
 
 async def fill_day(url: str, day: int, rows: int, interval: int) -> list[partitions.Partition]:
@@ -301,6 +306,16 @@ async def migrated(url: str) -> None:
     await store.close()
 
 
+def print_drops(dropped: list[partitions.Dropped]) -> None:
+    for d in dropped:
+        print(
+            f"  {d.bytes / 1e6:6,.0f} MB: detach {d.detach_s * 1000:6.1f} ms, "
+            f"lock {d.lock_s * 1000:5.1f} ms, unlink {d.unlink_s * 1000:6.1f} ms"
+        )
+    worst_one = max(d.detach_s + d.lock_s + d.unlink_s for d in dropped)
+    print(f"  longest single drop {worst_one * 1000:,.0f} ms (goal < 1 s)")
+
+
 def drop_layouts(url: str, rows: int) -> None:
     """The same day dropped as one daily partition and as four of 6 h."""
     base = (time.time_ns() // DAY - 40) * DAY
@@ -313,15 +328,10 @@ def drop_layouts(url: str, rows: int) -> None:
         results[label] = asyncio.run(drop_under_writer(url, parts))
     for label, (took, median, worst, what, dropped) in results.items():
         print(f"drop a day of trades as {label} partitions, {what}: {took * 1000:,.0f} ms")
-        for d in dropped:
-            print(
-                f"  {d.bytes / 1e6:6,.0f} MB: detach {d.detach_s * 1000:6.1f} ms, "
-                f"lock {d.lock_s * 1000:5.1f} ms, unlink {d.unlink_s * 1000:6.1f} ms"
-            )
-        worst_one = max(d.detach_s + d.lock_s + d.unlink_s for d in dropped)
+        print_drops(dropped)
         print(
-            f"  longest single drop {worst_one * 1000:,.0f} ms (goal < 1 s); concurrent "
-            f"writer median {median * 1000:.1f} ms before, worst {worst * 1000:.1f} ms during"
+            f"  concurrent writer median {median * 1000:.1f} ms before, "
+            f"worst {worst * 1000:.1f} ms during"
         )
     day_s, six_s = results["1 day"][0], results["6 h"][0]
     print(f"6 h layout / daily layout, whole day: {six_s / day_s:.0%}")
@@ -335,15 +345,17 @@ async def export_day(url: str, out: Path) -> tuple[int, float, float]:
         try:
             parts = await partitions.existing(conn, "trades")
             full = [p for p in parts if p.hi <= time.time_ns() // DAY * DAY]
-            day = max(full, key=lambda p: p.lo) if full else parts[0]
+            newest = max(full, key=lambda p: p.lo) if full else parts[0]
+            lo = (newest.hi - 1) // DAY * DAY  # its whole day, whatever the partitions
+            hi = lo + DAY
             cols = BY_TABLE["trades"].columns
             rows = await conn.fetch(
-                f"SELECT {', '.join(cols)} FROM trades WHERE ts_event >= {day.lo} "
-                f"AND ts_event < {day.hi} ORDER BY symbol, ts_event"
+                f"SELECT {', '.join(cols)} FROM trades WHERE ts_event >= {lo} "
+                f"AND ts_event < {hi} ORDER BY symbol, ts_event"
             )
         finally:
             await conn.close()
-        stats = await export(store, "trades", out / "tw", since_ns=day.lo, until_ns=day.hi)
+        stats = await export(store, "trades", out / "tw", since_ns=lo, until_ns=hi)
     finally:
         await store.close()
     # Bare pyarrow: the same rows, already in memory, as plain columns.
@@ -419,8 +431,9 @@ def main() -> int:
             f"pairs: median {statistics.median(ratios):.0%} (range {min(ratios):.0%}"
             f"-{max(ratios):.0%}; goal >= 90 %)"
         )
-        took, median, worst, what = asyncio.run(drop_day(url))
-        print(f"drop {what}: {took * 1000:,.0f} ms (goal < 1 s)")
+        took, median, worst, what, dropped = asyncio.run(drop_day(url))
+        print(f"drop the oldest day of trades, {what}: {took * 1000:,.0f} ms in all")
+        print_drops(dropped)
         print(
             f"  concurrent writer, 100-row batches: median {median * 1000:.1f} ms before, "
             f"worst {worst * 1000:.1f} ms during the drop"

@@ -109,10 +109,16 @@ class StoreSettings(_Section):
     partition_interval_s: int = Field(86_400, ge=3600, le=31 * 86_400)
     """PostgreSQL: the time range of one partition of a market table. Must
     divide a day or be whole days, so partitions start at UTC midnight."""
-    partition_intervals: dict[str, int] = {"quotes": 21_600, "book_deltas": 21_600}
-    """Per table, instead of ``partition_interval_s``: the busiest families get
-    6 h partitions, so a retention drop unlinks a quarter of a day's files
-    (a drop's time is the unlinking, bench/README.md "Storage")."""
+    partition_intervals: dict[str, int] = {
+        "trades": 21_600,
+        "quotes": 21_600,
+        "book_deltas": 21_600,
+    }
+    """Per table, instead of ``partition_interval_s``: the families that reach
+    millions of rows a day get 6 h partitions, so one retention drop unlinks a
+    quarter of a day's files and stays under a second (a drop's time is the
+    unlinking, bench/README.md "Storage"); bars keep one a day. Existing
+    partitions keep their range: new ones fill the gaps after them."""
     partitions_ahead: int = Field(3, ge=1, le=366)
     """How far ahead db_writer and ``tradewind migrate`` keep partitions
     created: this many of the longest interval."""

@@ -5,6 +5,7 @@ still inserts nothing, and retention drops whole expired partitions only."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import asyncpg
@@ -247,15 +248,17 @@ def test_migrate_command_creates_partitions_ahead(
     monkeypatch.setenv("TRADEWIND_STORE__PARTITIONS_AHEAD", "2")
     r = CliRunner().invoke(app, ["migrate"])
     assert r.exit_code == 0, r.output
-    # Trades and bars: 3 days each; quotes and book deltas (6 h by default):
-    # from the current quarter to the same end, 3 days later.
+    # Bars: 3 days; trades, quotes and book deltas (6 h by default): from the
+    # current quarter to the same end, 3 days later.
     now = time.time_ns()
     today, quarter = now // DAY * DAY, now // SIX_H * SIX_H
-    six_h = [partitions.name_for("quotes", lo) for lo in range(quarter, today + 3 * DAY, SIX_H)]
-    assert f"partitions ahead: {6 + 2 * len(six_h)} created" in r.output
-    assert asyncio.run(_parts(postgres_url, "quotes")) == six_h
-    have = asyncio.run(_parts(postgres_url, "trades"))
-    assert have == [partitions.name_for("trades", today + i * DAY) for i in range(3)]
+    starts = range(quarter, today + 3 * DAY, SIX_H)
+    assert f"partitions ahead: {3 + 3 * len(starts)} created" in r.output
+    for table in ("trades", "quotes", "book_deltas"):
+        want = [partitions.name_for(table, lo) for lo in starts]
+        assert asyncio.run(_parts(postgres_url, table)) == want
+    have = asyncio.run(_parts(postgres_url, "bars"))
+    assert have == [partitions.name_for("bars", today + i * DAY) for i in range(3)]
     r = CliRunner().invoke(app, ["migrate"])
     assert "partitions ahead: 0 created" in r.output
 
@@ -290,13 +293,83 @@ async def test_six_hour_partitions_beside_daily_ones_and_retention(postgres_url:
         await store.close()
 
 
+async def test_daily_trades_partitions_of_the_old_default_keep_working(
+    postgres_url: str,
+) -> None:
+    """A database made when trades had daily partitions, opened with the 6 h
+    default: rows still land in the daily partitions, 6 h ones are only added
+    in the gaps after them, and retention drops both kinds."""
+    from tradewind.config import load_settings
+
+    old_default = PostgresStore(
+        postgres_url,
+        retry_max_s=20.0,
+        partition_intervals={"quotes": 21_600, "book_deltas": 21_600},
+    )
+    now = time.time_ns()
+    today = now // DAY * DAY
+    long_ago = today - 100 * DAY
+    await old_default.start()
+    try:
+        assert await old_default.write([_trade(1, long_ago + 1)]) == {"trades": 1}
+    finally:
+        await old_default.close()
+    daily = await _parts(postgres_url, "trades")
+    assert daily[0] == partitions.name_for("trades", long_ago)
+    assert partitions.name_for("trades", today) in daily
+
+    settings = load_settings(
+        store={"url": postgres_url, "retry_max_s": 20.0, "retention": {"trades_days": 90}}
+    )
+    assert settings.store.interval_s("trades") == 21_600
+    store = PostgresStore.from_settings(settings)
+    await store.start()
+    try:
+        assert await _parts(postgres_url, "trades") == daily
+        assert await store.write([_trade(2, now), _trade(3, long_ago + 2)]) == {"trades": 2}
+        conn = await asyncpg.connect(postgres_url, timeout=10)
+        try:
+            where = await conn.fetch("SELECT id, tableoid::regclass::text FROM trades ORDER BY id")
+            last_daily = max(p.hi for p in await partitions.existing(conn, "trades"))
+        finally:
+            await conn.close()
+        assert [tuple(r) for r in where] == [
+            ("t1", daily[0]),
+            ("t2", partitions.name_for("trades", today)),
+            ("t3", daily[0]),
+        ]
+        # Days later, past the daily partitions made ahead: 6 h ones follow them.
+        later = last_daily + DAY + 1
+        done = await store.maintain(later)
+        assert done.dropped == {"trades": [daily[0]]}
+        conn = await asyncpg.connect(postgres_url, timeout=10)
+        try:
+            have = await partitions.existing(conn, "trades")
+        finally:
+            await conn.close()
+        assert all(a.hi <= b.lo for a, b in itertools.pairwise(have))
+        added = [p for p in have if p.name not in daily]
+        assert added and all(p.hi - p.lo == SIX_H for p in added)
+        assert added[0].lo == later // DAY * DAY
+        assert await store.write([_trade(4, last_daily + 1)]) == {"trades": 1}
+        # 100 days after that: the daily partitions and the 6 h ones all expire.
+        done = await store.maintain(later + 100 * DAY)
+        gone = set(done.dropped["trades"])
+        assert set(daily[1:]) <= gone
+        assert {p.name for p in added} <= gone
+        assert partitions.name_for("trades", last_daily) in gone
+        assert (await store.counts())["trades"] == 0
+    finally:
+        await store.close()
+
+
 def test_settings_tables_are_the_partitioned_tables() -> None:
     from tradewind.config import MARKET_TABLES, StoreSettings
     from tradewind.storage.schema import PARTITIONED
 
     assert MARKET_TABLES == PARTITIONED
     s = StoreSettings()
-    assert [s.interval_s(t) for t in PARTITIONED] == [86_400, 21_600, 21_600, 86_400]
+    assert [s.interval_s(t) for t in PARTITIONED] == [21_600, 21_600, 21_600, 86_400]
     with pytest.raises(ValueError, match="not one of"):
         StoreSettings(partition_intervals={"fills": 3600})
     with pytest.raises(ValueError, match="must divide a day"):
