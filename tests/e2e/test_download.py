@@ -205,8 +205,10 @@ def closed_port() -> int:
          "a Binance symbol is letters and digits, e.g. BTCUSDT"),
         (["--start", "2024-08-08", "--kind", "book"], 2,
          "tradewind: --kind book: use one of trades, aggTrades, klines"),
-        (["--start", "2024-08-08", "--venue", "kraken"], 2,
-         "tradewind: --venue kraken: download covers binance (data.binance.vision)"),
+        (["--start", "2024-08-08", "--venue", "nasdaq"], 2,
+         "tradewind: --venue nasdaq: download covers binance"),
+        (["--start", "2024-08-08", "--source", "ftp"], 2,
+         "tradewind: --source ftp: use one of auto, archive, rest"),
     ],
 )  # fmt: skip
 async def test_bad_input_is_refused_in_one_line(
