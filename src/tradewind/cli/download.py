@@ -10,6 +10,7 @@ from the header row, and reports progress, resumes and gaps the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.console import Console
 
 from tradewind.cli import app
 from tradewind.cli.errors import UsageProblem
+from tradewind.config import ConfigError
 from tradewind.exchanges.binance.history import (
     BASE_URL,
     INTERVALS,
@@ -30,11 +32,15 @@ from tradewind.exchanges.binance.history import (
     HistoryError,
     download,
 )
-from tradewind.exchanges.binance.rest_history import REST_URL, RestHistory
+from tradewind.exchanges.binance.rest_history import INTERVAL_MS, REST_URL, RestHistory
+from tradewind.exchanges.ccxt.history import VENUES as CCXT_VENUES
+from tradewind.exchanges.ccxt.history import CcxtHistory
 from tradewind.runtime.loop import run_async
 
-VENUES = ("binance",)
+VENUES = ("binance", *CCXT_VENUES)
 SOURCES = ("auto", "archive", "rest")
+CCXT_KINDS = ("trades", "klines")
+MARKET = re.compile(r"^[A-Za-z0-9]{1,20}([/-][A-Za-z0-9]{1,20})?$")
 MAX_DAYS = 3660
 
 
@@ -131,10 +137,16 @@ def summarize(got: list[Day], output: Path, sources: list[DaySource], console: C
 @app.command("download")
 def download_command(
     venue: str = typer.Option(
-        "binance", "--venue", metavar="VENUE", help="Exchange (binance: spot)."
+        "binance",
+        "--venue",
+        metavar="VENUE",
+        help="binance (spot), or through ccxt: okx, bybit, coinbase, kraken (spot).",
     ),
     symbols: str = typer.Option(
-        ..., "--symbols", metavar="SYMBOLS", help="Comma-separated symbols, e.g. BTCUSDT."
+        ...,
+        "--symbols",
+        metavar="SYMBOLS",
+        help="Comma-separated symbols, e.g. BTCUSDT (ccxt venues also BTC/USDT, BTC-USDT).",
     ),
     start: str = typer.Option(
         ..., "--start", metavar="DATE", help="First UTC day, e.g. 2024-08-08."
@@ -160,13 +172,20 @@ def download_command(
     base_url: str = typer.Option(
         BASE_URL, "--base-url", metavar="URL", help="Archive server (a mirror)."
     ),
-    rest_url: str = typer.Option(
-        REST_URL, "--rest-url", metavar="URL", help="REST API server (a mirror)."
+    rest_url: str | None = typer.Option(
+        None,
+        "--rest-url",
+        metavar="URL",
+        help=f"REST API server (a mirror); default: {REST_URL} for binance, "
+        "ccxt's URLs for the others.",
     ),
 ) -> None:
     """Download daily history (checksummed, resumable) as CSV that backtest reads."""
     if venue not in VENUES:
         raise UsageProblem(f"--venue {venue}: download covers {', '.join(VENUES)}")
+    if venue != "binance":
+        _ccxt_download(venue, symbols, start, end, kind, interval, output, source, rest_url)
+        return
     if kind not in KINDS:
         raise UsageProblem(f"--kind {kind}: use one of {', '.join(KINDS)}")
     if kind == "klines" and interval not in INTERVALS:
@@ -182,16 +201,13 @@ def download_command(
                 f"--symbols {s}: a Binance symbol is letters and digits, e.g. BTCUSDT"
             )
     days = _days(start, end, source == "archive")
-    if not output.is_dir():
-        if output.exists() or not output.parent.is_dir():
-            raise UsageProblem(f"--output {output}: not a folder (its parent must exist)")
-        output.mkdir()
+    _output(output)
     console = Console(soft_wrap=True, highlight=False)
     today = datetime.now(UTC).date()
 
     async def main() -> tuple[list[Day], list[DaySource]]:
         archive = History(base_url)
-        rest = RestHistory(rest_url)
+        rest = RestHistory(rest_url or REST_URL)
 
         def source_of(d: date) -> DaySource:
             if source == "rest" or (source == "auto" and d >= today):
@@ -211,3 +227,79 @@ def download_command(
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(1) from None
     summarize(got, output, sources, console)
+
+
+def _output(output: Path) -> None:
+    if not output.is_dir():
+        if output.exists() or not output.parent.is_dir():
+            raise UsageProblem(f"--output {output}: not a folder (its parent must exist)")
+        output.mkdir()
+
+
+def _ccxt_download(
+    venue: str,
+    symbols: str,
+    start: str,
+    end: str | None,
+    kind: str,
+    interval: str,
+    output: Path,
+    source: str,
+    rest_url: str | None,
+) -> None:
+    """The same download through ccxt: its checks, then the same loop,
+    progress lines and summary as Binance's."""
+    spec = CCXT_VENUES[venue]
+    if kind not in CCXT_KINDS:
+        raise UsageProblem(
+            f"--kind {kind}: use one of {', '.join(CCXT_KINDS)} with --venue {venue}"
+        )
+    if kind == "trades" and not spec.trades:
+        raise UsageProblem(
+            f"--venue {venue} --kind trades: {venue}'s REST API serves only its latest trades; "
+            "download klines, or record trades with tradewind record"
+        )
+    if source not in ("auto", "rest"):
+        raise UsageProblem(f"--source {source}: {venue} has no archives; use --source rest")
+    if kind == "klines" and interval not in INTERVAL_MS:
+        raise UsageProblem(f"--interval {interval}: use one of {', '.join(INTERVAL_MS)}")
+    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    if not names:
+        raise UsageProblem("--symbols: give at least one symbol, e.g. BTC/USDT")
+    for s in names:
+        if not MARKET.match(s):
+            raise UsageProblem(f"--symbols {s}: use BTC/USDT, BTC-USDT or BTCUSDT")
+    days = _days(start, end, archive_only=False)
+    if kind == "trades" and spec.trades == "backward" and days[-1] >= datetime.now(UTC).date():
+        raise UsageProblem(
+            f"--end {days[-1]}: {venue} pages trades back from a day's end, so only finished "
+            "days; end yesterday at the latest"
+        )
+    try:
+        history = CcxtHistory(venue, rest_url)
+    except ConfigError:
+        raise UsageProblem(
+            f"--venue {venue} downloads through ccxt, which is not installed: "
+            "pip install 'tradewind[ccxt]'"
+        ) from None
+    if kind == "klines" and interval not in history.client.timeframes:
+        raise UsageProblem(
+            f"--interval {interval}: {venue} has {', '.join(history.client.timeframes)}"
+        )
+    _output(output)
+    console = Console(soft_wrap=True, highlight=False)
+
+    async def main() -> list[Day]:
+        try:
+            return await download(
+                lambda _: history, kind, names, days, output, interval, _shown(console)
+            )
+        finally:
+            await history.close()
+
+    try:
+        got = run_async(main())
+    except HistoryError as exc:
+        typer.echo(f"tradewind: {exc}", err=True)
+        raise typer.Exit(1) from None
+    summarize(got, output, [history], console)

@@ -81,7 +81,7 @@ def rest_kind(kind: str) -> str:
     return "aggTrades" if kind == "trades" else kind
 
 
-def _ms(d: date) -> int:
+def day_ms(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -104,7 +104,7 @@ def last_row(path: Path) -> list[str] | None:
     return lines[-1].decode().split(",")
 
 
-def _rows(path: Path) -> int:
+def rows_in(path: Path) -> int:
     with path.open("rb") as f:
         return max(sum(1 for _ in f) - 1, 0)
 
@@ -237,7 +237,7 @@ class RestHistory:
                 complete, t_last = await self._agg_trades(symbol, day, after, out, result)
             else:
                 complete, t_last = await self._klines(symbol, day, interval, last, out, result)
-        result.rows = _rows(partial)
+        result.rows = rows_in(partial)
         if result.rows == 0:
             partial.unlink()
             if complete:
@@ -254,7 +254,7 @@ class RestHistory:
     ) -> tuple[bool, int | None]:
         """Writes the day's aggregate trades; (day complete, last time written)."""
         path = "/api/v3/aggTrades"
-        day0 = _ms(day)
+        day0 = day_ms(day)
         day_end = day0 + DAY_MS
         t_last = int(after[5]) if after else None
         expected = int(after[0]) + 1 if after else None
@@ -304,7 +304,7 @@ class RestHistory:
     ) -> tuple[bool, int | None]:
         path = "/api/v3/klines"
         step = INTERVAL_MS[interval]
-        day0 = _ms(day)
+        day0 = day_ms(day)
         day_end = day0 + DAY_MS
         expected = int(after[0]) + step if after else day0
         t_last = int(after[0]) if after else None
@@ -322,7 +322,7 @@ class RestHistory:
             closed = [k for k in page if int(k[6]) < now]
             for k in closed:
                 if int(k[0]) > expected:
-                    self._hole(result, interval, expected, int(k[0]), step)
+                    hole(result, interval, expected, int(k[0]), step)
                 expected = int(k[0]) + step
                 t_last = int(k[0])
             out.write("".join(",".join(str(v) for v in k) + "\n" for k in closed))
@@ -334,14 +334,15 @@ class RestHistory:
         complete = now >= day_end
         boundary = day_end if complete else min(day_end, now // step * step)
         if t_last is not None and expected < boundary:
-            self._hole(result, interval, expected, boundary, step)
+            hole(result, interval, expected, boundary, step)
         return complete, t_last
 
-    @staticmethod
-    def _hole(result: Day, interval: str, start: int, end: int, step: int) -> None:
-        n = (end - start) // step
-        span = _clock(start, step) + ("" if n == 1 else f"-{_clock(end - step, step)}")
-        result.holes.append(f"no {interval} kline for {span} ({n})")
+
+def hole(result: Day, interval: str, start: int, end: int, step: int) -> None:
+    """Klines from ``start`` to ``end`` (exclusive) the venue has none of."""
+    n = (end - start) // step
+    span = _clock(start, step) + ("" if n == 1 else f"-{_clock(end - step, step)}")
+    result.holes.append(f"no {interval} kline for {span} ({n})")
 
 
 def _bool(v: Any) -> str:
