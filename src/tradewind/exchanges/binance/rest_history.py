@@ -118,6 +118,7 @@ class RestHistory:
         retries: int = 4,
         backoff_s: float = 0.5,
         weight_limit: int = WEIGHT_LIMIT,
+        page: int = PAGE,
         now_ms: Callable[[], int] | None = None,
     ) -> None:
         u = urlsplit(base_url)
@@ -129,6 +130,7 @@ class RestHistory:
         self.retries = retries
         self.backoff_s = backoff_s
         self.weight_limit = weight_limit
+        self.page = page
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.throttled = 0
         self.weight_waits = 0
@@ -259,13 +261,13 @@ class RestHistory:
         t_last = int(after[5]) if after else None
         expected = int(after[0]) + 1 if after else None
         if expected is not None:
-            page = await self._get(path, {"symbol": symbol, "fromId": expected, "limit": PAGE})
+            page = await self._get(path, {"symbol": symbol, "fromId": expected, "limit": self.page})
         else:
             page = []
             t = day0
             while t < min(day_end, self.now_ms()):
                 window = {"startTime": t, "endTime": min(t + HOUR_MS, day_end) - 1}
-                page = await self._get(path, {"symbol": symbol, **window, "limit": PAGE})
+                page = await self._get(path, {"symbol": symbol, **window, "limit": self.page})
                 if page:
                     break
                 t += HOUR_MS
@@ -289,9 +291,9 @@ class RestHistory:
             out.flush()
             if len(take) < len(page):
                 return True, t_last
-            if len(page) < PAGE:
+            if len(page) < self.page:
                 return self.now_ms() >= day_end, t_last
-            page = await self._get(path, {"symbol": symbol, "fromId": expected, "limit": PAGE})
+            page = await self._get(path, {"symbol": symbol, "fromId": expected, "limit": self.page})
 
     async def _klines(
         self,
@@ -316,7 +318,7 @@ class RestHistory:
                 "interval": interval,
                 "startTime": cursor,
                 "endTime": day_end - 1,
-                "limit": PAGE,
+                "limit": self.page,
             }
             page = await self._get(path, params)
             closed = [k for k in page if int(k[6]) < now]
@@ -327,7 +329,7 @@ class RestHistory:
                 t_last = int(k[0])
             out.write("".join(",".join(str(v) for v in k) + "\n" for k in closed))
             out.flush()
-            if len(page) < PAGE or len(closed) < len(page):
+            if len(page) < self.page or len(closed) < len(page):
                 break
             cursor = int(page[-1][0]) + step
         now = self.now_ms()
