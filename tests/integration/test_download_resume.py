@@ -114,3 +114,31 @@ def test_the_venue_comes_from_a_downloaded_name() -> None:
     assert exchange_from_path(Path("okx-BTCUSDT-trades-2022-05-13.csv")) == "okx"
     assert exchange_from_path(Path("binance_spot_btcusdt_1d_2020.csv")) == "binance"
     assert exchange_from_path(Path("BTCUSDT-trades-2024-08-08.csv")) is None
+
+
+async def test_todays_klines_stop_at_the_last_closed_one_and_continue(tmp_path: Path) -> None:
+    """A day not over (the clock at 23:57:30 on the recording's day): only
+    closed klines, kept in the partial file; later, the rest, and the day's
+    CSV."""
+    day = date(2024, 8, 8)
+    at = 1723161450000  # 2024-08-08 23:57:30 UTC
+    data = market_file("binance_spot_btcusdt_trades_20240808.jsonl")
+    async with FakeExchange(data, autostart=False, exchanges=["binance"]) as fake:
+        base = f"http://{fake.host}:{fake.port}"
+        early = RestHistory(base, now_ms=lambda: at)
+        try:
+            got = await early.day("klines", "BTCUSDT", day, tmp_path)
+        finally:
+            await early.close()
+        assert got.status == "partial" and got.until_ms == 1723161360000  # 23:56
+        assert got.path == tmp_path / "BTCUSDT-1m-2024-08-08.partial.csv"
+        assert got.rows == 3 and got.holes == ["no 1m kline for 00:00-23:53 (1434)"]
+        n = len(fake.rest_history.requests)
+        later = RestHistory(base, now_ms=lambda: at + 86_400_000)
+        try:
+            done = await later.day("klines", "BTCUSDT", day, tmp_path)
+        finally:
+            await later.close()
+        assert fake.rest_history.requests[n].query["startTime"] == str(1723161420000)
+    assert done.status == "downloaded" and done.resumed and done.rows == 6
+    assert not got.path.exists()

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -201,6 +202,8 @@ def download_command(
                 f"--symbols {s}: a Binance symbol is letters and digits, e.g. BTCUSDT"
             )
     days = _days(start, end, source == "archive")
+    _check_url(base_url, "--base-url")
+    _check_url(rest_url, "--rest-url")
     _output(output)
     console = Console(soft_wrap=True, highlight=False)
     today = datetime.now(UTC).date()
@@ -227,6 +230,14 @@ def download_command(
         typer.echo(f"tradewind: {exc}", err=True)
         raise typer.Exit(1) from None
     summarize(got, output, sources, console)
+
+
+def _check_url(url: str | None, flag: str) -> None:
+    if url is None:
+        return
+    u = urlsplit(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise UsageProblem(f"{flag} {url}: use http(s)://host[:port]")
 
 
 def _output(output: Path) -> None:
@@ -275,6 +286,7 @@ def _ccxt_download(
             f"--end {days[-1]}: {venue} pages trades back from a day's end, so only finished "
             "days; end yesterday at the latest"
         )
+    _check_url(rest_url, "--rest-url")
     try:
         history = CcxtHistory(venue, rest_url)
     except ConfigError:
