@@ -207,7 +207,7 @@ def closed_port() -> int:
         (["--start", "2024-08-08", "--kind", "book"], 2,
          "tradewind: --kind book: use one of trades, aggTrades, klines"),
         (["--start", "2024-08-08", "--venue", "nasdaq"], 2,
-         "tradewind: --venue nasdaq: download covers binance"),
+         "tradewind: --venue nasdaq: download covers binance, okx, bybit, coinbase, kraken"),
         (["--start", "2024-08-08", "--source", "ftp"], 2,
          "tradewind: --source ftp: use one of auto, archive, rest"),
         (["--start", "2024-08-08", "--rest-url", "api.binance.com"], 2,
