@@ -142,3 +142,51 @@ async def test_todays_klines_stop_at_the_last_closed_one_and_continue(tmp_path: 
         assert fake.rest_history.requests[n].query["startTime"] == str(1723161420000)
     assert done.status == "downloaded" and done.resumed and done.rows == 6
     assert not got.path.exists()
+
+
+async def test_trades_paged_forward_by_since_through_ccxt(tmp_path: Path) -> None:
+    """The forward paging Kraken and Coinbase use, driven through ccxt's
+    ``binance`` (whose ``fetch_trades(since)`` asks ``/api/v3/aggTrades`` for
+    an hour from ``since``) against the fake's REST history: empty hours are
+    stepped over, pages of 500 join without a repeat or a hole, and a cut-off
+    day continues after its last row."""
+    if importlib.util.find_spec("ccxt") is None:
+        skip_or_fail("ccxt is not installed (pip install 'tradewind[ccxt]')")
+    from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders
+    from tradewind.exchanges.ccxt.history import CcxtHistory, VenueHistory
+
+    spec = VenueHistory("binance", "forward", sequential_ids=True)
+    day = date(2024, 8, 8)
+    data = market_file("binance_spot_btcusdt_trades_20240808.jsonl")
+
+    def history(base: str, **kw: object) -> CcxtHistory:
+        h = CcxtHistory("binance", base, spec=spec, page=500, **kw)  # type: ignore[arg-type]
+        h.client.options["fetchCurrencies"] = False
+        h.client.options["fetchMargins"] = False
+        return h
+
+    async with FakeExchange(data, autostart=False, exchanges=["binance"]) as fake:
+        FakeBinanceOrders(seed=3).mount(fake)
+        base = f"http://{fake.host}:{fake.port}"
+        rest = fake.rest_history
+        rest.cut(10, after=23 + 4)  # the empty hours, then four pages of 500
+        first = history(base, retries=1, backoff_s=0.01)
+        try:
+            with pytest.raises(HistoryError, match="cannot download from"):
+                await first.day("trades", "BTCUSDT", day, tmp_path)
+        finally:
+            await first.close()
+        partial = tmp_path / "binance-BTCUSDT-trades-2024-08-08.partial.csv"
+        written = ids(partial)
+        # Each page starts at the last one's time: rows at that millisecond repeat, once.
+        assert 1500 < len(written) <= 2000
+        assert written == list(range(written[0], written[0] + len(written)))
+        rest.cut(0)
+        again = history(base)
+        try:
+            got = await again.day("trades", "BTCUSDT", day, tmp_path)
+        finally:
+            await again.close()
+    assert got.status == "downloaded" and got.resumed and not got.lost
+    final = ids(tmp_path / "binance-BTCUSDT-trades-2024-08-08.csv")
+    assert final == list(range(final[0], final[0] + 9738))

@@ -105,8 +105,8 @@ def summarize(got: list[Day], output: Path, sources: list[DaySource], console: C
     days with no data at all, rows the venue numbered and did not send."""
     done = [d for d in got if d.status != "missing"]
     throttled = sum(s.throttled for s in sources)
-    waits = sum(getattr(s, "weight_waits", 0) for s in sources)
-    retried = sum(getattr(s, "retried", 0) for s in sources)
+    waits = sum(s.weight_waits for s in sources)
+    retried = sum(s.retried for s in sources)
     holes = sum(len(d.holes) for d in got)
     notes = []
     if throttled:

@@ -2,8 +2,9 @@
 ``GET /api/v3/aggTrades`` and ``GET /api/v3/klines`` over the spot trades of
 the recordings the archive fake (``fake_history``) holds, answering as
 Binance documents (bodies of the documented examples' shape, ``-1121``
-``Invalid symbol.``, ``-1127`` for a ``startTime``-``endTime`` window of an
-hour or more), counting request weight per window with
+``Invalid symbol.``, ``-1127`` for a ``startTime``-``endTime`` window of
+more than an hour: the docs say "less than 1 hour", the error "More than 1
+hours", and ccxt asks for exactly one), counting request weight per window with
 ``X-MBX-USED-WEIGHT-<n><unit>`` and answering 429 with ``Retry-After`` past
 the limit, plus the faults a download must survive: 429/418 on command, a
 body cut short, aggregate ids or klines left out (a venue-side hole).
@@ -172,7 +173,7 @@ class BinanceRestHistory:
         start = int(q["startTime"]) if "startTime" in q else None
         end = int(q["endTime"]) if "endTime" in q else None
         if req.path == "/api/v3/aggTrades":
-            if start is not None and end is not None and end - start >= HOUR_MS:
+            if start is not None and end is not None and end - start > HOUR_MS:
                 return _error(400, -1127, "More than 1 hours between startTime and endTime.", head)
             body: list[Any] = _page_aggs(self.agg_trades(symbol), q, start, end, limit)
         else:

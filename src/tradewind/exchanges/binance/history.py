@@ -79,6 +79,11 @@ class DaySource(Protocol):
 
     base_url: str
     throttled: int
+    """Answers 429/418 (or the venue's rate-limit error) waited out."""
+    retried: int
+    """Requests retried after a 5xx or a cut connection."""
+    weight_waits: int
+    """Pauses before a request that would pass the venue's weight limit."""
 
     async def day(
         self, kind: str, symbol: str, day: date, out_dir: Path, interval: str = "1m"
@@ -122,6 +127,8 @@ class History:
         self.backoff_s = backoff_s
         self._last = 0.0
         self.throttled = 0
+        self.retried = 0
+        self.weight_waits = 0
         self.resumes = 0
 
     async def close(self) -> None:
@@ -151,6 +158,7 @@ class History:
             except (OSError, http.client.HTTPException) as exc:
                 if attempt == self.retries:
                     raise HistoryError(f"cannot download {url}: {_why(exc)}") from None
+                self.retried += 1
                 await asyncio.sleep(self.backoff_s * 2**attempt)
                 continue
             if r.status in (429, 418):
@@ -160,6 +168,7 @@ class History:
                 await asyncio.sleep(_retry_after(r.headers.get("retry-after"), self.backoff_s))
                 continue
             if r.status >= 500 and attempt < self.retries:
+                self.retried += 1
                 await asyncio.sleep(self.backoff_s * 2**attempt)
                 continue
             return r.status, r.body

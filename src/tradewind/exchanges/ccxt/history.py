@@ -29,15 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tradewind.exchanges.binance.history import HEADERS, Day, HistoryError
 from tradewind.exchanges.binance.rest_history import (
     DAY_MS,
+    HOUR_MS,
     INTERVAL_MS,
     day_ms,
     hole,
@@ -115,10 +118,11 @@ class CcxtHistory:
         retries: int = 4,
         backoff_s: float = 0.5,
         page: int = PAGE,
-        now_ms: Any = None,
+        now_ms: Callable[[], int] | None = None,
+        spec: VenueHistory | None = None,
     ) -> None:
         self.venue = venue
-        self.spec = VENUES[venue]
+        self.spec = spec or VENUES[venue]
         self.ccxt: Any = load_ccxt()
         cls = getattr(self.ccxt, self.spec.ccxt_id)
         self.client: Any = cls({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
@@ -135,6 +139,7 @@ class CcxtHistory:
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.throttled = 0
         self.retried = 0
+        self.weight_waits = 0
         self._markets: dict[str, str] = {}
 
     async def close(self) -> None:
@@ -220,12 +225,14 @@ class CcxtHistory:
             elif self.spec.trades == "backward":
                 complete, t_last = await self._trades_backward(unified, day, last, out, result)
             else:
-                prev = (
-                    out_dir
-                    / f"{file_name(self.venue, flat, kind, day - timedelta(days=1), interval)}.csv"
-                )
+                before = day - timedelta(days=1)
+                prev = out_dir / f"{file_name(self.venue, flat, kind, before, interval)}.csv"
+                source = partial if last else prev
                 after = last or (last_row(prev) if prev.exists() else None)
-                complete, t_last = await self._trades_forward(unified, day, after, out, result)
+                seen = _ids_at(source, int(after[4])) if after else set()
+                complete, t_last = await self._trades_forward(
+                    unified, day, after, seen, out, result
+                )
         rows = rows_in(partial)
         result.rows = rows
         if rows == 0:
@@ -269,23 +276,42 @@ class CcxtHistory:
         return complete, t_last
 
     async def _trades_forward(
-        self, market: str, day: date, after: list[str] | None, out: Any, result: Day
+        self,
+        market: str,
+        day: date,
+        after: list[str] | None,
+        seen: set[str],
+        out: Any,
+        result: Day,
     ) -> tuple[bool, int | None]:
+        """From the day's start (or after the last row written) by ``since``;
+        ``seen``: ids already written at the last row's millisecond."""
         day0 = day_ms(day)
         day_end = day0 + DAY_MS
         cursor = int(after[4]) if after else day0
         t_last = cursor if after else None
         last_id = int(after[0]) if after and after[0].isdigit() else None
-        seen_at_cursor = {after[0]} if after else set()
+        seen_at_cursor = seen
+        limit = self.page
         while True:
-            page = await self._call("fetch_trades", market, cursor, self.page)
+            page = await self._call("fetch_trades", market, cursor, limit)
             fresh = [
                 t for t in page
                 if int(t["timestamp"]) >= cursor
                 and not (int(t["timestamp"]) == cursor and str(t["id"]) in seen_at_cursor)
             ]  # fmt: skip
-            fresh.sort(key=lambda t: (int(t["timestamp"]), str(t["id"])))
-            take = [t for t in fresh if int(t["timestamp"]) < day_end]
+            if page and not fresh:
+                # A whole page at one millisecond, all written: ask for more at
+                # once; past twice the page, step over it (the id check reports
+                # what that skips, where ids count).
+                if limit < 2 * self.page:
+                    limit = 2 * self.page
+                else:
+                    cursor, limit = cursor + 1, self.page
+                continue
+            limit = self.page
+            fresh.sort(key=lambda t: (int(t["timestamp"]), int(t["id"])))
+            take = [t for t in fresh if day0 <= int(t["timestamp"]) < day_end]
             last_id = self._check_ids(take, last_id, result)
             out.write("".join(_trade_row(t) for t in take))
             out.flush()
@@ -294,7 +320,13 @@ class CcxtHistory:
             if len(take) < len(fresh):
                 return True, t_last
             if not fresh:
-                return self.now_ms() >= day_end, t_last
+                # Some venues answer a time window from ``since`` (ccxt asks
+                # Binance for an hour): an empty one is not the end yet.
+                cursor += HOUR_MS
+                seen_at_cursor = set()
+                if cursor >= min(day_end, self.now_ms()):
+                    return self.now_ms() >= day_end, t_last
+                continue
             newest = int(fresh[-1]["timestamp"])
             seen_at_cursor = {str(t["id"]) for t in fresh if int(t["timestamp"]) == newest} | (
                 seen_at_cursor if newest == cursor else set()
@@ -351,6 +383,17 @@ def _lost(result: Day, first: int, last: int) -> None:
     result.lost.append(f"trade ids {first}-{last} not sent ({last - first + 1} rows)")
 
 
+def _ids_at(path: Path, ms: int) -> set[str]:
+    """Ids of the trades a file holds at millisecond ``ms``."""
+    out = set()
+    with path.open() as f:
+        for line in f:
+            cols = line.split(",")
+            if len(cols) > 4 and cols[4] == str(ms):
+                out.add(cols[0])
+    return out
+
+
 def _sort_into(partial: Path, final: Path, header: str) -> None:
     lines = partial.read_text().splitlines()[1:]
     lines.sort(key=lambda line: int(line.split(",", 1)[0]))
@@ -361,10 +404,17 @@ def _sort_into(partial: Path, final: Path, header: str) -> None:
 
 
 def _point(urls: dict[str, Any], base: str) -> None:
-    """Every URL under ``urls['api']`` (nested per section) → ``base``."""
+    """Every URL under ``urls['api']`` (nested per section) moved to
+    ``base``'s scheme and host, keeping its own path (``/api/v3``, …)."""
+    b = urlsplit(base)
+
+    def moved(url: str) -> str:
+        u = urlsplit(url)
+        return urlunsplit((b.scheme, b.netloc, b.path.rstrip("/") + u.path, u.query, u.fragment))
+
     api = urls.get("api")
     if isinstance(api, str):
-        urls["api"] = base
+        urls["api"] = moved(api)
         return
     stack: list[dict[str, Any]] = [api] if isinstance(api, dict) else []
     while stack:
@@ -372,8 +422,8 @@ def _point(urls: dict[str, Any], base: str) -> None:
         for k, v in d.items():
             if isinstance(v, dict):
                 stack.append(v)
-            else:
-                d[k] = base
+            elif isinstance(v, str):
+                d[k] = moved(v)
 
 
 def _transport(exc: BaseException) -> bool:
