@@ -144,8 +144,12 @@ async def test_an_unknown_market_is_one_line(tmp_path: Path) -> None:
     ("args", "line"),
     [
         (["--venue", "bybit", "--kind", "trades"],
-         "tradewind: --venue bybit --kind trades: bybit's REST API serves only its latest "
+         "tradewind: --venue bybit --kind trades: its REST API serves only its latest "
          "trades; download klines, or record trades with tradewind record"),
+        (["--venue", "coinbase"],
+         "tradewind: --venue coinbase --kind trades: its REST API gives the latest trades of "
+         "a window given in whole seconds, so a busy day cannot be paged without loss; "
+         "download klines, or record trades with tradewind record"),
         (["--venue", "okx", "--kind", "aggTrades"],
          "tradewind: --kind aggTrades: use one of trades, klines with --venue okx"),
         (["--venue", "okx", "--source", "archive"],

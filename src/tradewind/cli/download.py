@@ -267,7 +267,7 @@ def _ccxt_download(
         )
     if kind == "trades" and not spec.trades:
         raise UsageProblem(
-            f"--venue {venue} --kind trades: {venue}'s REST API serves only its latest trades; "
+            f"--venue {venue} --kind trades: {spec.no_trades}; "
             "download klines, or record trades with tradewind record"
         )
     if source not in ("auto", "rest"):

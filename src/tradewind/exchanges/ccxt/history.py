@@ -14,10 +14,11 @@ Paging, per venue (``VENUES``):
 
 - klines go forward from the day's start by ``since`` (a page of ``PAGE``
   bars), a window without bars is skipped, only closed bars are written;
-- trades go forward by ``since`` where the venue pages that way (Kraken,
-  Coinbase); OKX's ``market/history-trades`` only pages backwards, so a day
-  is read from its end back by trade id (``after``) and sorted when complete
-  (finished days only). Bybit's REST serves only the latest trades: refused.
+- trades go forward by ``since`` where the venue pages that way (Kraken);
+  OKX's ``market/history-trades`` only pages backwards, so a day is read from
+  its end back by trade id (``after``) and sorted when complete (finished
+  days only). Bybit's REST serves only the latest trades, Coinbase's the
+  latest of a window in whole seconds: refused, with the reason.
 
 Resume, holes and errors are those of the Binance REST downloader: rows go
 into ``<name>.partial.csv`` page by page and a rerun continues after its last
@@ -62,12 +63,19 @@ class VenueHistory:
     sequential_ids: bool = False
     """Trade ids count up by one per instrument: a jump is rows not sent."""
     trades_params: tuple[tuple[str, str], ...] = ()
+    no_trades: str = ""
+    """Why the venue's REST API cannot give a day of trades (with ``trades`` '')."""
 
 
 VENUES = {
     "okx": VenueHistory("okx", "backward", True, (("method", "publicGetMarketHistoryTrades"),)),
-    "bybit": VenueHistory("bybit", ""),
-    "coinbase": VenueHistory("coinbase", "forward"),
+    "bybit": VenueHistory("bybit", "", no_trades="its REST API serves only its latest trades"),
+    "coinbase": VenueHistory(
+        "coinbase",
+        "",
+        no_trades="its REST API gives the latest trades of a window given in whole seconds, "
+        "so a busy day cannot be paged without loss",
+    ),
     "kraken": VenueHistory("kraken", "forward"),
 }
 
