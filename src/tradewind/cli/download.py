@@ -156,7 +156,7 @@ def download_command(
         None, "--end", metavar="DATE", help="Last UTC day, included (default: start)."
     ),
     kind: str = typer.Option(
-        "trades", "--kind", metavar="KIND", help="trades, aggTrades or klines."
+        "trades", "--kind", metavar="KIND", help="trades, aggTrades (binance) or klines."
     ),
     interval: str = typer.Option(
         "1m", "--interval", metavar="INTERVAL", help="Kline length (with --kind klines)."
@@ -181,7 +181,8 @@ def download_command(
         "ccxt's URLs for the others.",
     ),
 ) -> None:
-    """Download daily history (checksummed, resumable) as CSV that backtest reads."""
+    """Download daily history (archives, the REST API, or ccxt; resumable, gaps
+    reported) as CSV that backtest reads."""
     if venue not in VENUES:
         raise UsageProblem(f"--venue {venue}: download covers {', '.join(VENUES)}")
     if venue != "binance":
