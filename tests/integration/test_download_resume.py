@@ -160,10 +160,7 @@ async def test_trades_paged_forward_by_since_through_ccxt(tmp_path: Path) -> Non
     data = market_file("binance_spot_btcusdt_trades_20240808.jsonl")
 
     def history(base: str, **kw: object) -> CcxtHistory:
-        h = CcxtHistory("binance", base, spec=spec, page=500, **kw)  # type: ignore[arg-type]
-        h.client.options["fetchCurrencies"] = False
-        h.client.options["fetchMargins"] = False
-        return h
+        return CcxtHistory("binance", base, spec=spec, page=500, **kw)  # type: ignore[arg-type]
 
     async with FakeExchange(data, autostart=False, exchanges=["binance"]) as fake:
         FakeBinanceOrders(seed=3).mount(fake)

@@ -36,7 +36,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from tradewind.exchanges.binance.history import HEADERS, Day, HistoryError
 from tradewind.exchanges.binance.rest_history import (
@@ -48,7 +47,7 @@ from tradewind.exchanges.binance.rest_history import (
     last_row,
     rows_in,
 )
-from tradewind.exchanges.ccxt.adapter import load_ccxt
+from tradewind.exchanges.ccxt.adapter import MARKET_OPTIONS, load_ccxt, point_at
 
 PAGE = 100
 """Rows a request: within every supported venue's maximum for both calls."""
@@ -134,12 +133,13 @@ class CcxtHistory:
         self.ccxt: Any = load_ccxt()
         cls = getattr(self.ccxt, self.spec.ccxt_id)
         self.client: Any = cls({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
+        self.client.options.update(MARKET_OPTIONS.get(self.spec.ccxt_id, {}))
         fetch_markets = self.client.options.get("fetchMarkets")
         if isinstance(fetch_markets, dict) and "types" in fetch_markets:
             self.client.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
         self.base_url = api_url or f"{venue} (ccxt)"
         if api_url is not None:
-            _point(self.client.urls, api_url.rstrip("/"))
+            self.client.urls["api"] = point_at(self.client.urls["api"], api_url)
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -409,29 +409,6 @@ def _sort_into(partial: Path, final: Path, header: str) -> None:
     tmp.write_text(header + "\n" + "".join(line + "\n" for line in lines))
     tmp.replace(final)
     partial.unlink()
-
-
-def _point(urls: dict[str, Any], base: str) -> None:
-    """Every URL under ``urls['api']`` (nested per section) moved to
-    ``base``'s scheme and host, keeping its own path (``/api/v3``, …)."""
-    b = urlsplit(base)
-
-    def moved(url: str) -> str:
-        u = urlsplit(url)
-        return urlunsplit((b.scheme, b.netloc, b.path.rstrip("/") + u.path, u.query, u.fragment))
-
-    api = urls.get("api")
-    if isinstance(api, str):
-        urls["api"] = moved(api)
-        return
-    stack: list[dict[str, Any]] = [api] if isinstance(api, dict) else []
-    while stack:
-        d = stack.pop()
-        for k, v in d.items():
-            if isinstance(v, dict):
-                stack.append(v)
-            elif isinstance(v, str):
-                d[k] = moved(v)
 
 
 def _transport(exc: BaseException) -> bool:
