@@ -187,3 +187,22 @@ async def test_trades_paged_forward_by_since_through_ccxt(tmp_path: Path) -> Non
     assert got.status == "downloaded" and got.resumed and not got.lost
     final = ids(tmp_path / "binance-BTCUSDT-trades-2024-08-08.csv")
     assert final == list(range(final[0], final[0] + 9738))
+
+
+async def test_a_short_first_hour_is_not_the_end_of_the_day(tmp_path: Path) -> None:
+    """The day's first trades found in an hour window with fewer rows than a
+    page: the rest of the day follows by id, not taken for the newest trade."""
+    day = date(2024, 8, 8)
+    data = market_file("binance_spot_btcusdt_trades_20240808.jsonl")
+    async with FakeExchange(data, autostart=False, exchanges=["binance"]) as fake:
+        fake.history.load()
+        for row in fake.history.trades["BTCUSDT"][:50]:
+            row[4] = str(int(row[4]) - 2 * 3_600_000)  # two hours earlier: 21:54
+        rest = RestHistory(f"http://{fake.host}:{fake.port}")
+        try:
+            got = await rest.day("aggTrades", "BTCUSDT", day, tmp_path)
+        finally:
+            await rest.close()
+        first_by_id = next(r.query for r in fake.rest_history.requests if "fromId" in r.query)
+    assert got.status == "downloaded" and got.rows == 9738 and not got.lost
+    assert first_by_id["fromId"] == str(int(fake.history.trades["BTCUSDT"][50][0]))

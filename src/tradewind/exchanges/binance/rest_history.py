@@ -260,6 +260,7 @@ class RestHistory:
         day_end = day0 + DAY_MS
         t_last = int(after[5]) if after else None
         expected = int(after[0]) + 1 if after else None
+        by_time = expected is None
         if expected is not None:
             page = await self._get(path, {"symbol": symbol, "fromId": expected, "limit": self.page})
         else:
@@ -291,8 +292,9 @@ class RestHistory:
             out.flush()
             if len(take) < len(page):
                 return True, t_last
-            if len(page) < self.page:
+            if len(page) < self.page and not by_time:
                 return self.now_ms() >= day_end, t_last
+            by_time = False  # a short hour window is not the newest trade: go on by id
             page = await self._get(path, {"symbol": symbol, "fromId": expected, "limit": self.page})
 
     async def _klines(
