@@ -64,6 +64,22 @@ def recorded_btc_usdt() -> list[tuple[int, str, str, int]]:
     return [seen[k] for k in sorted(seen)]
 
 
+def test_fake_okx_answers_in_the_documented_shapes() -> None:
+    """The fake's history items have the keys and JSON types of OKX's
+    documented examples (our fake and ccxt then read the same thing)."""
+    from tradewind.exchanges.okx.fake_rest_history import OkxRestHistory
+
+    doc = json.loads((OKX.parent / "okx_rest_doc_examples.json").read_text())
+    fake = OkxRestHistory([OKX])
+    fake.load()
+    trade = fake.served_trades("BTC-USDT")[0]
+    assert sorted(trade) == sorted(doc["history-trades"][0])
+    assert {type(v) for v in trade.values()} == {str}
+    candle = fake.candles("BTC-USDT", 60_000)[0]
+    want = doc["history-candles"][0]
+    assert len(candle) == len(want) and all(isinstance(v, str) for v in candle)
+
+
 async def test_okx_trades_and_klines_through_faults_then_backtest(tmp_path: Path) -> None:
     out = tmp_path / "okx"
     async with okx() as fake:
