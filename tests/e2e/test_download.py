@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -205,8 +206,14 @@ def closed_port() -> int:
          "a Binance symbol is letters and digits, e.g. BTCUSDT"),
         (["--start", "2024-08-08", "--kind", "book"], 2,
          "tradewind: --kind book: use one of trades, aggTrades, klines"),
-        (["--start", "2024-08-08", "--venue", "kraken"], 2,
-         "tradewind: --venue kraken: download covers binance (data.binance.vision)"),
+        (["--start", "2024-08-08", "--venue", "nasdaq"], 2,
+         "tradewind: --venue nasdaq: download covers binance, okx, bybit, coinbase, kraken"),
+        (["--start", "2024-08-08", "--source", "ftp"], 2,
+         "tradewind: --source ftp: use one of auto, archive, rest"),
+        (["--start", "2024-08-08", "--rest-url", "api.binance.com"], 2,
+         "tradewind: --rest-url api.binance.com: use http(s)://host[:port]"),
+        (["--start", "2999-01-01"], 2,
+         "tradewind: --end 2999-01-01 is after today ({today}, UTC)"),
     ],
 )  # fmt: skip
 async def test_bad_input_is_refused_in_one_line(
@@ -214,7 +221,8 @@ async def test_bad_input_is_refused_in_one_line(
 ) -> None:
     symbols = [] if "--symbols" in args else ["--symbols", "BTCUSDT"]
     rc, _, err = await tradewind(tmp_path, "download", *symbols, *args, "-o", str(tmp_path / "x"))
-    assert (rc, err.strip().splitlines()) == (code, [line])
+    today = datetime.now(UTC).date()
+    assert (rc, err.strip().splitlines()) == (code, [line.format(today=today)])
     assert not (tmp_path / "x").exists()
 
 

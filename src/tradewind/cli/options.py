@@ -60,7 +60,11 @@ SYMBOL = typer.Option(
     None, "--symbol", metavar="SYMBOL", help="Symbol of CSV data whose name does not say it."
 )
 EXCHANGE = typer.Option(
-    None, "--exchange", metavar="EXCHANGE", help="Exchange of CSV data; default: binance."
+    None,
+    "--exchange",
+    metavar="EXCHANGE",
+    help="Exchange of CSV data; default: the venue the file name starts with "
+    "(okx-BTCUSDT-…), else binance.",
 )
 DB_RUN = typer.Option(
     None,

@@ -12,9 +12,11 @@ Four layouts are recognised, each with or without its header row:
 The files do not name their symbol (nor basana's files their bar length), so a
 parser takes them as options; ``CsvReplaySource`` derives them from the file
 name when they are not given (``binance_spot_btcusdt_1d_2020.csv`` → BTCUSDT,
-1 day). A parser built from the registry alone, without a path, uses
-``UNKNOWN_SYMBOL``. Exchange timestamps may be milliseconds or, as in newer
-data.binance.vision files, microseconds; both become nanoseconds.
+1 day), and the exchange from a name that starts with one (``tradewind
+download`` writes ``okx-BTCUSDT-trades-2022-05-13.csv``; default binance). A
+parser built from the registry alone, without a path, uses ``UNKNOWN_SYMBOL``.
+Exchange timestamps may be milliseconds or, as in newer data.binance.vision
+files, microseconds; both become nanoseconds.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ _INTERVAL_WORDS = {
     "minute": 60,
     "week": 604800,
 }
+NAMED_EXCHANGES = frozenset({"binance", "okx", "bybit", "coinbase", "kraken"})
+"""Venues a CSV name may start with (those ``tradewind download`` writes)."""
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "USD", "TRY")
 _BOOL = {b"true": True, b"false": False, b"True": True, b"False": False}
 
@@ -267,6 +271,13 @@ def symbol_from_path(path: Path) -> str | None:
     return None
 
 
+def exchange_from_path(path: Path) -> str | None:
+    """The venue a file name starts with (``okx-BTCUSDT-…``), if any."""
+    tokens = _tokens(path)
+    first = tokens[0].lower() if tokens else ""
+    return first if first in NAMED_EXCHANGES else None
+
+
 def interval_from_path(path: Path) -> float | None:
     """A bar length named in the file name (``1d``, ``15m``, ``day``)."""
     for token in _tokens(path):
@@ -293,7 +304,7 @@ def csv_parser_for(
     return CsvParser(
         fmt,
         symbol or symbol_from_path(path) or UNKNOWN_SYMBOL,
-        exchange or DEFAULT_EXCHANGE,
+        exchange or exchange_from_path(path) or DEFAULT_EXCHANGE,
         interval_s,
     )
 

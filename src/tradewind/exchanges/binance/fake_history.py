@@ -50,6 +50,8 @@ class BinanceHistory:
     archives: dict[str, bytes] = field(default_factory=dict)
     requests: list[HistoryRequest] = field(default_factory=list)
     faults: _Faults = field(default_factory=_Faults)
+    trades: dict[str, list[list[str]]] = field(default_factory=dict)
+    """Per symbol, every recorded spot trade in the archive's trades columns, by id."""
     _loaded: bool = False
 
     def routes(self, router: Router) -> None:
@@ -80,6 +82,10 @@ class BinanceHistory:
         digest = hashlib.sha256(data).hexdigest()
         self.archives[path + ".CHECKSUM"] = f"{digest}  {name}.zip\n".encode()
 
+    def load(self) -> None:
+        if not self._loaded:
+            self._load()
+
     def _load(self) -> None:
         self._loaded = True
         trades: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
@@ -97,16 +103,16 @@ class BinanceHistory:
                 row = [str(d["t"]), d["p"], d["q"], f"{quote.normalize():f}", str(d["T"])]
                 row += [str(d["m"]), str(d.get("M", True))]
                 trades[(d["s"], day)].append(row)
-        for (sym, day), rows in trades.items():
+        for (sym, day), rows in sorted(trades.items()):
             rows.sort(key=lambda r: int(r[0]))
+            self.trades.setdefault(sym, []).extend(rows)
             self.add(f"{PREFIX}trades/{sym}/{sym}-trades-{day}.zip", [",".join(r) for r in rows])
             agg = [",".join([r[0], r[1], r[2], r[0], r[0], r[4], r[5], r[6]]) for r in rows]
             self.add(f"{PREFIX}aggTrades/{sym}/{sym}-aggTrades-{day}.zip", agg)
             self.add(f"{PREFIX}klines/{sym}/1m/{sym}-1m-{day}.zip", _klines(rows))
 
     async def _serve(self, req: Request) -> Response:
-        if not self._loaded:
-            self._load()
+        self.load()
         status, resp = self._answer(req)
         self.requests.append(HistoryRequest(req.path, req.headers.get("range"), status))
         return resp

@@ -21,9 +21,10 @@ import re
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from tradewind.exchanges.common.http import HttpClient
@@ -58,11 +59,35 @@ class Day:
     symbol: str
     day: date
     status: str
-    """downloaded, present (finished by an earlier run) or missing (not published)."""
+    """downloaded, present (finished by an earlier run), missing (not
+    published, or no row at all) or partial (the day is not over yet)."""
     path: Path | None = None
     rows: int = 0
     resumed: bool = False
     """Continued from a part left by a cut transfer (this run's or an earlier one's)."""
+    source: str = "archive"
+    holes: list[str] = field(default_factory=list)
+    """Stretches the venue has no data for (missing kline intervals), exactly."""
+    lost: list[str] = field(default_factory=list)
+    """Rows the venue numbered but did not send (aggTrade id jumps), exactly."""
+    until_ms: int | None = None
+    """A partial day's last row time."""
+
+
+class DaySource(Protocol):
+    """Where days come from: the archives (``History``) or the REST API."""
+
+    base_url: str
+    throttled: int
+    """Answers 429/418 (or the venue's rate-limit error) waited out."""
+    retried: int
+    """Requests retried after a 5xx or a cut connection."""
+    weight_waits: int
+    """Pauses before a request that would pass the venue's weight limit."""
+
+    async def day(
+        self, kind: str, symbol: str, day: date, out_dir: Path, interval: str = "1m"
+    ) -> Day: ...
 
 
 def archive_name(kind: str, symbol: str, day: date, interval: str) -> str:
@@ -102,6 +127,8 @@ class History:
         self.backoff_s = backoff_s
         self._last = 0.0
         self.throttled = 0
+        self.retried = 0
+        self.weight_waits = 0
         self.resumes = 0
 
     async def close(self) -> None:
@@ -131,6 +158,7 @@ class History:
             except (OSError, http.client.HTTPException) as exc:
                 if attempt == self.retries:
                     raise HistoryError(f"cannot download {url}: {_why(exc)}") from None
+                self.retried += 1
                 await asyncio.sleep(self.backoff_s * 2**attempt)
                 continue
             if r.status in (429, 418):
@@ -140,6 +168,7 @@ class History:
                 await asyncio.sleep(_retry_after(r.headers.get("retry-after"), self.backoff_s))
                 continue
             if r.status >= 500 and attempt < self.retries:
+                self.retried += 1
                 await asyncio.sleep(self.backoff_s * 2**attempt)
                 continue
             return r.status, r.body
@@ -247,7 +276,7 @@ def _to_csv(archive: Path, final: Path, header: str) -> int:
 
 
 async def download(
-    history: History,
+    source_of: Callable[[date], DaySource],
     kind: str,
     symbols: list[str],
     days: list[date],
@@ -255,19 +284,21 @@ async def download(
     interval: str = "1m",
     on_day: Callable[[Day], None] | None = None,
 ) -> list[Day]:
-    """Every (symbol, day), in order; a symbol with no day at all is an error
-    (most likely a symbol Binance does not list)."""
+    """Every (symbol, day), in order, each from the source ``source_of``
+    names for it; a symbol with no day at all is an error (most likely a
+    symbol Binance does not list)."""
     out: list[Day] = []
     for symbol in symbols:
         got = []
         for d in days:
-            result = await history.day(kind, symbol, d, out_dir, interval)
+            result = await source_of(d).day(kind, symbol, d, out_dir, interval)
             got.append(result)
             if on_day is not None:
                 on_day(result)
         if all(g.status == "missing" for g in got):
+            where = " and ".join(sorted({source_of(d).base_url for d in days}))
             raise HistoryError(
-                f"no {kind} for {symbol} on {history.base_url} from {days[0]} to {days[-1]}: "
+                f"no {kind} for {symbol} on {where} from {days[0]} to {days[-1]}: "
                 "unknown symbol, or not published yet"
             )
         out += got

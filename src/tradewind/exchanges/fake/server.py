@@ -25,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from tradewind.exchanges.binance.fake import BinanceCoinmVenue, BinanceUsdmVenue, BinanceVenue
 from tradewind.exchanges.binance.fake_history import BinanceHistory
+from tradewind.exchanges.binance.fake_rest_history import BinanceRestHistory
 from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
 from tradewind.exchanges.common.fake_http import (
@@ -38,6 +39,7 @@ from tradewind.exchanges.common.fake_http import (
 from tradewind.exchanges.common.fake_venue import Venue
 from tradewind.exchanges.kraken.fake import KrakenVenue
 from tradewind.exchanges.okx.fake import OkxVenue
+from tradewind.exchanges.okx.fake_rest_history import OkxRestHistory
 
 log = structlog.get_logger("tradewind.fake")
 
@@ -120,6 +122,14 @@ class FakeExchange:
             else []
         )
         self.history.routes(self.router)
+        self.rest_history = BinanceRestHistory(self.history)
+        self.rest_history.routes(self.router)
+        self.okx_history = OkxRestHistory(
+            [p for fmt in OkxVenue.formats for p in by_format.get(fmt, [])]
+            if "okx" in self.venues
+            else []
+        )
+        self.okx_history.routes(self.router)
         self.router.add("POST", "/_fake/control", self._control_route)
         self.router.add("GET", "/_fake/status", self._status_route)
 
