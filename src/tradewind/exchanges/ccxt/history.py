@@ -86,7 +86,8 @@ def file_name(venue: str, symbol: str, kind: str, day: date, interval: str) -> s
 
 def _text(v: Any) -> str:
     if v is None:
-        return "0"
+        # A price or size the venue left out must not become a 0 in the file.
+        raise HistoryError("the venue sent a row with a missing price or amount; not written")
     d = Decimal(repr(v) if isinstance(v, float) else str(v))
     return f"{d.normalize():f}" if d == d.to_integral_value() else f"{d:f}"
 
