@@ -11,6 +11,7 @@ independently of both ccxt and the fake.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,13 +23,18 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.conftest import service_context
 from tests.integration.test_ccxt_adapter import _need_ccxt
-from tests.integration.test_execution_live import orders
+from tests.integration.test_execution_live import local_view, orders
+from tradewind.bus import MemoryBus
+from tradewind.clock import WallClock
 from tradewind.events import OrderRequest, OrderStatus
 from tradewind.exchanges.fake import FakeExchange
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.exchanges.okx.fake_orders import FakeOkxOrders, okx_sign
-from tradewind.execution.venue import StartCheckFailed
+from tradewind.execution.venue import StartCheckFailed, VenueUnknown
+from tradewind.services.execution import ExecutionService
+from tradewind.topics import EXECUTIONS, ORDERS
 
 S = OrderStatus
 DOC_TS = "2020-12-08T09:08:57.715Z"
@@ -214,3 +220,59 @@ async def test_start_checks_refuse(
     if case in want:
         assert [r[2] for r in f.refused] == [want[case]]
     assert f.received == {}
+
+
+async def test_lost_answers_are_settled_by_lookup_and_never_resent(
+    make_settings: Any, fake: tuple[FakeOkxOrders, FakeExchange]
+) -> None:
+    """The execution service over ccxt okx, every third placement's answer
+    lost after the order was taken: each settles by looking it up by
+    ``clOrdId``, none reaches the fake twice, and the published states and
+    fills are the fake's."""
+    f, fx = fake
+    venue = okx_venue(make_settings, fx, f, settle_interval_s=0.1, reconcile_interval_s=5.0)
+    probe = okx_orders(2, "okx-probe")[1]
+    f.drop_every = 1
+    with pytest.raises(VenueUnknown):  # the fault as the adapter sees it
+        await venue.place(probe)
+    found = await venue.query("BTC-USDT", probe.client_order_id)
+    assert found is not None and found.status is S.FILLED
+    f.orders.clear()
+    f.fills.clear()
+    f.received.clear()
+    f.dropped = 0
+    f.drop_every = 3
+    settings = make_settings(execution=venue.s.model_dump(), bus={"block_ms": 20})
+    bus = MemoryBus()
+    ctx = service_context(settings, bus=bus, clock=WallClock(), extras={"venue": venue})
+    svc = ExecutionService(ctx)
+    await svc.start()
+    try:
+        sent = okx_orders(12, "okx-lost")
+        await bus.publish(ORDERS, sent)
+        want = {"filled": S.FILLED, "live": S.ACCEPTED}
+
+        async def published() -> dict[str, Any]:
+            last, _ = local_view([m.event for m in await bus.read_all(EXECUTIONS, 1_000_000)])
+            return {c: u.status for c, u in last.items()}
+
+        seen: dict[str, Any] = {}
+
+        async def poll() -> None:
+            nonlocal seen
+            seen = await published()
+
+        for _ in range(250):
+            await poll()
+            if len(f.orders) == len(sent) and all(
+                seen.get(c) is want[o.state] for c, o in f.orders.items()
+            ):
+                break
+            await asyncio.sleep(0.1)
+        assert f.dropped >= 3, "no answer was lost"
+        assert f.duplicates() == {} and set(f.received) == {o.client_order_id for o in sent}
+        assert {c: want[o.state] for c, o in f.orders.items()} == seen
+        _, fills = local_view([m.event for m in await bus.read_all(EXECUTIONS, 1_000_000)])
+        assert sorted(fills) == sorted(f"{x.order.cl_ord_id}:t{x.trade_id}" for x in f.fills)
+    finally:
+        await svc.stop(5)

@@ -19,7 +19,9 @@ limit order that crosses it fills at that price, others rest until
 ``set_price`` crosses them; a ``post_only`` (or ``ioc``/``fok``) order that
 cannot rest or fill is accepted and canceled at once. Every ``clOrdId`` that
 reaches ``POST /api/v5/trade/order`` is counted in ``received``, so a test can
-prove none arrived twice.
+prove none arrived twice. ``drop_every`` = n loses the answer to every n-th
+placement it processed (the connection closes unanswered), the fault the
+router settles by looking the order up.
 
 The public ``instruments`` and ``time`` routes here overlap the OKX public
 history fake of the download work (``fake_rest_history.py`` on branch dl19):
@@ -182,6 +184,8 @@ class FakeOkxOrders:
     """(method, path, OKX code) of every request refused for its credentials."""
     demo_headers: Counter[str] = field(default_factory=Counter)
     """Private requests by the ``x-simulated-trading`` header they carried."""
+    drop_every: int = 0
+    dropped: int = 0
 
     def __post_init__(self) -> None:
         self._ord_ids = 600_000_000
@@ -395,6 +399,9 @@ class FakeOkxOrders:
             self._fill(o, mid, o.sz, maker=False)
         elif ord_type in ("ioc", "fok"):
             o.state = "canceled"
+        if self.drop_every and (self._ord_ids % self.drop_every) == 0:
+            self.dropped += 1
+            raise ConnectionResetError("answer dropped")
         row = {"clOrdId": cl, "ordId": o.ord_id, "sCode": "0", "sMsg": "Order placed", "tag": ""}
         return Response.json({"code": "0", "msg": "", "data": [{**row, "ts": str(now)}]})
 
