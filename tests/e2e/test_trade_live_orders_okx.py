@@ -8,7 +8,7 @@ at start stops the process in one line.
 
 The feed is a recording written here: the BTC-USDT book snapshot of the
 bundled OKX recording, then 90 s of trades on a 12 s price wave, enough
-crossings for ``ema_cross`` to trade (the bundled recording has 11 s)."""
+crossings for ``ema_cross`` to trade (the recording in tests/data has 11 s)."""
 
 from __future__ import annotations
 
