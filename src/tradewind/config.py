@@ -263,6 +263,9 @@ class ExecutionSettings(_Section):
     ccxt_id: str = "binance"
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+    api_passphrase: SecretStr | None = None
+    """The third credential some exchanges issue with a key (OKX's
+    passphrase); like the key, only from a secret file."""
     # Empty: the venue's own endpoints (``exchanges/binance/urls.py``).
     rest_url: str = ""
     ws_url: str = ""

@@ -46,11 +46,13 @@ PAPER_NOTE = "paper trading: orders are simulated against the live book; none is
 LIVE_NOTE = "LIVE ORDERS: real orders go to {venue} ({network}); Ctrl-C cancels them on the way out"
 NATIVE_ORDERS = {"binance": "binance"}
 """Feed venue → Tradewind's own order client for it (``--order-api native``)."""
-CCXT_ORDERS = {"binance": "binance"}
+CCXT_ORDERS = {"binance": "binance", "okx": "okx"}
 """Feed venue → the ccxt exchange id its orders go through (``--order-api
 ccxt``). Only venues whose start checks, orders and restart were tested end to
 end through ccxt against a fake exchange (docs/trading-live.md); ccxt knows
-the others, but an untested route is not offered for real money."""
+the others, but an untested route is not offered for real money. Bybit,
+Kraken and Coinbase stay out: ccxt 4.5.64 cannot look their orders up or
+cancel them by our client order id, which the router's settle-by-lookup needs."""
 LIVE_VENUES = sorted(NATIVE_ORDERS.keys() | CCXT_ORDERS.keys())
 
 

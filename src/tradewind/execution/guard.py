@@ -22,6 +22,10 @@ def has_real_key(value: SecretStr | None) -> bool:
     return value is not None and value.get_secret_value().strip().lower() not in NO_KEY_MARKERS
 
 
+PASSPHRASE_VENUES = frozenset({"okx"})
+"""ccxt ids whose keys come with a passphrase (ccxt's ``password``)."""
+
+
 def keys_present(settings: ExecutionSettings) -> bool:
     """Both halves of a key pair are set to something other than a no-key marker."""
     return has_real_key(settings.api_key) and has_real_key(settings.api_secret)
@@ -45,6 +49,16 @@ def venue_problem(settings: ExecutionSettings) -> str | None:
             f"TRADEWIND_EXECUTION__VENUE is {settings.venue!r} but no exchange API key and "
             "secret are mounted (TRADEWIND_EXECUTION__API_KEY_FILE / API_SECRET_FILE hold "
             "nothing or 'paper-no-key'); mount real keys, or set the venue to 'paper'"
+        )
+    if (
+        settings.venue == "ccxt"
+        and settings.ccxt_id in PASSPHRASE_VENUES
+        and not has_real_key(settings.api_passphrase)
+    ):
+        return (
+            f"ccxt {settings.ccxt_id} keys come with a passphrase, and none is mounted "
+            "(TRADEWIND_EXECUTION__API_PASSPHRASE_FILE holds nothing); mount the API key's "
+            "passphrase"
         )
     return None
 

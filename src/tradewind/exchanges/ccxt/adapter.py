@@ -77,11 +77,26 @@ MARKET_OPTIONS: dict[str, dict[str, Any]] = {
         "fetchCurrencies": False,
         "fetchMargins": False,
     },
+    "okx": {"fetchMarkets": {"types": ["spot"]}, "createOrder": "privatePostTradeOrder"},
 }
 """Per ccxt id: load only the markets this adapter trades (spot: ``market``
 maps to ``BASE/QUOTE``). ccxt's binance otherwise also loads futures, margin
 and currency lists on every ``load_markets``: more weight, and endpoints a
-spot-only key or the spot test network refuse."""
+spot-only key or the spot test network refuse. ccxt's okx sends orders to
+``trade/batch-orders`` as a one-element list by default, where per-call
+options such as ``maxRetriesOnFailure`` stay in the order's JSON; the
+single-order ``trade/order`` takes them out."""
+SKIPPED_CALLS: dict[str, tuple[str, ...]] = {"okx": ("fetchCurrencies",)}
+"""Per ccxt id: ccxt calls ``load_markets`` makes that this adapter does not
+need (okx: ``fetchCurrencies``, a private ``asset/currencies`` on mainnet)."""
+REQUEST_VALIDITY_MS = {"okx": 30_000}
+"""Per ccxt id: how long the exchange accepts a signed request after its
+timestamp when it takes no ``recvWindow`` (OKX: 30 s, error 50102). An order
+whose answer was lost can appear that long after it was signed, so the settle
+window covers it."""
+FILL_FILTER = {"okx": "ordId"}
+"""Per ccxt id: the exchange's own parameter that narrows ``fetch_my_trades``
+to one order (default Binance's ``orderId``)."""
 
 
 class KeyRejected(VenueRejected):
@@ -114,6 +129,17 @@ def _origin(urls: Any) -> str:
         u = urlsplit(urls)
         return f"{u.scheme}://{u.netloc}"
     return ""
+
+
+def _state(market: dict[str, Any]) -> str:
+    """The exchange's own word for a market's state (Binance ``status``, OKX
+    ``state``), else ``inactive``."""
+    raw = market.get("info")
+    if isinstance(raw, dict):
+        for key in ("status", "state"):
+            if raw.get(key):
+                return str(raw[key])
+    return "inactive"
 
 
 def load_ccxt() -> Any:
@@ -149,7 +175,11 @@ class CcxtVenue(Venue):
         if settings.api_key is not None and settings.api_secret is not None:
             config["apiKey"] = settings.api_key.get_secret_value()
             config["secret"] = settings.api_secret.get_secret_value()
+        if settings.api_passphrase is not None:
+            config["password"] = settings.api_passphrase.get_secret_value()
         self.client: Any = cls(config)
+        for call in SKIPPED_CALLS.get(settings.ccxt_id, ()):
+            self.client.has[call] = False
         if settings.testnet:
             self.client.set_sandbox_mode(True)
         base = settings.testnet_rest_url if settings.testnet else settings.rest_url
@@ -166,7 +196,8 @@ class CcxtVenue(Venue):
 
     @property
     def settle_window_s(self) -> float:
-        return self.s.recv_window_ms / 1000 + self.s.settle_attempts * self.s.settle_interval_s
+        validity = max(self.s.recv_window_ms, REQUEST_VALIDITY_MS.get(self.s.ccxt_id, 0))
+        return validity / 1000 + self.s.settle_attempts * self.s.settle_interval_s
 
     @property
     def network(self) -> str:
@@ -268,11 +299,8 @@ class CcxtVenue(Venue):
             if m is None:
                 raise StartCheckFailed(f"{self.name} does not list symbol {sym} ({self.network})")
             if m.get("active") is False:
-                raw = m.get("info")
-                status = raw.get("status") if isinstance(raw, dict) else None
                 raise StartCheckFailed(
-                    f"{self.name} symbol {sym} ({m.get('symbol')}) is {status or 'inactive'}, "
-                    "not active"
+                    f"{self.name} symbol {sym} ({m.get('symbol')}) is {_state(m)}, not active"
                 )
             self._symbols[sym] = str(m["symbol"])
         bal = self._balances(d)
@@ -380,7 +408,22 @@ class CcxtVenue(Venue):
             price,
             params,
         )
+        if d.get("status") is None:
+            # OKX's answer to an order carries only its ids: the order as placed.
+            return await self._looked_up(o.symbol, o.client_order_id) or self._order(
+                o.symbol,
+                {**d, "side": o.side.value, "amount": o.quantity, "filled": 0},
+                o.client_order_id,
+            )
         return self._order(o.symbol, d, o.client_order_id)
+
+    async def _looked_up(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """The order as the exchange has it now, or None when that cannot be
+        told (the caller then knows only what it sent)."""
+        try:
+            return await self.query(symbol, client_order_id)
+        except VenueError:
+            return None
 
     def check(self, o: OrderRequest) -> None:
         """Refuse, before sending, an order for a market the last loaded
@@ -391,9 +434,7 @@ class CcxtVenue(Venue):
         if m is None:
             raise VenueRejected(f"filter: {self.name} does not list {o.symbol}")
         if m.get("active") is False:
-            raw = m.get("info")
-            status = raw.get("status") if isinstance(raw, dict) else None
-            raise VenueRejected(f"filter: {o.symbol} is {status or 'inactive'}, not active")
+            raise VenueRejected(f"filter: {o.symbol} is {_state(m)}, not active")
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         try:
@@ -411,6 +452,9 @@ class CcxtVenue(Venue):
             )
         except self.ccxt.OrderNotFound:
             return None
+        if d.get("status") is None:
+            # OKX's answer to a cancel carries only its ids: the order as looked up.
+            return await self._looked_up(symbol, client_order_id)
         return self._order(symbol, d, client_order_id)
 
     async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
@@ -425,7 +469,11 @@ class CcxtVenue(Venue):
 
     async def fills(self, symbol: str, order: VenueOrder) -> list[VenueFill]:
         rows = await self._call(
-            "fetch_my_trades", self.market(symbol), None, None, {"orderId": order.exchange_order_id}
+            "fetch_my_trades",
+            self.market(symbol),
+            None,
+            None,
+            {FILL_FILTER.get(self.s.ccxt_id, "orderId"): order.exchange_order_id},
         )
         out = []
         for t in rows:
