@@ -23,9 +23,9 @@ prove none arrived twice. ``drop_every`` = n loses the answer to every n-th
 placement it processed (the connection closes unanswered), the fault the
 router settles by looking the order up.
 
-The public ``instruments`` and ``time`` routes here overlap the OKX public
-history fake of the download work (``fake_rest_history.py`` on branch dl19):
-once both are in, one module should own the instrument list.
+Its ``instruments`` route answers with the same documented fields as the
+public history fake (``fake_instruments.py``); mounted after it, this one's
+instruments (with their tick, lot and state) are the ones served.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from tradewind.exchanges.common.fake_http import Request, Response, Router
+from tradewind.exchanges.okx.fake_instruments import spot_instrument
 
 MAX_SKEW_MS = 30_000
 """OKX refuses a request whose timestamp is more than 30 s off its clock (50102)."""
@@ -267,41 +268,8 @@ class FakeOkxOrders:
         return _ok([self._instrument(i) for i in sorted(self.instruments)])
 
     def _instrument(self, inst: str) -> dict[str, str]:
-        """A spot instrument in the fields of OKX's documented example."""
-        base, quote = inst.split("-")
         tick, lot = self.instruments[inst]
-        return {
-            "alias": "",
-            "baseCcy": base,
-            "category": "1",
-            "ctMult": "",
-            "ctType": "",
-            "ctVal": "",
-            "ctValCcy": "",
-            "expTime": "",
-            "instFamily": "",
-            "instId": inst,
-            "instType": "SPOT",
-            "lever": "",
-            "listTime": "1606468572000",
-            "lotSz": lot,
-            "maxIcebergSz": "9999999999",
-            "maxLmtAmt": "1000000",
-            "maxLmtSz": "9999999999",
-            "maxMktAmt": "1000000",
-            "maxMktSz": "1000000",
-            "maxStopSz": "1000000",
-            "maxTriggerSz": "9999999999",
-            "maxTwapSz": "9999999999",
-            "minSz": _s(self.min_sz),
-            "optType": "",
-            "quoteCcy": quote,
-            "settleCcy": "",
-            "state": self.state.get(inst, "live"),
-            "stk": "",
-            "tickSz": tick,
-            "uly": "",
-        }
+        return spot_instrument(inst, tick, lot, _s(self.min_sz), self.state.get(inst, "live"))
 
     # --- private ------------------------------------------------------------------
     async def _balance(self, req: Request) -> Response:

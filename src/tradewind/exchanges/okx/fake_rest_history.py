@@ -24,6 +24,7 @@ from typing import Any
 
 from tradewind.exchanges.common.fake_http import Request, Response, Router
 from tradewind.exchanges.common.fake_venue import read_lines
+from tradewind.exchanges.okx.fake_instruments import spot_instrument
 
 BAR_MS = {
     "1s": 1_000,
@@ -141,7 +142,7 @@ class OkxRestHistory:
         q = req.query
         if req.path.endswith("/instruments"):
             data: list[Any] = (
-                [_instrument(i) for i in self.spot()] if q.get("instType") == "SPOT" else []
+                [spot_instrument(i) for i in self.spot()] if q.get("instType") == "SPOT" else []
             )
         else:
             inst = q.get("instId", "")
@@ -172,43 +173,6 @@ class OkxRestHistory:
 
 def _error(code: str, msg: str) -> Response:
     return Response.json({"code": code, "msg": msg, "data": []}, 400)
-
-
-def _instrument(inst: str) -> dict[str, str]:
-    """A spot instrument in the fields of OKX's documented example."""
-    base, quote = inst.split("-")
-    return {
-        "alias": "",
-        "baseCcy": base,
-        "category": "1",
-        "ctMult": "",
-        "ctType": "",
-        "ctVal": "",
-        "ctValCcy": "",
-        "expTime": "",
-        "instFamily": "",
-        "instId": inst,
-        "instType": "SPOT",
-        "lever": "10",
-        "listTime": "1606468572000",
-        "lotSz": "0.00000001",
-        "maxIcebergSz": "9999999999.0000000000000000",
-        "maxLmtAmt": "1000000",
-        "maxLmtSz": "9999999999",
-        "maxMktAmt": "1000000",
-        "maxMktSz": "",
-        "maxStopSz": "",
-        "maxTriggerSz": "9999999999.0000000000000000",
-        "maxTwapSz": "9999999999.0000000000000000",
-        "minSz": "0.00001",
-        "optType": "",
-        "quoteCcy": quote,
-        "settleCcy": "",
-        "state": "live",
-        "stk": "",
-        "tickSz": "0.1",
-        "uly": "",
-    }
 
 
 def _page_trades(
