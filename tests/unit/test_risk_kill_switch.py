@@ -449,3 +449,19 @@ def test_an_engine_started_halted_says_why() -> None:
     assert (engine().state, engine().tripped_by) == (TradingState.ACTIVE, "")
     e = engine(initial_state="halted")
     assert (e.state, e.tripped_by) == (TradingState.HALTED, "initial_state")
+
+
+def test_flatten_skips_a_closed_position_and_closes_one_of_exactly_one_unit() -> None:
+    """Catches the flat check written as ``qty != 1``: a position already closed
+    to 0 gets no (zero-quantity) closing order, and one of exactly 1 unit is
+    closed like any other."""
+    e = engine()
+    eth, ftm = KEYS[2], KEYS[1]
+    mark(e, eth, PRICE[eth])
+    mark(e, ftm, PRICE[ftm])
+    e.on_fill(fill(eth, Side.BUY, D("1"), PRICE[eth]))
+    e.on_fill(fill(ftm, Side.BUY, D("100"), D("0.3")))
+    e.on_fill(fill(ftm, Side.SELL, D("100"), D("0.31")))
+    assert e.halt("op-1", flatten=True) == (0, 1)
+    [o] = orders(e.drain())
+    assert (o.exchange, o.symbol, o.side, o.quantity) == ("coinbase", "ETH-USD", Side.SELL, D(1))
