@@ -465,3 +465,58 @@ def test_flatten_skips_a_closed_position_and_closes_one_of_exactly_one_unit() ->
     assert e.halt("op-1", flatten=True) == (0, 1)
     [o] = orders(e.drain())
     assert (o.exchange, o.symbol, o.side, o.quantity) == ("coinbase", "ETH-USD", Side.SELL, D(1))
+
+
+def test_kill_switch_orders_decisions_and_cancels_carry_every_field() -> None:
+    """Catches a closing order or its decision losing a field (its prices,
+    time, ids, strategy, venue, size, state) or the command that caused it,
+    and a cancel losing its time."""
+    e = engine()
+    btc = KEYS[0]
+    mark(e, btc, D("60000"), T0)
+    e.on_fill(fill(btc, Side.BUY, D("0.02"), D("60000")))
+    open_order(e, "c-open", KEYS[2], Side.BUY, D("0.01"))
+    mark(e, btc, D("60100"), T0 + 5 * NS)
+    assert e.halt("op-7", flatten=True) == (1, 1)
+    out = e.drain()
+    [cancel] = [x for x in out if isinstance(x, CancelRequest)]
+    assert (cancel.client_order_id, cancel.ts_event) == ("c-open", T0 + 5 * NS)
+    [o] = orders(out)
+    [d] = [x for x in out if isinstance(x, RiskDecision)]
+    assert o.signal_id.startswith("flatten:op-7:binance:BTCUSDT:")
+    assert o.strategy == "kill_switch"
+    assert (o.ts_event, o.ref_bid, o.ref_ask, o.ref_last) == (
+        T0 + 5 * NS,
+        60100.0,
+        60100.0,
+        60100.0,
+    )
+    assert (d.id, d.signal_id, d.client_order_id) == (
+        f"d:{o.signal_id}",
+        o.signal_id,
+        o.client_order_id,
+    )
+    assert (d.ts_event, d.strategy, d.exchange, d.symbol) == (
+        T0 + 5 * NS,
+        "kill_switch",
+        "binance",
+        "BTCUSDT",
+    )
+    assert (d.side, d.quantity, d.approved, d.trading_state) == (
+        Side.SELL,
+        D("0.02"),
+        True,
+        TradingState.HALTED,
+    )
+    assert d.detail == "close 0.02 (op-7)"
+
+
+def test_resume_clears_the_trip_and_the_flatten() -> None:
+    """After a resume nothing says the engine is still tripped or flattening
+    (a later fill would otherwise close the new position)."""
+    e = engine()
+    e.halt("op-1", flatten=True)
+    e.resume("op-2")
+    assert (e.state, e.tripped_by, e.flattening) == (TradingState.ACTIVE, "", False)
+    [record] = [x for x in e.drain() if isinstance(x, Control) and x.args["action"] == "resume"]
+    assert (record.args["tripped_by"], record.args["flattening"]) == ("", "0")

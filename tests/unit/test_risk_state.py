@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import service_context
 from tests.unit.test_risk_engine import BTC, T0, fill, make_engine, seen, signal
 from tradewind.bus import MemoryBus
-from tradewind.events import Event, OrderRequest, Side, Trade
+from tradewind.events import Event, OrderRequest, Side, Trade, TradingState
 from tradewind.risk.engine import RiskEngine
 from tradewind.services import RiskService
 from tradewind.services.risk import MARKET_STATE_KEY, STATE_KEY
@@ -156,3 +156,32 @@ def test_a_restored_engine_values_inverse_and_unlisted_positions_as_the_live_one
     assert restored.portfolio.totals() == live.portfolio.totals()
     assert restored.equity() == live.equity()
     assert restored.portfolio.position(*COINM).inverse
+
+
+def test_a_restored_engine_still_knows_its_fills_and_orders() -> None:
+    """Catches the remembered fills or issued ids cut from the wrong end of the
+    snapshot: after a restart a fill seen before would count twice, and a
+    fill of an order risk approved would look foreign. Only ids risk issued,
+    open or not, are its own."""
+    live = make_engine()
+    seen(live)
+    _, order = live.evaluate(signal(sid="sig-known"))
+    assert order is not None
+    done = fill(order)
+    live.on_fill(done)
+    assert order.client_order_id not in live.open_orders
+    restored = make_engine()
+    restored.restore(live.snapshot())
+    restored.on_fill(done)
+    assert restored.portfolio.position(*BTC).qty == order.quantity
+    assert restored.knows_order(order.client_order_id)
+    assert not restored.knows_order("someone-else")
+
+
+def test_a_record_without_tripped_by_or_seq_applies_as_fresh() -> None:
+    """A state-change record written before these fields existed halts with
+    no stated cause and leaves the record sequence where it was."""
+    e = make_engine()
+    e.halt("op-1", flatten=False)
+    e.apply_record({"action": "halt", "state": "halted"})
+    assert (e.state, e.tripped_by, e.control_seq) == (TradingState.HALTED, "", 1)
