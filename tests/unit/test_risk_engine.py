@@ -428,3 +428,85 @@ def test_snapshot_restore_round_trip() -> None:
     r.restore(e.snapshot())
     assert r.account_state() == e.account_state()
     assert r.snapshot() == e.snapshot()
+
+
+def test_every_limit_admits_an_order_of_exactly_its_value() -> None:
+    """Catches a limit compared with ``>=``: market data exactly
+    ``stale_after_s`` old, and an order exactly at the order-notional,
+    position, gross and net limits, all pass."""
+    e = make_engine(
+        stale_after_s=5,
+        max_order_notional=Decimal(60),
+        max_position=Decimal("0.001"),
+        max_gross_exposure=Decimal(60),
+        max_net_exposure=Decimal(60),
+    )
+    seen(e)
+    s = signal(qty="0.001", ts=T0 + 5 * NS, order_type=OrderType.LIMIT, limit="60000")
+    assert reason_of(e, s) == Reason.OK
+
+
+@pytest.mark.parametrize("opened", [Side.BUY, Side.SELL])
+def test_reducing_passes_an_order_that_closes_exactly_the_position(opened: Side) -> None:
+    """Catches ``<=`` written as ``<`` (or the short's size taken with the
+    wrong sign): closing the whole position, long or short, is a reduction."""
+    e = make_engine()
+    seen(e)
+    e.on_fill(fill(side=opened, qty="0.01"))
+    e.state = TradingState.REDUCING
+    close = Side.SELL if opened is Side.BUY else Side.BUY
+    assert reason_of(e, signal(close, "0.01")) == Reason.OK
+
+
+def test_a_market_signal_is_valued_at_the_touch_whatever_limit_it_carries() -> None:
+    """Catches a market order's stray limit price rounded and used: it would
+    value the order (here at 1 instead of 60,000) and travel on the order.
+    The decision and order keep the signal's receive time (latency)."""
+    e = make_engine(max_order_notional=Decimal(50))
+    seen(e)
+    cheap = signal(qty="0.001", limit="1", ts_recv=123)
+    d, o = decide(e, cheap)
+    assert (d.reason, d.ts_recv) == (Reason.MAX_ORDER_NOTIONAL, 123)
+    e2 = make_engine()
+    seen(e2)
+    _, o = decide(e2, signal(qty="0.001", limit="1", ts_recv=123))
+    assert o is not None and (o.price, o.ts_recv) == (None, 123)
+
+
+def test_refusals_say_what_is_wrong() -> None:
+    """The detail an operator reads: no data at all, the seconds a cooldown
+    has left, and a position elsewhere that cannot be valued."""
+    e = make_engine(stopout_loss=Decimal(100), cooldown_s=300)
+    d, _ = decide(e, signal())
+    assert d.detail == "no market data seen for the symbol"
+    seen(e)
+    e.on_fill(fill(side=Side.BUY, qty="0.01", price="60000"))
+    e.on_fill(fill(side=Side.SELL, qty="0.01", price="40000", ts=T0 + NS))
+    seen(e, T0 + 2 * NS)
+    d, _ = decide(e, signal(ts=T0 + 2 * NS))
+    assert (d.reason, d.detail) == (Reason.COOLDOWN, "symbol cooling down for 299s")
+    f = make_engine(max_position_by_symbol={"binance:XMRBTC": Decimal(100)})
+    f.on_fill(fill(side=Side.BUY, qty="1", price="0.003", key=("binance", "XMRBTC")))
+    seen(f, key=ETH, price=3000.0)
+    d, _ = decide(f, signal(key=ETH, qty="0.01", price=3000.0))
+    assert (d.reason, d.detail) == (
+        Reason.NO_CONVERSION_RATE,
+        "a position cannot be valued in the account currency",
+    )
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_state_change_record_carries_its_signature_and_issuer(signed: bool) -> None:
+    """Catches the record's signature dropped, or made up when risk has no
+    key (an unsigned record says so with ``""``), and its issuer renamed: the
+    rebuild replays only records issued by risk with a valid signature."""
+
+    def signer(id_: str, args: dict[str, str], ts: int) -> str:
+        return f"sig:{id_}:{args['action']}:{ts}"
+
+    e = RiskEngine(RiskSettings(), INSTRUMENTS, signer if signed else None)
+    seen(e)
+    e.halt("op-1", flatten=False)
+    [c] = [x for x in e.drain() if isinstance(x, Control)]
+    want = f"sig:applied:op-1:halt:{T0}" if signed else ""
+    assert (c.signature, c.args["signature"], c.issued_by) == (want, want, "risk")
