@@ -510,3 +510,83 @@ def test_a_state_change_record_carries_its_signature_and_issuer(signed: bool) ->
     [c] = [x for x in e.drain() if isinstance(x, Control)]
     want = f"sig:applied:op-1:halt:{T0}" if signed else ""
     assert (c.signature, c.args["signature"], c.issued_by) == (want, want, "risk")
+
+
+def test_an_approved_order_and_its_decision_carry_the_signals_fields() -> None:
+    """Catches a field of the approved order (its ids, reference prices,
+    reduce-only flag, receive time) or the decision's quantity lost."""
+    e = make_engine()
+    seen(e)
+    e.on_fill(fill(side=Side.BUY, qty="0.01"))
+    s = signal(Side.SELL, "0.0051234", sid="sig-fields", reduce_only=True, ts_recv=77)
+    d, o = decide(e, s)
+    assert o is not None and d.quantity == o.quantity == Decimal("0.00512")
+    assert (o.id, o.client_order_id, o.signal_id) == (d.client_order_id,) * 2 + ("sig-fields",)
+    assert (o.ref_bid, o.ref_ask, o.ref_last) == (s.ref_bid, s.ref_ask, s.ref_last)
+    assert (o.reduce_only, o.ts_recv) == (True, 77)
+
+
+def test_refusals_in_order_of_the_checks_say_what_is_wrong() -> None:
+    e = make_engine(initial_state="halted")
+    seen(e)
+    assert decide(e, signal())[0].detail == "trading is halted"
+    e.state = TradingState.REDUCING
+    assert decide(e, signal())[0].detail == "only position-reducing orders pass while reducing"
+    e.state = TradingState.ACTIVE
+    bare = signal(ref_bid=None, ref_ask=None, ref_last=None)
+    assert decide(e, bare)[0].detail == "no bid, ask, last or limit to value the order"
+    assert decide(e, signal())[0].detail == ""
+    m = make_engine(max_orders_per_minute=2)
+    for i in range(3):
+        seen(m, T0 + i * NS)
+        d, _ = decide(m, signal(ts=T0 + i * NS))
+    assert d.detail == "2 orders in the last minute"
+
+
+def test_an_order_of_exactly_the_minimum_notional_passes() -> None:
+    """Catches ``<`` written as ``<=``: 0.0001 BTC at 50,000 is the 5 USDT minimum."""
+    e = make_engine()
+    seen(e)
+    s = signal(qty="0.0001", price=50_000.0, order_type=OrderType.LIMIT, limit="50000")
+    assert reason_of(e, s) == Reason.OK
+
+
+def test_the_second_rate_counts_each_approval_once_within_the_last_second() -> None:
+    """Catches each approval counted twice, and one exactly a second old
+    counted in the window: with 2 a second, two pass, the third is refused,
+    and a second later the window has room again."""
+    e = make_engine(max_orders_per_second=2)
+    seen(e)
+    got = [reason_of(e, signal(ts=T0 + i)) for i in range(3)]
+    assert got == [Reason.OK, Reason.OK, Reason.RATE_LIMIT_SECOND]
+    assert reason_of(e, signal(ts=T0 + NS)) == Reason.OK
+
+
+def test_exposure_without_a_mark_values_at_the_average_else_the_order_price() -> None:
+    """Before any trade price: a position is valued at its average entry
+    (prices below 1 included) and a closed one's open order at its own price,
+    never at the closed position's zero average."""
+    e = make_engine()
+    ftm = ("binance", "FTMUSDT")
+    e.on_fill(fill(side=Side.BUY, qty="500", price="0.3", key=ftm))
+    assert e.worst_exposure() == (Decimal("150.0"), Decimal("150.0"))
+    f = make_engine()
+    f.on_fill(fill(side=Side.BUY, qty="0.01", price="60000"))
+    f.on_fill(fill(side=Side.SELL, qty="0.01", price="60000"))
+    f.on_order(
+        OrderRequest(
+            id="c1",
+            ts_event=T0,
+            client_order_id="c1",
+            signal_id="s1",
+            strategy="t",
+            exchange=BTC[0],
+            symbol=BTC[1],
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal("0.01"),
+            price=Decimal("59000"),
+        ),
+        Decimal("59000"),
+    )
+    assert f.worst_exposure() == (Decimal("590.00"), Decimal("590.00"))
