@@ -7,6 +7,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from tradewind.config import RiskSettings
@@ -25,6 +26,7 @@ from tradewind.events import (
     TradingState,
 )
 from tradewind.exchanges.instruments import load_instruments
+from tradewind.instruments import InstrumentRegistry
 from tradewind.risk.account import DAY_NS
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.reasons import Reason
@@ -590,3 +592,71 @@ def test_exposure_without_a_mark_values_at_the_average_else_the_order_price() ->
         Decimal("59000"),
     )
     assert f.worst_exposure() == (Decimal("590.00"), Decimal("590.00"))
+
+
+def test_exposure_counts_every_symbol_in_the_account_currency() -> None:
+    """Catches a flat symbol ending the sum (``break``), a one-unit order on a
+    flat symbol skipped as flat, a rate divided instead of multiplied (XMR in
+    BTC at 60,000), and a linear contract's size dividing its price."""
+    e = make_engine()
+    xmr = ("binance", "XMRBTC")
+    seen(e)
+    seen(e, key=ETH, price=3000.0)
+    seen(e, key=xmr, price=0.003)
+    e.on_fill(fill(side=Side.BUY, qty="0.01"))
+    e.on_fill(fill(side=Side.SELL, qty="0.01"))
+    e.on_fill(fill(side=Side.BUY, qty="1", price="0.003", key=xmr))
+    e.on_order(
+        OrderRequest(
+            id="c-eth",
+            ts_event=T0,
+            client_order_id="c-eth",
+            signal_id="s-eth",
+            strategy="t",
+            exchange=ETH[0],
+            symbol=ETH[1],
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=Decimal(1),
+            price=Decimal(3000),
+        ),
+        Decimal(3000),
+    )
+    assert e.worst_exposure() == (Decimal("3180.000"), Decimal("3180.000"))
+    swap = msgspec.structs.replace(INSTRUMENTS.get(*BTC), contract_size=Decimal("0.01"))
+    s = RiskEngine(RiskSettings(), InstrumentRegistry([swap]))
+    seen(s)
+    s.on_fill(fill(side=Side.BUY, qty="100"))
+    assert s.worst_exposure() == (Decimal("60000.00"), Decimal("60000.00"))
+
+
+def test_the_minute_window_forgets_an_approval_exactly_a_minute_old() -> None:
+    e = make_engine(max_orders_per_minute=1)
+    seen(e)
+    assert reason_of(e, signal()) == Reason.OK
+    seen(e, T0 + 60 * NS)
+    assert reason_of(e, signal(ts=T0 + 60 * NS)) == Reason.OK
+
+
+def test_a_cooldown_weighs_each_close_alone() -> None:
+    """Catches the PnL of earlier closes added to the next one: two closes
+    losing 80 and 30 are no stop-out of 100."""
+    e = make_engine(stopout_loss=Decimal(100), loss_streak=10)
+    seen(e)
+    e.on_fill(fill(side=Side.BUY, qty="0.02", price="60000"))
+    e.on_fill(fill(side=Side.SELL, qty="0.01", price="52000", ts=T0 + 1))
+    e.on_fill(fill(side=Side.SELL, qty="0.01", price="57000", ts=T0 + 2))
+    assert e.cooldowns.active(BTC, T0 + 3) is None
+
+
+def test_a_close_without_a_rate_is_weighed_in_its_quote_after_fees() -> None:
+    """With no rate to the account currency the close's own PnL counts, after
+    its fee and without the earlier close's profit: 0.0003 BTC lost plus a
+    0.0002 fee stop out at 0.0005."""
+    e = make_engine(stopout_loss=Decimal("0.0005"), loss_streak=10)
+    xmr = ("binance", "XMRBTC")
+    e.on_fill(fill(side=Side.BUY, qty="1", price="0.003", key=xmr))
+    e.on_fill(fill(side=Side.SELL, qty="0.5", price="0.0032", key=xmr, ts=T0 + 1))
+    assert e.cooldowns.active(xmr, T0 + 2) is None
+    e.on_fill(fill(side=Side.SELL, qty="0.5", price="0.0024", key=xmr, fee="0.0002", ts=T0 + 2))
+    assert e.cooldowns.active(xmr, T0 + 3) is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -520,3 +521,45 @@ def test_resume_clears_the_trip_and_the_flatten() -> None:
     assert (e.state, e.tripped_by, e.flattening) == (TradingState.ACTIVE, "", False)
     [record] = [x for x in e.drain() if isinstance(x, Control) and x.args["action"] == "resume"]
     assert (record.args["tripped_by"], record.args["flattening"]) == ("", "0")
+
+
+def test_a_late_fill_leaving_one_unit_is_flattened_again() -> None:
+    """Catches the re-flatten's flat check written as ``qty != 1``: an order
+    filled after the kill switch closed everything leaves exactly 1 ETH,
+    which gets its own closing order."""
+    e = engine()
+    eth = KEYS[2]
+    mark(e, eth, PRICE[eth])
+    e.on_fill(fill(eth, Side.BUY, D(1), PRICE[eth]))
+    open_order(e, "c-late", eth, Side.BUY, D(1))
+    e.halt("op-1", flatten=True)
+    [close] = orders(e.drain())
+    e.on_fill(
+        msgspec.structs.replace(
+            fill(eth, Side.SELL, D(1), PRICE[eth]), client_order_id=close.client_order_id
+        )
+    )
+    assert orders(e.drain()) == []
+    e.on_fill(
+        msgspec.structs.replace(fill(eth, Side.BUY, D(1), PRICE[eth]), client_order_id="c-late")
+    )
+    [again] = orders(e.drain())
+    assert (again.side, again.quantity, again.reduce_only) == (Side.SELL, D(1), True)
+
+
+def test_a_loss_trip_names_itself_on_its_cancels_and_closes() -> None:
+    """Each trip's cancels and closing orders carry the trip as their source
+    (ids unique per trip, and the operator sees why an order was cancelled)."""
+    e = engine(max_daily_loss=D(50), flatten_on_breach=True)
+    btc = KEYS[0]
+    mark(e, btc, D("60000"))
+    e.on_fill(fill(btc, Side.BUY, D("0.01"), D("60000")))
+    open_order(e, "c-open", KEYS[2], Side.BUY, D("0.01"))
+    mark(e, btc, D("54000"), T0 + NS)
+    out = e.drain()
+    source = f"trip:daily_loss:{T0 + NS}"
+    [cancel] = [x for x in out if isinstance(x, CancelRequest)]
+    assert cancel.id == f"cancel:{source}:c-open"
+    assert cancel.reason == f"kill switch ({source})"
+    [o] = orders(out)
+    assert o.signal_id.startswith(f"flatten:{source}:binance:BTCUSDT:")
