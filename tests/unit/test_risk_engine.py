@@ -660,3 +660,15 @@ def test_a_close_without_a_rate_is_weighed_in_its_quote_after_fees() -> None:
     assert e.cooldowns.active(xmr, T0 + 2) is None
     e.on_fill(fill(side=Side.SELL, qty="0.5", price="0.0024", key=xmr, fee="0.0002", ts=T0 + 2))
     assert e.cooldowns.active(xmr, T0 + 3) is not None
+
+
+def test_remembered_signal_ids_forget_the_oldest_first() -> None:
+    """Catches the bound on remembered ids evicting the newest: past 200,000
+    ids the signal just decided must still be refused as a duplicate."""
+    e = make_engine()
+    seen(e)
+    for i in range(200_000):
+        e.remember_signal(f"old-{i}")
+    assert reason_of(e, signal(sid="newest")) == Reason.OK
+    assert reason_of(e, signal(sid="newest")) == Reason.DUPLICATE_SIGNAL
+    assert reason_of(e, signal(sid="old-0")) != Reason.DUPLICATE_SIGNAL
