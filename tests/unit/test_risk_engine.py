@@ -672,3 +672,14 @@ def test_remembered_signal_ids_forget_the_oldest_first() -> None:
     assert reason_of(e, signal(sid="newest")) == Reason.OK
     assert reason_of(e, signal(sid="newest")) == Reason.DUPLICATE_SIGNAL
     assert reason_of(e, signal(sid="old-0")) != Reason.DUPLICATE_SIGNAL
+
+
+def test_an_inverse_close_is_weighed_for_a_cooldown_in_the_account_currency() -> None:
+    """Catches the close's coin PnL valued without its price: 100 contracts of
+    10 USD bought at 2000 and sold at 1900 lose 0.0263 ETH, 50 USDT at the
+    fill's price, a stop-out of 40 USDT (0.0263 alone would be none)."""
+    e = make_engine(stopout_loss=Decimal(40), loss_streak=10)
+    coinm = ("binance-coinm", "ETHUSD_210924")
+    e.on_fill(fill(side=Side.BUY, qty="100", price="2000", key=coinm))
+    e.on_fill(fill(side=Side.SELL, qty="100", price="1900", key=coinm, ts=T0 + 1))
+    assert e.cooldowns.active(coinm, T0 + 2) is not None
