@@ -683,3 +683,23 @@ def test_an_inverse_close_is_weighed_for_a_cooldown_in_the_account_currency() ->
     e.on_fill(fill(side=Side.BUY, qty="100", price="2000", key=coinm))
     e.on_fill(fill(side=Side.SELL, qty="100", price="1900", key=coinm, ts=T0 + 1))
     assert e.cooldowns.active(coinm, T0 + 2) is not None
+
+
+def test_a_flat_symbol_never_priced_does_not_block_exposure_checks() -> None:
+    """A position opened and closed before any trade price (a quote-only feed)
+    leaves a flat symbol with nothing to value it by: it adds nothing to the
+    exposure, rather than making every later order unvaluable."""
+    e = make_engine()
+    e.on_fill(fill(side=Side.BUY, qty="0.01"))
+    e.on_fill(fill(side=Side.SELL, qty="0.01"))
+    seen(e, key=ETH, price=3000.0)
+    assert reason_of(e, signal(key=ETH, qty="0.01", price=3000.0)) == Reason.OK
+
+
+def test_inverse_pnl_is_converted_with_the_rate_of_its_quote() -> None:
+    """Catches the rate divided instead of multiplied: without USD as an alias
+    of USDT, 0.01 ETH at 2,000 USD is worth 19.98 USDT at 0.999 USDT a USD."""
+    e = make_engine(currency_aliases=[])
+    coinm = ("binance-coinm", "ETHUSD_210924")
+    seen(e, key=("binance-coinm", "USDUSDT"), price=0.999)
+    assert e.in_account(coinm, Decimal("0.01"), Decimal(2000)) == Decimal("19.98000")
