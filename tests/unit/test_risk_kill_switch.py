@@ -563,3 +563,16 @@ def test_a_loss_trip_names_itself_on_its_cancels_and_closes() -> None:
     assert cancel.reason == f"kill switch ({source})"
     [o] = orders(out)
     assert o.signal_id.startswith(f"flatten:{source}:binance:BTCUSDT:")
+
+
+def test_utilisation_reports_the_symbols_after_one_it_cannot_price() -> None:
+    """Catches the report stopping at an inverse symbol with no price at all
+    (flat, never marked, no order) instead of skipping it: the BTC position on
+    bybit after it is still the largest."""
+    e = engine(max_position=D(1))
+    coinm = ("binance-coinm", "ETHUSD_210924")
+    e.on_fill(fill(coinm, Side.BUY, D(10), D(2000)))
+    e.on_fill(fill(coinm, Side.SELL, D(10), D(2000)))
+    mark(e, KEYS[3], PRICE[KEYS[3]])
+    e.on_fill(fill(KEYS[3], Side.BUY, D("0.5"), PRICE[KEYS[3]]))
+    assert e.utilisation()["position"] == (D("0.5"), D(1))
