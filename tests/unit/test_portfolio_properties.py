@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradewind.events import Fill, Liquidity, Side
+from tradewind.exchanges.instruments import load_instruments
 from tradewind.portfolio import Portfolio, PositionState
 
 KEYS = [("binance", "BTCUSDT"), ("binance", "ADAUSDT"), ("kraken", "XBT/USD")]
@@ -107,6 +108,46 @@ def test_position_event_carries_the_state() -> None:
         D("61500"),
     )
     assert ev.unrealized_pnl == D("1.000") and ev.realized_pnl == 0
+
+
+def test_position_event_is_valued_at_the_price_it_is_given() -> None:
+    """Catches the event ignoring the mark it is given (risk records a fill's
+    position at the fill's price, not at the live mark) and a position of
+    exactly one unit reading no unrealized PnL (``qty == 0`` as ``qty == 1``)."""
+    p = PositionState("binance", "ETHUSDT")
+    p.apply(Side.BUY, D("1"), D("100"), D("0"))
+    p.mark = D("90")
+    at_fill = p.event(1, "pos-1", mark=D("110"))
+    assert (at_fill.mark_price, at_fill.unrealized_pnl) == (D("110"), D("10"))
+    live = p.event(2, "pos-2")
+    assert (live.mark_price, live.unrealized_pnl) == (D("90"), D("-10"))
+
+
+def test_position_event_without_any_mark_reads_no_unrealized_pnl() -> None:
+    """A position opened before any trade price has no mark: its event says
+    so and values nothing, rather than failing to compute a PnL at no price."""
+    p = PositionState("binance", "ETHUSDT")
+    p.apply(Side.SELL, D("2"), D("100"), D("0"))
+    ev = p.event(1, "pos-1")
+    assert (ev.mark_price, ev.unrealized_pnl) == (None, D(0))
+
+
+def test_each_position_settles_in_its_own_instruments_currency() -> None:
+    """Catches the settlement currency looked up for the wrong instrument or
+    always taken from the portfolio's default: a USDT pair settles in USDT, a
+    USD pair in USD, an inverse contract in its coin (with its contract size),
+    and only an instrument whose quote is unknown falls back to the default."""
+    pf = Portfolio(load_instruments(), quote="EUR")
+    assert pf.position("binance", "BTCUSDT").currency == "USDT"
+    assert pf.position("coinbase", "ETH-USD").currency == "USD"
+    coinm = pf.position("binance-coinm", "ETHUSD_210924")
+    assert (coinm.currency, coinm.inverse, coinm.contract_size) == ("ETH", True, D(10))
+    assert pf.position("kraken", "XBT/USD").currency == "EUR"
+    assert pf.currency_of("binance", "BTCUSDT") == "USDT"
+    assert pf.currency_of("binance-coinm", "ETHUSD_210924") == "ETH"
+    assert pf.is_inverse("binance-coinm", "ETHUSD_210924")
+    assert not pf.is_inverse("binance", "BTCUSDT")
+    assert not Portfolio().is_inverse("binance-coinm", "ETHUSD_210924")
 
 
 step = st.tuples(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -449,3 +450,129 @@ def test_an_engine_started_halted_says_why() -> None:
     assert (engine().state, engine().tripped_by) == (TradingState.ACTIVE, "")
     e = engine(initial_state="halted")
     assert (e.state, e.tripped_by) == (TradingState.HALTED, "initial_state")
+
+
+def test_flatten_skips_a_closed_position_and_closes_one_of_exactly_one_unit() -> None:
+    """Catches the flat check written as ``qty != 1``: a position already closed
+    to 0 gets no (zero-quantity) closing order, and one of exactly 1 unit is
+    closed like any other."""
+    e = engine()
+    eth, ftm = KEYS[2], KEYS[1]
+    mark(e, eth, PRICE[eth])
+    mark(e, ftm, PRICE[ftm])
+    e.on_fill(fill(eth, Side.BUY, D("1"), PRICE[eth]))
+    e.on_fill(fill(ftm, Side.BUY, D("100"), D("0.3")))
+    e.on_fill(fill(ftm, Side.SELL, D("100"), D("0.31")))
+    assert e.halt("op-1", flatten=True) == (0, 1)
+    [o] = orders(e.drain())
+    assert (o.exchange, o.symbol, o.side, o.quantity) == ("coinbase", "ETH-USD", Side.SELL, D(1))
+
+
+def test_kill_switch_orders_decisions_and_cancels_carry_every_field() -> None:
+    """Catches a closing order or its decision losing a field (its prices,
+    time, ids, strategy, venue, size, state) or the command that caused it,
+    and a cancel losing its time."""
+    e = engine()
+    btc = KEYS[0]
+    mark(e, btc, D("60000"), T0)
+    e.on_fill(fill(btc, Side.BUY, D("0.02"), D("60000")))
+    open_order(e, "c-open", KEYS[2], Side.BUY, D("0.01"))
+    mark(e, btc, D("60100"), T0 + 5 * NS)
+    assert e.halt("op-7", flatten=True) == (1, 1)
+    out = e.drain()
+    [cancel] = [x for x in out if isinstance(x, CancelRequest)]
+    assert (cancel.client_order_id, cancel.ts_event) == ("c-open", T0 + 5 * NS)
+    [o] = orders(out)
+    [d] = [x for x in out if isinstance(x, RiskDecision)]
+    assert o.signal_id.startswith("flatten:op-7:binance:BTCUSDT:")
+    assert o.strategy == "kill_switch"
+    assert (o.ts_event, o.ref_bid, o.ref_ask, o.ref_last) == (
+        T0 + 5 * NS,
+        60100.0,
+        60100.0,
+        60100.0,
+    )
+    assert (d.id, d.signal_id, d.client_order_id) == (
+        f"d:{o.signal_id}",
+        o.signal_id,
+        o.client_order_id,
+    )
+    assert (d.ts_event, d.strategy, d.exchange, d.symbol) == (
+        T0 + 5 * NS,
+        "kill_switch",
+        "binance",
+        "BTCUSDT",
+    )
+    assert (d.side, d.quantity, d.approved, d.trading_state) == (
+        Side.SELL,
+        D("0.02"),
+        True,
+        TradingState.HALTED,
+    )
+    assert d.detail == "close 0.02 (op-7)"
+
+
+def test_resume_clears_the_trip_and_the_flatten() -> None:
+    """After a resume nothing says the engine is still tripped or flattening
+    (a later fill would otherwise close the new position)."""
+    e = engine()
+    e.halt("op-1", flatten=True)
+    e.resume("op-2")
+    assert (e.state, e.tripped_by, e.flattening) == (TradingState.ACTIVE, "", False)
+    [record] = [x for x in e.drain() if isinstance(x, Control) and x.args["action"] == "resume"]
+    assert (record.args["tripped_by"], record.args["flattening"]) == ("", "0")
+
+
+def test_a_late_fill_leaving_one_unit_is_flattened_again() -> None:
+    """Catches the re-flatten's flat check written as ``qty != 1``: an order
+    filled after the kill switch closed everything leaves exactly 1 ETH,
+    which gets its own closing order."""
+    e = engine()
+    eth = KEYS[2]
+    mark(e, eth, PRICE[eth])
+    e.on_fill(fill(eth, Side.BUY, D(1), PRICE[eth]))
+    open_order(e, "c-late", eth, Side.BUY, D(1))
+    e.halt("op-1", flatten=True)
+    [close] = orders(e.drain())
+    e.on_fill(
+        msgspec.structs.replace(
+            fill(eth, Side.SELL, D(1), PRICE[eth]), client_order_id=close.client_order_id
+        )
+    )
+    assert orders(e.drain()) == []
+    e.on_fill(
+        msgspec.structs.replace(fill(eth, Side.BUY, D(1), PRICE[eth]), client_order_id="c-late")
+    )
+    [again] = orders(e.drain())
+    assert (again.side, again.quantity, again.reduce_only) == (Side.SELL, D(1), True)
+
+
+def test_a_loss_trip_names_itself_on_its_cancels_and_closes() -> None:
+    """Each trip's cancels and closing orders carry the trip as their source
+    (ids unique per trip, and the operator sees why an order was cancelled)."""
+    e = engine(max_daily_loss=D(50), flatten_on_breach=True)
+    btc = KEYS[0]
+    mark(e, btc, D("60000"))
+    e.on_fill(fill(btc, Side.BUY, D("0.01"), D("60000")))
+    open_order(e, "c-open", KEYS[2], Side.BUY, D("0.01"))
+    mark(e, btc, D("54000"), T0 + NS)
+    out = e.drain()
+    source = f"trip:daily_loss:{T0 + NS}"
+    [cancel] = [x for x in out if isinstance(x, CancelRequest)]
+    assert cancel.id == f"cancel:{source}:c-open"
+    assert cancel.reason == f"kill switch ({source})"
+    [o] = orders(out)
+    assert o.signal_id.startswith(f"flatten:{source}:binance:BTCUSDT:")
+
+
+def test_utilisation_reports_the_symbols_after_one_it_cannot_price() -> None:
+    """Catches the report stopping at an inverse symbol with no price at all
+    (flat, never marked, no order) instead of skipping it: the BTC position on
+    bybit after it is still the largest."""
+    e = engine(max_position=D(1))
+    coinm = ("binance-coinm", "ETHUSD_210924")
+    e.on_fill(fill(coinm, Side.BUY, D(10), D(2000)))
+    e.on_fill(fill(coinm, Side.SELL, D(10), D(2000)))
+    mark(e, KEYS[3], PRICE[KEYS[3]])
+    e.on_fill(fill(KEYS[3], Side.BUY, D("0.5"), PRICE[KEYS[3]]))
+    assert e.utilisation()["position"] == (D("0.5"), D(1))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import msgspec
 import pytest
 
 from tradewind.events import OrderType, Side, Signal
@@ -101,3 +102,11 @@ def test_fat_finger_without_both_sides_uses_the_last_trade() -> None:
 
 def test_fat_finger_leaves_market_orders_alone() -> None:
     assert rules.fat_finger(sig(Side.BUY, ref_last=0.5), D("9"), D(2)) is None
+
+
+def test_linear_position_size_counts_contracts_times_their_size_in_coin() -> None:
+    """Catches a linear contract's size divided instead of multiplied: 500
+    contracts of 0.01 BTC are 5 BTC against ``max_position``, not 50,000."""
+    swap = msgspec.structs.replace(BTC, symbol="BTC-USDT-SWAP", contract_size=D("0.01"))
+    assert rules.position_size(swap, D("500"), D("60000")) == D("5.00")
+    assert rules.position_size(BTC, D("0.5"), D("60000")) == D("0.5")

@@ -546,7 +546,7 @@ class RiskEngine:
         s = self.settings
         keys = set(self.portfolio.positions) | self.orders.symbols()
         sizes = []
-        for k in keys:
+        for k in sorted(keys):
             px = self._value_price(k)
             a, b = self.worst_position(k)
             inst = self.instruments.get(*k)
