@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
+import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +44,29 @@ def targets() -> list[str]:
             if path.name != "__init__.py" and rel not in out:
                 out.append(rel)
     return out
+
+
+MUTANTS = ROOT / "mutants"
+STAMP = MUTANTS / "tradewind-selection.sha256"
+"""The hash of ``[tool.mutmut]`` the kept results were made under."""
+
+
+def selection_hash() -> str:
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()
+
+
+def forget_stale_results() -> None:
+    """Results made under another selection are thrown away: mutmut resets
+    itself only when it runs, and a file with nothing left to check never
+    starts it, so old kills would be reported as if the new selection made them."""
+    wanted = selection_hash()
+    kept = STAMP.read_text().strip() if STAMP.exists() else None
+    if MUTANTS.exists() and kept != wanted:
+        print("mutation: the test selection changed since the kept results: starting over")
+        shutil.rmtree(MUTANTS)
+    MUTANTS.mkdir(exist_ok=True)
+    STAMP.write_text(wanted + "\n")
 
 
 def module_of(path: str) -> str:
@@ -161,6 +187,7 @@ def main() -> int:
         print(f"tradewind: no mutation target matches {args.files}", file=sys.stderr)
         return 2
     if not args.report_only:
+        forget_stale_results()
         for path in files:
             start = time.monotonic()
             done = run_one(path, args.max_children, args.budget_s, args.sample, args.again)
