@@ -343,7 +343,8 @@ class RedisBus(Bus):
 
         Returns the script's status (1 applied now, 0 applied by an earlier
         attempt whose reply was lost) and the replies of its reads, in the order
-        ``Tx.read_after`` asked for them (each ``None`` unless the status is 1). Raises ``FencedError`` (nothing applied) when a fence key holds
+        ``Tx.read_after`` asked for them (each ``None`` unless the status is 1).
+        Raises ``FencedError`` (nothing applied) when a fence key holds
         another value, and ``BusError`` when Redis stays unreachable past
         ``retry_max_s``.
         """
