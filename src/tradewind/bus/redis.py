@@ -767,9 +767,9 @@ class RedisSubscription(Subscription):
                 return
         own = self._own()
         if own and self._reading is None:
-            reading = asyncio.ensure_future(self._read_new(max_count, timeout, own))
-            reading.add_done_callback(self._read_done)
-            self._reading = reading
+            task = asyncio.ensure_future(self._read_new(max_count, timeout, own))
+            task.add_done_callback(self._read_done)
+            self._reading = task
         if not self._ready:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -813,7 +813,9 @@ class RedisSubscription(Subscription):
                 if self._fed:
                     await self._wait_fed(max_count, timeout)
                 else:
-                    self._ready = await self._read_new(max_count, timeout, self._active)
+                    got = await self._read_new(max_count, timeout, self._active)
+                    if not self._history:  # else a re-read (a new hand-off) returns it
+                        self._ready += got
                 self._errors = 0
             got = self._ready[:max_count]
             del self._ready[:max_count]
