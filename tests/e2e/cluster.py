@@ -163,6 +163,17 @@ class Cluster:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
+    def metric(self, key: str, name: str, **labels: str) -> float:
+        """One sample of a process's /metrics (0 when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[key]}/metrics", timeout=2) as r:
+            text = r.read().decode()
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            head, _, value = line.rpartition(" ")
+            if head == (f"{name}{{{want}}}" if want else name):
+                return float(value)
+        return 0.0
+
     def kill(self, key: str) -> None:
         proc = self.procs[key]
         proc.send_signal(signal.SIGKILL)
@@ -242,9 +253,7 @@ async def observer_bus(c: Cluster) -> RedisBus:
     return bus
 
 
-def start_consumers(
-    c: Cluster, signals: int = 1, writers: int = 1, grouped: bool = False
-) -> None:
+def start_consumers(c: Cluster, signals: int = 1, writers: int = 1, grouped: bool = False) -> None:
     """db_writer, and the order path: three processes, or with ``grouped`` one."""
     keys = [c.start("db_writer", f"w{i}") for i in range(writers)]
     if grouped:

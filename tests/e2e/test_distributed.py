@@ -41,7 +41,7 @@ from tests.e2e.cluster import start_consumers as _start_consumers
 from tradewind.bus.redis import RedisBus
 from tradewind.events import OrderRequest
 from tradewind.exchanges.replay import bundled_recording
-from tradewind.topics import EXECUTIONS, ORDERS
+from tradewind.topics import EXECUTIONS, ORDERS, SIGNALS
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -125,6 +125,15 @@ async def test_parity_five_processes_match_tradewind_run(
             status, body = c.readyz(key)
             assert status == 200, (key, body)
         assert c.readyz(ws)[1].get("replay") == "finished"
+        if grouped:
+            key = f"{GROUP}-c1"
+            handed = {
+                (group, topic): c.metric(
+                    key, "tradewind_bus_hand_offs_total", group=group, topic=topic
+                )
+                for group, topic in (("risk", SIGNALS), ("execution", ORDERS))
+            }
+            assert all(n > 0 for n in handed.values()), handed
     finally:
         await bus.close()
 
@@ -144,8 +153,9 @@ async def test_chaos_sigkill_each_service_in_turn(
         # holds the lockstep replay until it is back).
         total = sum(1 for line in bundled_recording().read_bytes().splitlines() if line.strip())
         if grouped:
-            # The group twice: one SIGKILL takes signal, risk and execution at once.
-            kills: tuple[str, ...] = (f"{GROUP}-c1", "ws-c1", f"{GROUP}-c1", "db_writer-w0")
+            # Twice: one SIGKILL takes signal, risk and execution down together,
+            # between any hand-off and the ack of what it delivered.
+            kills: tuple[str, ...] = (f"{GROUP}-c1", f"{GROUP}-c1")
         else:
             kills = ("ws-c1", "signal-s0", "risk-c1", "execution-c1", "db_writer-w0")
         during_run = 0

@@ -726,8 +726,11 @@ class RedisSubscription(Subscription):
             self._fed_full = True
         keep = [(k, e) for k, e in reply if _s(k) not in self._history]
         if keep:
-            self._ready += await self._messages(keep, fresh=True)
+            got = await self._messages(keep, fresh=True)
+            self._ready += got
             self._wake.set()
+            if got:
+                metrics.BUS_HAND_OFFS.labels(self.group, got[0].topic).inc(len(got))
 
     async def _poll_fed(self, max_count: int) -> None:
         """Read new entries of the fed streams once (idle, or after a full hand-off)."""
