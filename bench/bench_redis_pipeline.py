@@ -19,8 +19,12 @@ its orders through (``latency_env``), so that p99 is taken over a hundred
 orders or more. Its floor, measured just before in the same run, is a bare
 3-hop relay paced at 1k msgs/s (XREADGROUP, then XADD + XACK in one
 transaction, over the bus's own connection): the machine's tick-to-order
-with no work at all. Needs ``tradewind service`` (issue 4); without it only
-the baselines run.
+with no work at all. The same latency run then goes again with the order
+path in one process (``tradewind service signal,risk,execution``, ws and
+db_writer as before) against a bare 1-hop relay measured just before it: with
+the hops between signal, risk and execution handed off inside their commits,
+ws → group is the one network hop left. Needs ``tradewind service`` (issue
+4); without it only the baselines run.
 
     python bench/bench_redis_pipeline.py [--ticks 100000] [--latency-seconds 20]
 """
