@@ -13,6 +13,10 @@ runs the same way per feed shard (a hot standby per shard: one publisher of
 each symbol's ticks). A process that loses its lease stops its service and
 waits as a standby again; a restart with the same consumer name takes its own
 lease back at once (``services.lease``).
+
+``tradewind service signal,risk,execution`` runs the order path in one
+process (``runtime.order_path``): single-active on the risk lease like risk,
+one set of probes and metrics (``service="orderpath"``) for the three.
 """
 
 from __future__ import annotations
