@@ -437,6 +437,15 @@ class Services:
             time.sleep(0.1)
         raise RuntimeError(f"service {name} not ready after {timeout}s")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each process has used so far (its process collector)."""
+        out: dict[str, float] = {}
+        for name in self.names:
+            m = re.search(r"^process_cpu_seconds_total (\S+)$", self.metrics(name), re.M)
+            if m:
+                out[name] = float(m.group(1))
+        return out
+
     def metrics(self, name: str) -> str:
         url = f"http://127.0.0.1:{self.ports[name]}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -480,6 +489,7 @@ def run_services(
     try:
         svc.start()
         first: tuple[float, int] | None = None
+        cpu0: dict[str, float] = {}
         deadline = time.monotonic() + timeout
         count = 0
         while time.monotonic() < deadline:
@@ -487,6 +497,8 @@ def run_services(
             now = time.perf_counter()
             if count and first is None:
                 first = (now, count)
+                if hops is not None:
+                    cpu0 = svc.cpu_seconds()
             if count >= n:
                 break
             time.sleep(0.05)
@@ -498,6 +510,9 @@ def run_services(
         orders = histogram_count(text, "tradewind_tick_to_order_seconds")
         if hops is not None:
             hops["orders"] = [float(orders), None]
+            spent = time.perf_counter() - first[0]
+            for proc, cpu in svc.cpu_seconds().items():
+                hops[f"cpu:{proc}"] = [(cpu - cpu0.get(proc, 0.0)) / spent, None]
             hops["tick_to_published (ws)"] = histogram_quantiles(
                 svc.metrics("ws"), "tradewind_feed_publish_latency_seconds", (0.5, 0.99)
             )
@@ -521,6 +536,15 @@ def run_services(
 
 def ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 1000:.3f} ms"
+
+
+def print_hops(hops: dict[str, list[float | None]]) -> None:
+    print(f"  orders measured: {int(hops.pop('orders')[0] or 0)}")
+    for hop, (h50, h99) in hops.items():
+        if hop.startswith("cpu:"):
+            print(f"  {hop}: {(h50 or 0) * 100:.0f} % of a core")
+        else:
+            print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
 
 
 def latency_env(bar_s: float) -> dict[str, str]:
@@ -591,9 +615,7 @@ def grouped_latency(args: argparse.Namespace, d: Path) -> None:
         f"{ratio:.1f}x (target <= {TARGET_GROUPED_P99_RATIO:.1f}x: "
         f"{'met' if ok else 'NOT met'}; load {os.getloadavg()[0]:.1f})"
     )
-    print(f"  orders measured: {int(hops.pop('orders')[0] or 0)}")
-    for hop, (h50, h99) in hops.items():
-        print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
+    print_hops(hops)
 
 
 def latency_only(args: argparse.Namespace) -> int:
@@ -610,9 +632,7 @@ def latency_only(args: argparse.Namespace) -> int:
                 f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets), "
                 f"p99 / relay p99: {p99 / r99 if p99 else float('nan'):.1f}x"
             )
-            print(f"  orders measured: {int(hops.pop('orders')[0] or 0)}")
-            for hop, (h50, h99) in hops.items():
-                print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
+            print_hops(hops)
             grouped_latency(args, Path(d))
     return 0
 
