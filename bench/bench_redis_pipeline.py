@@ -19,8 +19,12 @@ its orders through (``latency_env``), so that p99 is taken over a hundred
 orders or more. Its floor, measured just before in the same run, is a bare
 3-hop relay paced at 1k msgs/s (XREADGROUP, then XADD + XACK in one
 transaction, over the bus's own connection): the machine's tick-to-order
-with no work at all. Needs ``tradewind service`` (issue 4); without it only
-the baselines run.
+with no work at all. The same latency run then goes again with the order
+path in one process (``tradewind service signal,risk,execution``, ws and
+db_writer as before) against a bare 1-hop relay measured just before it: with
+the hops between signal, risk and execution handed off inside their commits,
+ws → group is the one network hop left. Needs ``tradewind service`` (issue
+4); without it only the baselines run.
 
     python bench/bench_redis_pipeline.py [--ticks 100000] [--latency-seconds 20]
 """
@@ -60,11 +64,17 @@ TARGET_RATIO = 2.0
 """Free-running throughput over the bare relay's (issue 17)."""
 TARGET_P99_RATIO = 2.0
 """Tick-to-order p99 over the bare 3-hop relay's p99 (issue 17)."""
+TARGET_GROUPED_P99_RATIO = 1.5
+"""Tick-to-order p99 with the order path in one process over a bare 1-hop
+relay's p99 (issue 17): ws → group is the one network hop left."""
 STAGES = 4
 END = b"END"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_PG = "postgresql://postgres:test@127.0.0.1:5432/postgres"
 SERVICES = ("db_writer", "execution", "risk", "signal", "ws")
+GROUP = "signal,risk,execution"
+GROUPED = ("db_writer", GROUP, "ws")
+"""The same services with the order path in one process."""
 HOPS = (
     ("signal", "tick_to_signal"),
     ("risk", "signal_to_decision"),
@@ -370,9 +380,14 @@ class Services:
         tape: Path,
         speed: float,
         extra_env: dict[str, str] | None = None,
+        grouped: bool = False,
     ) -> None:
+        self.names = GROUPED if grouped else SERVICES
         self.prefix = f"twbench-{uuid.uuid4().hex[:8]}"
-        self.ports = {n: _free_port() for n in SERVICES}
+        self.ports = {n: _free_port() for n in self.names}
+        if grouped:
+            for member in GROUP.split(","):
+                self.ports[member] = self.ports[GROUP]
         self.env = {
             **os.environ,
             "TRADEWIND_BUS__KIND": "redis",
@@ -394,7 +409,7 @@ class Services:
 
     def start(self) -> None:
         exe = shutil.which("tradewind") or str(Path(sys.executable).with_name("tradewind"))
-        for name in SERVICES:
+        for name in self.names:
             env = {
                 **self.env,
                 "TRADEWIND_SERVICE_NAME": name,
@@ -421,6 +436,15 @@ class Services:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"service {name} not ready after {timeout}s")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each process has used so far (its process collector)."""
+        out: dict[str, float] = {}
+        for name in self.names:
+            m = re.search(r"^process_cpu_seconds_total (\S+)$", self.metrics(name), re.M)
+            if m:
+                out[name] = float(m.group(1))
+        return out
 
     def metrics(self, name: str) -> str:
         url = f"http://127.0.0.1:{self.ports[name]}/metrics"
@@ -450,6 +474,7 @@ def run_services(
     timeout: float,
     extra_env: dict[str, str] | None = None,
     hops: dict[str, list[float | None]] | None = None,
+    grouped: bool = False,
 ) -> tuple[float, list[float | None]]:
     """(sustained ticks/s, [p50, p99] tick-to-order seconds); per-hop and
     per-service batch-processing p50/p99 into ``hops`` when given."""
@@ -460,10 +485,11 @@ def run_services(
     from tradewind.storage import migrate
 
     migrate.upgrade(db)
-    svc = Services(redis_url, db, tape, speed, extra_env)
+    svc = Services(redis_url, db, tape, speed, extra_env, grouped)
     try:
         svc.start()
         first: tuple[float, int] | None = None
+        cpu0: dict[str, float] = {}
         deadline = time.monotonic() + timeout
         count = 0
         while time.monotonic() < deadline:
@@ -471,6 +497,8 @@ def run_services(
             now = time.perf_counter()
             if count and first is None:
                 first = (now, count)
+                if hops is not None:
+                    cpu0 = svc.cpu_seconds()
             if count >= n:
                 break
             time.sleep(0.05)
@@ -482,6 +510,9 @@ def run_services(
         orders = histogram_count(text, "tradewind_tick_to_order_seconds")
         if hops is not None:
             hops["orders"] = [float(orders), None]
+            spent = time.perf_counter() - first[0]
+            for proc, cpu in svc.cpu_seconds().items():
+                hops[f"cpu:{proc}"] = [(cpu - cpu0.get(proc, 0.0)) / spent, None]
             hops["tick_to_published (ws)"] = histogram_quantiles(
                 svc.metrics("ws"), "tradewind_feed_publish_latency_seconds", (0.5, 0.99)
             )
@@ -492,7 +523,10 @@ def run_services(
                 )
             for service in SERVICES:
                 hops[f"processing:{service}"] = histogram_quantiles(
-                    svc.metrics(service), "tradewind_processing_seconds", (0.5, 0.99)
+                    svc.metrics(service),
+                    "tradewind_processing_seconds",
+                    (0.5, 0.99),
+                    f'service="{service}"',
                 )
     finally:
         svc.stop()
@@ -502,6 +536,15 @@ def run_services(
 
 def ms(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 1000:.3f} ms"
+
+
+def print_hops(hops: dict[str, list[float | None]]) -> None:
+    print(f"  orders measured: {int(hops.pop('orders')[0] or 0)}")
+    for hop, (h50, h99) in hops.items():
+        if hop.startswith("cpu:"):
+            print(f"  {hop}: {(h50 or 0) * 100:.0f} % of a core")
+        else:
+            print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
 
 
 def latency_env(bar_s: float) -> dict[str, str]:
@@ -525,9 +568,13 @@ def latency_env(bar_s: float) -> dict[str, str]:
 
 
 def latency_run(
-    args: argparse.Namespace, d: Path, hops: dict[str, list[float | None]] | None = None
+    args: argparse.Namespace,
+    d: Path,
+    hops: dict[str, list[float | None]] | None = None,
+    grouped: bool = False,
 ) -> tuple[float | None, float | None]:
-    """Tick-to-order p50/p99 of the five services at 1k ticks/s."""
+    """Tick-to-order p50/p99 of the five services (or with ``grouped`` the
+    order path in one process) at 1k ticks/s."""
     n_lat = int(1000 * args.latency_seconds)
     paced = d / "paced.jsonl"
     write_tape(paced, tape_events(n_lat), spacing_ns=1_000_000)
@@ -540,17 +587,35 @@ def latency_run(
         args.latency_seconds + args.timeout,
         latency_env(args.latency_bar_s),
         hops,
+        grouped,
     )
     return q[0], q[1]
 
 
-def print_relay_latency(args: argparse.Namespace) -> float:
-    r50, r99, n = relay_latency(args.redis, args.latency_seconds)
+def print_relay_latency(args: argparse.Namespace, hops: int = 3) -> float:
+    r50, r99, n = relay_latency(args.redis, args.latency_seconds, hops)
     print(
-        f"baseline (bare 3-hop XREADGROUP->XADD+XACK relay at 1k msgs/s, {n:,} msgs, exact): "
-        f"p50 {ms(r50)} p99 {ms(r99)}"
+        f"baseline (bare {hops}-hop XREADGROUP->XADD+XACK relay at 1k msgs/s, {n:,} msgs, "
+        f"exact): p50 {ms(r50)} p99 {ms(r99)}"
     )
     return r99
+
+
+def grouped_latency(args: argparse.Namespace, d: Path) -> None:
+    """Tick-to-order with ``tradewind service signal,risk,execution`` against a
+    bare 1-hop relay measured just before: one network hop is what is left."""
+    r99 = print_relay_latency(args, hops=1)
+    hops: dict[str, list[float | None]] = {}
+    p50, p99 = latency_run(args, d, hops, grouped=True)
+    ratio = p99 / r99 if p99 else float("nan")
+    ok = p99 is not None and p99 <= TARGET_GROUPED_P99_RATIO * r99
+    print(
+        f"tick-to-order, order path grouped, at 1k ticks/s ({args.latency_bar_s:g} s bars): "
+        f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets); grouped p99 / bare 1-hop p99: "
+        f"{ratio:.1f}x (target <= {TARGET_GROUPED_P99_RATIO:.1f}x: "
+        f"{'met' if ok else 'NOT met'}; load {os.getloadavg()[0]:.1f})"
+    )
+    print_hops(hops)
 
 
 def latency_only(args: argparse.Namespace) -> int:
@@ -567,9 +632,8 @@ def latency_only(args: argparse.Namespace) -> int:
                 f"p50 {ms(p50)} p99 {ms(p99)} (histogram buckets), "
                 f"p99 / relay p99: {p99 / r99 if p99 else float('nan'):.1f}x"
             )
-            print(f"  orders measured: {int(hops.pop('orders')[0] or 0)}")
-            for hop, (h50, h99) in hops.items():
-                print(f"  {hop}: p50 {ms(h50)} p99 {ms(h99)}")
+            print_hops(hops)
+            grouped_latency(args, Path(d))
     return 0
 
 
@@ -609,6 +673,7 @@ def main() -> int:
             lock = max(lock, t)
         r99 = print_relay_latency(args)
         p50, p99 = latency_run(args, Path(d))
+        grouped_latency(args, Path(d))
     print(
         f"tradewind (5 processes, every tick in PostgreSQL), best of {args.rounds}: "
         f"{free:,.0f} ticks/s sustained free-running, {lock:,.0f} ticks/s lockstep replay"

@@ -77,7 +77,7 @@ secret tradewind-postgres --from-literal=password="$(rand)"
 secret tradewind-control --from-literal=token="$(rand)" --from-literal=order-key="$(rand)"
 # A Redis ACL user per service; the ACL file from the topic table (stdlib only).
 acl_dir="$(mktemp -d)"
-for user in ws signal risk execution db_writer operator admin; do
+for user in ws signal risk execution db_writer operator orderpath admin; do
   rand > "${acl_dir}/redis_${user}_password"
 done
 PYTHONPATH="${root}/src" python3 -m tradewind.acl --secrets-dir "${acl_dir}" > "${acl_dir}/users.acl"

@@ -307,3 +307,101 @@ class BusContract:
         assert "keep" in info["t.drop"].groups
         assert await bus.idle()
         await bus.drop_group("t.drop", "never-existed")
+
+    # --- hand-off (services grouped in one process) ----------------------------------
+
+    def lose_next_commit_reply(self, bus: Bus) -> bool:
+        """Make the next commit apply but lose its reply, so the bus retries it
+        and finds it applied. False where no reply can be lost (in process)."""
+        return False
+
+    async def _hop(self, bus: Bus) -> tuple[Any, Any, list[Message]]:
+        """An upstream consumer with a batch in hand, handing ``t.hop`` off to a
+        downstream that also reads a topic of its own (``t.other``)."""
+        up = await bus.subscribe(["t.up"], "up", "c")
+        down = await bus.subscribe(["t.hop", "t.other"], "down", "c")
+        up.hand_off("t.hop", down)
+        await bus.publish("t.up", [trade(i) for i in range(3)])
+        return up, down, await drain(up, 3, ack=False)
+
+    async def test_a_hand_off_is_delivered_at_once_exactly_once(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        up, down, batch = await self._hop(bus)
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.create_task(down.fetch(100, 5.0))
+        await asyncio.sleep(0.1)  # the downstream is waiting in its fetch
+        t0 = loop.time()
+        await up.commit(batch, {"t.hop": [trade(10 + i) for i in range(3)]})
+        got = await asyncio.wait_for(waiting, 6.0)
+        waited = loop.time() - t0
+        got += await drain(down, 3 - len(got), ack=False)
+        assert waited < 1.0, f"the downstream waited {waited:.2f}s for a hand-off"
+        assert [m.event.id for m in got] == [trade(10 + i).id for i in range(3)]
+        assert all(m.deliveries == 1 and m.topic == "t.hop" for m in got)
+        assert not await bus.idle()  # pending for the downstream's group until it acks
+        await down.ack(got)
+        assert await down.fetch(10, 0.3) == []
+        assert await bus.idle()
+
+    async def test_hand_offs_keep_the_order_of_every_producer(self, make_bus: MakeBus) -> None:
+        bus = await make_bus()
+        up, down, batch = await self._hop(bus)
+        want: list[str] = []
+        received: list[Message] = []
+
+        async def consume() -> None:
+            while len(received) < 43:
+                got = await down.fetch(7, 2.0)
+                assert got, "the downstream went without its hand-offs"
+                received.extend(got)
+                await down.ack(got)
+
+        consumer = asyncio.create_task(consume())
+        for n in range(20):
+            await bus.publish("t.up", [trade(100 + n)])
+            events = [trade(1000 + 2 * n), trade(1001 + 2 * n)]
+            await up.commit(batch, {"t.hop": events})
+            want += [e.id for e in events]
+            if n % 7 == 3:
+                stray = trade(5000 + n)  # another producer of the topic
+                await bus.publish("t.hop", [stray])
+                want.append(stray.id)
+            batch = await up.fetch(10, 1.0)
+        await asyncio.wait_for(consumer, 10.0)
+        assert [m.event.id for m in received] == want
+        await up.ack(batch)
+        assert await bus.idle()
+
+    async def test_a_downstream_crash_after_the_hand_off_redelivers(
+        self, make_bus: MakeBus
+    ) -> None:
+        bus = await make_bus(claim_idle_ms=200)
+        up, down, batch = await self._hop(bus)
+        await up.commit(batch, {"t.hop": [trade(10 + i) for i in range(3)]})
+        taken = await drain(down, 3, ack=False)
+        assert len(taken) == 3
+        await down.close()  # "crashes" before its ack
+        restarted = await bus.subscribe(["t.hop", "t.other"], "down", "c")
+        got = await drain(restarted, 3)
+        assert [m.event.id for m in got] == [m.event.id for m in taken]
+        assert all(m.deliveries >= 2 for m in got)
+        assert await restarted.fetch(10, 0.3) == []
+        assert await bus.idle()
+
+    async def test_a_retried_commit_whose_hand_off_reply_was_lost_rereads(
+        self, make_bus: MakeBus
+    ) -> None:
+        bus = await make_bus()
+        up, down, batch = await self._hop(bus)
+        lost = self.lose_next_commit_reply(bus)
+        await up.commit(batch, {"t.hop": [trade(10 + i) for i in range(3)]})
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        got = await drain(down, 3, ack=False)
+        assert loop.time() - t0 < 2.0
+        assert [m.event.id for m in got] == [trade(10 + i).id for i in range(3)]
+        # read by the lost attempt, then again from the downstream's history
+        assert all(m.deliveries == (2 if lost else 1) for m in got)
+        await down.ack(got)
+        assert await down.fetch(10, 0.3) == []
+        assert await bus.idle()

@@ -26,10 +26,18 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tradewind.topics import ALL, CONSUMES, CONTROL_REPLIES, DEAD_LETTER, PARTITIONED, PRODUCES
+from tradewind.topics import (
+    ALL,
+    CONSUMES,
+    CONTROL_REPLIES,
+    DEAD_LETTER,
+    GROUPS,
+    PARTITIONED,
+    PRODUCES,
+)
 
 USERS = (*CONSUMES, "admin")
-STATE: Mapping[str, tuple[str, ...]] = {
+STATE: dict[str, tuple[str, ...]] = {
     "ws": ("state:ws:*", "lease:ws:*"),
     "signal": ("state:signal:*", "lease:signal:*", "members:signal"),
     "risk": ("state:risk:*", "lease:risk"),
@@ -37,7 +45,11 @@ STATE: Mapping[str, tuple[str, ...]] = {
     "db_writer": (),
     "operator": (),
 }
-"""Keys besides streams, under the prefix: state, leases, membership."""
+STATE.update(
+    {g: tuple(dict.fromkeys(k for m in members for k in STATE[m])) for g, members in GROUPS.items()}
+)
+"""Keys besides streams, under the prefix: state, leases, membership (a group
+of services in one process: the union of its members')."""
 COMMON = ("tx:*", "dead:*", "streams", "meta:partitions")
 """Every user: commit tokens, dead-letter guards, the stream registry, the partition count."""
 

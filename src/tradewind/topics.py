@@ -55,6 +55,22 @@ PRODUCES: Final[dict[str, tuple[str, ...]]] = {
 write: only risk writes ``orders``, only execution ``executions``."""
 
 
+ORDER_PATH: Final = ("signal", "risk", "execution")
+"""The order-path services ``tradewind service signal,risk,execution`` runs in
+one process (docs/distributed.md, "The order path in one process")."""
+GROUPS: Final[dict[str, tuple[str, ...]]] = {"orderpath": ORDER_PATH}
+"""Services grouped in one process, by the name of their group's ACL user."""
+
+
+def _union(table: dict[str, tuple[str, ...]], members: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t for m in members for t in table[m]))
+
+
+for _group, _members in GROUPS.items():
+    CONSUMES[_group] = _union(CONSUMES, _members)
+    PRODUCES[_group] = _union(PRODUCES, _members)
+
+
 def partition_of(symbol: str, partitions: int) -> int:
     """Stable across processes and Python versions (unlike ``hash``)."""
     if partitions <= 1:

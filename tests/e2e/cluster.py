@@ -28,6 +28,8 @@ from tests.conftest import AclRedis, free_port
 from tradewind.bus.redis import RedisBus
 
 TRADEWIND = [str(Path(sys.executable).with_name("tradewind"))]
+GROUP = "signal,risk,execution"
+"""The order path in one process (``tradewind service signal,risk,execution``)."""
 LEASE_TTL_MS = 1500
 # A busier strategy than the default: signals all through the recording, and
 # risk rejections too, so every kill lands between decisions.
@@ -126,7 +128,7 @@ class Cluster:
         log = (self.tmp / f"{key}.log").open("ab")
         env = {**self.env, "TRADEWIND_HTTP__PORT": str(port)}
         if self.acl is not None:
-            env.update(self.acl.env(service, self.tmp))
+            env.update(self.acl.env("orderpath" if service == GROUP else service, self.tmp))
         self.procs[key] = subprocess.Popen(
             [*TRADEWIND, "service", service, "--consumer", consumer],
             env=env,
@@ -160,6 +162,17 @@ class Cluster:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
+
+    def metric(self, key: str, name: str, **labels: str) -> float:
+        """One sample of a process's /metrics (0 when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[key]}/metrics", timeout=2) as r:
+            text = r.read().decode()
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            head, _, value = line.rpartition(" ")
+            if head == (f"{name}{{{want}}}" if want else name):
+                return float(value)
+        return 0.0
 
     def kill(self, key: str) -> None:
         proc = self.procs[key]
@@ -240,9 +253,13 @@ async def observer_bus(c: Cluster) -> RedisBus:
     return bus
 
 
-def start_consumers(c: Cluster, signals: int = 1, writers: int = 1) -> None:
+def start_consumers(c: Cluster, signals: int = 1, writers: int = 1, grouped: bool = False) -> None:
+    """db_writer, and the order path: three processes, or with ``grouped`` one."""
     keys = [c.start("db_writer", f"w{i}") for i in range(writers)]
-    keys += [c.start("execution"), c.start("risk")]
-    keys += [c.start("signal", f"s{i}") for i in range(signals)]
+    if grouped:
+        keys.append(c.start(GROUP))
+    else:
+        keys += [c.start("execution"), c.start("risk")]
+        keys += [c.start("signal", f"s{i}") for i in range(signals)]
     for k in keys:
         c.wait_live(k)

@@ -485,6 +485,19 @@ CASES: list[Case] = [
     ),
     Case("strategies-bad-ref", ["strategies", "-s", "gone.py:X"], 2, ["gone.py"]),
     Case("service-unknown", ["service", "nope"], 2, ["nope"]),
+    Case(
+        "service-other-group",
+        ["service", "signal,risk"],
+        2,
+        ["signal,risk", "signal,risk,execution"],
+    ),
+    Case(
+        "service-group-without-order-key",
+        ["service", "signal,risk,execution"],
+        2,
+        ["TRADEWIND_CONTROL__ORDER_KEY"],
+        env={"TRADEWIND_BUS__KIND": "redis"},
+    ),
     Case("status-no-token", ["status", "--timeout", "1"], 2, ["TRADEWIND_CONTROL__TOKEN"]),
 ]
 

@@ -13,7 +13,7 @@ from redis.exceptions import NoPermissionError
 from tests.bus_contract import trade
 from tests.conftest import AclRedis
 from tradewind.bus.redis import RedisBus
-from tradewind.topics import ALL, CONSUMES, DEAD_LETTER, MARKET, ORDERS, PRODUCES
+from tradewind.topics import ALL, CONSUMES, DEAD_LETTER, MARKET, ORDERS, PRODUCES, SIGNALS
 
 pytestmark = pytest.mark.redis
 
@@ -66,3 +66,33 @@ async def test_only_risk_may_append_an_order(acl_redis: AclRedis, user: str) -> 
             await bus.redis.xadd(bus.stream(ORDERS), {b"e": b"x"})
     finally:
         await bus.close()
+
+
+async def test_the_order_path_group_hands_off_as_its_own_user(
+    acl_redis: AclRedis, admin: aioredis.Redis
+) -> None:
+    """``orderpath`` holds the union of signal's, risk's and execution's rights:
+    a commit's hand-off reads the next group's entries inside the script, run
+    as that user, without a denial."""
+    assert set(CONSUMES["orderpath"]) == {*CONSUMES["signal"], *CONSUMES["risk"], ORDERS}
+    ws = await _bus(acl_redis, "ws")
+    group = await _bus(acl_redis, "orderpath")
+    try:
+        signal = await group.subscribe([MARKET], "signal", "op0")
+        risk = await group.subscribe([SIGNALS], "risk", "op0")
+        execution = await group.subscribe([ORDERS], "execution", "op0")
+        signal.hand_off(SIGNALS, risk)
+        risk.hand_off(ORDERS, execution)
+        await ws.publish(MARKET, [trade(1)])
+        ticks = await signal.fetch(10, 1.0)
+        await signal.commit(ticks, {SIGNALS: [trade(2)]}, {"signal:x": b"1"})
+        signals = await risk.fetch(10, 1.0)
+        await risk.commit(signals, {ORDERS: [trade(3)]}, {"risk:engine": b"{}"})
+        orders = await execution.fetch(10, 1.0)
+        assert [m.event.id for m in orders] == [trade(3).id]
+        await execution.commit(orders, None, {"paper:op0": b"{}"})
+        assert await group.idle()
+        assert await admin.acl_log() == []
+    finally:
+        await ws.close()
+        await group.close()

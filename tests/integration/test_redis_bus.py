@@ -100,6 +100,11 @@ def lose_the_first_commit_reply(bus: RedisBus) -> Callable[[], int]:
 
 
 class TestRedisBus(BusContract):
+    def lose_next_commit_reply(self, bus: Bus) -> bool:
+        assert isinstance(bus, RedisBus)
+        lose_the_first_commit_reply(bus)
+        return True
+
     async def test_a_batch_costs_one_round_trip(self, make_bus: Any) -> None:
         bus: RedisBus = await make_bus()
         sub = await bus.subscribe([ORDERS], "g", "c")
@@ -112,6 +117,22 @@ class TestRedisBus(BusContract):
         assert calls() <= 3  # history read, idle claim, new entries
         await sub.commit(got, {EXECUTIONS: [fill(i) for i in range(500)]}, {"k": b"v"})
         assert calls() == 1
+        assert await bus.idle()
+
+    async def test_a_hand_off_rides_on_the_upstream_commit(self, make_bus: Any) -> None:
+        bus: RedisBus = await make_bus()
+        up = await bus.subscribe([ORDERS], "up", "c")
+        down = await bus.subscribe([EXECUTIONS], "down", "c")
+        up.hand_off(EXECUTIONS, down)
+        assert await down.fetch(10, 0.05) == []  # its history read, then an idle poll
+        await bus.publish(ORDERS, [trade(i) for i in range(5)])
+        batch = await drain(up, 5, ack=False)
+        calls = count_round_trips(bus, down)
+        await up.commit(batch, {EXECUTIONS: [fill(i) for i in range(5)]})
+        got = await down.fetch(10, 1.0)
+        assert [m.event.id for m in got] == [fill(i).id for i in range(5)]
+        assert calls() == 1  # the commit; the downstream read nothing itself
+        await down.ack(got)
         assert await bus.idle()
 
     async def test_a_commit_reads_ahead_the_next_batch_in_the_same_round_trip(

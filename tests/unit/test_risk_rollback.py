@@ -42,6 +42,9 @@ class _FailOnce(Subscription):
     async def fail(self, message: Message, error: str) -> bool:
         return await self.inner.fail(message, error)
 
+    def hand_off(self, topic: str, downstream: Subscription) -> None:
+        self.inner.hand_off(topic, downstream)
+
     async def close(self) -> None:
         await self.inner.close()
 

@@ -149,6 +149,20 @@ class Subscription(ABC):
         """Change which partitions of partitioned topics this consumer reads."""
         return None
 
+    @abstractmethod
+    def hand_off(self, topic: str, downstream: Subscription) -> None:
+        """Deliver what this consumer's commits publish to ``topic`` straight to
+        ``downstream``, a consumer of ``topic`` in the same process.
+
+        For services grouped in one process (``tradewind service
+        signal,risk,execution``): the downstream's next ``fetch`` returns the
+        entries at once, without waiting for a read of its own. Its group,
+        pending entries, acks and redelivery stay exactly those of the bus: a
+        crash between this commit and the downstream's ack redelivers them to
+        the downstream's successor as with any consumer. Call it once, before
+        either side fetches; ``downstream`` must subscribe to ``topic``.
+        """
+
 
 class Bus(ABC):
     """A topic bus with consumer groups; see the module docstring."""

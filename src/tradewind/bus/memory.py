@@ -370,6 +370,12 @@ class MemorySubscription(Subscription):
             self._wake.set()
         return False
 
+    def hand_off(self, topic: str, downstream: Subscription) -> None:
+        """Nothing to wire: a commit's publish already wakes every consumer of the
+        topic, in this process, before the commit returns."""
+        if topic not in downstream.topics:
+            raise ValueError(f"hand-off of {topic!r} to a consumer of {downstream.topics}")
+
     async def close(self) -> None:
         self._closed = True
         self._wake.set()

@@ -40,6 +40,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import time
@@ -335,17 +336,20 @@ class RedisBus(Bus):
             )
             tx.xadd(key, encode(e), maxlen)
 
-    async def transact(self, tx: Tx, fence: Mapping[str, bytes] | None = None) -> tuple[int, Any]:
+    async def transact(
+        self, tx: Tx, fence: Mapping[str, bytes] | None = None
+    ) -> tuple[int, list[Any]]:
         """Apply ``tx`` atomically, exactly once, even across reconnects: one round trip.
 
         Returns the script's status (1 applied now, 0 applied by an earlier
-        attempt whose reply was lost) and the reply of its read, if it asked for
-        one. Raises ``FencedError`` (nothing applied) when a fence key holds
+        attempt whose reply was lost) and the replies of its reads, in the order
+        ``Tx.read_after`` asked for them (each ``None`` unless the status is 1).
+        Raises ``FencedError`` (nothing applied) when a fence key holds
         another value, and ``BusError`` when Redis stays unreachable past
         ``retry_max_s``.
         """
         if tx.empty:
-            return 1, None
+            return 1, []
         reg = self.k("streams")
         for key in sorted(tx.written - self._known):
             tx.sadd(reg, key)
@@ -371,11 +375,11 @@ class RedisBus(Bus):
                 log.warning("redis commit interrupted; retrying", error=describe(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        status, read = (int(res[0]), res[1]) if isinstance(res, list) else (int(res), None)
+        status, reads = (int(res[0]), res[1:]) if isinstance(res, list) else (int(res), [])
         if status < 0:
             raise FencedError(await self._fence_reason(fence or {}))
         self._known.update(tx.written)
-        return status, read
+        return status, reads
 
     async def _fence_reason(self, fence: Mapping[str, bytes]) -> str:
         """Which lease fenced a commit off, and whether it expired or passed on."""
@@ -624,7 +628,23 @@ class RedisSubscription(Subscription):
         self._count = 0
         self._ready: list[Message] = []
         """Read but not yet returned, in order: what a read brought beyond
-        ``max_count``, or what the last commit read ahead."""
+        ``max_count``, what the last commit read ahead, or what an upstream
+        consumer's commit handed off."""
+        self._hand_offs: list[tuple[str, RedisSubscription]] = []
+        """(topic, downstream): this consumer's commits that publish to the
+        topic read the downstream's next entries of it (``hand_off``)."""
+        self._fed: set[str] = set()
+        """Streams only hand-offs read new entries from (see ``hand_off``)."""
+        self._fed_lock = asyncio.Lock()
+        """Held around every read of the fed streams and its reply's processing
+        (a hand-off's commit, a history read, an idle poll), so replies arriving
+        on two connections are taken in the order Redis served them."""
+        self._fed_full = False
+        """A hand-off read filled its count: more may wait undelivered."""
+        self._wake = asyncio.Event()
+        self._reading: asyncio.Future[list[Message]] | None = None
+        """A fed consumer's own blocking read of its other streams, left running
+        while a hand-off woke the fetch."""
 
     def _select(self, partitions: Sequence[int] | None) -> list[str]:
         owned = None if partitions is None else set(partitions)
@@ -658,6 +678,115 @@ class RedisSubscription(Subscription):
     def active_streams(self) -> list[str]:
         return list(self._active)
 
+    # --- hand-off ------------------------------------------------------------------
+
+    def hand_off(self, topic: str, downstream: Subscription) -> None:
+        """Every commit of this consumer that publishes to ``topic`` also reads,
+        in the same script and only when it applied, ``downstream``'s next
+        entries of ``topic`` (XREADGROUP ``>`` for its group and consumer) and
+        puts them in its ready queue, waking its fetch.
+
+        So the downstream's group, pending entries, acks and exactly-once are
+        the Redis ones; only its own network hop and wait disappear. A stream
+        must have one path that reads ``>`` for a consumer, or replies on two
+        connections could reorder its entries: the downstream stops reading
+        ``topic`` itself, and takes it only from hand-offs, from its history
+        (after a start, an error, or a retried commit whose reply was lost)
+        and, when idle for a fetch timeout, from one poll of its own. Entries
+        another producer wrote to the topic come with the next of these, in
+        order.
+        """
+        if not isinstance(downstream, RedisSubscription) or downstream._bus is not self._bus:
+            raise ValueError("a hand-off needs a consumer of the same Redis bus")
+        if topic not in downstream.topics:
+            raise ValueError(f"hand-off of {topic!r} to a consumer of {downstream.topics}")
+        self._hand_offs.append((topic, downstream))
+        downstream._fed.update(k for k, t, _p in downstream._all if t == topic)
+        # Whatever it read of the topic on its own so far comes again from its
+        # history, in order, before any hand-off.
+        downstream._reread()
+
+    def _own(self) -> list[str]:
+        """The streams this consumer reads new entries from itself."""
+        fed = self._fed
+        return [k for k in self._active if k not in fed] if fed else self._active
+
+    def _fed_keys(self) -> list[str]:
+        return [k for k in self._active if k in self._fed]
+
+    async def _handed(self, reply: Any, count: int) -> None:
+        """Take a hand-off's entries (under ``_fed_lock``, held by the upstream).
+
+        A stream being read from history gets nothing here: the entries are
+        pending for this consumer already and its history read, which comes
+        after this hand-off on the server, returns them in order."""
+        if not reply or self._closed:
+            return
+        if any(len(entries) >= count for _key, entries in reply):
+            self._fed_full = True
+        keep = [(k, e) for k, e in reply if _s(k) not in self._history]
+        if keep:
+            got = await self._messages(keep, fresh=True)
+            self._ready += got
+            self._wake.set()
+            if got:
+                metrics.BUS_HAND_OFFS.labels(self.group, got[0].topic).inc(len(got))
+
+    async def _poll_fed(self, max_count: int) -> None:
+        """Read new entries of the fed streams once (idle, or after a full hand-off)."""
+        keys = self._fed_keys()
+        conn = self._bus._fast
+        if not keys or conn is None:
+            return
+        async with self._fed_lock:
+            if self._history or self._closed:
+                return
+            head = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", max_count)
+            reply = await conn.call(*head, "STREAMS", *keys, *([">"] * len(keys)))
+            if reply:
+                self._fed_full = any(len(entries) >= max_count for _k, entries in reply)
+                self._ready += await self._messages(reply, fresh=True)
+
+    def _read_done(self, fut: asyncio.Future[list[Message]]) -> None:
+        if not fut.cancelled():
+            fut.exception()  # retrieved here; ``_wait_fed`` raises it again
+        self._wake.set()
+
+    async def _drop_read(self) -> None:
+        """Wait for the outstanding read and drop what it brought: the history
+        read that follows on the same connection returns it again, in order."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            with contextlib.suppress(Exception):
+                await reading
+
+    async def _wait_fed(self, max_count: int, timeout: float) -> None:
+        """Until a hand-off, the consumer's own read of its other streams, or
+        ``timeout``; then, if nothing came, poll the fed streams once."""
+        if self._fed_full:
+            self._fed_full = False
+            await self._poll_fed(max_count)
+            if self._ready:
+                return
+        own = self._own()
+        if own and self._reading is None:
+            task = asyncio.ensure_future(self._read_new(max_count, timeout, own))
+            task.add_done_callback(self._read_done)
+            self._reading = task
+        if not self._ready:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        reading = self._reading
+        if reading is not None and reading.done():
+            self._reading = None
+            got = reading.result()
+            if self._history:
+                return  # a re-read meanwhile: the history read returns these
+            self._ready += got
+        if not self._ready and self._reading is None and not self._history:
+            await self._poll_fed(max_count)
+
     # --- fetch ---------------------------------------------------------------------
 
     async def fetch(self, max_count: int = 1024, timeout: float = 1.0) -> list[Message]:
@@ -668,7 +797,12 @@ class RedisSubscription(Subscription):
         self._count = max_count
         try:
             if self._history:
-                got = await self._read_history(max_count)
+                if self._fed:
+                    await self._drop_read()
+                    async with self._fed_lock:
+                        got = await self._read_history(max_count)
+                else:
+                    got = await self._read_history(max_count)
                 if got:
                     self._errors = 0
                     return got
@@ -679,7 +813,12 @@ class RedisSubscription(Subscription):
                     self._errors = 0
                     return got
             if not self._ready:
-                self._ready = await self._read_new(max_count, timeout)
+                if self._fed:
+                    await self._wait_fed(max_count, timeout)
+                else:
+                    got = await self._read_new(max_count, timeout, self._active)
+                    if not self._history:  # else a re-read (a new hand-off) returns it
+                        self._ready += got
                 self._errors = 0
             got = self._ready[:max_count]
             del self._ready[:max_count]
@@ -710,11 +849,10 @@ class RedisSubscription(Subscription):
             head += ("BLOCK", block)
         return await self._conn.call(*head, "STREAMS", *keys, *ids, timeout_s=block / 1000)
 
-    async def _read_new(self, max_count: int, timeout: float) -> list[Message]:
+    async def _read_new(self, max_count: int, timeout: float, active: list[str]) -> list[Message]:
         """Up to ``max_count`` from *each* stream: one hot stream (a busy symbol's
         partition) then fills a whole batch instead of its 1/n share; what is
         beyond ``max_count`` waits in ``_ready`` for the next fetch, in order."""
-        active = self._active
         block = min(int(timeout * 1000), _MAX_BLOCK_MS)
         reply = await self._xreadgroup(active, [">"] * len(active), max_count, block)
         if not reply:
@@ -855,21 +993,68 @@ class RedisSubscription(Subscription):
                 by_key.setdefault(bus.stream(m.topic, m.partition), []).append(m.id)
             for key, ids in by_key.items():
                 tx.xack(key, self.group, ids)
-        if self.read_ahead and self._count and not (self._ready or self._history or self._closed):
-            tx.read_after(self.group, self.consumer, self._count, self._active)
+        ahead = -1
+        if (
+            self.read_ahead
+            and self._count
+            and self._reading is None
+            and not (self._ready or self._history or self._closed)
+        ):
+            ahead = tx.read_after(self.group, self.consumer, self._count, self._own())
+        hand: list[tuple[RedisSubscription, int, int]] = []
+        if self._hand_offs and publish:
+            for topic, down in self._hand_offs:
+                if publish.get(topic) and not down._closed:
+                    count = max(down._count, 1024)
+                    at = tx.read_after(down.group, down.consumer, count, down._fed_keys())
+                    if at >= 0:
+                        hand.append((down, at, count))
+        if not hand:
+            await self._apply(tx, acks, ahead)
+            return
+        locks = sorted({id(d._fed_lock): d._fed_lock for d, _a, _c in hand}.items())
+        for _i, lock in locks:
+            await lock.acquire()
         try:
-            status, read = await bus.transact(tx, self._fence_for(acks))
+            reads = await self._apply(tx, acks, ahead, [d for d, _a, _c in hand])
+            for down, at, count in hand:
+                if at < len(reads):  # not after a retry that found it applied
+                    await down._handed(reads[at], count)
+        finally:
+            for _i, lock in locks:
+                lock.release()
+
+    async def _apply(
+        self,
+        tx: Tx,
+        acks: Sequence[Message],
+        ahead: int,
+        downstream: Sequence[RedisSubscription] = (),
+    ) -> list[Any]:
+        """Run the commit; take what it read ahead; the reads' replies if applied now."""
+        try:
+            status, reads = await self._bus.transact(tx, self._fence_for(acks))
         except BusError:
-            # Nothing was applied: the acks are still ours to redeliver, in order.
+            # Nothing was applied: the acks are still ours to redeliver, in order
+            # (and a hand-off's downstream reads its history, to be sure).
             self._reread()
+            for down in downstream:
+                down._reread()
             raise
         if status == 0:
-            # An earlier attempt was applied and read entries whose reply was lost.
+            # An earlier attempt was applied and read entries whose reply was
+            # lost: they are pending for us, and for a hand-off's downstream.
             self._reread()
-        elif read:
-            self._ready = await self._messages(read, fresh=True)
+            for down in downstream:
+                down._reread()
+            return []
+        if ahead >= 0 and reads[ahead]:
+            got = await self._messages(reads[ahead], fresh=True)
+            if not self._history:  # else a re-read meanwhile returns them
+                self._ready += got
             if self._closed:
                 await self._release()
+        return reads
 
     async def _release(self) -> None:
         """Hand what was read ahead back to the group: mark it idle, so the next
@@ -899,6 +1084,7 @@ class RedisSubscription(Subscription):
         anything new: what was delivered but not processed comes back in order."""
         self._history = dict.fromkeys(self._active, "0")
         self._ready = []
+        self._wake.set()
 
     def _fence_for(self, acks: Sequence[Message]) -> dict[str, bytes] | None:
         tokens = self._partition_fence
@@ -993,9 +1179,12 @@ class RedisSubscription(Subscription):
 
     async def close(self) -> None:
         self._closed = True
+        self._wake.set()
         if self._ready:
             await self._release()
         await self._conn.close()
+        if self._reading is not None:
+            self._reading.cancel()
 
     async def assign(self, partitions: Sequence[int]) -> None:
         """Read only ``partitions`` of partitioned topics from now on.

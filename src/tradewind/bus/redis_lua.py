@@ -76,12 +76,15 @@ return redis.call('XTRIM', key, 'MINID', floor)
 COMMIT: Final = """
 -- One commit in one round trip, atomically and exactly once.
 -- KEYS[1]: the transaction's token key; KEYS[2..]: every other key it touches.
--- ARGV[1]: token TTL (ms); ARGV[2]: R, the number of streams to read after the
--- commit (0: none), and when R > 0: group, consumer, count, then R key indexes
--- (the committing consumer's next batch, XREADGROUP … > in the same round trip;
--- a script cannot BLOCK, so an empty read is answered nil); then F, the number
--- of fence pairs, and F pairs (key index, value the key must hold); then
--- operations up to the end:
+-- ARGV[1]: token TTL (ms); ARGV[2]: N, the number of reads to make after the
+-- commit (0: none), then N read specs, each: R, group, consumer, count, then R
+-- key indexes (XREADGROUP GROUP group consumer COUNT count STREAMS … > in the
+-- same round trip: the committing consumer's next batch, or a hand-off to a
+-- downstream consumer of what this commit published; a script cannot BLOCK, so
+-- an empty read is answered nil, and a read that fails (NOGROUP) answers nil
+-- instead of failing a commit already applied); then F, the number of fence
+-- pairs, and F pairs (key index, value the key must hold); then operations up
+-- to the end:
 --   A idx maxlen payload      XADD KEYS[idx] [MAXLEN ~ maxlen] * e payload (maxlen 0: none)
 --   S idx px value            SET KEYS[idx] value [PX px] (px 0: no TTL)
 --   K idx group n id1 .. idn  XACK KEYS[idx] group id1 .. idn
@@ -90,22 +93,32 @@ COMMIT: Final = """
 --                             succeeds (a dead letter several groups find, added once)
 -- Returns 1 when applied, 0 when the token shows it was applied before (a retry
 -- after a lost reply), -1 when a fence key holds another value (nothing applied);
--- when R > 0, {that status, the read's reply}, and the read happens only on 1.
+-- when N > 0, {that status, read 1, …, read N}, and the reads happen only on 1.
 local i = 3
 local nread = tonumber(ARGV[2])
-local read = nil
-if nread > 0 then
-  read = {'GROUP', ARGV[3], ARGV[4], 'COUNT', ARGV[5], 'STREAMS'}
-  for k = 1, nread do
-    read[6 + k] = KEYS[tonumber(ARGV[5 + k])]
-    read[6 + nread + k] = '>'
+local reads = {}
+for s = 1, nread do
+  local r = tonumber(ARGV[i])
+  local spec = {'XREADGROUP', 'GROUP', ARGV[i + 1], ARGV[i + 2], 'COUNT', ARGV[i + 3], 'STREAMS'}
+  for k = 1, r do
+    spec[7 + k] = KEYS[tonumber(ARGV[i + 3 + k])]
+    spec[7 + r + k] = '>'
   end
-  i = 6 + nread
+  reads[s] = spec
+  i = i + 4 + r
 end
 local function done(status)
-  if read == nil then return status end
-  if status ~= 1 then return {status, false} end
-  return {status, redis.call('XREADGROUP', unpack(read))}
+  if nread == 0 then return status end
+  local out = {status}
+  for s = 1, nread do
+    local got = false
+    if status == 1 then
+      got = redis.pcall(unpack(reads[s]))
+      if type(got) == 'table' and got.err then got = false end
+    end
+    out[s + 1] = got
+  end
+  return out
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return done(0) end
 local nfence = tonumber(ARGV[i])

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 class Tx:
     """Operations of one commit, encoded as the ``COMMIT`` script's KEYS and ARGV."""
 
-    __slots__ = ("_index", "_read", "keys", "ops", "written")
+    __slots__ = ("_index", "_reads", "keys", "ops", "written")
 
     def __init__(self) -> None:
         self.keys: list[str] = [""]  # KEYS[1] is the token, set by ``transact``
@@ -26,7 +26,7 @@ class Tx:
         self.ops: list[bytes | str | int] = []
         self.written: set[str] = set()
         """Stream keys this transaction appends to (for the stream registry)."""
-        self._read: list[bytes | str | int] = [0]
+        self._reads: list[list[bytes | str | int]] = []
 
     def key(self, key: str) -> int:
         """The script's 1-based KEYS index of ``key``."""
@@ -56,17 +56,26 @@ class Tx:
         if ids:
             self.ops += ("K", self.key(key), group, len(ids), *ids)
 
-    def read_after(self, group: str, consumer: str, count: int, keys: Iterable[str]) -> None:
-        """Once applied, read ``group``'s next entries for ``consumer`` (XREADGROUP >)."""
+    def read_after(self, group: str, consumer: str, count: int, keys: Iterable[str]) -> int:
+        """Once applied, read ``group``'s next entries for ``consumer`` (XREADGROUP >).
+
+        Returns the read's place in what ``RedisBus.transact`` returns, or -1
+        when ``keys`` is empty (nothing is read)."""
         idx = [self.key(k) for k in keys]
-        self._read = [len(idx), group, consumer, count, *idx] if idx else [0]
+        if not idx:
+            return -1
+        self._reads.append([len(idx), group, consumer, count, *idx])
+        return len(self._reads) - 1
 
     def sadd(self, key: str, member: str) -> None:
         self.ops += ("R", self.key(key), member)
 
     def args(self, token_ttl_ms: int, fence: Mapping[str, bytes] | None) -> list[bytes | str | int]:
-        """ARGV: token TTL, the read, fence pairs, operations (fence keys join ``keys``)."""
-        head: list[bytes | str | int] = [token_ttl_ms, *self._read, len(fence or ())]
+        """ARGV: token TTL, the reads, fence pairs, operations (fence keys join ``keys``)."""
+        head: list[bytes | str | int] = [token_ttl_ms, len(self._reads)]
+        for spec in self._reads:
+            head += spec
+        head.append(len(fence or ()))
         for k, v in (fence or {}).items():
             head += (self.key(k), v)
         return head + self.ops

@@ -14,7 +14,7 @@ _SECRETS_DIR = typer.Option(
     ...,
     "--secrets-dir",
     help="Directory of redis_<user>_password files (ws, signal, risk, execution, "
-    "db_writer, operator, admin), e.g. the one `make secrets` fills.",
+    "db_writer, operator, orderpath, admin), e.g. the one `make secrets` fills.",
 )
 _PREFIX = typer.Option("", "--prefix", help="Key prefix (default: TRADEWIND_BUS__PREFIX).")
 

@@ -14,6 +14,7 @@ from tradewind.cli.errors import RunFailed, one_line_errors
 from tradewind.config import ConfigError
 from tradewind.observability.logging import configure_logging
 from tradewind.runtime.loop import run_async
+from tradewind.runtime.order_path import GROUP, GROUP_USER
 from tradewind.runtime.process import SERVICES, ListenError, run_process
 
 
@@ -21,7 +22,10 @@ from tradewind.runtime.process import SERVICES, ListenError, run_process
 @one_line_errors
 def service_command(
     name: str = typer.Argument(
-        ..., metavar="NAME", help="One of: ws, signal, risk, execution, db_writer."
+        ...,
+        metavar="NAME",
+        help="One of: ws, signal, risk, execution, db_writer; or signal,risk,execution "
+        "(the order path in one process).",
     ),
     consumer: str = typer.Option(
         "",
@@ -40,11 +44,20 @@ def service_command(
         help="Risk, ws-shard and signal-partition lease TTL: the takeover time after a crash.",
     ),
 ) -> None:
-    """Run one service in this process over Redis (and PostgreSQL for db_writer)."""
-    if name not in SERVICES:
+    """Run one service in this process over Redis (and PostgreSQL for db_writer),
+    or the order path (signal,risk,execution) in one process."""
+    if "," in name and name != GROUP:
+        typer.echo(
+            f"tradewind: services {name!r} cannot run together; the one group is {GROUP} "
+            "(in that order)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if name not in SERVICES and name != GROUP:
         typer.echo(f"tradewind: unknown service {name!r}; one of {', '.join(SERVICES)}", err=True)
         raise typer.Exit(2)
-    settings = settings_or_exit(service_name=name)
+    members = name.split(",")
+    settings = settings_or_exit(service_name=GROUP_USER if name == GROUP else name)
     if settings.bus.kind != "redis":
         typer.echo(
             "tradewind: invalid setting TRADEWIND_BUS__KIND: must be 'redis' for "
@@ -52,7 +65,7 @@ def service_command(
             err=True,
         )
         raise typer.Exit(2)
-    if name in ("risk", "execution") and settings.control.order_key is None:
+    if ("risk" in members or "execution" in members) and settings.control.order_key is None:
         typer.echo(
             "tradewind: invalid setting TRADEWIND_CONTROL__ORDER_KEY: risk signs every order "
             "with it and execution checks it; give both the same 32 random bytes "
@@ -73,7 +86,7 @@ def service_command(
         except ConfigError as exc:
             typer.echo(f"tradewind: {exc}", err=True)
             raise typer.Exit(2) from None
-    if name == "execution":
+    if "execution" in members:
         from tradewind.execution.guard import venue_problem
 
         problem = venue_problem(settings.execution)

@@ -83,6 +83,11 @@ BATCH_SIZE = Histogram(
 BUS_RECONNECTS = Counter(
     "tradewind_bus_reconnects_total", "Reconnections to the bus backend.", ["service"]
 )
+BUS_HAND_OFFS = Counter(
+    "tradewind_bus_hand_offs_total",
+    "Entries handed from one consumer's commit to the next in the same process.",
+    ["group", "topic"],
+)
 LOCKSTEP_BROKEN = Gauge(
     "tradewind_replay_lockstep_broken",
     "1 once a lockstep replay stopped waiting for a consumer group past "

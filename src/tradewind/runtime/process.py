@@ -13,6 +13,10 @@ runs the same way per feed shard (a hot standby per shard: one publisher of
 each symbol's ticks). A process that loses its lease stops its service and
 waits as a standby again; a restart with the same consumer name takes its own
 lease back at once (``services.lease``).
+
+``tradewind service signal,risk,execution`` runs the order path in one
+process (``runtime.order_path``): single-active on the risk lease like risk,
+one set of probes and metrics (``service="orderpath"``) for the three.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tradewind.observability import metrics
 from tradewind.observability.http import HealthServer
 from tradewind.observability.process import LoopLagSampler
 from tradewind.runtime.clock import make_clock
+from tradewind.runtime.order_path import GROUP, GROUP_USER, OrderPath
 from tradewind.runtime.upstream import UpstreamWatch
 from tradewind.runtime.venues import live_venue
 from tradewind.services import (
@@ -51,7 +56,7 @@ from tradewind.services import (
 from tradewind.services.lease import PartitionLeases, SingleActive
 from tradewind.services.ws import feed_shard
 from tradewind.storage import Store, create_store
-from tradewind.topics import EXECUTIONS, MARKET, SIGNALS
+from tradewind.topics import EXECUTIONS, MARKET, ORDER_PATH, SIGNALS
 
 
 class ListenError(RuntimeError):
@@ -59,6 +64,8 @@ class ListenError(RuntimeError):
 
 
 SERVICES = ("ws", "signal", "risk", "execution", "db_writer")
+GROUPS = (GROUP,)
+"""Services ``tradewind service`` runs together in one process (``OrderPath``)."""
 log = structlog.get_logger("tradewind.process")
 
 
@@ -81,6 +88,15 @@ class _Process:
     standby: bool = False
     exit_code: int = 0
 
+    @property
+    def label(self) -> str:
+        """The name in metrics and the Redis client name: the group's user name."""
+        return GROUP_USER if self.name == GROUP else self.name
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return ORDER_PATH if self.name == GROUP else (self.name,)
+
     # --- probes ------------------------------------------------------------------
 
     async def live(self) -> tuple[bool, dict[str, str]]:
@@ -97,12 +113,13 @@ class _Process:
             ok, detail["bus"] = False, "unreachable"
         if self.store is not None and not await self.store.ping():
             ok, detail["store"] = False, "unreachable"
-        if self.name == "risk" and self.settings.control.token is None:
+        if "risk" in self.members and self.settings.control.token is None:
             detail["control"] = "no token configured: operator commands are refused"
         if self.standby:
             # Ready: healthy and able to take over. A budget of minAvailable 1
             # over an active and a standby then lets a drain evict either one.
-            role = f"standby: another replica holds the {self.name} lease"
+            held = "risk" if self.name == GROUP else self.name
+            role = f"standby: another replica holds the {held} lease"
             return ok, {**detail, "role": role}
         svc = self.service
         if svc is None:
@@ -146,7 +163,7 @@ class _Process:
             store=self.store,
             consumer=self.consumer,
             durable_state=True,
-            extras=live_venue(self.settings, instruments) if self.name == "execution" else {},
+            extras=live_venue(self.settings, instruments) if "execution" in self.members else {},
         )
 
     async def start(self) -> None:
@@ -155,7 +172,7 @@ class _Process:
             self.store = create_store(self.settings)
             await self.store.start()
         ctx = self.context()
-        if self.name in ("risk", "ws"):
+        if self.name in ("risk", "ws", GROUP):
             await self._start_single(ctx)
         elif self.name == "signal":
             svc = SignalService(ctx, partitioned=True)
@@ -178,7 +195,9 @@ class _Process:
 
     async def _start_single(self, ctx: ServiceContext) -> None:
         """Wait as a standby for the lease, then run the service fenced on it."""
-        name = "risk" if self.name == "risk" else f"ws:{feed_shard(self.settings)}"
+        name = "ws" if self.name == "ws" else "risk"
+        if name == "ws":
+            name = f"ws:{feed_shard(self.settings)}"
         lease = SingleActive(self.bus, name, self.consumer, self.lease_ttl_ms)
         self.lease = lease
         self.standby = True
@@ -188,12 +207,15 @@ class _Process:
         self.standby = False
         self.bus.fence = lease.fence
         service: Service
-        if self.name == "risk":
+        if self.name in ("risk", GROUP):
             # The previous holder may have died holding entries: they come first.
             keys = [k for t in (SIGNALS, EXECUTIONS, MARKET) for k, _p in self.bus.streams_of(t)]
             taken = await self.bus.take_over(keys, "risk", self.consumer)
             log.info("risk lease acquired", consumer=self.consumer, taken_over=taken)
-            service = RiskService(ctx)
+            if self.name == GROUP:
+                service = OrderPath(ctx, self.lease_ttl_ms)
+            else:
+                service = RiskService(ctx)
         else:
             # Resumes from the replay position the last holder committed.
             log.info("ws lease acquired", consumer=self.consumer, lease=lease.lease.key)
@@ -218,7 +240,7 @@ class _Process:
             reason=lease.reason or fenced or "unknown",
         )
         await lease.release()
-        metrics.LEASE_LOSSES.labels(self.name).inc()
+        metrics.LEASE_LOSSES.labels(self.label).inc()
         svc, self.service = self.service, None
         self.bus.fence = {}
         if svc is not None:
@@ -228,7 +250,7 @@ class _Process:
 
     async def _sample_streams(self) -> None:
         """Lag of this service's groups (readiness, metrics) every couple of seconds."""
-        mine = self.name
+        mine = self.members
         self.upstream = UpstreamWatch(mine, self.settings.bus.stall_after_s)
         while not self.stop.is_set():
             try:
@@ -244,7 +266,7 @@ class _Process:
                     if topic == "dead_letter":
                         metrics.DEAD_LETTER_SIZE.set(ti.length)
                 for group, gi in ti.groups.items():
-                    if group == mine or group.startswith(mine + "."):
+                    if any(group == m or group.startswith(m + ".") for m in mine):
                         metrics.STREAM_LAG.labels(topic, group).set(gi.lag)
                         metrics.STREAM_PENDING.labels(topic, group).set(gi.pending)
                         lag[f"{topic}/{group}"] = gi.lag
@@ -254,7 +276,7 @@ class _Process:
 
     async def wait(self) -> None:
         """Until asked to stop, the service fails, or the risk lease is lost."""
-        ready_gauge = metrics.SERVICE_UP.labels(self.name)
+        ready_gauge = metrics.SERVICE_UP.labels(self.label)
         while not self.stop.is_set():
             svc = self.service
             err = None if svc is None else svc.failed()
@@ -296,6 +318,7 @@ async def run_process(name: str, settings: Settings, consumer: str, lease_ttl_ms
     bus = RedisBus.from_settings(settings)
     bus.name = f"{name}:{consumer}"
     proc = _Process(name, settings, consumer, lease_ttl_ms, bus)
+    bus.name = f"{proc.label}:{consumer}"
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, proc.stop.set)

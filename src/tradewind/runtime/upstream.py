@@ -12,7 +12,7 @@ backlog stayed above zero without shrinking for ``stall_after_s``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from tradewind.bus import TopicInfo
 from tradewind.topics import CONTROL, PRODUCES, SERVICES
@@ -34,11 +34,13 @@ def _of(service: str, group: str) -> bool:
 class UpstreamWatch:
     def __init__(
         self,
-        service: str,
+        service: str | Sequence[str],
         stall_after_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.service = service
+        """``service``: one, or the services grouped in this process (their
+        producers among themselves are not upstream)."""
+        self.services = (service,) if isinstance(service, str) else tuple(service)
         self.stall_after_s = stall_after_s
         self._clock = clock
         self._last: dict[str, tuple[int, float]] = {}
@@ -50,8 +52,8 @@ class UpstreamWatch:
         producers = {
             PRODUCERS[topic]
             for topic, ti in info.items()
-            if topic in PRODUCERS and any(_of(self.service, g) for g in ti.groups)
-        } - {self.service}
+            if topic in PRODUCERS and any(_of(s, g) for s in self.services for g in ti.groups)
+        } - set(self.services)
         stalled: dict[str, str] = {}
         for producer in sorted(producers):
             backlog = sum(

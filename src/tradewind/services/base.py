@@ -211,6 +211,14 @@ class Service(ABC):
                 )
         self._tasks.clear()
 
+    def subscription(self, topic: str) -> Subscription:
+        """The subscription of this service's own group that consumes ``topic``
+        (for wiring a hand-off between services grouped in one process)."""
+        for sub in self._subs:
+            if topic in sub.topics and sub.group == self.name:
+                return sub
+        raise LookupError(f"{self.name} does not consume {topic} in its own group")
+
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
