@@ -6,6 +6,7 @@ still the default."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -354,3 +355,50 @@ def test_every_job_list_naming_signal_names_orderpath():
     assert lists
     missing = [(f, m) for f, m in lists if "orderpath" not in m.split("|")]
     assert not missing, missing
+
+
+def _referenced_secrets(docs: list[dict[str, Any]]) -> set[str]:
+    names = set()
+    for w in workloads(docs):
+        spec = pod_spec(w)
+        for v in spec.get("volumes", []):
+            if "secret" in v:
+                names.add(v["secret"]["secretName"])
+            for src in v.get("projected", {}).get("sources", []):
+                if "secret" in src:
+                    names.add(src["secret"]["name"])
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    names.add(ref["name"])
+    return names
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_deploy_requires_exactly_the_secrets_each_layout_mounts(
+    renders, grouped_renders, grouped, tmp_path
+):
+    """deploy-k8s checks the Secrets the pods of the chosen layout mount, and
+    the template lists every one of both layouts."""
+    require_tool("kubectl")
+    docs = grouped_renders["dev-grouped"] if grouped else renders["dev"]
+    env = {"KUBECONFIG": str(tmp_path / "no-such-kubeconfig")}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "k8s" / "deploy-k8s.sh"), "--dry-run", *(["--grouped"] * grouped)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = re.search(r"required Secrets[^\n]*\n((?:    \S+\n)+)", proc.stdout)
+    assert listed
+    required = set(listed.group(1).split())
+    assert required == _referenced_secrets(docs)
+    template = {
+        d["metadata"]["name"]
+        for d in load_yaml_docs((ROOT / "k8s" / "base" / "secrets.template.yaml").read_text())
+    }
+    assert required <= template
