@@ -66,7 +66,8 @@ secrets: ## create random local secret files for Compose under $(SECRETS_DIR) (k
 	@printf '*\n' > $(SECRETS_DIR)/.gitignore
 	@for s in postgres_password control_token order_key grafana_admin_password \
 	          redis_ws_password redis_signal_password redis_risk_password redis_execution_password \
-	          redis_db_writer_password redis_orderpath_password redis_operator_password redis_admin_password; do \
+	          redis_db_writer_password redis_operator_password redis_orderpath_password \
+	          redis_admin_password; do \
 	  [ -s $(SECRETS_DIR)/$$s ] || $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $(SECRETS_DIR)/$$s; \
 	done
 	@PYTHONPATH=src $(PYTHON) -m tradewind.acl --prefix "$${TRADEWIND_BUS__PREFIX:-tw}" \
