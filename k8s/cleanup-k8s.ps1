@@ -36,9 +36,10 @@ Set-StrictMode -Version Latest
 $Namespace = 'tradewind'
 $Selector = 'app.kubernetes.io/part-of=tradewind'
 $Kinds = 'deployment,statefulset,service,configmap,horizontalpodautoscaler,poddisruptionbudget,networkpolicy,serviceaccount,role,rolebinding,job'
+# Both layouts' Secrets (the grouped order path has tradewind-redis-orderpath).
 $Secrets = @('tradewind-postgres', 'tradewind-control', 'tradewind-exchange', 'tradewind-grafana',
     'tradewind-redis-acl', 'tradewind-redis-ws', 'tradewind-redis-signal', 'tradewind-redis-risk',
-    'tradewind-redis-execution', 'tradewind-redis-db-writer')
+    'tradewind-redis-execution', 'tradewind-redis-db-writer', 'tradewind-redis-orderpath')
 
 function Write-Err([string]$Message) { [Console]::Error.WriteLine($Message) }
 function Stop-WithUsage([string]$Message) { Write-Err "error: $Message"; exit 2 }

@@ -16,9 +16,10 @@ set -euo pipefail
 NAMESPACE="tradewind"
 SELECTOR="app.kubernetes.io/part-of=tradewind"
 KINDS="deployment,statefulset,service,configmap,horizontalpodautoscaler,poddisruptionbudget,networkpolicy,serviceaccount,role,rolebinding,job"
+# Both layouts' Secrets (the grouped order path has tradewind-redis-orderpath).
 SECRETS=(tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana
   tradewind-redis-acl tradewind-redis-ws tradewind-redis-signal tradewind-redis-risk
-  tradewind-redis-execution tradewind-redis-db-writer)
+  tradewind-redis-execution tradewind-redis-db-writer tradewind-redis-orderpath)
 context=""
 delete_data=0
 delete_secrets=0

@@ -10,7 +10,9 @@
     -DryRun renders and prints the plan; it needs no cluster. -WhatIf runs the
     checks and the server-side dry run and names every change without making it.
     -Timeout takes a unit (300s, 5m, 1h); a bare number means seconds.
-    prod with -Tag needs -Registry.
+    prod with -Tag needs -Registry. -Grouped deploys overlays/<overlay>-grouped:
+    signal, risk and execution in one Deployment (orderpath,
+    k8s/components/grouped-order-path) instead of three.
     Exit codes: 0 deployed, 1 failed (cluster, apply, rollout), 2 usage,
     3 not confirmed (answered no, or no terminal and no -Yes).
     Written for Windows PowerShell 5.1 and PowerShell 7: kubectl's stderr never
@@ -24,6 +26,7 @@ param(
     [string]$Registry = '',
     [string]$Tag = '',
     [switch]$DryRun,
+    [switch]$Grouped,
     [string]$Timeout = '300s',
     [string]$Context = '',
     [switch]$NoRollback,
@@ -122,6 +125,12 @@ if ($Timeout -notmatch '^([0-9]+h)?([0-9]+m)?([0-9]+s)?$' -or $Timeout -eq '' -o
 }
 if ($Overlay -eq 'prod' -and $Tag -and -not $Registry) {
     Stop-WithUsage "-Overlay prod -Tag $Tag needs -Registry (without it the image would be docker.io/library/tradewind:$Tag)"
+}
+if ($Grouped) {
+    # One Redis user for the grouped order path instead of three.
+    $Overlay = "$Overlay-grouped"
+    $RequiredSecrets = @('tradewind-postgres', 'tradewind-control', 'tradewind-exchange', 'tradewind-grafana',
+        'tradewind-redis-acl', 'tradewind-redis-ws', 'tradewind-redis-orderpath', 'tradewind-redis-db-writer')
 }
 
 # --- prerequisites ---------------------------------------------------------------
@@ -291,6 +300,12 @@ try {
         Write-Err 'rollout failed'
         Invoke-Rollback
         Stop-WithError "deployment of overlay $Overlay failed; see 'kubectl -n $Namespace get pods' and k8s/README.md#troubleshooting-by-symptom"
+    }
+    # kubectl apply never deletes: after a switch of the order-path layout the
+    # other layout's Deployments still run beside this one. Name them.
+    $stale = @($before.Keys | Where-Object { $deployments -notcontains $_ } | Sort-Object)
+    if ($stale.Count -gt 0) {
+        Write-Err "still running but not part of overlay ${Overlay}: $($stale -join ' '); after a switch of the order-path layout remove them (k8s/README.md#the-grouped-order-path)"
     }
     Write-Log "Tradewind ($Overlay) is deployed and ready"
 }

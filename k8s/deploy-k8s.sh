@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Deploy Tradewind to Kubernetes with kustomize (deploy-k8s.ps1 is the same in PowerShell).
 #
-#   deploy-k8s.sh [--overlay dev|prod] [--registry REG] [--tag TAG] [--dry-run]
-#                 [--timeout 300s] [--context NAME] [--no-rollback] [--yes]
+#   deploy-k8s.sh [--overlay dev|prod] [--grouped] [--registry REG] [--tag TAG]
+#                 [--dry-run] [--timeout 300s] [--context NAME] [--no-rollback] [--yes]
 #
 # Steps: check prerequisites, render the overlay (with the image you name),
 # name the cluster and context and ask to confirm (--yes skips the question),
@@ -10,7 +10,9 @@
 # first, wait for every rollout, and roll back the Deployments this release
 # changed if one does not become ready. --dry-run renders and prints the
 # plan; it needs no cluster. --timeout takes a unit (300s, 5m, 1h); a bare
-# number means seconds. prod with --tag needs --registry.
+# number means seconds. prod with --tag needs --registry. --grouped deploys
+# overlays/<overlay>-grouped: signal, risk and execution in one Deployment
+# (orderpath, k8s/components/grouped-order-path) instead of three.
 # Exit codes: 0 deployed, 1 failed (cluster, apply, rollout), 2 usage,
 # 3 not confirmed (answered no, or no terminal and no --yes).
 set -euo pipefail
@@ -25,6 +27,7 @@ overlay="dev"
 registry=""
 tag=""
 dry_run=0
+grouped=0
 rollback=1
 timeout="300s"
 context=""
@@ -32,7 +35,7 @@ assume_yes=0
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "error: $*" >&2; exit 1; }
 usage_error() { echo "error: $*" >&2; exit 2; }
 log() { echo "==> $*"; }
@@ -45,6 +48,7 @@ while (( $# )); do
     --timeout) (( $# > 1 )) || usage_error "--timeout needs a value"; timeout="$2"; shift 2 ;;
     --context) (( $# > 1 )) || usage_error "--context needs a value"; context="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
+    --grouped) grouped=1; shift ;;
     --no-rollback) rollback=0; shift ;;
     -y|--yes) assume_yes=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -64,6 +68,12 @@ if [[ ! "${timeout}" =~ ^([0-9]+h)?([0-9]+m)?([0-9]+s)?$ || -z "${timeout}" || !
 fi
 if [[ "${overlay}" == "prod" && -n "${tag}" && -z "${registry}" ]]; then
   usage_error "--overlay prod --tag ${tag} needs --registry (without it the image would be docker.io/library/tradewind:${tag})"
+fi
+if (( grouped )); then
+  # One Redis user for the grouped order path instead of three.
+  overlay="${overlay}-grouped"
+  REQUIRED_SECRETS=(tradewind-postgres tradewind-control tradewind-exchange tradewind-grafana
+    tradewind-redis-acl tradewind-redis-ws tradewind-redis-orderpath tradewind-redis-db-writer)
 fi
 
 context_name="${context:-the current context}"
@@ -224,5 +234,15 @@ if (( failed )); then
   echo "rollout failed" >&2
   roll_back
   die "deployment of overlay ${overlay} failed; see 'kubectl -n ${NAMESPACE} get pods' and k8s/README.md#troubleshooting-by-symptom"
+fi
+# kubectl apply never deletes: after a switch of the order-path layout the
+# other layout's Deployments still run beside this one. Name them.
+stale=()
+while read -r name _; do
+  [[ -n "${name}" ]] || continue
+  grep -qx "${name}" <<< "${deployments}" || stale+=("${name}")
+done <<< "${before}"
+if (( ${#stale[@]} )); then
+  echo "still running but not part of overlay ${overlay}: ${stale[*]}; after a switch of the order-path layout remove them (k8s/README.md#the-grouped-order-path)" >&2
 fi
 log "Tradewind (${overlay}) is deployed and ready"

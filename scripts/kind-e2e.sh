@@ -2,7 +2,7 @@
 # End-to-end test on a real Kubernetes cluster in Docker (kind): the path from
 # "the manifests render and validate" to "the stack runs on Kubernetes".
 #
-#   scripts/kind-e2e.sh [--name NAME] [--no-build] [--keep] [--timeout 300s]
+#   scripts/kind-e2e.sh [--name NAME] [--no-build] [--keep] [--timeout 300s] [--grouped]
 #
 # Creates the kind cluster NAME (default tradewind-e2e), builds the image
 # tradewind:dev (--no-build: use the one already in Docker), loads it into
@@ -12,17 +12,19 @@
 # replay check against PostgreSQL: the fake exchange replays the bundled
 # recording once, from ws's first subscription, and every one of its trades
 # must be stored, none twice, none extra. The cluster is deleted at the end
-# unless --keep.
+# unless --keep. --grouped deploys dev-grouped instead (signal, risk and
+# execution in one orderpath Deployment; deploy-k8s.sh --grouped).
 # Needs docker, kind and kubectl. Exit codes: 0 passed, 1 failed, 2 usage.
 set -euo pipefail
 
 name="tradewind-e2e"
 build=1
 keep=0
+grouped=()
 timeout="300s"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "error: $*" >&2; exit 1; }
 usage_error() { echo "error: $*" >&2; exit 2; }
 log() { echo "==> $*"; }
@@ -33,6 +35,7 @@ while (( $# )); do
     --timeout) (( $# > 1 )) || usage_error "--timeout needs a value"; timeout="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     --keep) keep=1; shift ;;
+    --grouped) grouped=(--grouped); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; usage_error "unknown option: $1" ;;
   esac
@@ -82,15 +85,17 @@ for user in ws signal risk execution db_writer operator orderpath admin; do
 done
 PYTHONPATH="${root}/src" python3 -m tradewind.acl --secrets-dir "${acl_dir}" > "${acl_dir}/users.acl"
 secret tradewind-redis-acl --from-file=users.acl="${acl_dir}/users.acl"
-for user in ws signal risk execution db_writer; do
+# Both layouts' users: the five-process one and the grouped order path's.
+for user in ws signal risk execution db_writer orderpath; do
   secret "tradewind-redis-${user//_/-}" --from-file=password="${acl_dir}/redis_${user}_password"
 done
 rm -rf "${acl_dir}"
 secret tradewind-grafana --from-literal=admin-password="$(rand)"
 secret tradewind-exchange --from-literal=api-key=paper-no-key --from-literal=api-secret=paper-no-key
 
-log "deploying the dev overlay"
-bash "${root}/k8s/deploy-k8s.sh" --overlay dev --context "${context}" --timeout "${timeout}" --yes
+log "deploying the dev overlay ${grouped[*]}"
+bash "${root}/k8s/deploy-k8s.sh" --overlay dev ${grouped[@]+"${grouped[@]}"} --context "${context}" \
+  --timeout "${timeout}" --yes
 
 log "waiting for every Deployment to be available"
 kc -n tradewind wait --for=condition=Available deployment --all --timeout="${timeout}"

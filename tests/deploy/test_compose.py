@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import DRAIN_TIMEOUT_S, ROOT, SERVICES, require_tool
 
-TRADEWIND_IMAGE_SERVICES = (*SERVICES, "migrate", "fake-exchange", "ctl")
+TRADEWIND_IMAGE_SERVICES = (*SERVICES, "migrate", "fake-exchange", "ctl", "orderpath")
 INFRA = ("redis", "postgres", "prometheus", "grafana")
 
 
@@ -100,7 +100,8 @@ def test_monitoring_is_provisioned_from_infrastructure(compose):
 
 def test_offline_profile_adds_only_the_fake_exchange(compose):
     profiled = {n for n, s in compose["services"].items() if s.get("profiles")}
-    assert profiled == {"fake-exchange", "ctl"}
+    assert profiled == {"fake-exchange", "ctl", "orderpath"}
+    assert compose["services"]["orderpath"]["profiles"] == ["grouped"]
     assert compose["services"]["ctl"]["profiles"] == ["tools"]
     fake = compose["services"]["fake-exchange"]
     assert fake["profiles"] == ["offline"]
@@ -200,12 +201,12 @@ def test_every_service_has_its_own_redis_user_and_the_default_user_is_off(compos
     redis = services["redis"]
     assert "--aclfile" in redis["command"] and redis["secrets"] == ["redis_acl"]
     assert "healthcheck" in redis["healthcheck"]["test"]
-    users = {"ctl": "operator", **{s: s for s in SERVICES}}
+    users = {"ctl": "operator", "orderpath": "orderpath", **{s: s for s in SERVICES}}
     for name, user in users.items():
         env = services[name]["environment"]
         assert env["TRADEWIND_BUS__USERNAME"] == f"tradewind-{user}"
         assert env["TRADEWIND_BUS__PASSWORD_FILE"] == f"/run/secrets/redis_{user}_password"
         assert f"redis_{user}_password" in services[name]["secrets"]
-    for name in ("risk", "execution"):
+    for name in ("risk", "execution", "orderpath"):
         assert services[name]["environment"]["TRADEWIND_CONTROL__ORDER_KEY_FILE"]
         assert "order_key" in services[name]["secrets"]

@@ -81,6 +81,12 @@ def test_renders_hold_everything_and_no_secret(renders):
 
 
 def test_pod_security_standard_restricted(pods):
+    problems = restricted_problems(pods)
+    assert not problems, "\n".join(problems)
+
+
+def restricted_problems(pods: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """What breaks the Pod Security Standard restricted (and the resources rule), per pod."""
     problems = []
     for overlay, w in pods:
         name = f"{overlay}/{w['kind']}/{w['metadata']['name']}"
@@ -130,7 +136,7 @@ def test_pod_security_standard_restricted(pods):
                 for r in ("cpu", "memory"):
                     if r not in res.get(kind, {}):
                         problems.append(f"{cname}: {kind}.{r}")
-    assert not problems, "\n".join(problems)
+    return problems
 
 
 def test_issue9_list_on_every_pod(renders, pods):

@@ -27,6 +27,8 @@ SECRETS = (
     "tradewind-redis-acl tradewind-redis-ws tradewind-redis-signal tradewind-redis-risk "
     "tradewind-redis-execution tradewind-redis-db-writer"
 )
+# cleanup removes both order-path layouts' Secrets.
+CLEANUP_SECRETS = f"{SECRETS} tradewind-redis-orderpath"
 STS = ["postgres", "prometheus", "redis"]
 DEPLOYS = ["db-writer", "execution", "fake-exchange", "grafana", "risk", "signal", "ws"]
 REV = "deployment\\.kubernetes\\.io/revision"
@@ -162,6 +164,56 @@ def test_first_install_calls_in_order(fake: Fake) -> None:
     assert proc.returncode == 0, proc.stderr
     assert short(calls) == [*DEPLOY_PROLOGUE, *APPLY, *waits("300s")]
     assert "is deployed and ready" in proc.stdout
+
+
+def test_grouped_deploys_orderpath_and_names_what_the_other_layout_left(fake: Fake) -> None:
+    """--grouped: overlays/dev-grouped, orderpath's Redis Secret instead of the
+    three, and the five-process Deployments still running are named, not kept
+    silently beside orderpath (kubectl apply never deletes)."""
+    secrets = SECRETS.replace(
+        "tradewind-redis-signal tradewind-redis-risk tradewind-redis-execution",
+        "tradewind-redis-orderpath",
+    )
+    rules = [
+        *BASE_RULES[:4],
+        rule(r"get secret", out="".join(f"secret/{s}\n" for s in secrets.split())),
+        rule(r"get deployment", out=revisions(db_writer=1, execution=1, risk=1, signal=1, ws=1)),
+        rule(r"apply"),
+        rule(r"rollout status"),
+    ]
+    proc, calls = fake.run("deploy-k8s.sh", ["--context", CTX, "--yes", "--grouped"], rules)
+    assert proc.returncode == 0, proc.stderr
+    grouped = ["db-writer", "fake-exchange", "grafana", "orderpath", "ws"]
+    assert short(calls) == [
+        *[c.replace(SECRETS, secrets) for c in DEPLOY_PROLOGUE],
+        *APPLY,
+        *[f"-n tradewind rollout status statefulset/{s} --timeout=300s" for s in STS],
+        *[f"-n tradewind rollout status deployment/{d} --timeout=300s" for d in grouped],
+    ]
+    assert (
+        "still running but not part of overlay dev-grouped: execution risk signal;" in proc.stderr
+    )
+    assert "Tradewind (dev-grouped) is deployed and ready" in proc.stdout
+
+
+def test_grouped_dry_run_needs_orderpaths_secret_only(tmp_path: Path) -> None:
+    require_tool("kubectl")
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-such-kubeconfig")}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "k8s" / "deploy-k8s.sh"), "--dry-run", "--grouped"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "overlay:    dev-grouped" in proc.stdout
+    assert "    tradewind-redis-orderpath\n" in proc.stdout
+    for gone in ("signal", "risk", "execution"):
+        assert f"tradewind-redis-{gone}\n" not in proc.stdout
+        assert f"Deployment/{gone}\n" not in proc.stdout
+    assert "Deployment/orderpath\n" in proc.stdout
 
 
 def test_rollback_touches_only_the_deployments_this_release_changed(fake: Fake) -> None:
@@ -378,7 +430,7 @@ def test_delete_everything(fake: Fake) -> None:
     assert short(calls) == [
         *CLEAN_PROLOGUE,
         DELETE_KINDS,
-        f"-n tradewind delete secret {SECRETS} --ignore-not-found",
+        f"-n tradewind delete secret {CLEANUP_SECRETS} --ignore-not-found",
         GET_PVC,
         "-n tradewind delete pvc --all --wait=true",
         "delete namespace tradewind --ignore-not-found",
@@ -397,7 +449,7 @@ def test_a_failed_pvc_query_deletes_no_data(fake: Fake) -> None:
     assert short(calls) == [
         *CLEAN_PROLOGUE,
         DELETE_KINDS,
-        f"-n tradewind delete secret {SECRETS} --ignore-not-found",
+        f"-n tradewind delete secret {CLEANUP_SECRETS} --ignore-not-found",
         GET_PVC,
     ]
     assert "cannot list the PersistentVolumeClaims" in proc.stderr
@@ -444,7 +496,7 @@ def test_answers_at_a_terminal(fake: Fake) -> None:
     assert short(calls) == [
         *CLEAN_PROLOGUE,
         DELETE_KINDS,
-        f"-n tradewind delete secret {SECRETS} --ignore-not-found",
+        f"-n tradewind delete secret {CLEANUP_SECRETS} --ignore-not-found",
         GET_PVC,
     ]
     assert "not confirmed: nothing more is done" in proc.stdout

@@ -208,10 +208,11 @@ def test_dashboards_are_fresh_complete_and_use_the_provisioned_datasource():
 def test_prometheus_jobs_are_the_service_names():
     compose_cfg = yaml.safe_load((PROM / "prometheus.yml").read_text())
     jobs = {j["job_name"] for j in compose_cfg["scrape_configs"]}
-    assert set(SERVICES) <= jobs
+    # orderpath: signal, risk and execution grouped in one process (issue 17).
+    assert {*SERVICES, "orderpath"} <= jobs
     k8s_cfg = yaml.safe_load((ROOT / "k8s" / "base" / "prometheus" / "prometheus.yml").read_text())
     keep = k8s_cfg["scrape_configs"][1]["relabel_configs"][0]
-    assert set(keep["regex"].split("|")) == set(SERVICES)
+    assert set(keep["regex"].split("|")) == {*SERVICES, "orderpath"}
     assert k8s_cfg["rule_files"] == compose_cfg["rule_files"]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DATASOURCE = {"type": "prometheus", "uid": "tradewind-prometheus"}
-SERVICES = 'job=~"ws|signal|risk|execution|db_writer"'
+SERVICES = 'job=~"ws|signal|risk|execution|orderpath|db_writer"'
 OUT = Path(__file__).resolve().parent / "dashboards"
 
 
