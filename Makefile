@@ -72,7 +72,7 @@ secrets: ## create random local secret files for Compose under $(SECRETS_DIR) (k
 	done
 	@PYTHONPATH=src $(PYTHON) -m tradewind.acl --prefix "$${TRADEWIND_BUS__PREFIX:-tw}" \
 	  --secrets-dir $(SECRETS_DIR) > $(SECRETS_DIR)/redis_acl.new && mv $(SECRETS_DIR)/redis_acl.new $(SECRETS_DIR)/redis_acl
-	@for s in exchange_api_key exchange_api_secret; do \
+	@for s in exchange_api_key exchange_api_secret exchange_api_passphrase; do \
 	  [ -s $(SECRETS_DIR)/$$s ] || printf 'paper-no-key\n' > $(SECRETS_DIR)/$$s; \
 	done
 	@chmod 644 $(SECRETS_DIR)/*_password $(SECRETS_DIR)/*_token $(SECRETS_DIR)/order_key \

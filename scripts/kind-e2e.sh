@@ -91,7 +91,7 @@ for user in ws signal risk execution db_writer orderpath; do
 done
 rm -rf "${acl_dir}"
 secret tradewind-grafana --from-literal=admin-password="$(rand)"
-secret tradewind-exchange --from-literal=api-key=paper-no-key --from-literal=api-secret=paper-no-key
+secret tradewind-exchange --from-literal=api-key=paper-no-key --from-literal=api-secret=paper-no-key --from-literal=api-passphrase=paper-no-key
 
 log "deploying the dev overlay ${grouped[*]}"
 bash "${root}/k8s/deploy-k8s.sh" --overlay dev ${grouped[@]+"${grouped[@]}"} --context "${context}" \

@@ -48,6 +48,7 @@ import structlog
 
 from tradewind.config import ConfigError, ExecutionSettings
 from tradewind.events import Liquidity, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from tradewind.execution.guard import has_real_key
 from tradewind.execution.venue import (
     StartCheckFailed,
     Venue,
@@ -175,8 +176,9 @@ class CcxtVenue(Venue):
         if settings.api_key is not None and settings.api_secret is not None:
             config["apiKey"] = settings.api_key.get_secret_value()
             config["secret"] = settings.api_secret.get_secret_value()
-        if settings.api_passphrase is not None:
-            config["password"] = settings.api_passphrase.get_secret_value()
+        passphrase = settings.api_passphrase
+        if passphrase is not None and has_real_key(passphrase):  # not Compose's no-key marker
+            config["password"] = passphrase.get_secret_value()
         self.client: Any = cls(config)
         for call in SKIPPED_CALLS.get(settings.ccxt_id, ()):
             self.client.has[call] = False
