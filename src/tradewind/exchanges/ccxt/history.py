@@ -13,7 +13,8 @@ volumes; a trade's best-match flag) are written as 0 / true.
 Paging, per venue (``VENUES``):
 
 - klines go forward from the day's start by ``since`` (a page of ``PAGE``
-  bars), a window without bars is skipped, only closed bars are written;
+  bars; Bybit also gets the page's end), a window without bars is skipped,
+  only closed bars are written;
 - trades go forward by ``since`` where the venue pages that way (Kraken);
   OKX's ``market/history-trades`` only pages backwards, so a day is read from
   its end back by trade id (``after``) and sorted when complete (finished
@@ -64,11 +65,16 @@ class VenueHistory:
     trades_params: tuple[tuple[str, str], ...] = ()
     no_trades: str = ""
     """Why the venue's REST API cannot give a day of trades (with ``trades`` '')."""
+    klines_until: bool = False
+    """Send each klines page's end (ccxt's ``until``): Bybit answers a
+    ``start`` alone with the newest bars up to now, not those after it."""
 
 
 VENUES = {
     "okx": VenueHistory("okx", "backward", True, (("method", "publicGetMarketHistoryTrades"),)),
-    "bybit": VenueHistory("bybit", "", no_trades="its REST API serves only its latest trades"),
+    "bybit": VenueHistory(
+        "bybit", "", no_trades="its REST API serves only its latest trades", klines_until=True
+    ),
     "coinbase": VenueHistory(
         "coinbase",
         "",
@@ -267,7 +273,8 @@ class CcxtHistory:
         cursor = expected
         while cursor < min(day_end, self.now_ms()):
             now = self.now_ms()
-            page = await self._call("fetch_ohlcv", market, interval, cursor, self.page)
+            until = {"until": cursor + step * self.page - 1} if self.spec.klines_until else {}
+            page = await self._call("fetch_ohlcv", market, interval, cursor, self.page, until)
             closed = [k for k in page if cursor <= int(k[0]) < day_end and int(k[0]) + step <= now]
             closed.sort(key=lambda k: int(k[0]))
             for k in closed:

@@ -27,6 +27,7 @@ from tradewind.exchanges.binance.fake import BinanceCoinmVenue, BinanceUsdmVenue
 from tradewind.exchanges.binance.fake_history import BinanceHistory
 from tradewind.exchanges.binance.fake_rest_history import BinanceRestHistory
 from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
+from tradewind.exchanges.bybit.fake_rest_history import BybitRestHistory
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
 from tradewind.exchanges.common.fake_http import (
     LengthRequired,
@@ -130,6 +131,12 @@ class FakeExchange:
             else []
         )
         self.okx_history.routes(self.router)
+        self.bybit_history = BybitRestHistory(
+            [p for fmt in BybitVenue.formats for p in by_format.get(fmt, [])]
+            if "bybit" in self.venues
+            else []
+        )
+        self.bybit_history.routes(self.router)
         self.router.add("POST", "/_fake/control", self._control_route)
         self.router.add("GET", "/_fake/status", self._status_route)
 
