@@ -271,6 +271,8 @@ def _ccxt_download(
             f"--venue {venue} --kind trades: {spec.no_trades}; "
             "download klines, or record trades with tradewind record"
         )
+    if kind == "klines" and spec.no_klines:
+        raise UsageProblem(f"--venue {venue} --kind klines: {spec.no_klines}; download trades")
     if source not in ("auto", "rest"):
         raise UsageProblem(f"--source {source}: {venue} has no archives; use --source rest")
     if kind == "klines" and interval not in INTERVAL_MS:

@@ -65,6 +65,11 @@ class VenueHistory:
     trades_params: tuple[tuple[str, str], ...] = ()
     no_trades: str = ""
     """Why the venue's REST API cannot give a day of trades (with ``trades`` '')."""
+    since_ns: bool = False
+    """Send a trades page's ``since`` in nanoseconds: ccxt's kraken sends
+    whole seconds, and a busy second before the cursor would fill the page."""
+    no_klines: str = ""
+    """Why the venue's REST API cannot give a past day of klines."""
     klines_until: bool = False
     """Send each klines page's end (ccxt's ``until``): Bybit answers a
     ``start`` alone with the newest bars up to now, not those after it."""
@@ -81,7 +86,13 @@ VENUES = {
         no_trades="its REST API gives the latest trades of a window given in whole seconds, "
         "so a busy day cannot be paged without loss",
     ),
-    "kraken": VenueHistory("kraken", "forward"),
+    "kraken": VenueHistory(
+        "kraken",
+        "forward",
+        since_ns=True,
+        no_klines="its OHLC endpoint serves only the latest 720 bars of an interval, "
+        "so a past day cannot be read complete",
+    ),
 }
 
 
@@ -224,6 +235,8 @@ class CcxtHistory:
     ) -> Day:
         unified, flat = await self.market(symbol)
         kind = "klines" if kind == "klines" else "trades"
+        if kind == "klines" and self.spec.no_klines:
+            raise HistoryError(f"{self.venue} klines: {self.spec.no_klines}")
         name = file_name(self.venue, flat, kind, day, interval)
         final = out_dir / f"{name}.csv"
         if final.exists():
@@ -310,7 +323,8 @@ class CcxtHistory:
         seen_at_cursor = seen
         limit = self.page
         while True:
-            page = await self._call("fetch_trades", market, cursor, limit)
+            ns = {"since": str(cursor * 1_000_000 - 1)} if self.spec.since_ns else {}
+            page = await self._call("fetch_trades", market, cursor, limit, ns)
             fresh = [
                 t for t in page
                 if int(t["timestamp"]) >= cursor

@@ -39,6 +39,7 @@ from tradewind.exchanges.common.fake_http import (
 )
 from tradewind.exchanges.common.fake_venue import Venue
 from tradewind.exchanges.kraken.fake import KrakenVenue
+from tradewind.exchanges.kraken.fake_rest_history import KrakenRestHistory
 from tradewind.exchanges.okx.fake import OkxVenue
 from tradewind.exchanges.okx.fake_rest_history import OkxRestHistory
 
@@ -137,6 +138,12 @@ class FakeExchange:
             else []
         )
         self.bybit_history.routes(self.router)
+        self.kraken_history = KrakenRestHistory(
+            [p for fmt in KrakenVenue.formats for p in by_format.get(fmt, [])]
+            if "kraken" in self.venues
+            else []
+        )
+        self.kraken_history.routes(self.router)
         self.router.add("POST", "/_fake/control", self._control_route)
         self.router.add("GET", "/_fake/status", self._status_route)
 
