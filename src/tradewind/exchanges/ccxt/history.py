@@ -20,6 +20,8 @@ Paging, per venue (``VENUES``):
   its end back by trade id (``after``) and sorted when complete (finished
   days only). Bybit's REST serves only the latest trades, Coinbase's the
   latest of a window in whole seconds: refused, with the reason.
+- klines are refused for Kraken (its OHLC serves only the latest 720 bars,
+  so a past day is never complete) and for Coinbase (not tested yet).
 
 Resume, holes and errors are those of the Binance REST downloader: rows go
 into ``<name>.partial.csv`` page by page and a rerun continues after its last
@@ -85,6 +87,7 @@ VENUES = {
         "",
         no_trades="its REST API gives the latest trades of a window given in whole seconds, "
         "so a busy day cannot be paged without loss",
+        no_klines="its candles through ccxt are not tested against Coinbase's API yet",
     ),
     "kraken": VenueHistory(
         "kraken",
