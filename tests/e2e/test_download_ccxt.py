@@ -165,10 +165,7 @@ async def test_an_unknown_market_is_one_line(tmp_path: Path) -> None:
         (["--venue", "coinbase"],
          "tradewind: --venue coinbase --kind trades: its REST API gives the latest trades of "
          "a window given in whole seconds, so a busy day cannot be paged without loss; "
-         "record trades with tradewind record"),
-        (["--venue", "coinbase", "--kind", "klines"],
-         "tradewind: --venue coinbase --kind klines: its candles through ccxt are not tested "
-         "against Coinbase's API yet; record it with tradewind record"),
+         "download klines, or record trades with tradewind record"),
         (["--venue", "okx", "--kind", "aggTrades"],
          "tradewind: --kind aggTrades: use one of trades, klines with --venue okx"),
         (["--venue", "okx", "--source", "archive"],

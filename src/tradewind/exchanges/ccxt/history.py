@@ -20,8 +20,8 @@ Paging, per venue (``VENUES``):
   its end back by trade id (``after``) and sorted when complete (finished
   days only). Bybit's REST serves only the latest trades, Coinbase's the
   latest of a window in whole seconds: refused, with the reason.
-- klines are refused for Kraken (its OHLC serves only the latest 720 bars,
-  so a past day is never complete) and for Coinbase (not tested yet).
+- klines are refused for Kraken: its OHLC serves only the latest 720 bars,
+  so a past day is never complete.
 
 Resume, holes and errors are those of the Binance REST downloader: rows go
 into ``<name>.partial.csv`` page by page and a rerun continues after its last
@@ -72,6 +72,9 @@ class VenueHistory:
     whole seconds, and a busy second before the cursor would fill the page."""
     no_klines: str = ""
     """Why the venue's REST API cannot give a past day of klines."""
+    skipped_calls: tuple[str, ...] = ()
+    """ccxt calls ``load_markets`` makes that a download does not need
+    (Coinbase: its app's currency and exchange-rate lists)."""
     klines_until: bool = False
     """Send each klines page's end (ccxt's ``until``): Bybit answers a
     ``start`` alone with the newest bars up to now, not those after it."""
@@ -87,7 +90,7 @@ VENUES = {
         "",
         no_trades="its REST API gives the latest trades of a window given in whole seconds, "
         "so a busy day cannot be paged without loss",
-        no_klines="its candles through ccxt are not tested against Coinbase's API yet",
+        skipped_calls=("fetchCurrencies",),
     ),
     "kraken": VenueHistory(
         "kraken",
@@ -155,6 +158,8 @@ class CcxtHistory:
         cls = getattr(self.ccxt, self.spec.ccxt_id)
         self.client: Any = cls({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
         self.client.options.update(MARKET_OPTIONS.get(self.spec.ccxt_id, {}))
+        for call in self.spec.skipped_calls:
+            self.client.has[call] = False
         fetch_markets = self.client.options.get("fetchMarkets")
         if isinstance(fetch_markets, dict) and "types" in fetch_markets:
             self.client.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}

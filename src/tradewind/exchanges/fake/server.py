@@ -29,6 +29,7 @@ from tradewind.exchanges.binance.fake_rest_history import BinanceRestHistory
 from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
 from tradewind.exchanges.bybit.fake_rest_history import BybitRestHistory
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
+from tradewind.exchanges.coinbase.fake_rest_history import CoinbaseRestHistory
 from tradewind.exchanges.common.fake_http import (
     LengthRequired,
     Request,
@@ -144,6 +145,12 @@ class FakeExchange:
             else []
         )
         self.kraken_history.routes(self.router)
+        self.coinbase_history = CoinbaseRestHistory(
+            [p for fmt in CoinbaseVenue.formats for p in by_format.get(fmt, [])]
+            if "coinbase" in self.venues
+            else []
+        )
+        self.coinbase_history.routes(self.router)
         self.router.add("POST", "/_fake/control", self._control_route)
         self.router.add("GET", "/_fake/status", self._status_route)
 
