@@ -1,9 +1,9 @@
 """``tradewind download --venue coinbase --kind klines`` through ccxt
 against the fake exchange's Coinbase Advanced Trade public market REST
 (``market/products``, ``market/products/{id}/candles``, no keys): through a
-cut connection, the 1m bars of the recorded trades written and the
-stretches without bars reported, a file that ``backtest`` reads as
-``coinbase:BTCUSD``."""
+429 (an HTML page, as Coinbase's gateway sends) and a cut connection, the 1m
+bars of the recorded trades written and the stretches without bars
+reported, a file that ``backtest`` reads as ``coinbase:BTCUSD``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ async def test_coinbase_klines_through_a_cut_then_backtest(tmp_path: Path) -> No
     out = tmp_path / "coinbase"
     async with FakeExchange(COINBASE, autostart=False, exchanges=["coinbase"]) as fake:
         hist = fake.coinbase_history
+        hist.throttle(1)
         hist.cut(1, after=3)  # the three product lists whole, the first candles page cut
         args = ["download", "--venue", "coinbase", "--rest-url", url(fake), "-o", str(out)]
         rc, stdout, err = await tradewind(
@@ -65,7 +66,7 @@ async def test_coinbase_klines_through_a_cut_then_backtest(tmp_path: Path) -> No
         pages = [r.query for r in hist.requests if r.path.endswith("/candles")]
     text = " ".join(stdout.split())
     assert "BTC/USD 2026-08-09: 3 rows" in text
-    assert "1 failed requests retried" in text
+    assert "1 rate-limited answers waited out; 1 failed requests retried" in text
     assert "no 1m kline for 00:00-21:03 (1264): the venue has none" in text
     assert "no 1m kline for 21:07-23:59 (173): the venue has none" in text
     assert pages[0] == pages[1] == {

@@ -10,8 +10,9 @@ data for). ``start`` and ``end`` are required and a window of more than 350
 candles is refused, as Coinbase documents. Futures (``product_type=FUTURE``)
 answer an empty list.
 
-Faults: HTTP 429 with Coinbase's ``{"error":"RATE_LIMIT_EXCEEDED",…}`` body,
-a body cut short.
+Faults: HTTP 429 with the HTML page Coinbase's gateway sends instead of a
+JSON error (as reported in coinbase-samples/advanced-trade-sdk-go issue
+#18), a body cut short.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class CoinbaseRestHistory:
 
     # --- faults -------------------------------------------------------------
     def throttle(self, n: int) -> None:
-        """The next ``n`` requests get 429 ``RATE_LIMIT_EXCEEDED``."""
+        """The next ``n`` requests get 429 with an HTML page."""
         self.faults.throttle = n
 
     def cut(self, n: int, after: int = 0) -> None:
@@ -132,7 +133,9 @@ class CoinbaseRestHistory:
         f = self.faults
         if f.throttle > 0:
             f.throttle -= 1
-            return _error(429, "RATE_LIMIT_EXCEEDED", "Too many requests")
+            page = b'<html>\n  <head>\n    <title>Coinbase</title>\n    <meta name="robots" '
+            page += b'content="noindex">\n  </head>\n  <body></body>\n</html>\n'
+            return Response(429, page, content_type="text/html")
         q = req.query
         if req.path == PRODUCTS:
             rows = [] if q.get("product_type", "SPOT") != "SPOT" else _spot_products()
