@@ -101,6 +101,43 @@ async def test_binance_klines_resume_after_the_last_open_time(tmp_path: Path) ->
     assert [int(line.split(",")[0]) for line in final[1:]] == [k[0] for k in day_klines]
 
 
+async def test_kraken_trades_resume_after_the_last_written_time(tmp_path: Path) -> None:
+    """Forward by ``since``: a rerun asks from the last row's millisecond and
+    leaves out the ids it already wrote there."""
+    if importlib.util.find_spec("ccxt") is None:
+        skip_or_fail("ccxt is not installed (pip install 'tradewind[ccxt]')")
+    from tradewind.exchanges.ccxt.history import CcxtHistory
+
+    day = date(2021, 4, 17)
+    data = market_file("kraken_spot_ws_v1_20210417.jsonl")
+    async with FakeExchange(data, autostart=False, exchanges=["kraken"]) as fake:
+        base = f"http://{fake.host}:{fake.port}"
+        hist = fake.kraken_history
+        hist.cut(10, after=4)  # Assets, AssetPairs, then two pages of 2
+        first = CcxtHistory("kraken", base, retries=1, backoff_s=0.01, page=2)
+        try:
+            with pytest.raises(HistoryError, match="cannot download from"):
+                await first.day("trades", "SC/EUR", day, tmp_path)
+        finally:
+            await first.close()
+        partial = tmp_path / "kraken-SCEUR-trades-2021-04-17.partial.csv"
+        written = ids(partial)
+        assert written == [1, 2, 3]  # the second page from the first's last millisecond
+        hist.cut(0)
+        n = len(hist.requests)
+        again = CcxtHistory("kraken", base, page=2)
+        try:
+            got = await again.day("trades", "SC/EUR", day, tmp_path)
+        finally:
+            await again.close()
+        resumed = [r.query for r in hist.requests[n:] if r.path.endswith("/Trades")]
+    last_ms = int(last_row(tmp_path / "kraken-SCEUR-trades-2021-04-17.csv")[4])
+    assert resumed[0]["since"] == "1618678155719999999" and last_ms == 1618678158135
+    assert got.status == "downloaded" and got.resumed and got.rows == 6
+    assert ids(tmp_path / "kraken-SCEUR-trades-2021-04-17.csv") == list(range(1, 7))
+    assert not partial.exists()
+
+
 def test_last_row_cuts_a_torn_line(tmp_path: Path) -> None:
     f = tmp_path / "x.partial.csv"
     f.write_text("id,price\n1,2\n3,4\n5,")

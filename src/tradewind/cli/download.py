@@ -267,10 +267,14 @@ def _ccxt_download(
             f"--kind {kind}: use one of {', '.join(CCXT_KINDS)} with --venue {venue}"
         )
     if kind == "trades" and not spec.trades:
+        instead = "" if spec.no_klines else "download klines, or "
         raise UsageProblem(
             f"--venue {venue} --kind trades: {spec.no_trades}; "
-            "download klines, or record trades with tradewind record"
+            f"{instead}record trades with tradewind record"
         )
+    if kind == "klines" and spec.no_klines:
+        instead = "download trades" if spec.trades else "record it with tradewind record"
+        raise UsageProblem(f"--venue {venue} --kind klines: {spec.no_klines}; {instead}")
     if source not in ("auto", "rest"):
         raise UsageProblem(f"--source {source}: {venue} has no archives; use --source rest")
     if kind == "klines" and interval not in INTERVAL_MS:

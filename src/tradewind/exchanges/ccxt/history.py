@@ -13,12 +13,15 @@ volumes; a trade's best-match flag) are written as 0 / true.
 Paging, per venue (``VENUES``):
 
 - klines go forward from the day's start by ``since`` (a page of ``PAGE``
-  bars), a window without bars is skipped, only closed bars are written;
+  bars; Bybit also gets the page's end), a window without bars is skipped,
+  only closed bars are written;
 - trades go forward by ``since`` where the venue pages that way (Kraken);
   OKX's ``market/history-trades`` only pages backwards, so a day is read from
   its end back by trade id (``after``) and sorted when complete (finished
   days only). Bybit's REST serves only the latest trades, Coinbase's the
   latest of a window in whole seconds: refused, with the reason.
+- klines are refused for Kraken: its OHLC serves only the latest 720 bars,
+  so a past day is never complete.
 
 Resume, holes and errors are those of the Binance REST downloader: rows go
 into ``<name>.partial.csv`` page by page and a rerun continues after its last
@@ -64,18 +67,38 @@ class VenueHistory:
     trades_params: tuple[tuple[str, str], ...] = ()
     no_trades: str = ""
     """Why the venue's REST API cannot give a day of trades (with ``trades`` '')."""
+    since_ns: bool = False
+    """Send a trades page's ``since`` in nanoseconds: ccxt's kraken sends
+    whole seconds, and a busy second before the cursor would fill the page."""
+    no_klines: str = ""
+    """Why the venue's REST API cannot give a past day of klines."""
+    skipped_calls: tuple[str, ...] = ()
+    """ccxt calls ``load_markets`` makes that a download does not need
+    (Coinbase: its app's currency and exchange-rate lists)."""
+    klines_until: bool = False
+    """Send each klines page's end (ccxt's ``until``): Bybit answers a
+    ``start`` alone with the newest bars up to now, not those after it."""
 
 
 VENUES = {
     "okx": VenueHistory("okx", "backward", True, (("method", "publicGetMarketHistoryTrades"),)),
-    "bybit": VenueHistory("bybit", "", no_trades="its REST API serves only its latest trades"),
+    "bybit": VenueHistory(
+        "bybit", "", no_trades="its REST API serves only its latest trades", klines_until=True
+    ),
     "coinbase": VenueHistory(
         "coinbase",
         "",
         no_trades="its REST API gives the latest trades of a window given in whole seconds, "
         "so a busy day cannot be paged without loss",
+        skipped_calls=("fetchCurrencies",),
     ),
-    "kraken": VenueHistory("kraken", "forward"),
+    "kraken": VenueHistory(
+        "kraken",
+        "forward",
+        since_ns=True,
+        no_klines="its OHLC endpoint serves only the latest 720 bars of an interval, "
+        "so a past day cannot be read complete",
+    ),
 }
 
 
@@ -135,6 +158,8 @@ class CcxtHistory:
         cls = getattr(self.ccxt, self.spec.ccxt_id)
         self.client: Any = cls({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
         self.client.options.update(MARKET_OPTIONS.get(self.spec.ccxt_id, {}))
+        for call in self.spec.skipped_calls:
+            self.client.has[call] = False
         fetch_markets = self.client.options.get("fetchMarkets")
         if isinstance(fetch_markets, dict) and "types" in fetch_markets:
             self.client.options["fetchMarkets"] = {**fetch_markets, "types": ["spot"]}
@@ -218,6 +243,8 @@ class CcxtHistory:
     ) -> Day:
         unified, flat = await self.market(symbol)
         kind = "klines" if kind == "klines" else "trades"
+        if kind == "klines" and self.spec.no_klines:
+            raise HistoryError(f"{self.venue} klines: {self.spec.no_klines}")
         name = file_name(self.venue, flat, kind, day, interval)
         final = out_dir / f"{name}.csv"
         if final.exists():
@@ -267,7 +294,8 @@ class CcxtHistory:
         cursor = expected
         while cursor < min(day_end, self.now_ms()):
             now = self.now_ms()
-            page = await self._call("fetch_ohlcv", market, interval, cursor, self.page)
+            until = {"until": cursor + step * self.page - 1} if self.spec.klines_until else {}
+            page = await self._call("fetch_ohlcv", market, interval, cursor, self.page, until)
             closed = [k for k in page if cursor <= int(k[0]) < day_end and int(k[0]) + step <= now]
             closed.sort(key=lambda k: int(k[0]))
             for k in closed:
@@ -303,7 +331,8 @@ class CcxtHistory:
         seen_at_cursor = seen
         limit = self.page
         while True:
-            page = await self._call("fetch_trades", market, cursor, limit)
+            ns = {"since": str(cursor * 1_000_000 - 1)} if self.spec.since_ns else {}
+            page = await self._call("fetch_trades", market, cursor, limit, ns)
             fresh = [
                 t for t in page
                 if int(t["timestamp"]) >= cursor

@@ -27,7 +27,9 @@ from tradewind.exchanges.binance.fake import BinanceCoinmVenue, BinanceUsdmVenue
 from tradewind.exchanges.binance.fake_history import BinanceHistory
 from tradewind.exchanges.binance.fake_rest_history import BinanceRestHistory
 from tradewind.exchanges.bybit.fake import BybitLinearVenue, BybitVenue
+from tradewind.exchanges.bybit.fake_rest_history import BybitRestHistory
 from tradewind.exchanges.coinbase.fake import CoinbaseVenue
+from tradewind.exchanges.coinbase.fake_rest_history import CoinbaseRestHistory
 from tradewind.exchanges.common.fake_http import (
     LengthRequired,
     Request,
@@ -38,6 +40,7 @@ from tradewind.exchanges.common.fake_http import (
 )
 from tradewind.exchanges.common.fake_venue import Venue
 from tradewind.exchanges.kraken.fake import KrakenVenue
+from tradewind.exchanges.kraken.fake_rest_history import KrakenRestHistory
 from tradewind.exchanges.okx.fake import OkxVenue
 from tradewind.exchanges.okx.fake_rest_history import OkxRestHistory
 
@@ -130,6 +133,24 @@ class FakeExchange:
             else []
         )
         self.okx_history.routes(self.router)
+        self.bybit_history = BybitRestHistory(
+            [p for fmt in BybitVenue.formats for p in by_format.get(fmt, [])]
+            if "bybit" in self.venues
+            else []
+        )
+        self.bybit_history.routes(self.router)
+        self.kraken_history = KrakenRestHistory(
+            [p for fmt in KrakenVenue.formats for p in by_format.get(fmt, [])]
+            if "kraken" in self.venues
+            else []
+        )
+        self.kraken_history.routes(self.router)
+        self.coinbase_history = CoinbaseRestHistory(
+            [p for fmt in CoinbaseVenue.formats for p in by_format.get(fmt, [])]
+            if "coinbase" in self.venues
+            else []
+        )
+        self.coinbase_history.routes(self.router)
         self.router.add("POST", "/_fake/control", self._control_route)
         self.router.add("GET", "/_fake/status", self._status_route)
 
