@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import market_file, skip_or_fail
-from tradewind.exchanges.binance.history import HistoryError
-from tradewind.exchanges.binance.rest_history import RestHistory, last_row
+from tradewind.exchanges.binance.rest_history import RestHistory
+from tradewind.exchanges.common.history import HistoryError, last_row
 from tradewind.exchanges.csv_source import exchange_from_path
 from tradewind.exchanges.fake import FakeExchange
 

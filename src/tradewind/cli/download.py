@@ -27,15 +27,13 @@ from tradewind.exchanges.binance.history import (
     INTERVALS,
     KINDS,
     SYMBOL,
-    Day,
-    DaySource,
     History,
-    HistoryError,
     download,
 )
-from tradewind.exchanges.binance.rest_history import INTERVAL_MS, REST_URL, RestHistory
+from tradewind.exchanges.binance.rest_history import REST_URL, RestHistory
 from tradewind.exchanges.ccxt.history import VENUES as CCXT_VENUES
 from tradewind.exchanges.ccxt.history import CcxtHistory
+from tradewind.exchanges.common.history import INTERVAL_MS, Day, DaySource, HistoryError
 from tradewind.runtime.loop import run_async
 
 VENUES = ("binance", *CCXT_VENUES)

@@ -21,12 +21,11 @@ import re
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlsplit
 
+from tradewind.exchanges.common.history import HEADERS, Day, DaySource, HistoryError
 from tradewind.exchanges.common.http import HttpClient
 
 BASE_URL = "https://data.binance.vision"
@@ -34,60 +33,9 @@ KINDS = ("trades", "aggTrades", "klines")
 INTERVALS = frozenset(
     {"1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"}
 )
-HEADERS = {
-    "trades": "id,price,qty,quote_qty,time,is_buyer_maker,is_best_match",
-    "aggTrades": (
-        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,"
-        "is_buyer_maker,is_best_match"
-    ),
-    "klines": (
-        "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
-        "taker_buy_volume,taker_buy_quote_volume,ignore"
-    ),
-}
 SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 RETRY_AFTER_MAX_S = 120.0
 CHECKSUM_LINE = re.compile(rb"^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
-
-
-class HistoryError(RuntimeError):
-    """A download that cannot go on; the message is one line for the user."""
-
-
-@dataclass
-class Day:
-    symbol: str
-    day: date
-    status: str
-    """downloaded, present (finished by an earlier run), missing (not
-    published, or no row at all) or partial (the day is not over yet)."""
-    path: Path | None = None
-    rows: int = 0
-    resumed: bool = False
-    """Continued from a part left by a cut transfer (this run's or an earlier one's)."""
-    source: str = "archive"
-    holes: list[str] = field(default_factory=list)
-    """Stretches the venue has no data for (missing kline intervals), exactly."""
-    lost: list[str] = field(default_factory=list)
-    """Rows the venue numbered but did not send (aggTrade id jumps), exactly."""
-    until_ms: int | None = None
-    """A partial day's last row time."""
-
-
-class DaySource(Protocol):
-    """Where days come from: the archives (``History``) or the REST API."""
-
-    base_url: str
-    throttled: int
-    """Answers 429/418 (or the venue's rate-limit error) waited out."""
-    retried: int
-    """Requests retried after a 5xx or a cut connection."""
-    weight_waits: int
-    """Pauses before a request that would pass the venue's weight limit."""
-
-    async def day(
-        self, kind: str, symbol: str, day: date, out_dir: Path, interval: str = "1m"
-    ) -> Day: ...
 
 
 def archive_name(kind: str, symbol: str, day: date, interval: str) -> str:

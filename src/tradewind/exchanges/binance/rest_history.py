@@ -32,46 +32,38 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tradewind.exchanges.binance.history import (
-    HEADERS,
     RETRY_AFTER_MAX_S,
-    Day,
-    HistoryError,
     _retry_after,
     _why,
     archive_name,
+)
+from tradewind.exchanges.common.history import (
+    DAY_MS,
+    HEADERS,
+    HOUR_MS,
+    INTERVAL_MS,
+    Day,
+    HistoryError,
+    day_ms,
+    hole,
+    last_row,
+    rows_in,
 )
 from tradewind.exchanges.common.http import HttpClient
 
 REST_URL = "https://api.binance.com"
 KINDS = ("aggTrades", "klines")
 PAGE = 1000
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 WEIGHT = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2}
 """Request weight of one call with ``limit`` 1000, as Binance documents it."""
 WEIGHT_LIMIT = 6000
 """Binance spot's REQUEST_WEIGHT limit a minute (``exchangeInfo`` ``rateLimits``)."""
-INTERVAL_MS = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
 _USED_WEIGHT = re.compile(r"^x-mbx-used-weight-(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -79,34 +71,6 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def rest_kind(kind: str) -> str:
     """REST has no day-wide public trades: ``trades`` come as aggregate trades."""
     return "aggTrades" if kind == "trades" else kind
-
-
-def day_ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
-
-
-def _clock(ms: int, step_ms: int = 60_000) -> str:
-    t = datetime.fromtimestamp(ms / 1000, UTC)
-    return t.strftime("%H:%M:%S" if step_ms < 60_000 else "%H:%M")
-
-
-def last_row(path: Path) -> list[str] | None:
-    """The file's last whole row (a torn last line, left by a kill, is cut
-    off first); None for a file with no row below its header."""
-    with path.open("rb+") as f:
-        data = f.read()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            f.truncate(end)
-        lines = data[:end].splitlines()
-    if len(lines) < 2:
-        return None
-    return lines[-1].decode().split(",")
-
-
-def rows_in(path: Path) -> int:
-    with path.open("rb") as f:
-        return max(sum(1 for _ in f) - 1, 0)
 
 
 class RestHistory:
@@ -340,13 +304,6 @@ class RestHistory:
         if t_last is not None and expected < boundary:
             hole(result, interval, expected, boundary, step)
         return complete, t_last
-
-
-def hole(result: Day, interval: str, start: int, end: int, step: int) -> None:
-    """Klines from ``start`` to ``end`` (exclusive) the venue has none of."""
-    n = (end - start) // step
-    span = _clock(start, step) + ("" if n == 1 else f"-{_clock(end - step, step)}")
-    result.holes.append(f"no {interval} kline for {span} ({n})")
 
 
 def _bool(v: Any) -> str:

@@ -1,7 +1,7 @@
 """Public history of venues without a first-party downloader, through ccxt
 (``ccxt.async_support``, so nothing blocks the event loop; ccxt's own rate
 limiter paces the calls): ``fetch_trades`` and ``fetch_ohlcv`` page by page,
-written as the CSV layouts the Binance downloads use (``history.HEADERS``),
+written as the CSV layouts the Binance downloads use (``common.history.HEADERS``),
 which ``run`` and ``backtest`` detect from the header row.
 
 A file is named ``<venue>-<BASEQUOTE>-<trades|interval>-<day>.csv``: the
@@ -40,17 +40,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tradewind.exchanges.binance.history import HEADERS, Day, HistoryError
-from tradewind.exchanges.binance.rest_history import (
+from tradewind.exchanges.ccxt.adapter import MARKET_OPTIONS, load_ccxt, point_at
+from tradewind.exchanges.common.history import (
     DAY_MS,
+    HEADERS,
     HOUR_MS,
     INTERVAL_MS,
+    Day,
+    HistoryError,
     day_ms,
     hole,
     last_row,
     rows_in,
 )
-from tradewind.exchanges.ccxt.adapter import MARKET_OPTIONS, load_ccxt, point_at
 
 PAGE = 100
 """Rows a request: within every supported venue's maximum for both calls."""
