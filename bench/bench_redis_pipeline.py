@@ -614,7 +614,7 @@ def grouped_latency(args: argparse.Namespace, d: Path) -> None:
     bare 1-hop relay measured just before: one network hop is what is left."""
     r99 = print_relay_latency(args, hops=1)
     hops: dict[str, list[float | None]] = {}
-    trace = d / "trace.json" if args.trace else None
+    trace: Path | None = args.trace
     p50, p99 = latency_run(args, d, hops, grouped=True, trace=trace)
     ratio = p99 / r99 if p99 else float("nan")
     ok = p99 is not None and p99 <= TARGET_GROUPED_P99_RATIO * r99
@@ -662,8 +662,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument(
         "--trace",
-        action="store_true",
-        help="run the grouped order path under bench/trace_order_path.py: per-hop stamps",
+        type=Path,
+        metavar="FILE",
+        help="run the grouped order path under bench/trace_order_path.py: per-hop stamps "
+        "into FILE (JSON), printed as p50/p99 per hop",
     )
     ap.add_argument(
         "--latency-only", action="store_true", help="only the 1k ticks/s tick-to-order run"

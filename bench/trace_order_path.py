@@ -10,7 +10,7 @@ tracing. Used by ``bench_redis_pipeline.py --latency-only --trace``:
     python bench/trace_order_path.py analyse trace.json
 
 Per order, keyed by its tick's ``ts_recv`` (ws's receive time):
-``market_xadd`` the market entry id's time (ms), ``sig_fetch`` signal's
+``market_xadd`` the market entry id's time (whole ms), ``sig_fetch`` signal's
 handler starts on the batch, ``sig_commit`` it calls commit, ``sig_locked``
 the downstream's hand-off lock is held, ``sig_applied`` the commit script's
 reply is in, ``handed`` risk's ready queue has the signal, ``risk_fetch``
@@ -196,8 +196,7 @@ def _q(xs: list[float], q: float) -> float:
 
 
 SEGMENTS = (
-    ("tick → market XADD (ws)", "ts_recv", "market_xadd"),
-    ("market XADD → signal handler", "market_xadd", "sig_fetch"),
+    ("tick → signal handler (ws, its XADD, signal's read)", "ts_recv", "sig_fetch"),
     ("signal handler → its commit", "sig_fetch", "commit:signal"),
     ("signal commit: hand-off lock wait", "commit:signal", "locked:signal"),
     ("signal commit script round trip", "locked:signal", "applied:signal"),
@@ -228,7 +227,11 @@ def analyse(path: str) -> list[str]:
     out.append(f"  traced orders: {len(rows)}")
     for label, a, b in SEGMENTS:
         xs = [(r[b] - r[a]) / 1e6 for r in rows if a in r and b in r]
-        out.append(f"  {label}: p50 {_q(xs, 0.5):.2f} ms p99 {_q(xs, 0.99):.2f} ms (n={len(xs)})")
+        mean = sum(xs) / len(xs) if xs else float("nan")
+        out.append(
+            f"  {label}: mean {mean:.2f} p50 {_q(xs, 0.5):.2f} p99 {_q(xs, 0.99):.2f} ms"
+            f" (n={len(xs)})"
+        )
     lag = [x / 1e6 for x in data["lag_ns"][400:]]  # from 2 s after the start
     out.append(
         f"  event loop lag (5 ms sleeper): p50 {_q(lag, 0.5):.2f} ms p99 {_q(lag, 0.99):.2f} ms "
