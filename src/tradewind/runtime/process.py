@@ -320,8 +320,8 @@ def freeze_startup_heap() -> None:
 
     Imports, settings, instruments and the services' own objects live as long
     as the process, yet every full collection walked them all again: in the
-    grouped order path one such pass stopped the event loop for 55 ms, more
-    than that run's tick-to-order p99 (bench/README.md). Frozen after one last
+    grouped order path one such pass took 55 ms, as long as that run's
+    slowest traced tick-to-order (bench/README.md). Frozen after one last
     collection, they are never scanned; what the services allocate from now on
     is collected as before.
     """
