@@ -381,8 +381,10 @@ class Services:
         speed: float,
         extra_env: dict[str, str] | None = None,
         grouped: bool = False,
+        trace: Path | None = None,
     ) -> None:
         self.names = GROUPED if grouped else SERVICES
+        self.trace = trace
         self.prefix = f"twbench-{uuid.uuid4().hex[:8]}"
         self.ports = {n: _free_port() for n in self.names}
         if grouped:
@@ -415,9 +417,12 @@ class Services:
                 "TRADEWIND_SERVICE_NAME": name,
                 "TRADEWIND_HTTP__PORT": str(self.ports[name]),
             }
-            self.procs.append(
-                subprocess.Popen([exe, "service", name], env=env, stdout=subprocess.DEVNULL)
-            )
+            cmd = [exe, "service", name]
+            if self.trace is not None and name == GROUP:
+                env["TRADEWIND_TRACE_OUT"] = str(self.trace)
+                tracer = Path(__file__).with_name("trace_order_path.py")
+                cmd = [sys.executable, str(tracer), *cmd[1:]]
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))
             if name != "ws":
                 self.wait_ready(name)
 
@@ -475,6 +480,7 @@ def run_services(
     extra_env: dict[str, str] | None = None,
     hops: dict[str, list[float | None]] | None = None,
     grouped: bool = False,
+    trace: Path | None = None,
 ) -> tuple[float, list[float | None]]:
     """(sustained ticks/s, [p50, p99] tick-to-order seconds); per-hop and
     per-service batch-processing p50/p99 into ``hops`` when given."""
@@ -485,7 +491,7 @@ def run_services(
     from tradewind.storage import migrate
 
     migrate.upgrade(db)
-    svc = Services(redis_url, db, tape, speed, extra_env, grouped)
+    svc = Services(redis_url, db, tape, speed, extra_env, grouped, trace)
     try:
         svc.start()
         first: tuple[float, int] | None = None
@@ -572,6 +578,7 @@ def latency_run(
     d: Path,
     hops: dict[str, list[float | None]] | None = None,
     grouped: bool = False,
+    trace: Path | None = None,
 ) -> tuple[float | None, float | None]:
     """Tick-to-order p50/p99 of the five services (or with ``grouped`` the
     order path in one process) at 1k ticks/s."""
@@ -588,6 +595,7 @@ def latency_run(
         latency_env(args.latency_bar_s),
         hops,
         grouped,
+        trace,
     )
     return q[0], q[1]
 
@@ -606,7 +614,8 @@ def grouped_latency(args: argparse.Namespace, d: Path) -> None:
     bare 1-hop relay measured just before: one network hop is what is left."""
     r99 = print_relay_latency(args, hops=1)
     hops: dict[str, list[float | None]] = {}
-    p50, p99 = latency_run(args, d, hops, grouped=True)
+    trace: Path | None = args.trace
+    p50, p99 = latency_run(args, d, hops, grouped=True, trace=trace)
     ratio = p99 / r99 if p99 else float("nan")
     ok = p99 is not None and p99 <= TARGET_GROUPED_P99_RATIO * r99
     print(
@@ -616,6 +625,11 @@ def grouped_latency(args: argparse.Namespace, d: Path) -> None:
         f"{'met' if ok else 'NOT met'}; load {os.getloadavg()[0]:.1f})"
     )
     print_hops(hops)
+    if trace is not None:
+        from trace_order_path import analyse
+
+        print("  where a crossover's time goes in the group (bench/trace_order_path.py):")
+        print("\n".join(analyse(str(trace))))
 
 
 def latency_only(args: argparse.Namespace) -> int:
@@ -646,6 +660,13 @@ def main() -> int:
     ap.add_argument("--redis", default=DEFAULT_REDIS)
     ap.add_argument("--postgres", default=DEFAULT_PG)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="run the grouped order path under bench/trace_order_path.py: per-hop stamps "
+        "into FILE (JSON), printed as p50/p99 per hop",
+    )
     ap.add_argument(
         "--latency-only", action="store_true", help="only the 1k ticks/s tick-to-order run"
     )

@@ -135,6 +135,33 @@ class TestRedisBus(BusContract):
         await down.ack(got)
         assert await bus.idle()
 
+    async def test_a_fed_consumers_own_read_that_finished_meanwhile_is_returned_at_once(
+        self, make_bus: Any
+    ) -> None:
+        """Its read of its other streams ends while the handler of a hand-off
+        runs: the next fetch returns it, not after waiting out its timeout."""
+        bus: RedisBus = await make_bus()
+        up = await bus.subscribe(["t.up"], "up", "c")
+        down = await bus.subscribe(["t.hop", "t.other"], "down", "c")
+        up.hand_off("t.hop", down)
+        await bus.publish("t.up", [trade(i) for i in range(3)])
+        batch = await drain(up, 3, ack=False)
+        waiting = asyncio.create_task(down.fetch(100, 5.0))
+        await asyncio.sleep(0.1)  # its own blocked read of t.other is out
+        await up.commit(batch, {"t.hop": [trade(10 + i) for i in range(3)]})
+        handed = await asyncio.wait_for(waiting, 6.0)
+        assert {m.topic for m in handed} == {"t.hop"}
+        await bus.publish("t.other", [fill(1)])
+        await asyncio.sleep(0.1)  # the read returns while "the handler runs"
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        got = await down.fetch(100, 5.0)
+        waited = loop.time() - t0
+        assert [m.event.id for m in got] == [fill(1).id]
+        assert waited < 1.0, f"the fetch waited {waited:.2f}s for a read already done"
+        await down.ack(handed + got)
+        await up.close()
+
     async def test_a_commit_reads_ahead_the_next_batch_in_the_same_round_trip(
         self, make_bus: Any
     ) -> None:

@@ -773,10 +773,16 @@ class RedisSubscription(Subscription):
             task = asyncio.ensure_future(self._read_new(max_count, timeout, own))
             task.add_done_callback(self._read_done)
             self._reading = task
-        if not self._ready:
+        reading = self._reading
+        if not self._ready and not (reading is not None and reading.done()):
+            # A read that finished while the handler ran has set the wake
+            # already; clearing it then would wait out the timeout instead.
+            # ``asyncio.timeout``, not ``wait_for``: no task of its own, so a
+            # hand-off resumes this fetch in one turn of the loop, not three.
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
         reading = self._reading
         if reading is not None and reading.done():
             self._reading = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import signal
 import time
 from collections.abc import Coroutine
@@ -314,6 +315,20 @@ class _Process:
         await self.bus.close()
 
 
+def freeze_startup_heap() -> None:
+    """Move what starting left alive out of the collector's sight.
+
+    Imports, settings, instruments and the services' own objects live as long
+    as the process, yet every full collection walked them all again: in the
+    grouped order path one such pass took 55 ms, as long as that run's
+    slowest traced tick-to-order (bench/README.md). Frozen after one last
+    collection, they are never scanned; what the services allocate from now on
+    is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def run_process(name: str, settings: Settings, consumer: str, lease_ttl_ms: int) -> int:
     bus = RedisBus.from_settings(settings)
     bus.name = f"{name}:{consumer}"
@@ -350,6 +365,7 @@ async def run_process(name: str, settings: Settings, consumer: str, lease_ttl_ms
         if starting.done():
             stopped.cancel()
             starting.result()
+            freeze_startup_heap()
             log.info("service started", service=name, seconds=round(time.monotonic() - t0, 3))
             await proc.wait()
         else:

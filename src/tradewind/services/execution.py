@@ -58,8 +58,12 @@ _MATCHED = frozenset({Trade, Quote, BookDelta, Bar})
 class ExecutionService(Service):
     name = "execution"
 
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, market_linger_s: float = 0.0) -> None:
         super().__init__(ctx)
+        self.market_linger_s = market_linger_s
+        """Paper: after a market batch smaller than a full one, wait this long
+        before the next read. The paper venue matches on event time, so this
+        delays its fills without changing them (see ``runtime.order_path``)."""
         ex = ctx.settings.execution
         self.paper: PaperExchange | None = None
         self.store: PaperStore | None = None
@@ -132,7 +136,9 @@ class ExecutionService(Service):
                 await self._restore()
             await self.consume([ORDERS], self._on_orders_paper)
             group = f"{self.name}.market.{self.ctx.consumer}"
-            await self.consume([MARKET], self._on_market, group=group)
+            await self.consume(
+                [MARKET], self._on_market, group=group, linger_s=self.market_linger_s
+            )
             if not isinstance(self.ctx.clock, ReplayClock):
                 self.spawn(self._tick(), "paper-clock")
             return
