@@ -25,24 +25,9 @@ from typing import Any
 
 from tradewind.exchanges.binance.fake_history import BinanceHistory
 from tradewind.exchanges.common.fake_http import Request, Response, Router
+from tradewind.exchanges.common.history import HOUR_MS, INTERVAL_MS
 
 WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2}
-INTERVAL_MS = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
-HOUR_MS = 3_600_000
 
 
 @dataclass
