@@ -30,7 +30,7 @@ DAY0_S = 1786233600  # 2026-08-09 00:00 UTC
 
 def candles(fake: CoinbaseRestHistory, **query: str) -> Any:
     req = Request("GET", "", {}, path=f"{PRODUCTS}/BTC-USD/candles", query=query)
-    resp = fake._answer(req)
+    resp, _ = fake._answer(req)
     return resp.status, json.loads(resp.body)
 
 

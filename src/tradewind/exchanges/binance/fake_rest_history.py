@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradewind.exchanges.binance.fake_history import BinanceHistory
+from tradewind.exchanges.common.fake_history import HistoryFaults, ServedRequest
 from tradewind.exchanges.common.fake_http import Request, Response, Router
 from tradewind.exchanges.common.history import HOUR_MS, INTERVAL_MS
 
@@ -31,20 +32,14 @@ WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2}
 
 
 @dataclass
-class RestRequest:
-    path: str
-    query: dict[str, str]
-    status: int
-    used_weight: int
+class RestRequest(ServedRequest):
+    used_weight: int = 0
 
 
 @dataclass
-class _Faults:
-    throttle: int = 0
+class _Faults(HistoryFaults):
     throttle_status: int = 429
     retry_after_s: float = 1.0
-    cut_after: int = 0
-    cut: int = 0
     missing_agg_ids: set[int] = field(default_factory=set)
     missing_klines: set[int] = field(default_factory=set)
 
@@ -131,14 +126,13 @@ class BinanceRestHistory:
         self.archive.load()
         used = self._weigh(req.path)
         resp = self._answer(req, used)
-        self.requests.append(RestRequest(req.path, dict(req.query), resp.status, used))
+        self.requests.append(RestRequest(req.path, dict(req.query), resp.status, used_weight=used))
         return resp
 
     def _answer(self, req: Request, used: int) -> Response:
         f = self.faults
         head = self._weight_header(used)
-        if f.throttle > 0:
-            f.throttle -= 1
+        if f.throttled():
             head["Retry-After"] = f"{f.retry_after_s:g}"
             return _error(f.throttle_status, -1003, "Too many requests; IP banned.", head)
         if used > self.weight_limit:
@@ -166,15 +160,7 @@ class BinanceRestHistory:
             if interval not in INTERVAL_MS:
                 return _error(400, -1120, "Invalid interval.", head)
             body = _page_klines(self.klines(symbol, interval), start, end, limit)
-        resp = Response.json(body, 200, head)
-        if f.cut > 0:
-            if f.cut_after > 0:
-                f.cut_after -= 1
-            else:
-                f.cut -= 1
-                head["Content-Length"] = str(len(resp.body))
-                return Response(200, resp.body[: len(resp.body) // 2], head, close=True)
-        return resp
+        return f.deliver(Response.json(body, 200, head))
 
 
 def _error(status: int, code: int, msg: str, head: dict[str, str]) -> Response:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tradewind.exchanges.common.fake_history import RecordedRestHistory
 from tradewind.exchanges.common.fake_http import Request, Response, Router
-from tradewind.exchanges.common.fake_venue import read_lines
 
 INSTRUMENTS = Path(__file__).with_name("instruments.json")
 INTERVAL_MS = {
@@ -45,59 +46,25 @@ MAX_LIMIT = 1000
 
 
 @dataclass
-class BybitRequest:
-    path: str
-    query: dict[str, str]
-    status: int
-    ret_code: int
+class BybitRestHistory(RecordedRestHistory):
+    """Throttled: ``retCode`` 10006 Too many visits (HTTP 200)."""
 
-
-@dataclass
-class _Faults:
-    throttle: int = 0
-    cut_after: int = 0
-    cut: int = 0
-
-
-@dataclass
-class BybitRestHistory:
-    files: list[Path] = field(default_factory=list)
     minutes: dict[str, dict[int, dict[str, str]]] = field(default_factory=dict)
     """Per symbol, per bar start: the last recorded state of its 1m kline."""
-    requests: list[BybitRequest] = field(default_factory=list)
-    faults: _Faults = field(default_factory=_Faults)
-    _loaded: bool = False
 
     def routes(self, router: Router) -> None:
         router.add("GET", "/v5/market/instruments-info", self._serve)
         router.add("GET", "/v5/market/kline", self._serve)
 
-    # --- faults -------------------------------------------------------------
-    def throttle(self, n: int) -> None:
-        """The next ``n`` requests get ``retCode`` 10006 Too many visits."""
-        self.faults.throttle = n
-
-    def cut(self, n: int, after: int = 0) -> None:
-        """After ``after`` more whole answers, the next ``n`` bodies stop halfway."""
-        self.faults.cut, self.faults.cut_after = n, after
-
     # --- data ---------------------------------------------------------------
-    def load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        for f in self.files:
-            for line in read_lines(f):
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                topic = msg.get("topic", "") if isinstance(msg, dict) else ""
-                if not topic.startswith("kline.1."):
-                    continue
-                symbol = topic.rsplit(".", 1)[1]
-                for k in msg.get("data", []):
-                    self.minutes.setdefault(symbol, {})[int(k["start"])] = k
+    def _index(self, messages: Iterator[Any]) -> None:
+        for msg in messages:
+            topic = msg.get("topic", "") if isinstance(msg, dict) else ""
+            if not topic.startswith("kline.1."):
+                continue
+            symbol = topic.rsplit(".", 1)[1]
+            for k in msg.get("data", []):
+                self.minutes.setdefault(symbol, {})[int(k["start"])] = k
 
     def candles(self, symbol: str, step: int) -> list[list[str]]:
         """``[startTime, open, high, low, close, volume, turnover]``, oldest first."""
@@ -115,48 +82,36 @@ class BybitRestHistory:
         return out
 
     # --- serving ------------------------------------------------------------
-    async def _serve(self, req: Request) -> Response:
-        self.load()
-        resp, code = self._answer(req)
-        self.requests.append(BybitRequest(req.path, dict(req.query), resp.status, code))
-        return resp
-
-    def _answer(self, req: Request) -> tuple[Response, int]:
-        f = self.faults
-        if f.throttle > 0:
-            f.throttle -= 1
-            return _envelope(10006, "Too many visits!", {}), 10006
+    def _answer(self, req: Request) -> tuple[Response, str]:
+        if self.faults.throttled():
+            return _refuse(10006, "Too many visits!")
         q = req.query
         category = q.get("category", "")
         if req.path.endswith("/instruments-info"):
             if category not in ("spot", "linear", "inverse", "option"):
-                return _envelope(10001, "params error: category is invalid", {}), 10001
+                return _refuse(10001, "params error: category is invalid")
             rows = _spot_instruments() if category == "spot" else []
             result: dict[str, Any] = {"category": category, "list": rows, "nextPageCursor": ""}
         else:
             symbol = q.get("symbol", "")
             if category != "spot" or symbol not in self.minutes:
-                return _envelope(10001, "Not supported symbols", {}), 10001
+                return _refuse(10001, "Not supported symbols")
             step = INTERVAL_MS.get(q.get("interval", ""))
             if step is None:
-                return _envelope(10001, "Invalid period!", {}), 10001
+                return _refuse(10001, "Invalid period!")
             try:
                 limit = max(1, min(int(q.get("limit", "200")), MAX_LIMIT))
                 start = int(q.get("start", "0"))
                 end = int(q.get("end", str(int(time.time() * 1000))))
             except ValueError:
-                return _envelope(10001, "params error", {}), 10001
+                return _refuse(10001, "params error")
             bars = [c for c in self.candles(symbol, step) if start <= int(c[0]) <= end]
             result = {"symbol": symbol, "category": "spot", "list": list(reversed(bars[-limit:]))}
-        resp = _envelope(0, "OK", result)
-        if f.cut > 0:
-            if f.cut_after > 0:
-                f.cut_after -= 1
-            else:
-                f.cut -= 1
-                head = {"Content-Length": str(len(resp.body))}
-                return Response(200, resp.body[: len(resp.body) // 2], head, close=True), 0
-        return resp, 0
+        return self.faults.deliver(_envelope(0, "OK", result)), ""
+
+
+def _refuse(code: int, msg: str) -> tuple[Response, str]:
+    return _envelope(code, msg, {}), str(code)
 
 
 def _envelope(code: int, msg: str, result: dict[str, Any]) -> Response:

@@ -18,14 +18,15 @@ JSON error (as reported in coinbase-samples/advanced-trade-sdk-go issue
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tradewind.exchanges.common.fake_history import RecordedRestHistory
 from tradewind.exchanges.common.fake_http import Request, Response, Router
-from tradewind.exchanges.common.fake_venue import read_lines
 
 INSTRUMENTS = Path(__file__).with_name("instruments.json")
 PRODUCTS = "/api/v3/brokerage/market/products"
@@ -44,60 +45,27 @@ MAX_CANDLES = 350
 
 
 @dataclass
-class CoinbaseRequest:
-    path: str
-    query: dict[str, str]
-    status: int
+class CoinbaseRestHistory(RecordedRestHistory):
+    """Throttled: 429 with an HTML page."""
 
-
-@dataclass
-class _Faults:
-    throttle: int = 0
-    cut_after: int = 0
-    cut: int = 0
-
-
-@dataclass
-class CoinbaseRestHistory:
-    files: list[Path] = field(default_factory=list)
     trades: dict[str, list[tuple[int, Decimal, Decimal]]] = field(default_factory=dict)
     """Per product, (time in µs, price, size) of each recorded trade, oldest first."""
-    requests: list[CoinbaseRequest] = field(default_factory=list)
-    faults: _Faults = field(default_factory=_Faults)
-    _loaded: bool = False
 
     def routes(self, router: Router) -> None:
         router.add("GET", PRODUCTS, self._serve)
         router.add_prefix("GET", PRODUCTS + "/", self._serve)
 
-    # --- faults -------------------------------------------------------------
-    def throttle(self, n: int) -> None:
-        """The next ``n`` requests get 429 with an HTML page."""
-        self.faults.throttle = n
-
-    def cut(self, n: int, after: int = 0) -> None:
-        """After ``after`` more whole answers, the next ``n`` bodies stop halfway."""
-        self.faults.cut, self.faults.cut_after = n, after
-
     # --- data ---------------------------------------------------------------
-    def load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
+    def _index(self, messages: Iterator[Any]) -> None:
         seen: dict[str, dict[str, tuple[int, Decimal, Decimal]]] = {}
-        for f in self.files:
-            for line in read_lines(f):
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(msg, dict) or msg.get("channel") != "market_trades":
-                    continue
-                for ev in msg.get("events", []):
-                    for t in ev.get("trades", []):
-                        us = int(datetime.fromisoformat(t["time"]).timestamp() * 1_000_000)
-                        row = (us, Decimal(t["price"]), Decimal(t["size"]))
-                        seen.setdefault(t["product_id"], {})[t["trade_id"]] = row
+        for msg in messages:
+            if not isinstance(msg, dict) or msg.get("channel") != "market_trades":
+                continue
+            for ev in msg.get("events", []):
+                for t in ev.get("trades", []):
+                    us = int(datetime.fromisoformat(t["time"]).timestamp() * 1_000_000)
+                    row = (us, Decimal(t["price"]), Decimal(t["size"]))
+                    seen.setdefault(t["product_id"], {})[t["trade_id"]] = row
         for product, by_id in seen.items():
             self.trades[product] = sorted(by_id.values())
 
@@ -123,19 +91,11 @@ class CoinbaseRestHistory:
         return out
 
     # --- serving ------------------------------------------------------------
-    async def _serve(self, req: Request) -> Response:
-        self.load()
-        resp = self._answer(req)
-        self.requests.append(CoinbaseRequest(req.path, dict(req.query), resp.status))
-        return resp
-
-    def _answer(self, req: Request) -> Response:
-        f = self.faults
-        if f.throttle > 0:
-            f.throttle -= 1
+    def _answer(self, req: Request) -> tuple[Response, str]:
+        if self.faults.throttled():
             page = b'<html>\n  <head>\n    <title>Coinbase</title>\n    <meta name="robots" '
             page += b'content="noindex">\n  </head>\n  <body></body>\n</html>\n'
-            return Response(429, page, content_type="text/html")
+            return Response(429, page, content_type="text/html"), ""
         q = req.query
         if req.path == PRODUCTS:
             rows = [] if q.get("product_type", "SPOT") != "SPOT" else _spot_products()
@@ -157,19 +117,12 @@ class CoinbaseRestHistory:
                 )
             bars = [c for c in self.candles(product, step) if start <= int(c["start"]) <= end]
             body = {"candles": list(reversed(bars))}
-        resp = Response.json(body)
-        if f.cut > 0:
-            if f.cut_after > 0:
-                f.cut_after -= 1
-            else:
-                f.cut -= 1
-                head = {"Content-Length": str(len(resp.body))}
-                return Response(200, resp.body[: len(resp.body) // 2], head, close=True)
-        return resp
+        return self.faults.deliver(Response.json(body)), ""
 
 
-def _error(status: int, error: str, message: str) -> Response:
-    return Response.json({"error": error, "error_details": message, "message": message}, status)
+def _error(status: int, error: str, message: str) -> tuple[Response, str]:
+    body = {"error": error, "error_details": message, "message": message}
+    return Response.json(body, status), error
 
 
 def _spot_products() -> list[dict[str, Any]]:

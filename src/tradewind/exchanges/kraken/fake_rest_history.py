@@ -21,14 +21,13 @@ cut short.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
+from tradewind.exchanges.common.fake_history import RecordedRestHistory
 from tradewind.exchanges.common.fake_http import Request, Response, Router
-from tradewind.exchanges.common.fake_venue import read_lines
 
 PAIRS = {
     # wsname: (REST pair id, base asset, quote asset, pair_decimals, lot_decimals)
@@ -46,56 +45,23 @@ MAX_COUNT = 1000
 
 
 @dataclass
-class KrakenRequest:
-    path: str
-    query: dict[str, str]
-    error: list[str]
+class KrakenRestHistory(RecordedRestHistory):
+    """Throttled: ``EAPI:Rate limit exceeded`` (HTTP 200)."""
 
-
-@dataclass
-class _Faults:
-    throttle: int = 0
-    cut_after: int = 0
-    cut: int = 0
-
-
-@dataclass
-class KrakenRestHistory:
-    files: list[Path] = field(default_factory=list)
     trades: dict[str, list[list[Any]]] = field(default_factory=dict)
     """Per REST pair id, the documented trade arrays, oldest first."""
-    requests: list[KrakenRequest] = field(default_factory=list)
-    faults: _Faults = field(default_factory=_Faults)
-    _loaded: bool = False
 
     def routes(self, router: Router) -> None:
         for name in ("Assets", "AssetPairs", "Trades"):
             router.add("GET", f"/0/public/{name}", self._serve)
 
-    # --- faults -------------------------------------------------------------
-    def throttle(self, n: int) -> None:
-        """The next ``n`` requests get ``EAPI:Rate limit exceeded``."""
-        self.faults.throttle = n
-
-    def cut(self, n: int, after: int = 0) -> None:
-        """After ``after`` more whole answers, the next ``n`` bodies stop halfway."""
-        self.faults.cut, self.faults.cut_after = n, after
-
     # --- data ---------------------------------------------------------------
-    def load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
+    def _index(self, messages: Iterator[Any]) -> None:
         raw: dict[str, list[list[str]]] = {}
-        for f in self.files:
-            for line in read_lines(f):
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                trade = isinstance(msg, list) and len(msg) == 4 and msg[2] == "trade"
-                if trade and msg[3] in PAIRS:
-                    raw.setdefault(PAIRS[msg[3]][0], []).extend(msg[1])
+        for msg in messages:
+            trade = isinstance(msg, list) and len(msg) == 4 and msg[2] == "trade"
+            if trade and msg[3] in PAIRS:
+                raw.setdefault(PAIRS[msg[3]][0], []).extend(msg[1])
         for pair, rows in raw.items():
             rows.sort(key=lambda t: Decimal(t[2]))
             self.trades[pair] = [
@@ -103,16 +69,8 @@ class KrakenRestHistory:
             ]
 
     # --- serving ------------------------------------------------------------
-    async def _serve(self, req: Request) -> Response:
-        self.load()
-        resp, error = self._answer(req)
-        self.requests.append(KrakenRequest(req.path, dict(req.query), error))
-        return resp
-
-    def _answer(self, req: Request) -> tuple[Response, list[str]]:
-        f = self.faults
-        if f.throttle > 0:
-            f.throttle -= 1
+    def _answer(self, req: Request) -> tuple[Response, str]:
+        if self.faults.throttled():
             return _error("EAPI:Rate limit exceeded")
         name = req.path.rsplit("/", 1)[1]
         q = req.query
@@ -142,23 +100,15 @@ class KrakenRestHistory:
             after = [t for t in self.trades[pair] if _ns(t[2]) > since_ns][:count]
             last = _ns(after[-1][2]) if after else max(since_ns, 0)
             result = {pair: after, "last": str(last)}
-        resp = Response.json({"error": [], "result": result})
-        if f.cut > 0:
-            if f.cut_after > 0:
-                f.cut_after -= 1
-            else:
-                f.cut -= 1
-                head = {"Content-Length": str(len(resp.body))}
-                return Response(200, resp.body[: len(resp.body) // 2], head, close=True), []
-        return resp, []
+        return self.faults.deliver(Response.json({"error": [], "result": result})), ""
 
 
 def _ns(t: float) -> int:
     return int(Decimal(repr(t)) * 10**9)
 
 
-def _error(text: str) -> tuple[Response, list[str]]:
-    return Response.json({"error": [text]}), [text]
+def _error(text: str) -> tuple[Response, str]:
+    return Response.json({"error": [text]}), text
 
 
 def _pair(

@@ -15,57 +15,40 @@ other ``instType`` answer an empty list.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
+from tradewind.exchanges.common.fake_history import HistoryFaults, RecordedRestHistory
 from tradewind.exchanges.common.fake_http import Request, Response, Router
-from tradewind.exchanges.common.fake_venue import read_lines
+from tradewind.exchanges.common.history import INTERVAL_MS
 from tradewind.exchanges.okx.fake_instruments import spot_instrument
 
 BAR_MS = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1H": 3_600_000,
-    "2H": 7_200_000,
-    "4H": 14_400_000,
-    "6Hutc": 21_600_000,
-    "12Hutc": 43_200_000,
-    "1Dutc": 86_400_000,
+    **{k: INTERVAL_MS[k] for k in ("1s", "1m", "3m", "5m", "15m", "30m")},
+    **{k.upper(): INTERVAL_MS[k] for k in ("1h", "2h", "4h")},
+    **{k.upper() + "utc": INTERVAL_MS[k] for k in ("6h", "12h", "1d")},
 }
+"""OKX's names for the common intervals: hours and days upper case, and
+from six hours on the UTC-aligned bars (the unsuffixed ones follow Hong
+Kong time)."""
 MAX_LIMIT = 100
 
 
 @dataclass
-class OkxRequest:
-    path: str
-    query: dict[str, str]
-    status: int
-
-
-@dataclass
-class _Faults:
-    throttle: int = 0
-    cut_after: int = 0
-    cut: int = 0
+class _Faults(HistoryFaults):
     missing_trade_ids: set[int] = field(default_factory=set)
 
 
 @dataclass
-class OkxRestHistory:
-    files: list[Path] = field(default_factory=list)
+class OkxRestHistory(RecordedRestHistory):
+    """Throttled: 429 with ``50011`` Too Many Requests."""
+
     trades: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     """Per instId, every recorded trade, oldest first."""
-    requests: list[OkxRequest] = field(default_factory=list)
     faults: _Faults = field(default_factory=_Faults)
-    _loaded: bool = False
 
     def routes(self, router: Router) -> None:
         router.add("GET", "/api/v5/public/instruments", self._serve)
@@ -74,35 +57,19 @@ class OkxRestHistory:
         router.add("GET", "/api/v5/market/candles", self._serve)
 
     # --- faults -------------------------------------------------------------
-    def throttle(self, n: int) -> None:
-        """The next ``n`` requests get 429 ``50011`` Too Many Requests."""
-        self.faults.throttle = n
-
-    def cut(self, n: int, after: int = 0) -> None:
-        """After ``after`` more whole answers, the next ``n`` bodies stop halfway."""
-        self.faults.cut, self.faults.cut_after = n, after
-
     def leave_out_trade_ids(self, ids: range | set[int]) -> None:
         self.faults.missing_trade_ids |= set(ids)
 
     # --- data ---------------------------------------------------------------
-    def load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
+    def _index(self, messages: Iterator[Any]) -> None:
         seen: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
-        for f in self.files:
-            for line in read_lines(f):
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                arg = msg.get("arg") if isinstance(msg, dict) else None
-                if not isinstance(arg, dict) or arg.get("channel") != "trades":
-                    continue
-                for t in msg.get("data", []):
-                    keys = ("instId", "tradeId", "px", "sz", "side", "ts")
-                    seen[t["instId"]][t["tradeId"]] = {k: t[k] for k in keys}
+        for msg in messages:
+            arg = msg.get("arg") if isinstance(msg, dict) else None
+            if not isinstance(arg, dict) or arg.get("channel") != "trades":
+                continue
+            for t in msg.get("data", []):
+                keys = ("instId", "tradeId", "px", "sz", "side", "ts")
+                seen[t["instId"]][t["tradeId"]] = {k: t[k] for k in keys}
         for inst, by_id in seen.items():
             self.trades[inst] = sorted(by_id.values(), key=lambda t: int(t["tradeId"]))
 
@@ -128,17 +95,9 @@ class OkxRestHistory:
         return out
 
     # --- serving ------------------------------------------------------------
-    async def _serve(self, req: Request) -> Response:
-        self.load()
-        resp = self._answer(req)
-        self.requests.append(OkxRequest(req.path, dict(req.query), resp.status))
-        return resp
-
-    def _answer(self, req: Request) -> Response:
-        f = self.faults
-        if f.throttle > 0:
-            f.throttle -= 1
-            return Response.json({"code": "50011", "msg": "Too Many Requests", "data": []}, 429)
+    def _answer(self, req: Request) -> tuple[Response, str]:
+        if self.faults.throttled():
+            return _error("50011", "Too Many Requests", 429)
         q = req.query
         if req.path.endswith("/instruments"):
             data: list[Any] = (
@@ -160,19 +119,11 @@ class OkxRestHistory:
                 if bar not in BAR_MS:
                     return _error("51000", "Parameter bar error")
                 data = _page_candles(self.candles(inst, BAR_MS[bar]), q, limit)
-        resp = Response.json({"code": "0", "msg": "", "data": data})
-        if f.cut > 0:
-            if f.cut_after > 0:
-                f.cut_after -= 1
-            else:
-                f.cut -= 1
-                head = {"Content-Length": str(len(resp.body))}
-                return Response(200, resp.body[: len(resp.body) // 2], head, close=True)
-        return resp
+        return self.faults.deliver(Response.json({"code": "0", "msg": "", "data": data})), ""
 
 
-def _error(code: str, msg: str) -> Response:
-    return Response.json({"code": code, "msg": msg, "data": []}, 400)
+def _error(code: str, msg: str, status: int = 400) -> tuple[Response, str]:
+    return Response.json({"code": code, "msg": msg, "data": []}, status), code
 
 
 def _page_trades(
