@@ -15,6 +15,15 @@ rate (latency without backlog). The baseline relays every event, one by one,
 through four bounded queues and four tasks: the cost of moving the events
 through asyncio with nothing done to them.
 
+Two more figures bound the ratio in the same run, by CPU time: the pipeline
+without its store (db_writer left out), and a bare SQLite insert of the same
+rows (our schema and statement, one thread, no services), which any
+pipeline that persists every tick pays on top of moving it. The relay's CPU
+over the relay's plus that insert is the highest the ratio can reach with
+every tick in SQLite; on this machine the pipeline without its store is at
+the relay's cost (92-121 %), and the insert alone (~2.6 us a row, SQLite's
+own B-tree and WAL work) puts that ceiling near 60 %.
+
     python bench/bench_pipeline.py [--ticks 200000] [--rate 10000] [--profile]
 """
 
@@ -39,6 +48,9 @@ from tradewind.config import load_settings
 from tradewind.events import Trade
 from tradewind.runtime.embedded import Pipeline, percentile
 from tradewind.runtime.loop import run_async
+from tradewind.storage.rows import group_rows
+from tradewind.storage.sqlite import SqliteStore
+from tradewind.storage.sqlite import _insert as sqlite_insert
 
 TARGET_TPS = 150_000
 TARGET_RATIO = 0.65
@@ -83,6 +95,26 @@ async def run_pipeline(
         "cpu_ms": round(cpu * 1000),
     }
     return elapsed, list(p.execution.latencies), counts
+
+
+def sqlite_insert_cpu(tape: TickTape, db: Path, batch: int = 1024) -> float:
+    """CPU seconds of a bare SQLite insert of the tape's rows into our schema,
+    one transaction a batch, as the embedded store writes them; the rows are
+    built before the clock starts."""
+    store = SqliteStore(db)
+    store._open()
+    conn = store._conn
+    assert conn is not None
+    batches = [group_rows(tape.stamp(tb)) for tb in tape.template_batches(batch)]
+    c0 = time.process_time()
+    for grouped in batches:
+        conn.execute("BEGIN")
+        for table, rows in grouped.items():
+            sqlite_insert(conn, table, rows)
+        conn.execute("COMMIT")
+    cpu = time.process_time() - c0
+    conn.close()
+    return cpu
 
 
 def _check(p: Pipeline) -> None:
@@ -162,12 +194,20 @@ def main() -> int:
             pstats.Stats(prof).sort_stats("tottime").print_stats(30)
             return 0
         best_pipe = best_relay = cpu_pipe = cpu_relay = float("inf")
+        cpu_bare = cpu_sqlite = float("inf")
         lat: list[float] = []
         counts: dict[str, int] = {}
         for r in range(args.rounds):
             t_relay, c_relay = run_async(run_relay(TickTape(args.ticks, base)))
             t_pipe, lat_r, counts_r = run_async(
                 run_pipeline(TickTape(args.ticks, base), Path(d) / f"sat{r}.db")
+            )
+            _, _, counts_bare = run_async(
+                run_pipeline(TickTape(args.ticks, base), Path(d) / f"bare{r}.db", store=False)
+            )
+            cpu_bare = min(cpu_bare, counts_bare["cpu_ms"] / 1000)
+            cpu_sqlite = min(
+                cpu_sqlite, sqlite_insert_cpu(TickTape(args.ticks, base), Path(d) / f"ins{r}.db")
             )
             best_relay = min(best_relay, t_relay)
             cpu_relay = min(cpu_relay, c_relay)
@@ -189,6 +229,12 @@ def main() -> int:
         f"ratio by CPU time (ticks per CPU second, both sides; robust on a shared host): "
         f"{cpu_relay / cpu_pipe:.1%}  (pipeline {cpu_pipe:.2f} s, relay {cpu_relay:.2f} s CPU; "
         f"load {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"bounds by CPU time: pipeline without its store {cpu_relay / cpu_bare:.1%} of the relay "
+        f"({cpu_bare:.2f} s); bare SQLite insert of the same rows {cpu_sqlite:.2f} s; "
+        f"ceiling with every tick in SQLite, relay / (relay + insert): "
+        f"{cpu_relay / (cpu_relay + cpu_sqlite):.1%}"
     )
     print(f"target {TARGET_TPS:,} ticks/s: {'met' if tps >= TARGET_TPS else 'NOT met'}")
     print(
