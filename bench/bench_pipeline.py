@@ -131,7 +131,9 @@ async def run_relay(tape: TickTape, batch: int = 1024, stages: int = 4) -> tuple
         asyncio.Queue(maxsize=65_536) for _ in range(stages)
     ]
 
-    async def stage(qin: asyncio.Queue[Trade | None], qout: asyncio.Queue[Trade | None] | None):
+    async def stage(
+        qin: asyncio.Queue[Trade | None], qout: asyncio.Queue[Trade | None] | None
+    ) -> None:
         while True:
             e = await qin.get()
             if qout is not None:
