@@ -133,6 +133,27 @@ def test_open_position_is_marked_to_the_last_price() -> None:
     assert c.exposed_ns == 7
 
 
+def test_a_position_takes_the_mark_before_its_fill_and_every_symbol_ends_at_its_last() -> None:
+    marks = [
+        (1, "x", "S", 100.0),
+        (2, "x", "T", 7.0),
+        (3, "x", "S", 101.0),
+        (5, "x", "S", 102.0),
+        (7, "x", "T", 8.0),
+        (8, "x", "S", 90.0),
+        (9, "x", "S", 91.0),
+    ]
+    fills = [_fill(1, 4, Side.BUY, "1", "100", "0"), _fill(2, 6, Side.SELL, "1", "103", "0")]
+    c = build_equity(marks, fills, Decimal(1000))
+    assert c.times == [1, 4, 5, 6, 9]
+    assert c.equity == [1000.0, 1001.0, 1002.0, 1003.0, 1003.0]
+    assert list(c.portfolio.marks.items()) == [
+        (("x", "S"), Decimal("91.0")),
+        (("x", "T"), Decimal("8.0")),
+    ]
+    assert c.portfolio.positions[("x", "S")].mark == Decimal("91.0")
+
+
 def test_price_panel_shows_the_most_filled_symbol_with_every_fill() -> None:
     marks = [(1, "x", "S", 100.0), (2, "x", "T", 7.0), (3, "x", "S", 110.0), (6, "x", "S", 95.0)]
     other = msgspec.structs.replace(_fill(9, 2, Side.BUY, "1", "7", "0"), symbol="T")

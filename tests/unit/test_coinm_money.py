@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from tests.unit.test_coinm import REGISTRY, _trades
 from tests.unit.test_risk_engine import reason_of, seen, signal
-from tradewind.backtest.equity import Mark, build_equity
+from tradewind.backtest.equity import Mark, _Walker, build_equity
 from tradewind.config import RiskSettings
 from tradewind.events import Fill, Liquidity, Side, Trade
+from tradewind.portfolio import Portfolio
 from tradewind.risk.engine import RiskEngine
 from tradewind.risk.reasons import Reason
 from tradewind.strategies import Strategy
@@ -333,3 +334,33 @@ def test_mixed_backtest_reports_each_settlement_currency(tmp_path: Path) -> None
     listed = CliRunner().invoke(app, ["runs", "--db", str(tmp_path / "run.db"), "--json"])
     (summary,) = [x["summary"] for x in json.loads(listed.output) if x["run_id"] == "r1"]
     assert not {"fees", "realized_pnl", "unrealized_pnl"} & set(summary)
+
+
+@given(
+    st.sampled_from([(ETH, "ETH"), (ETH, "USDT"), (BTC, "USDT"), (BTC, "ETH")]),
+    st.lists(
+        st.tuples(st.booleans(), st.integers(1, 50), st.integers(190_000, 210_000)),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from([None, D("1992.17")]),
+)
+def test_one_position_is_valued_as_the_totals_value_it(
+    key_currency: tuple[tuple[str, str], str],
+    steps: list[tuple[bool, int, int]],
+    capital_rate: D | None,
+) -> None:
+    """The walk's shortcut for one position gives the float of ``final_equity``
+    at every fill and mark: long, short, reversed, flat, in the coin, or a
+    coin contract valued in the quote at its latest price."""
+    key, currency = key_currency
+    w = _Walker(D(10_000), Portfolio(REGISTRY, "USDT"), currency)
+    w.curve.capital_rate = capital_rate
+    for n, (buy, qty, cents) in enumerate(steps):
+        px = D(cents) / 100
+        side = Side.BUY if buy else Side.SELL
+        w.fill(_fill(n, key, 2 * n, side, str(qty), str(px), str(px / 10_000)))
+        assert len(w.pf.positions) == 1
+        assert w.value() == float(w.curve.final_equity)
+        w.mark(2 * n + 1, *key, float(px) + 0.37)
+        assert w.value() == float(w.curve.final_equity)

@@ -5,9 +5,17 @@ convert through the account currency on the same exchange."""
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.bus_contract import trade
+from tradewind.events import Trade
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.marks import Marks, price_or_none
+from tradewind.services.risk import _fold_trades, _one_symbol_trades
 
 KEY = ("binance", "XMRBTC")
 
@@ -77,3 +85,33 @@ def test_a_symbol_with_a_bar_in_its_name_survives_a_restore() -> None:
     back = marks()
     back.restore(m.snapshot())
     assert back.fresh == {odd: 4} and back.prices == {odd: (4, D("60000.5"))}
+
+
+def _fold_by_loop(trades: list[Trade]) -> list[Any]:
+    """The risk service's per-message fold of one symbol's trades."""
+    cur: list[Any] = []
+    for e in trades:
+        if not cur:
+            cur = [e.ts_event, e.ts_event, e.price]
+            continue
+        if e.ts_event > cur[0]:
+            cur[0] = e.ts_event
+        if e.ts_event >= cur[1]:
+            cur[1], cur[2] = e.ts_event, e.price
+    return cur
+
+
+@given(st.lists(st.tuples(st.integers(-3, 6), st.integers(1, 4)), min_size=1, max_size=30))
+def test_a_batch_of_one_symbols_trades_folds_as_the_loop_folds_it(
+    stamps: list[tuple[int, int]],
+) -> None:
+    """Times out of order and repeated: the newest time, and the price of the
+    last trade stamped then."""
+    trades = [
+        msgspec.structs.replace(trade(i), ts_event=ts, price=float(px))
+        for i, (ts, px) in enumerate(stamps)
+    ]
+    assert _one_symbol_trades(trades)
+    assert _fold_trades(trades) == _fold_by_loop(trades)
+    other = msgspec.structs.replace(trades[0], symbol="ETHUSDT")
+    assert not _one_symbol_trades([*trades, other])

