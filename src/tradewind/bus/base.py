@@ -237,6 +237,12 @@ class Bus(ABC):
         left behind would count as lag for ever and hold back trimming.
         """
 
+    async def cap_dead_letters(self) -> int:
+        """Cut the dead-letter stream to its configured length; the entries
+        dropped. Run by db_writer's trim pass. The in-process bus keeps every
+        stream within ``retain`` as it is consumed, so it has nothing to cut."""
+        return 0
+
     async def ping(self) -> bool:
         return True
 

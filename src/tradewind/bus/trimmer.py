@@ -70,12 +70,10 @@ class StreamTrimmer:
                 metrics.STREAM_TRIMMED.labels(topic).inc(n)
                 self.trimmed[topic] = self.trimmed.get(topic, 0) + n
                 total += n
-        cap = getattr(self.bus, "cap_dead_letters", None)
-        if cap is not None:
-            try:
-                await asyncio.wait_for(cap(), self.timeout_s)
-            except (BusError, TimeoutError, OSError) as exc:
-                log.warning("dead-letter cap failed; next pass retries", error=str(exc))
+        try:
+            await asyncio.wait_for(self.bus.cap_dead_letters(), self.timeout_s)
+        except (BusError, TimeoutError, OSError) as exc:
+            log.warning("dead-letter cap failed; next pass retries", error=str(exc))
         return total
 
     def _delay(self) -> float:
