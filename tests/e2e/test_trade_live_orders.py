@@ -57,27 +57,51 @@ def stored(db: Path, sql: str) -> list[tuple[object, ...]]:
         return list(conn.execute(sql).fetchall())
 
 
+async def trade_until_fills(args: list[str], env: dict[str, str], cwd: Path, db: Path) -> str:
+    """``tradewind trade`` live until two fills are stored, then Ctrl-C: its
+    printout, flattened to one line, after a clean exit."""
+    async with spawned(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
+    ) as proc:
+        await wait_for(lambda: fills_in(db) >= 2, 90)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    return " ".join(stdout.decode().split())
+
+
+async def restart_quietly(args: list[str], env: dict[str, str], cwd: Path) -> None:
+    """The same run again for 4 s on a feed that sends nothing new: the open
+    orders are reconciled with the venue, and it must exit cleanly."""
+    r = await asyncio.create_subprocess_exec(
+        *args,
+        "--duration",
+        "4",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    _, err = await asyncio.wait_for(r.communicate(), 60)
+    assert r.returncode == 0, err.decode()[-2000:]
+
+
+def assert_fills_stored_once(db: Path, venue_fills: set[tuple[str, str, Decimal]]) -> None:
+    """Every fill the venue made is stored once, under its order and trade id."""
+    db_fills = stored(db, "SELECT client_order_id, id, qty FROM fills")
+    assert len(db_fills) == len({r[1] for r in db_fills}), "a fill stored twice"
+    assert {(c, i, Decimal(str(q))) for c, i, q in db_fills} == venue_fills
+
+
 async def test_live_orders_fill_are_stored_and_a_restart_sends_nothing_twice(
     tmp_path: Path,
 ) -> None:
     orders = FakeBinanceOrders()
     orders.prices["BTCUSDT"] = PRICE
     db = tmp_path / "live.db"
-    async with (
-        exchange(orders) as fx,
-        spawned(
-            *trade_args(db, "--live-orders", "--network", "testnet", "--no-dashboard"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=live_env(fx, tmp_path),
-            cwd=tmp_path,
-        ) as proc,
-    ):
-        await wait_for(lambda: fills_in(db) >= 2, 90)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    text = " ".join(stdout.decode().split())
-    assert proc.returncode == 0, stderr.decode()[-2000:]
+    args = trade_args(db, "--live-orders", "--network", "testnet", "--no-dashboard")
+    async with exchange(orders) as fx:
+        text = await trade_until_fills(args, live_env(fx, tmp_path), tmp_path, db)
     assert "LIVE ORDERS: real orders go to binance (testnet)" in text
     assert "binance testnet at http://127.0.0.1" in text and "signing HMAC-SHA256" in text
     assert "balances: BTC 100, USDT 1000000" in text
@@ -85,42 +109,30 @@ async def test_live_orders_fill_are_stored_and_a_restart_sends_nothing_twice(
     assert "paper trading" not in text
     assert orders.orders, "no order reached the exchange"
     assert orders.duplicates() == {}
-    # every fill the exchange made is stored once, under its order and trade id
-    venue_fills = {
-        (t.client_order_id, f"{t.client_order_id}:t{t.id}", t.qty) for t in orders.trades
-    }
-    db_fills = stored(db, "SELECT client_order_id, id, qty FROM fills")
-    assert len(db_fills) == len({r[1] for r in db_fills}), "a fill stored twice"
-    assert {(c, i, Decimal(str(q))) for c, i, q in db_fills} == venue_fills
+    assert_fills_stored_once(
+        db, {(t.client_order_id, f"{t.client_order_id}:t{t.id}", t.qty) for t in orders.trades}
+    )
     first_orders = set(orders.received)
 
-    # Restart on the same database with a feed that sends nothing new: the
-    # open orders are reconciled with the venue, nothing is sent again.
     async with exchange(orders, play=False) as quiet:
-        r = await asyncio.create_subprocess_exec(
-            *trade_args(
-                db, "--live-orders", "--network", "testnet", "--no-dashboard", "--duration", "4"
-            ),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=live_env(quiet, tmp_path),
-            cwd=tmp_path,
-        )
-        _, err = await asyncio.wait_for(r.communicate(), 60)
-    assert r.returncode == 0, err.decode()[-2000:]
+        await restart_quietly(args, live_env(quiet, tmp_path), tmp_path)
     assert orders.duplicates() == {}
     assert set(orders.received) == first_orders
     again = stored(db, "SELECT id FROM fills")
     assert len(again) == len(set(again)) == len(orders.trades)
 
 
-async def _refused_async(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
+async def refuses_in_one_line(
+    args: list[str], env: dict[str, str], cwd: Path, code: int, line: str
+) -> None:
+    """The run stops with exit ``code`` and one line on stderr that says ``line``."""
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return proc.returncode, err.decode().strip().splitlines()
+    _, raw = await asyncio.wait_for(proc.communicate(), 90)
+    err = raw.decode().strip().splitlines()
+    assert proc.returncode == code, err
+    assert len(err) == 1 and err[0].startswith("tradewind: ") and line in err[0], err
 
 
 @pytest.mark.parametrize(
@@ -160,7 +172,5 @@ async def test_a_failed_check_at_start_stops_in_one_line(
                 env.pop(k)
         if case == "unknown symbol":
             args[args.index("BTCUSDT")] = "DOGEUSDT"
-        rc, err = await _refused_async(args, env, tmp_path)
-    assert rc == code, err
-    assert len(err) == 1 and err[0].startswith("tradewind: ") and line in err[0], err
+        await refuses_in_one_line(args, env, tmp_path, code, line)
     assert orders.received == {}

@@ -9,16 +9,21 @@ process in one line, here made through ccxt's unified API (``fetch_time``,
 
 from __future__ import annotations
 
-import asyncio
-import signal
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import spawned
-from tests.e2e.test_trade import fills_in, trade_args, wait_for
-from tests.e2e.test_trade_live_orders import PRICE, _refused_async, exchange, live_env, stored
+from tests.e2e.test_trade import trade_args
+from tests.e2e.test_trade_live_orders import (
+    PRICE,
+    assert_fills_stored_once,
+    exchange,
+    live_env,
+    refuses_in_one_line,
+    restart_quietly,
+    stored,
+    trade_until_fills,
+)
 from tests.integration.test_ccxt_adapter import _need_ccxt
 from tradewind.exchanges.binance.fake_orders import FakeBinanceOrders
 
@@ -41,21 +46,9 @@ async def test_orders_through_ccxt_fill_are_stored_once_and_a_restart_sends_noth
     orders = FakeBinanceOrders()
     orders.prices["BTCUSDT"] = PRICE
     db = tmp_path / "live.db"
-    async with (
-        exchange(orders) as fx,
-        spawned(
-            *trade_args(db, *CCXT, "--network", "testnet"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ccxt_env(fx, tmp_path),
-            cwd=tmp_path,
-        ) as proc,
-    ):
-        await wait_for(lambda: fills_in(db) >= 2, 90)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    text = " ".join(stdout.decode().split())
-    assert proc.returncode == 0, stderr.decode()[-2000:]
+    args = trade_args(db, *CCXT, "--network", "testnet")
+    async with exchange(orders) as fx:
+        text = await trade_until_fills(args, ccxt_env(fx, tmp_path), tmp_path, db)
     assert "LIVE ORDERS: real orders go to binance through ccxt (testnet)" in text
     assert "ccxt binance testnet at http://127.0.0.1" in text, text[:2000]
     assert "requests signed by ccxt 4." in text
@@ -65,24 +58,13 @@ async def test_orders_through_ccxt_fill_are_stored_once_and_a_restart_sends_noth
     assert "paper trading" not in text
     assert orders.orders, "no order reached the exchange"
     assert orders.duplicates() == {}
-    venue_fills = {
-        (t.client_order_id, f"{t.client_order_id}:t{t.id}", t.qty) for t in orders.trades
-    }
-    db_fills = stored(db, "SELECT client_order_id, id, qty FROM fills")
-    assert len(db_fills) == len({r[1] for r in db_fills}), "a fill stored twice"
-    assert {(c, i, Decimal(str(q))) for c, i, q in db_fills} == venue_fills
+    assert_fills_stored_once(
+        db, {(t.client_order_id, f"{t.client_order_id}:t{t.id}", t.qty) for t in orders.trades}
+    )
     first_orders = set(orders.received)
 
     async with exchange(orders, play=False) as quiet:
-        r = await asyncio.create_subprocess_exec(
-            *trade_args(db, *CCXT, "--network", "testnet", "--duration", "4"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ccxt_env(quiet, tmp_path),
-            cwd=tmp_path,
-        )
-        _, err = await asyncio.wait_for(r.communicate(), 60)
-    assert r.returncode == 0, err.decode()[-2000:]
+        await restart_quietly(args, ccxt_env(quiet, tmp_path), tmp_path)
     assert orders.duplicates() == {}
     assert set(orders.received) == first_orders
     again = stored(db, "SELECT id FROM fills")
@@ -136,7 +118,5 @@ async def test_a_failed_check_through_ccxt_stops_in_one_line(
                 env.pop(k)
         if case == "unknown symbol":
             args[args.index("BTCUSDT")] = "DOGEUSDT"
-        rc, err = await _refused_async(args, env, tmp_path)
-    assert rc == code, err
-    assert len(err) == 1 and err[0].startswith("tradewind: ") and line in err[0], err
+        await refuses_in_one_line(args, env, tmp_path, code, line)
     assert orders.received == {}

@@ -12,20 +12,24 @@ crossings for ``ema_cross`` to trade (the recording in tests/data has 11 s)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import math
-import signal
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import spawned
-from tests.e2e.test_trade import fills_in, trade_args, wait_for
-from tests.e2e.test_trade_live_orders import _refused_async, live_env, stored
+from tests.e2e.test_trade import trade_args
+from tests.e2e.test_trade_live_orders import (
+    assert_fills_stored_once,
+    live_env,
+    refuses_in_one_line,
+    restart_quietly,
+    stored,
+    trade_until_fills,
+)
 from tests.integration.test_ccxt_adapter import _need_ccxt
 from tradewind.exchanges.fake import FakeExchange
 from tradewind.exchanges.okx.fake_orders import FakeOkxOrders
@@ -98,21 +102,9 @@ async def test_okx_orders_through_ccxt_fill_are_stored_once_and_a_restart_sends_
     orders = FakeOkxOrders(demo=True)
     orders.prices["BTC-USDT"] = MID
     db = tmp_path / "live.db"
-    async with (
-        okx_exchange(orders, tmp_path) as fx,
-        spawned(
-            *okx_args(db, "--network", "testnet"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=okx_env(fx, tmp_path),
-            cwd=tmp_path,
-        ) as proc,
-    ):
-        await wait_for(lambda: fills_in(db) >= 2, 90)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    text = " ".join(stdout.decode().split())
-    assert proc.returncode == 0, stderr.decode()[-2000:]
+    args = okx_args(db, "--network", "testnet")
+    async with okx_exchange(orders, tmp_path) as fx:
+        text = await trade_until_fills(args, okx_env(fx, tmp_path), tmp_path, db)
     assert "LIVE ORDERS: real orders go to okx through ccxt (testnet)" in text, text[:2000]
     assert "ccxt okx testnet at http://127.0.0.1" in text
     assert "requests signed by ccxt 4." in text
@@ -122,24 +114,13 @@ async def test_okx_orders_through_ccxt_fill_are_stored_once_and_a_restart_sends_
     assert orders.orders, "no order reached the exchange"
     assert orders.duplicates() == {}
     assert set(orders.demo_headers) == {"1"} and orders.refused == []
-    venue_fills = {
-        (f.order.cl_ord_id, f"{f.order.cl_ord_id}:t{f.trade_id}", f.sz) for f in orders.fills
-    }
-    db_fills = stored(db, "SELECT client_order_id, id, qty FROM fills")
-    assert len(db_fills) == len({r[1] for r in db_fills}), "a fill stored twice"
-    assert {(c, i, Decimal(str(q))) for c, i, q in db_fills} == venue_fills
+    assert_fills_stored_once(
+        db, {(f.order.cl_ord_id, f"{f.order.cl_ord_id}:t{f.trade_id}", f.sz) for f in orders.fills}
+    )
     first_orders = set(orders.received)
 
     async with okx_exchange(orders, tmp_path, play=False) as quiet:
-        r = await asyncio.create_subprocess_exec(
-            *okx_args(db, "--network", "testnet", "--duration", "4"),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=okx_env(quiet, tmp_path),
-            cwd=tmp_path,
-        )
-        _, err = await asyncio.wait_for(r.communicate(), 60)
-    assert r.returncode == 0, err.decode()[-2000:]
+        await restart_quietly(args, okx_env(quiet, tmp_path), tmp_path)
     assert orders.duplicates() == {}
     assert set(orders.received) == first_orders
     again = stored(db, "SELECT id FROM fills")
@@ -189,7 +170,5 @@ async def test_a_failed_okx_check_stops_in_one_line(
             args[args.index("BTC-USDT")] = "BTCUSDT"
         if case == "unknown symbol":
             args[args.index("BTC-USDT")] = "DOGE-USDT"
-        rc, err = await _refused_async(args, env, tmp_path)
-    assert rc == code, err
-    assert len(err) == 1 and err[0].startswith("tradewind: ") and line in err[0], err
+        await refuses_in_one_line(args, env, tmp_path, code, line)
     assert orders.received == {}
