@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,32 @@ async def okx() -> AsyncIterator[FakeExchange]:
 
 def url(fake: FakeExchange) -> str:
     return f"http://{fake.host}:{fake.port}"
+
+
+async def download_through_faults(
+    cwd: Path, fake: FakeExchange, hist: Any, after: int, venue: str, out: Path, *args: str
+) -> str:
+    """A download past one rate-limited answer and, after ``after`` whole
+    answers, one cut off mid-body; its printout on one line."""
+    hist.throttle(1)
+    hist.cut(1, after=after)
+    rc, stdout, err = await tradewind(
+        cwd, "download", "--venue", venue, "--rest-url", url(fake), "-o", str(out), *args
+    )
+    assert rc == 0, err
+    return " ".join(stdout.split())
+
+
+async def replays(cwd: Path, data: Path, label: str, events: int, *params: str) -> None:
+    """The downloaded file replays with ``backtest``: ``label`` in its
+    printout, ``events`` market events in its result."""
+    bt = cwd / "bt"
+    rc, stdout, err = await tradewind(
+        cwd, "backtest", "-q", "-d", str(data), *params, "-o", str(bt), "--no-plot"
+    )
+    assert rc == 0, err
+    assert label in " ".join(stdout.split())
+    assert json.loads((bt / "result.json").read_text())["metrics"]["market_events"] == events
 
 
 def okx_args(fake: FakeExchange, out: Path, *extra: str) -> list[str]:
@@ -84,12 +111,10 @@ async def test_okx_trades_and_klines_through_faults_then_backtest(tmp_path: Path
     out = tmp_path / "okx"
     async with okx() as fake:
         hist = fake.okx_history
-        hist.throttle(1)
-        hist.cut(1, after=1)  # the instruments whole, the first trades page cut
-        rc, stdout, err = await tradewind(
-            tmp_path, *okx_args(fake, out, "--symbols", "BTC/USDT", *DAY)
+        # the instruments whole, the first trades page cut
+        text = await download_through_faults(
+            tmp_path, fake, hist, 1, "okx", out, "--symbols", "BTC/USDT", *DAY
         )
-        assert rc == 0, err
         trades_requests = [r.query for r in hist.requests if r.path.endswith("history-trades")]
         rc, kstdout, err = await tradewind(
             tmp_path, *okx_args(fake, out, "--symbols", "BTC-USDT", *DAY, "--kind", "klines")
@@ -99,7 +124,6 @@ async def test_okx_trades_and_klines_through_faults_then_backtest(tmp_path: Path
             tmp_path, *okx_args(fake, out, "--symbols", "BTCUSDT", *DAY)
         )
         assert rc == 0, err
-    text = " ".join(stdout.split())
     assert "BTC/USDT 2022-05-13: 69 rows" in text
     assert "1 rate-limited answers waited out; 1 failed requests retried" in text
     assert "already here" in again
@@ -122,14 +146,8 @@ async def test_okx_trades_and_klines_through_faults_then_backtest(tmp_path: Path
     prices = [float(p) for _i, p, _q, t in want if 1652459220000 <= t < 1652459280000]
     assert kline[0] == "1652459220000" and float(kline[2]) == max(prices)
 
-    bt = tmp_path / "bt"
-    rc, stdout, err = await tradewind(
-        tmp_path, "backtest", "-q", "-d", str(out / "okx-BTCUSDT-trades-2022-05-13.csv"),
-        "-p", "bar_interval_s=1", "-o", str(bt), "--no-plot",
-    )  # fmt: skip
-    assert rc == 0, err
-    assert "okx:BTCUSDT" in " ".join(stdout.split())
-    assert json.loads((bt / "result.json").read_text())["metrics"]["market_events"] == 69
+    data = out / "okx-BTCUSDT-trades-2022-05-13.csv"
+    await replays(tmp_path, data, "okx:BTCUSDT", 69, "-p", "bar_interval_s=1")
 
 
 async def test_an_okx_trade_id_jump_is_missing_data(tmp_path: Path) -> None:

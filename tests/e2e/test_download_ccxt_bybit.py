@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_download import listing, tradewind
-from tests.e2e.test_download_ccxt import _need_ccxt, url
+from tests.e2e.test_download import listing
+from tests.e2e.test_download_ccxt import _need_ccxt, download_through_faults, replays
 from tradewind.exchanges.bybit.fake_rest_history import BybitRestHistory
 from tradewind.exchanges.common.fake_http import Request
 from tradewind.exchanges.fake import FakeExchange
@@ -68,15 +68,12 @@ async def test_bybit_klines_through_faults_then_backtest(tmp_path: Path) -> None
     out = tmp_path / "bybit"
     async with FakeExchange(BYBIT, autostart=False, exchanges=["bybit"]) as fake:
         hist = fake.bybit_history
-        hist.throttle(1)
-        hist.cut(1, after=2)  # the instruments and one klines page whole, the next cut
-        args = ["download", "--venue", "bybit", "--rest-url", url(fake), "-o", str(out)]
-        rc, stdout, err = await tradewind(
-            tmp_path, *args, "--symbols", "BTC/USDT", "--start", "2026-08-09", "--kind", "klines"
-        )
-        assert rc == 0, err
+        # the instruments and one klines page whole, the next cut
+        text = await download_through_faults(
+            tmp_path, fake, hist, 2, "bybit", out,
+            "--symbols", "BTC/USDT", "--start", "2026-08-09", "--kind", "klines",
+        )  # fmt: skip
         pages = [r.query for r in hist.requests if r.path.endswith("/kline")]
-    text = " ".join(stdout.split())
     assert "BTC/USDT 2026-08-09: 2 rows" in text
     assert "1 rate-limited answers waited out; 1 failed requests retried" in text
     assert "no 1m kline for 00:00-21:25 (1286): the venue has none" in text
@@ -101,11 +98,4 @@ async def test_bybit_klines_through_faults_then_backtest(tmp_path: Path) -> None
     ]  # fmt: skip
     assert bar["confirm"] is True and len(rows) == 3
 
-    bt = tmp_path / "bt"
-    rc, stdout, err = await tradewind(
-        tmp_path, "backtest", "-q", "-d", str(out / "bybit-BTCUSDT-1m-2026-08-09.csv"),
-        "-o", str(bt), "--no-plot",
-    )  # fmt: skip
-    assert rc == 0, err
-    assert "bybit:BTCUSDT, 60 s bars" in " ".join(stdout.split())
-    assert json.loads((bt / "result.json").read_text())["metrics"]["market_events"] == 2
+    await replays(tmp_path, out / "bybit-BTCUSDT-1m-2026-08-09.csv", "bybit:BTCUSDT, 60 s bars", 2)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_download import listing, tradewind
-from tests.e2e.test_download_ccxt import _need_ccxt, url
+from tests.e2e.test_download import listing
+from tests.e2e.test_download_ccxt import _need_ccxt, download_through_faults, replays
 from tradewind.exchanges.coinbase.fake_rest_history import PRODUCTS, CoinbaseRestHistory
 from tradewind.exchanges.common.fake_http import Request
 from tradewind.exchanges.fake import FakeExchange
@@ -56,15 +56,12 @@ async def test_coinbase_klines_through_a_cut_then_backtest(tmp_path: Path) -> No
     out = tmp_path / "coinbase"
     async with FakeExchange(COINBASE, autostart=False, exchanges=["coinbase"]) as fake:
         hist = fake.coinbase_history
-        hist.throttle(1)
-        hist.cut(1, after=3)  # the three product lists whole, the first candles page cut
-        args = ["download", "--venue", "coinbase", "--rest-url", url(fake), "-o", str(out)]
-        rc, stdout, err = await tradewind(
-            tmp_path, *args, "--symbols", "BTC/USD", "--start", "2026-08-09", "--kind", "klines"
-        )
-        assert rc == 0, err
+        # the three product lists whole, the first candles page cut
+        text = await download_through_faults(
+            tmp_path, fake, hist, 3, "coinbase", out,
+            "--symbols", "BTC/USD", "--start", "2026-08-09", "--kind", "klines",
+        )  # fmt: skip
         pages = [r.query for r in hist.requests if r.path.endswith("/candles")]
-    text = " ".join(stdout.split())
     assert "BTC/USD 2026-08-09: 3 rows" in text
     assert "1 rate-limited answers waited out; 1 failed requests retried" in text
     assert "no 1m kline for 00:00-21:03 (1264): the venue has none" in text
@@ -86,11 +83,5 @@ async def test_coinbase_klines_through_a_cut_then_backtest(tmp_path: Path) -> No
     assert Decimal(rows[1][2]) == max(Decimal(t["price"]) for t in first_bar)
     assert Decimal(rows[1][5]) == sum(Decimal(t["size"]) for t in first_bar)
 
-    bt = tmp_path / "bt"
-    rc, stdout, err = await tradewind(
-        tmp_path, "backtest", "-q", "-d", str(out / "coinbase-BTCUSD-1m-2026-08-09.csv"),
-        "-o", str(bt), "--no-plot",
-    )  # fmt: skip
-    assert rc == 0, err
-    assert "coinbase:BTCUSD, 60 s bars" in " ".join(stdout.split())
-    assert json.loads((bt / "result.json").read_text())["metrics"]["market_events"] == 3
+    data = out / "coinbase-BTCUSD-1m-2026-08-09.csv"
+    await replays(tmp_path, data, "coinbase:BTCUSD, 60 s bars", 3)

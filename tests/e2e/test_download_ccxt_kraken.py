@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_download import listing, tradewind
-from tests.e2e.test_download_ccxt import _need_ccxt, url
+from tests.e2e.test_download_ccxt import _need_ccxt, download_through_faults, replays, url
 from tradewind.exchanges.fake import FakeExchange
 
 pytestmark = pytest.mark.slow
@@ -41,15 +41,14 @@ async def test_kraken_trades_through_faults_then_backtest(tmp_path: Path) -> Non
     out = tmp_path / "kraken"
     async with FakeExchange(KRAKEN, autostart=False, exchanges=["kraken"]) as fake:
         hist = fake.kraken_history
-        hist.throttle(1)
-        hist.cut(1, after=3)  # Assets, AssetPairs, one Trades page whole, the next cut
-        args = ["download", "--venue", "kraken", "--rest-url", url(fake), "-o", str(out)]
-        rc, stdout, err = await tradewind(tmp_path, *args, "--symbols", "SC/EUR", *DAY)
-        assert rc == 0, err
+        # Assets, AssetPairs, one Trades page whole, the next cut
+        text = await download_through_faults(
+            tmp_path, fake, hist, 3, "kraken", out, "--symbols", "SC/EUR", *DAY
+        )
         trades = [r.query for r in hist.requests if r.path.endswith("/Trades")]
+        args = ["download", "--venue", "kraken", "--rest-url", url(fake), "-o", str(out)]
         rc, again, err = await tradewind(tmp_path, *args, "--symbols", "SCEUR", *DAY)
         assert rc == 0, err
-    text = " ".join(stdout.split())
     assert "SC/EUR 2021-04-17: 6 rows" in text
     assert "1 rate-limited answers waited out; 1 failed requests retried" in text
     assert "already here" in again
@@ -67,14 +66,8 @@ async def test_kraken_trades_through_faults_then_backtest(tmp_path: Path) -> Non
         "true" if s == "s" else "false" for *_, s in want
     ]
 
-    bt = tmp_path / "bt"
-    rc, stdout, err = await tradewind(
-        tmp_path, "backtest", "-q", "-d", str(out / "kraken-SCEUR-trades-2021-04-17.csv"),
-        "-p", "bar_interval_s=1", "-o", str(bt), "--no-plot",
-    )  # fmt: skip
-    assert rc == 0, err
-    assert "kraken:SCEUR" in " ".join(stdout.split())
-    assert json.loads((bt / "result.json").read_text())["metrics"]["market_events"] == 6
+    data = out / "kraken-SCEUR-trades-2021-04-17.csv"
+    await replays(tmp_path, data, "kraken:SCEUR", 6, "-p", "bar_interval_s=1")
 
 
 async def test_kraken_klines_are_refused(tmp_path: Path) -> None:
