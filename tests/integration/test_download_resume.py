@@ -27,6 +27,19 @@ def ids(path: Path) -> list[int]:
         return [int(r["id"]) for r in csv.DictReader(f)]
 
 
+async def cut_off(venue: str, base: str, symbol: str, day: date, out: Path, page: int) -> None:
+    """A day's trades through ccxt that the fake cuts off for good: the run
+    fails with its one reason and leaves its partial file."""
+    from tradewind.exchanges.ccxt.history import CcxtHistory
+
+    first = CcxtHistory(venue, base, retries=1, backoff_s=0.01, page=page)
+    try:
+        with pytest.raises(HistoryError, match="cannot download from"):
+            await first.day("trades", symbol, day, out)
+    finally:
+        await first.close()
+
+
 async def test_okx_trades_resume_below_the_oldest_written_id(tmp_path: Path) -> None:
     if importlib.util.find_spec("ccxt") is None:
         skip_or_fail("ccxt is not installed (pip install 'tradewind[ccxt]')")
@@ -37,12 +50,7 @@ async def test_okx_trades_resume_below_the_oldest_written_id(tmp_path: Path) -> 
         base = f"http://{fake.host}:{fake.port}"
         hist = fake.okx_history
         hist.cut(10, after=4)  # instruments, then three pages of 10
-        first = CcxtHistory("okx", base, retries=1, backoff_s=0.01, page=10)
-        try:
-            with pytest.raises(HistoryError, match="cannot download from"):
-                await first.day("trades", "BTC/USDT", day, tmp_path)
-        finally:
-            await first.close()
+        await cut_off("okx", base, "BTC/USDT", day, tmp_path, page=10)
         partial = tmp_path / "okx-BTCUSDT-trades-2022-05-13.partial.csv"
         written = ids(partial)
         assert len(written) == 30 and written == sorted(written, reverse=True)
@@ -114,12 +122,7 @@ async def test_kraken_trades_resume_after_the_last_written_time(tmp_path: Path) 
         base = f"http://{fake.host}:{fake.port}"
         hist = fake.kraken_history
         hist.cut(10, after=4)  # Assets, AssetPairs, then two pages of 2
-        first = CcxtHistory("kraken", base, retries=1, backoff_s=0.01, page=2)
-        try:
-            with pytest.raises(HistoryError, match="cannot download from"):
-                await first.day("trades", "SC/EUR", day, tmp_path)
-        finally:
-            await first.close()
+        await cut_off("kraken", base, "SC/EUR", day, tmp_path, page=2)
         partial = tmp_path / "kraken-SCEUR-trades-2021-04-17.partial.csv"
         written = ids(partial)
         assert written == [1, 2, 3]  # the second page from the first's last millisecond
