@@ -15,7 +15,7 @@ from tests.bus_contract import trade
 from tradewind.events import Trade
 from tradewind.exchanges.instruments import load_instruments
 from tradewind.risk.marks import Marks, price_or_none
-from tradewind.services.risk import _fold_trades, _one_symbol_trades
+from tradewind.services.risk import _fold_trades, _one_symbol, _trades_only
 
 KEY = ("binance", "XMRBTC")
 
@@ -111,7 +111,7 @@ def test_a_batch_of_one_symbols_trades_folds_as_the_loop_folds_it(
         msgspec.structs.replace(trade(i), ts_event=ts, price=float(px))
         for i, (ts, px) in enumerate(stamps)
     ]
-    assert _one_symbol_trades(trades)
+    assert _trades_only(trades) and _one_symbol(trades)
     assert _fold_trades(trades) == _fold_by_loop(trades)
     other = msgspec.structs.replace(trades[0], symbol="ETHUSDT")
-    assert not _one_symbol_trades([*trades, other])
+    assert _trades_only([*trades, other]) and not _one_symbol([*trades, other])

@@ -203,9 +203,10 @@ class _Walker:
             c.times.append(ts)
             c.equity.append(v)
 
-    def rate(self, exchange: str, symbol: str, price: Decimal) -> None:
-        if self.pf.is_inverse(exchange, symbol):
-            self.curve.rates[self.pf.currency_of(exchange, symbol)] = price
+    def rate(self, key: tuple[str, str], price: Decimal) -> None:
+        coin = self.coin(key)
+        if coin is not None:
+            self.curve.rates[coin] = price
 
     def coin(self, key: tuple[str, str]) -> str | None:
         """The registry's answer, asked once per symbol: it cannot change
@@ -251,7 +252,7 @@ class _Walker:
         qty0, fees0 = before.qty, before.fees
         was_exposed = bool(self.open)
         if self.pf.currency_of(*key) not in self.curve.rates:
-            self.rate(*key, f.price)
+            self.rate(key, f.price)
         p = self.pf.apply(f)
         self.curve.fills += 1
         self._trips(key, f, p, qty0, fees0)

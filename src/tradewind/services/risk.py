@@ -83,9 +83,9 @@ def _one_symbol(market: list[Any]) -> bool:
     return len(set(map(_EXCHANGE, market))) == 1 and len(set(map(_SYMBOL, market))) == 1
 
 
-def _one_symbol_trades(market: list[Any]) -> bool:
-    """A replay's usual batch: trades only, of one symbol."""
-    return set(map(type, market)) == {Trade} and _one_symbol(market)
+def _trades_only(market: list[Any]) -> bool:
+    """With ``_one_symbol``, a replay's usual batch: trades only."""
+    return set(map(type, market)) == {Trade}
 
 
 def _fold_trades(trades: list[Trade]) -> list[Any]:
@@ -192,12 +192,13 @@ class RiskService(Service):
         replies: list[ControlReply] = []
         results: list[tuple[str, str]] = []
         market = [e for e in map(_EVENT, msgs) if type(e) in _MARKET_EVENTS]
-        self._mark_fresh(market)
+        one_symbol = bool(market) and _one_symbol(market)
+        self._mark_fresh(market, one_symbol)
         # Consecutive market events are folded per symbol into their newest
         # time and last price: every decision still sees current marks, and
         # the account is revalued once per run of ticks instead of per tick.
         latest: dict[tuple[str, str], list[Any]] = {}
-        if len(market) == len(msgs) and _one_symbol_trades(market):
+        if one_symbol and len(market) == len(msgs) and _trades_only(market):
             latest[(market[0].exchange, market[0].symbol)] = _fold_trades(market)
             msgs_left: list[Message] = []
         else:
@@ -286,14 +287,15 @@ class RiskService(Service):
         state[MARKET_STATE_KEY] = json.dumps(market).encode()
         return snapshot, state
 
-    def _mark_fresh(self, market: list[Any]) -> None:
+    def _mark_fresh(self, market: list[Any], one_symbol: bool) -> None:
         """Every symbol with market data in the batch is fresh as of its newest
         event (``Marks.seen`` keeps the newest), before any signal in the batch
-        is decided. A batch is nearly always one symbol: one call then."""
+        is decided. A batch is nearly always one symbol (``one_symbol``, asked
+        once by the caller, who folds on it too): one call then."""
         if not market:
             return
         seen = self.engine.marks.seen
-        if _one_symbol(market):
+        if one_symbol:
             seen((market[0].exchange, market[0].symbol), max(map(_TS, market)))
             return
         for e in market:
