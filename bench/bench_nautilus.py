@@ -63,12 +63,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _ticks import MARKET_DATA
+from bench_parse import batched
 from bench_pipeline import machine
 from bench_redis_pipeline import tape_events, write_tape
 from tradewind.backtest import BacktestSpec, run_backtest
-from tradewind.config import BusSettings
 from tradewind.events import BookDelta
-from tradewind.exchanges.formats import PARSERS, BatchParser, detect_format
+from tradewind.exchanges.formats import PARSERS, detect_format
 from tradewind.exchanges.replay import ReplaySource
 
 HERE = Path(__file__).resolve().parent
@@ -251,18 +251,12 @@ def parse_seconds(tape: Path, fmt: str | None = None, rounds: int = 3) -> float:
     backtest uses, by chunks of the bus batch as the replay reads: Tradewind's
     counterpart of NautilusTrader's untimed loading. Best of ``rounds``."""
     factory = PARSERS[fmt or detect_format(tape)]
-    chunk = BusSettings().batch_size
     best = float("inf")
     for _ in range(rounds):
         t0 = time.perf_counter()
-        lines = tape.read_bytes().splitlines()
-        parser = factory()
-        if isinstance(parser, BatchParser):
-            for i in range(0, len(lines), chunk):
-                parser.parse_many(lines[i : i + chunk], 0, lambda _e: None)
-        else:
-            for line in lines:
-                parser.parse(line, 0)
+        run = batched(tape.read_bytes().splitlines(), factory)
+        assert run is not None, "a backtest's trade and depth formats parse by chunks"
+        run()
         best = min(best, time.perf_counter() - t0)
     return best
 

@@ -97,7 +97,7 @@ class _Frame(msgspec.Struct):
     data: _Trade
 
 
-def _batched(lines: list[bytes], factory: Callable[[], Parser]) -> Callable[[], int] | None:
+def batched(lines: list[bytes], factory: Callable[[], Parser]) -> Callable[[], int] | None:
     """``parse_many`` over the file by chunks, or None for a per-line format."""
     if not isinstance(factory(), BatchParser):
         return None
@@ -141,8 +141,8 @@ def main() -> None:
                     parse(line, 0)
             return len(lines)
 
-        batched = _batched(lines, factory)
-        batch = f"{_rate(batched, args.seconds):12,.0f}" if batched else f"{'-':>12}"
+        by_chunks = batched(lines, factory)
+        batch = f"{_rate(by_chunks, args.seconds):12,.0f}" if by_chunks else f"{'-':>12}"
         print(f"{path.name:50} {fmt:22} {len(lines):6} {_rate(run, args.seconds):12,.0f} {batch}")
 
     trades = _lines(DATA / "binance_spot_btcusdt_trades_20240808.jsonl")
@@ -172,7 +172,7 @@ def main() -> None:
             ]
         return len(trades)
 
-    ours = _batched(trades, PARSERS["binance"])
+    ours = batched(trades, PARSERS["binance"])
     assert ours is not None
     bare_rate = our_rate = frame_rate = floor_rate = 0.0
     for _ in range(max(1, args.rounds)):

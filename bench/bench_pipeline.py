@@ -50,7 +50,6 @@ from tradewind.runtime.embedded import Pipeline, percentile
 from tradewind.runtime.loop import run_async
 from tradewind.storage.rows import group_rows
 from tradewind.storage.sqlite import SqliteStore
-from tradewind.storage.sqlite import _insert as sqlite_insert
 
 TARGET_TPS = 150_000
 TARGET_RATIO = 0.65
@@ -103,17 +102,13 @@ def sqlite_insert_cpu(tape: TickTape, db: Path, batch: int = 1024) -> float:
     built before the clock starts."""
     store = SqliteStore(db)
     store._open()
-    conn = store._conn
-    assert conn is not None
     batches = [group_rows(tape.stamp(tb)) for tb in tape.template_batches(batch)]
     c0 = time.process_time()
     for grouped in batches:
-        conn.execute("BEGIN")
-        for table, rows in grouped.items():
-            sqlite_insert(conn, table, rows)
-        conn.execute("COMMIT")
+        store._write(grouped)
     cpu = time.process_time() - c0
-    conn.close()
+    assert store._conn is not None
+    store._conn.close()
     return cpu
 
 
